@@ -1,0 +1,17 @@
+"""The ``mlflow-sagemaker-ops`` command: one subcommand per capability."""
+
+from __future__ import annotations
+
+import click
+
+from mlflow_plugins import __version__
+from mlflow_plugins.cli.sandbox import sandbox
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlflow-sagemaker-ops")
+def cli() -> None:
+    """Take MLflow models to production on AWS: SageMaker, multi-model endpoints and ECS."""
+
+
+cli.add_command(sandbox)

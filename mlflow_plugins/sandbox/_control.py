@@ -1,0 +1,107 @@
+"""The sandbox's control API for tests and demos, served under ``/_sandbox/`` beside AWS.
+
+=====================================  ==============================================================
+``GET    /_sandbox/health``            ``{"status": "ok", "time_scale": ...}``
+``POST   /_sandbox/reset``             wipe every AWS resource, stop simulated work, seed IAM again
+``GET    /_sandbox/faults``            pending faults and the ones that fired
+``POST   /_sandbox/faults``            ``{"operation", "kind": throttle|5xx|error, "count", "service",
+                                       "status", "code", "message"}``
+``DELETE /_sandbox/faults``            drop every pending fault
+``POST   /_sandbox/variant-health``    ``{"endpoint", "variant", "healthy": false}``: that variant's
+                                       containers fail (or pass again) their ping health check
+=====================================  ==============================================================
+
+Every error answers 400 with ``{"error": ...}`` naming the bad value, what is allowed, and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mlflow_plugins.sandbox._faults import KINDS, Fault
+from mlflow_plugins.sandbox._state import SandboxState
+
+PREFIX = "/_sandbox/"
+FAULT_KEYS = ("operation", "kind", "count", "service", "status", "code", "message")
+
+
+class ControlError(Exception):
+    pass
+
+
+class ControlApp:
+    def __init__(self, state: SandboxState, reset: Callable[[], None]) -> None:
+        self.state = state
+        self.reset = reset
+        self.routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
+            ("GET", "health"): lambda _: {"status": "ok", "time_scale": state.time_scale},
+            ("POST", "reset"): self._reset,
+            ("GET", "faults"): lambda _: {"pending": state.faults.pending(), "fired": list(state.faults.fired)},
+            ("POST", "faults"): self._add_fault,
+            ("DELETE", "faults"): self._clear_faults,
+            ("POST", "variant-health"): self._variant_health,
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method, name = environ["REQUEST_METHOD"], environ["PATH_INFO"][len(PREFIX):].strip("/")
+        route = self.routes.get((method, name))
+        if route is None:
+            known = ", ".join(f"{m} {PREFIX}{n}" for m, n in self.routes)
+            return _reply(start_response, 404, {"error": f"No control route {method} {PREFIX}{name}. Routes: {known}."})
+        try:
+            return _reply(start_response, 200, route(_body(environ)))
+        except ControlError as error:
+            return _reply(start_response, 400, {"error": str(error)})
+
+    def _reset(self, _: dict[str, Any]) -> dict[str, Any]:
+        self.reset()
+        return {"status": "reset"}
+
+    def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(body) - set(FAULT_KEYS))
+        if unknown:
+            raise ControlError(f"Unknown fault key(s) {unknown}. Allowed keys: {list(FAULT_KEYS)}.")
+        if not body.get("operation"):
+            raise ControlError("A fault needs 'operation', an AWS operation name such as CreateEndpoint.")
+        try:
+            self.state.faults.add(Fault(**body))
+        except (TypeError, ValueError) as error:
+            raise ControlError(f"{error}. Allowed kinds: {list(KINDS)}; count is a whole number >= 1.") from None
+        return {"pending": self.state.faults.pending()}
+
+    def _clear_faults(self, _: dict[str, Any]) -> dict[str, Any]:
+        self.state.faults.clear()
+        return {"pending": []}
+
+    def _variant_health(self, body: dict[str, Any]) -> dict[str, Any]:
+        missing = [k for k in ("endpoint", "variant", "healthy") if k not in body]
+        if missing or not isinstance(body.get("healthy"), bool):
+            raise ControlError(
+                f"variant-health needs endpoint (str), variant (str) and healthy (true|false); got {body!r}."
+            )
+        with self.state.lock:
+            self.state.switches.set(body["endpoint"], body["variant"], body["healthy"])
+        return {"endpoint": body["endpoint"], "variant": body["variant"], "healthy": body["healthy"]}
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ControlError(f"The body is not JSON ({error}). Send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ControlError(f"The body must be a JSON object, got {type(body).__name__}.")
+    return body
+
+
+def _reply(start_response: Callable[..., Any], status: int, payload: Any) -> list[bytes]:
+    data = json.dumps(payload, default=str).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]

@@ -1,0 +1,37 @@
+"""Install the sandbox's extensions into moto's backends and responses (once per process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
+
+from mlflow_plugins.sandbox import _ecs
+from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api
+from mlflow_plugins.sandbox.sagemaker._lineage import store_for
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    for handler in _hosting_api.HANDLERS + _lineage_api.HANDLERS:
+        setattr(SageMakerResponse, handler.__name__, handler)
+    _tag_lineage_entities()
+    _alarms.install()
+    _ecs.install()
+    _installed = True
+
+
+def _tag_lineage_entities() -> None:
+    """Let moto's AddTags/ListTags/DeleteTags find lineage entities by ARN."""
+    original = SageMakerModelBackend._get_resource_from_arn
+
+    def get_resource(self: SageMakerModelBackend, arn: str) -> Any:
+        entity = store_for(self).entities.get(arn)
+        return entity if entity is not None else original(self, arn)
+
+    SageMakerModelBackend._get_resource_from_arn = get_resource  # type: ignore[method-assign]

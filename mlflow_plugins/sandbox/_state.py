@@ -1,0 +1,64 @@
+"""The sandbox's process-wide state, shared by the patched moto handlers and the control API.
+
+moto's backends are module globals, so one process holds at most one sandbox; its extensions
+reach their state through :func:`current`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from mlflow_plugins.sandbox._clock import Scheduler
+from mlflow_plugins.sandbox._faults import FaultPlan
+from mlflow_plugins.sandbox.sagemaker._hosting import HealthSwitches, RecordingHost, VariantHost
+from mlflow_plugins.sandbox.sagemaker._rollout import Lifecycle, Timings
+
+
+@dataclass
+class SandboxState:
+    time_scale: float
+    timings: Timings = field(default_factory=Timings)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    switches: HealthSwitches = field(default_factory=HealthSwitches)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    host: VariantHost | None = None
+    scheduler: Scheduler | None = None
+    lifecycle: Lifecycle | None = None
+
+    def start(self) -> SandboxState:
+        from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
+
+        self.scheduler = Scheduler(self.lock, self.time_scale)
+        self.host = self.host or RecordingHost(self.switches)
+        self.lifecycle = Lifecycle(self.scheduler, self.host, self.timings, alarms_in_alarm)
+        return self
+
+    def clear(self) -> None:
+        """Forget every simulated operation in flight (reset)."""
+        with self.lock:
+            assert self.scheduler is not None and self.host is not None
+            self.scheduler.clear()
+            self.host.stop_all()
+            self.switches.clear()
+            self.faults.clear()
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.host is not None:
+            self.host.stop_all()
+
+
+_current: SandboxState | None = None
+
+
+def current() -> SandboxState:
+    if _current is None:
+        raise RuntimeError("the sandbox extensions are installed but no sandbox is running")
+    return _current
+
+
+def activate(state: SandboxState | None) -> None:
+    global _current
+    _current = state

@@ -1,0 +1,49 @@
+"""A client for the sandbox's control API (``/_sandbox/...``), for tests, demos and users' CI."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class SandboxControlError(RuntimeError):
+    pass
+
+
+class SandboxControl:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "health")
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def add_fault(self, operation: str, kind: str = "throttle", count: int = 1, **extra: Any) -> list[dict[str, Any]]:
+        """Make ``operation`` fail ``count`` times: kind ``throttle``, ``5xx`` or ``error``
+        (with ``code=``); ``service=``, ``status=`` and ``message=`` narrow or shape it."""
+        body = {"operation": operation, "kind": kind, "count": count, **extra}
+        return self._call("POST", "faults", body)["pending"]
+
+    def faults(self) -> dict[str, Any]:
+        return self._call("GET", "faults")
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def set_variant_health(self, endpoint: str, variant: str, healthy: bool) -> None:
+        self._call("POST", "variant-health", {"endpoint": endpoint, "variant": variant, "healthy": healthy})
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}/_sandbox/{route}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as reply:
+                return json.loads(reply.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            detail = json.loads(error.read() or b"{}").get("error", error.reason)
+            raise SandboxControlError(f"{method} /_sandbox/{route} failed ({error.code}): {detail}") from None

@@ -1,0 +1,1 @@
+"""The sandbox's SageMaker extensions: endpoint lifecycles and rollouts, lineage tracking."""

@@ -1,0 +1,79 @@
+"""The seam between the endpoint lifecycle and whatever runs a variant's container.
+
+The lifecycle asks a :class:`VariantHost` to launch a fleet when provisioning starts, to check
+it after the provisioning time has passed (the ping health check), and to stop it when the fleet
+is retired. :class:`RecordingHost` runs nothing: it records what would run and answers the
+health check from the control API's health switches. The serving-runtime host (one local
+process per variant) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet
+
+
+class VariantHost(Protocol):
+    def launch(self, endpoint: str, fleet: Fleet) -> None:
+        """Start the fleet's containers; must not block on them becoming healthy."""
+
+    def check(self, endpoint: str, fleet: Fleet) -> str | None:
+        """``None`` when every variant passes its health check, else the FailureReason."""
+
+    def stop(self, endpoint: str, fleet: Fleet) -> None:
+        """Stop the fleet's containers; stopping a fleet twice is harmless."""
+
+    def stop_all(self) -> None:
+        """Stop everything (reset, shutdown)."""
+
+
+class HealthSwitches:
+    """Which (endpoint, variant) containers the control API makes fail their health check."""
+
+    def __init__(self) -> None:
+        self._failing: set[tuple[str, str]] = set()
+
+    def set(self, endpoint: str, variant: str, healthy: bool) -> None:
+        key = (endpoint, variant)
+        if healthy:
+            self._failing.discard(key)
+        else:
+            self._failing.add(key)
+
+    def failing(self, endpoint: str, variant: str) -> bool:
+        return (endpoint, variant) in self._failing
+
+    def clear(self) -> None:
+        self._failing.clear()
+
+
+def health_failure(endpoint: str, variant: str) -> str:
+    """The FailureReason SageMaker gives when a container fails its ping health check."""
+    return (
+        f"The primary container for production variant {variant} did not pass the ping "
+        f"health check. Please check CloudWatch logs for this endpoint ({endpoint})."
+    )
+
+
+class RecordingHost:
+    """Runs no container: records running fleets and answers health from the switches."""
+
+    def __init__(self, switches: HealthSwitches) -> None:
+        self.switches = switches
+        self.running: dict[tuple[str, str], Fleet] = {}
+
+    def launch(self, endpoint: str, fleet: Fleet) -> None:
+        self.running[(endpoint, fleet.config_name)] = fleet
+
+    def check(self, endpoint: str, fleet: Fleet) -> str | None:
+        for variant in fleet.all_variants():
+            if self.switches.failing(endpoint, variant.name):
+                return health_failure(endpoint, variant.name)
+        return None
+
+    def stop(self, endpoint: str, fleet: Fleet) -> None:
+        self.running.pop((endpoint, fleet.config_name), None)
+
+    def stop_all(self) -> None:
+        self.running.clear()
