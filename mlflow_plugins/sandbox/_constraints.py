@@ -74,7 +74,8 @@ def _string(shape: Shape, value: str, path: str) -> list[str]:
     if shape.enum and value not in shape.enum:
         found.append(_fail(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"))
     pattern = shape.metadata.get("pattern")
-    if pattern and not _compiled(pattern).fullmatch(value):
+    compiled = _compiled(pattern) if pattern else None
+    if compiled is not None and not compiled.fullmatch(value):
         found.append(_fail(value, path, f"Member must satisfy regular expression pattern: {pattern}"))
     return found
 
@@ -92,6 +93,17 @@ def _fail(value: Any, path: str, rule: str) -> str:
     return f"Value '{value}' at '{path}' failed to satisfy constraint: {rule}"
 
 
+# AWS patterns use Java's Unicode classes; these are their nearest Python equivalents (\w also
+# admits digits and "_", so a check may accept a little more than AWS, never less).
+_UNICODE_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s", r"\p{M}": r"\w"}
+
+
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.DOTALL)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    """The pattern compiled for Python, or ``None`` when it cannot be (then it is not checked)."""
+    for java, python in _UNICODE_CLASSES.items():
+        pattern = pattern.replace(java, python)
+    try:
+        return re.compile(pattern, re.DOTALL)
+    except re.error:
+        return None

@@ -10,6 +10,7 @@ moto never starts a service's tasks, so the ``services_stable`` waiter (one depl
   deployment; the old one becomes ACTIVE and is drained when the new one completes.
 * ``deploymentConfiguration`` (circuit breaker, maximum and minimum healthy percent) is kept,
   with ECS's defaults when absent.
+* ``awsvpcConfiguration.securityGroups`` may be left out, as on ECS (moto requires it).
 
 Failing tasks and circuit-breaker rollback come with the ECS target (sandbox serving).
 """
@@ -80,9 +81,12 @@ def _start_deployment(service: Any) -> None:
     service._sandbox_process = Process(current().scheduler, _roll_out(service, deployment)).start()
 
 
+def _backend(response: EC2ContainerServiceResponse) -> Any:
+    return ecs_backends[response.current_account][response.region]
+
+
 def _service(response: EC2ContainerServiceResponse, name_or_arn: str, cluster: str) -> Any:
-    backend = ecs_backends[response.current_account][response.region]
-    return backend._get_service(cluster, name_or_arn.split("/")[-1])
+    return _backend(response)._get_service(cluster, name_or_arn.split("/")[-1])
 
 
 def install() -> None:
@@ -92,6 +96,10 @@ def install() -> None:
     original_create, original_update = cls.create_service, cls.update_service
 
     def create_service(self: EC2ContainerServiceResponse) -> Any:
+        # securityGroups is optional on ECS (the VPC's default group); moto requires it.
+        awsvpc = (self._get_param("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if awsvpc is not None:
+            awsvpc.setdefault("securityGroups", [])
         result = original_create(self)
         with current().lock:
             service = _service(self, self._get_param("serviceName"), self._get_param("cluster", "default"))
@@ -110,6 +118,8 @@ def install() -> None:
             running, task_definition = before.running_count, before.task_definition
             result = original_update(self)
             service = _service(self, self._get_param("service"), cluster)
+            # ECS reports the task definition's ARN; moto keeps the string it was given.
+            service.task_definition = _backend(self).describe_task_definition(service.task_definition).arn
             if self._get_param("deploymentConfiguration"):
                 service.deployment_configuration = copy.deepcopy(self._get_param("deploymentConfiguration"))
             service.running_count = running  # moto jumps straight to the new count

@@ -72,6 +72,14 @@ def create_endpoint_config(response: BaseResponse) -> ActionResult:
     return ActionResult({"EndpointConfigArn": config.endpoint_config_arn})
 
 
+def describe_endpoint_config(response: BaseResponse) -> ActionResult:
+    """moto's, without the empty DataCaptureConfig it reports when there is none (the output
+    shape makes its members required)."""
+    params = request(response, "DescribeEndpointConfig")
+    config = _config(backend_of(response), params["EndpointConfigName"])
+    return ActionResult({k: v for k, v in config.response_object.items() if v not in ({}, [])})
+
+
 def create_endpoint(response: BaseResponse) -> ActionResult:
     params = request(response, "CreateEndpoint")
     backend = backend_of(response)
@@ -212,6 +220,7 @@ def _create_endpoint_context(backend: Any, endpoint: SandboxEndpoint) -> None:
 HANDLERS = [
     create_model,
     create_endpoint_config,
+    describe_endpoint_config,
     create_endpoint,
     describe_endpoint,
     delete_endpoint,

@@ -1,0 +1,102 @@
+"""Shared fixtures: one AWS sandbox per test session, reset before every test that uses it.
+
+Every boto3 client made by the ``aws`` fixture validates each response against its
+operation's output shape (botocore's Stubber validator) and, for JSON protocols, rejects keys
+the shape does not have, so every sandbox test is also a shape test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import botocore.waiter
+import pytest
+from botocore.model import Shape
+from botocore.validate import validate_parameters
+
+from mlflow_plugins.sandbox import Sandbox
+
+TIME_SCALE = 0.002  # a 4-minute endpoint creation takes 0.48 s
+FAST = {"Delay": 0.05, "MaxAttempts": 600}
+
+
+class ShapeViolation(AssertionError):
+    pass
+
+
+def check_response(parsed: dict[str, Any], raw: bytes, model: Any) -> None:
+    """Fail when a response breaks its output shape (types, required members, unknown keys)."""
+    shape = model.output_shape
+    body = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+    if shape is None:
+        return
+    try:
+        validate_parameters(body, shape)
+    except Exception as error:  # botocore's ParamValidationError
+        raise ShapeViolation(f"{model.name}: {error}") from None
+    protocol = model.service_model.protocol
+    if protocol == "json" and raw:
+        unknown = unknown_keys(json.loads(raw), shape)
+        if unknown:
+            raise ShapeViolation(f"{model.name}: keys not in the output shape: {unknown}")
+
+
+def unknown_keys(value: Any, shape: Shape, path: str = "") -> list[str]:
+    if shape.type_name == "structure" and isinstance(value, dict):
+        found = [f"{path}.{k}" for k in value if k not in shape.members]
+        for key, item in value.items():
+            if key in shape.members:
+                found += unknown_keys(item, shape.members[key], f"{path}.{key}")
+        return found
+    if shape.type_name == "list" and isinstance(value, list):
+        return [k for i, item in enumerate(value) for k in unknown_keys(item, shape.member, f"{path}[{i}]")]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return [k for key, item in value.items() for k in unknown_keys(item, shape.value, f"{path}.{key}")]
+    return []
+
+
+def _validate_hook(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    # boto3 decodes IAM's policy documents into dicts before this hook runs; IAM is moto's own.
+    if http_response.status_code < 300 and model.service_model.service_name != "iam":
+        check_response(parsed, http_response.content, model)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    with Sandbox(port=0, time_scale=TIME_SCALE) as box:
+        yield box
+
+
+class Aws:
+    """boto3 clients pointed at the sandbox, each validating its responses."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.sandbox = box
+        self.session = boto3.Session(
+            aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name="us-east-1"
+        )
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._clients:
+            client = self.session.client(service, endpoint_url=self.sandbox.url)
+            client.meta.events.register("after-call", _validate_hook)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def wait(self, waiter: str, service: str = "sagemaker", **kwargs: Any) -> None:
+        self(service).get_waiter(waiter).wait(WaiterConfig=FAST, **kwargs)
+
+    def custom_waiter(self, name: str, config: dict[str, Any], service: str = "sagemaker") -> Any:
+        model = botocore.waiter.WaiterModel({"version": 2, "waiters": {name: config}})
+        return botocore.waiter.create_waiter_with_client(name, model, self(service))
+
+
+@pytest.fixture
+def aws(sandbox, monkeypatch):
+    sandbox.reset()
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    return Aws(sandbox)
