@@ -1,7 +1,8 @@
 """The one place where boto3 sessions and clients are made.
 
-Everything comes from standard boto3 configuration: region (``AWS_REGION``,
-``AWS_DEFAULT_REGION``, the profile), credentials and profile (``AWS_PROFILE``), the endpoint
+Everything comes from standard boto3 configuration: region (``AWS_REGION``, which botocore
+itself does not read but the other AWS SDKs and the CLI do, then ``AWS_DEFAULT_REGION`` and
+the profile), credentials and profile (``AWS_PROFILE``), the endpoint
 URL (``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``, read by botocore itself) and retries
 (``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``, or the profile). Only where the user configured no
 retry policy does the suite choose one: botocore's ``standard`` mode with more attempts than
@@ -13,6 +14,7 @@ made by one) as an argument.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +91,8 @@ class AwsClients:
 def make_clients(settings: AwsSettings | None = None) -> AwsClients:
     """An :class:`AwsClients` for ``settings``, assuming the role if one is given."""
     settings = settings or AwsSettings()
-    session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    region = settings.region or os.environ.get("AWS_REGION") or None
+    session = boto3.Session(profile_name=settings.profile, region_name=region)
     if settings.assume_role_arn:
         session = _assumed_role_session(session, settings)
     return AwsClients(session)

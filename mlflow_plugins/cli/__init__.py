@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlflow_plugins import __version__
+from mlflow_plugins.cli.demo import demo
 from mlflow_plugins.cli.sandbox import sandbox
 
 
@@ -14,4 +15,5 @@ def cli() -> None:
     """Take MLflow models to production on AWS: SageMaker, multi-model endpoints and ECS."""
 
 
+cli.add_command(demo)
 cli.add_command(sandbox)

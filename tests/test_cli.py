@@ -1,0 +1,54 @@
+"""The ``mlflow-sagemaker-ops`` console script, run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from mlflow_plugins.sandbox import SandboxControl
+
+CLI = shutil.which("mlflow-sagemaker-ops", path=os.path.dirname(sys.executable)) or "mlflow-sagemaker-ops"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sandbox", "--help"], ["demo", "--help"]])
+def test_every_command_has_help(args):
+    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: mlflow-sagemaker-ops" in result.stdout
+
+
+def test_sandbox_command_serves_aws_until_terminated():
+    process = subprocess.Popen([CLI, "sandbox", "--port", "0", "--time-scale", "0.001"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        url = re.search(r"listening on (http://\S+)", first).group(1)
+        assert SandboxControl(url).health()["status"] == "ok"
+        sts = boto3.client("sts", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="a", aws_secret_access_key="b")
+        assert sts.get_caller_identity()["Account"] == "123456789012"
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="a", aws_secret_access_key="b")
+        assert iam.get_role(RoleName="SageMakerExecutionRole")["Role"]["RoleName"] == "SageMakerExecutionRole"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "AWS sandbox stopped." in out
+
+
+def test_the_main_job_runs_end_to_end_on_embedded_defaults():
+    result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "create: endpoint demo is InService on demo-config-v1" in lines
+    assert "canary update to v2: InService on demo-config-v2" in lines
+    assert any(line.startswith("rollback: InService on demo-config-v2: Deployment rolled back") for line in lines)
+    assert lines[-1] == "Main job finished."
