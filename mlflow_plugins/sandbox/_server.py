@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import boto3
 from moto.core.base_backend import BackendDict
 from moto.core.model_instances import reset_model_data
+from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -97,12 +97,12 @@ class SandboxServer:
         _state.activate(None)
 
     def _seed(self) -> None:
-        iam = boto3.client(
-            "iam", endpoint_url=self.url, region_name="us-east-1",
-            aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
-        )
-        iam.create_role(
-            RoleName=EXECUTION_ROLE_NAME,
-            AssumeRolePolicyDocument=_TRUST_POLICY,
-            Description="Execution role seeded by the mlflow-sagemaker-ops sandbox",
+        iam_backends[ACCOUNT_ID]["global"].create_role(
+            role_name=EXECUTION_ROLE_NAME,
+            assume_role_policy_document=_TRUST_POLICY,
+            path="/",
+            permissions_boundary=None,
+            description="Execution role seeded by the mlflow-sagemaker-ops sandbox",
+            tags=[],
+            max_session_duration="3600",
         )
