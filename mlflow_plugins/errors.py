@@ -19,6 +19,17 @@ __all__ = [
     "ResourceConflict",
     "AwsCallFailed",
     "AwsThrottled",
+    "ServingError",
+    "BadRequest",
+    "ModelNotFound",
+    "ModelAlreadyLoaded",
+    "NotAcceptable",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "InsufficientMemory",
+    "ModelFailure",
+    "ModelNotReady",
+    "PredictionTimeout",
     "to_mlflow_exception",
 ]
 
@@ -102,6 +113,79 @@ _THROTTLING_CODES = frozenset(
         "SlowDown",
     }
 )
+
+
+class ServingError(OpsError):
+    """An error the serving runtime answers with; ``status`` is its HTTP status."""
+
+    status = 500
+    mlflow_code = "INTERNAL_ERROR"
+
+
+class BadRequest(ServingError):
+    fmt = "{detail}"
+    status = 400
+    mlflow_code = "BAD_REQUEST"
+
+    @classmethod
+    def from_mlflow(cls, error: Any, limit: int = 2000) -> BadRequest:
+        """MLflow's input error as a 400 that keeps MLflow's error code (as its server does)."""
+        converted = cls(detail=error.message[:limit])
+        converted.mlflow_code = error.error_code
+        return converted
+
+
+class ModelNotFound(ServingError):
+    fmt = "Model {name!r} is not loaded. Loaded models: {loaded}. Load it with POST /models first."
+    status = 404
+    mlflow_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class ModelAlreadyLoaded(ServingError):
+    fmt = "Model {name!r} is already loaded from {url}. Unload it with DELETE /models/{name} first."
+    status = 409
+    mlflow_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class NotAcceptable(ServingError):
+    fmt = "Accept {value!r} is not supported. Allowed: {allowed}. Send one of them, or */*."
+    status = 406
+    mlflow_code = "BAD_REQUEST"
+
+
+class PayloadTooLarge(ServingError):
+    fmt = "The request body is {size} bytes; the limit is {limit} bytes (SageMaker's {limit_mb:g} MB). Send fewer rows per request, or use an async endpoint."
+    status = 413
+    mlflow_code = "BAD_REQUEST"
+
+
+class UnsupportedMediaType(ServingError):
+    fmt = "Content-Type {value!r} is not supported. Allowed: {allowed}. Set Content-Type to one of them."
+    status = 415
+    mlflow_code = "BAD_REQUEST"
+
+
+class InsufficientMemory(ServingError):
+    fmt = "Model {name!r} needs {needed_mb:.1f} MB; the memory budget is {budget_mb:.1f} MB. Raise --memory-budget-mb or use a larger instance."
+    status = 507
+    mlflow_code = "RESOURCE_EXHAUSTED"
+
+
+class ModelFailure(ServingError):
+    fmt = "The model failed while predicting ({kind}). The server log has the details; check the model with the same input locally."
+    status = 500
+
+
+class ModelNotReady(ServingError):
+    fmt = "The model is {state}. {fix}"
+    status = 503
+    mlflow_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class PredictionTimeout(ServingError):
+    fmt = "The prediction took longer than {seconds:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT). Send fewer rows, or raise the timeout."
+    status = 504
+    mlflow_code = "DEADLINE_EXCEEDED"
 
 
 def from_client_error(error: Any, fix: str) -> AwsCallFailed:

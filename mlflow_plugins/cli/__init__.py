@@ -7,6 +7,7 @@ import click
 from mlflow_plugins import __version__
 from mlflow_plugins.cli.demo import demo
 from mlflow_plugins.cli.sandbox import sandbox
+from mlflow_plugins.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +18,4 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(sandbox)
+cli.add_command(serve)

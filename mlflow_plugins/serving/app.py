@@ -1,0 +1,77 @@
+"""The SageMaker single-model contract: ``GET /ping`` and ``POST /invocations``.
+
+``/ping`` answers 503 while the model loads, 200 once it is loaded, and 500 with the reason if it
+failed to load (SageMaker then marks the endpoint Failed with that reason).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+from mlflow_plugins.errors import ModelNotReady, ServingError
+from mlflow_plugins.serving.http import Request, Response
+from mlflow_plugins.serving.model import ServedModel, invoke
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: Exception) -> Response:
+    """The one place that turns an error into an HTTP response."""
+    if isinstance(error, ServingError):
+        status, code, message = error.status, error.mlflow_code, str(error)
+    else:
+        log.error("unexpected error", exc_info=error)
+        status, code, message = 500, "INTERNAL_ERROR", "Internal server error. The server log has the details."
+    return Response(status, json.dumps({"error_code": code, "message": message}).encode())
+
+
+def not_found(request: Request, routes: str) -> Response:
+    body = {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route {request.method} {request.path}. Routes: {routes}."}
+    return Response(404, json.dumps(body).encode())
+
+
+class SingleModelApp:
+    """Loads the model in the background so ``/ping`` can answer while it loads."""
+
+    ROUTES = "GET /ping, POST /invocations"
+
+    def __init__(self, load: Callable[[], ServedModel], timeout: float | None) -> None:
+        self.timeout = timeout
+        self.model: ServedModel | None = None
+        self.load_error: str | None = None
+        self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self, load: Callable[[], ServedModel]) -> None:
+        try:
+            self.model = load()
+        except Exception as error:
+            log.exception("the model failed to load")
+            self.load_error = f"{type(error).__name__}: {error}"
+
+    def __call__(self, request: Request) -> Response:
+        try:
+            if request.path == "/ping" and request.method == "GET":
+                self._ready()
+                return Response(200, b'{"status": "healthy"}')
+            if request.path == "/invocations" and request.method == "POST":
+                return invoke(self._ready(), request, self.timeout)
+            return not_found(request, self.ROUTES)
+        except Exception as error:
+            return error_response(error)
+
+    def _ready(self) -> ServedModel:
+        if self.model is not None:
+            return self.model
+        if self.load_error is not None:
+            raise _LoadFailed(state=f"not loaded: it failed to load ({self.load_error})",
+                              fix="Fix the model artifact and restart the server.")
+        raise ModelNotReady(state="still loading", fix="Retry after /ping answers 200.")
+
+
+class _LoadFailed(ModelNotReady):
+    status = 500
+    mlflow_code = "INTERNAL_ERROR"

@@ -1,0 +1,155 @@
+"""Models to serve, and servers (ours and ``mlflow models serve``) as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+
+
+def delivery_frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "distance_km": rng.uniform(1, 300, n),
+        "stops": rng.integers(1, 10, n).astype("int64"),
+        "weather": rng.choice(["clear", "rain", "snow"], n),
+    })
+    label = ((frame.distance_km / 100 + frame.stops / 5 + (frame.weather == "snow") * 1.5
+              + rng.normal(0, 0.5, n)) > 3).astype(int)
+    return frame, label
+
+
+def save_sklearn_model(path: Path, seed: int = 0) -> Path:
+    """A scikit-learn pipeline (scaling, one-hot, logistic regression) with a signature."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame, label = delivery_frame(seed=seed)
+    pipe = Pipeline([
+        ("prep", ColumnTransformer([("num", StandardScaler(), ["distance_km", "stops"]),
+                                    ("cat", OneHotEncoder(handle_unknown="ignore"), ["weather"])])),
+        ("clf", LogisticRegression()),
+    ]).fit(frame, label)
+    mlflow.sklearn.save_model(pipe, str(path), signature=infer_signature(frame, pipe.predict(frame)),
+                              input_example=frame.head(3))
+    return path
+
+
+def save_pyfunc_model(path: Path, cls_name: str) -> Path:
+    import importlib
+
+    import mlflow.pyfunc
+
+    # Import the module under the top-level name that code_paths gives it in the server, so the
+    # pickled class refers to "pyfunc_models", not "tests.serving.pyfunc_models".
+    sys.path.insert(0, str(HERE))
+    try:
+        pyfunc_models = importlib.import_module("pyfunc_models")
+    finally:
+        sys.path.remove(str(HERE))
+    model = getattr(pyfunc_models, cls_name)()
+    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")])
+    return path
+
+
+@pytest.fixture(scope="session")
+def sklearn_model(tmp_path_factory) -> Path:
+    return save_sklearn_model(tmp_path_factory.mktemp("models") / "delivery")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ready_session(statuses: tuple[int, ...] = (502, 503)) -> requests.Session:
+    """A session that retries refused connections and the given statuses with backoff."""
+    session = requests.Session()
+    retry = Retry(total=80, connect=80, status=80, backoff_factor=0.05, backoff_max=0.5,
+                  status_forcelist=statuses, allowed_methods=None, raise_on_status=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+class Server:
+    """A server subprocess on a port; ``stop()`` terminates it and reaps it."""
+
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(args, env={**os.environ, **(env or {})},
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+
+    def wait_ready(self, path: str = "/ping", expect: int = 200) -> requests.Response:
+        reply = ready_session().get(self.url + path, timeout=5)
+        if reply.status_code != expect:
+            self.stop()
+            raise AssertionError(f"{self.url}{path} answered {reply.status_code}: {reply.text}\n{self.output()}")
+        return reply
+
+    def output(self) -> str:
+        if self.process.poll() is None:
+            return "(running)"
+        return self.process.stdout.read() if self.process.stdout else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=20)
+
+
+def start_runtime(*args: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    command = [str(BIN / "mlflow-sagemaker-ops"), "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    return Server(command, port, env)
+
+
+def start_mlflow_serve(model: Path, workers: int = 1) -> Server:
+    port = free_port()
+    command = [str(BIN / "mlflow"), "models", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port),
+               "--env-manager", "local", "--workers", str(workers)]
+    return Server(command, port, {"PATH": f"{BIN}:{os.environ['PATH']}"})
+
+
+@pytest.fixture(scope="session")
+def runtime(sklearn_model):
+    server = start_runtime("--model-dir", str(sklearn_model), "--workers", "1")
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(sklearn_model):
+    server = start_mlflow_serve(sklearn_model)
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def served_by(pattern: str, text: str) -> int:
+    return int(re.search(pattern, text).group(1))
