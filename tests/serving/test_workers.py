@@ -1,0 +1,92 @@
+"""Several workers: connections spread across them, and nothing is left running after a stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.serving.conftest import start_runtime
+
+ONE = json.dumps({"dataframe_records": [{"distance_km": 12.5, "stops": 3, "weather": "rain"}]})
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def exits_within(pid: int, seconds: float) -> bool:
+    """Wait for ``pid`` (any process, not only a child) to exit, on its pidfd: no polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], seconds)[0])
+    finally:
+        os.close(fd)
+
+
+def eventually(check, seconds: float = 10.0) -> bool:
+    """Re-check an external process table until ``check()`` holds or time runs out."""
+    tick = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return True
+        tick.wait(0.05)
+    return check()
+
+
+def test_two_workers_serve_and_stop_together(sklearn_model):
+    server = start_runtime("--model-dir", str(sklearn_model), "--workers", "2")
+    try:
+        server.wait_ready()
+        workers = children(server.process.pid)
+        assert len(workers) == 2
+
+        def call(_):
+            with requests.Session() as session:
+                return [session.post(server.url + "/invocations", data=ONE,
+                                     headers={"Content-Type": "application/json"}, timeout=30).status_code
+                        for _ in range(10)]
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [s for batch in pool.map(call, range(8)) for s in batch]
+        assert statuses == [200] * 80
+    finally:
+        server.stop()
+    assert all(exits_within(pid, 10) for pid in workers)
+
+
+def test_workers_die_with_a_killed_parent(sklearn_model):
+    server = start_runtime("--model-dir", str(sklearn_model), "--workers", "2")
+    server.wait_ready()
+    workers = children(server.process.pid)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+    for pid in workers:
+        assert exits_within(pid, 10), f"worker {pid} outlived its parent"
+
+
+def test_a_crashed_worker_is_replaced(sklearn_model):
+    server = start_runtime("--model-dir", str(sklearn_model), "--workers", "2")
+    try:
+        server.wait_ready()
+        first = children(server.process.pid)
+        os.kill(first[0], signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = children(server.process.pid)
+            return len(now) == 2 and first[0] not in now
+
+        assert eventually(replaced)
+        server.wait_ready()
+    finally:
+        server.stop()
