@@ -28,6 +28,7 @@ __all__ = [
     "UnsupportedMediaType",
     "InsufficientMemory",
     "ModelFailure",
+    "ModelLoadFailed",
     "ModelNotReady",
     "PredictionTimeout",
     "to_mlflow_exception",
@@ -169,6 +170,11 @@ class InsufficientMemory(ServingError):
     fmt = "Model {name!r} needs {needed_mb:.1f} MB; the memory budget is {budget_mb:.1f} MB. Raise --memory-budget-mb or use a larger instance."
     status = 507
     mlflow_code = "RESOURCE_EXHAUSTED"
+
+
+class ModelLoadFailed(ServingError):
+    fmt = "Model {name!r} failed to load from {url}: {reason}. Check that the URL holds an MLflow model (an MLmodel file) built for this runtime."
+    status = 500
 
 
 class ModelFailure(ServingError):

@@ -94,6 +94,6 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         model_dir=options.get("model_dir") or DEFAULT_MODEL_DIR,
         model_uri=options.get("model_uri"),
         max_models=_number("--max-models", options.get("max_models") or 100, int, 1),
-        memory_budget_mb=None if budget is None else _number("--memory-budget-mb", budget, float, 1),
+        memory_budget_mb=None if budget is None else _number("--memory-budget-mb", budget, float, 0.001),
         cache_dir=options.get("cache_dir"),
     )

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -101,16 +102,40 @@ class Server:
                                         start_new_session=True)
 
     def wait_ready(self, path: str = "/ping", expect: int = 200) -> requests.Response:
+        self._wait_announced()
         reply = ready_session().get(self.url + path, timeout=5)
         if reply.status_code != expect:
             self.stop()
             raise AssertionError(f"{self.url}{path} answered {reply.status_code}: {reply.text}\n{self.output()}")
         return reply
 
+    def _wait_announced(self) -> None:
+        """Read the output until the server says it listens; a server that dies fails at once."""
+        if getattr(self, "_seen", None) is not None:
+            return
+        self._seen: list[str] = []
+        for line in self.process.stdout:
+            self._seen.append(line)
+            if "Serving on" in line or "Listening at" in line or "Uvicorn running" in line:
+                # Keep draining, so a chatty server never blocks on a full pipe.
+                self._drainer = threading.Thread(target=self._drain, daemon=True)
+                self._drainer.start()
+                return
+        self.process.wait(timeout=30)
+        raise AssertionError(f"the server exited with {self.process.returncode}:\n{''.join(self._seen)}")
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self._seen.append(line)
+
     def output(self) -> str:
-        if self.process.poll() is None:
-            return "(running)"
-        return self.process.stdout.read() if self.process.stdout else ""
+        """Everything the server printed (complete once it has exited)."""
+        if getattr(self, "_seen", None) is None:
+            return self.process.stdout.read() if self.process.poll() is not None else "(running)"
+        drainer = getattr(self, "_drainer", None)
+        if drainer is not None and self.process.poll() is not None:
+            drainer.join(timeout=10)  # the pipe closes when the server exits
+        return "".join(self._seen)
 
     def stop(self) -> None:
         if self.process.poll() is None:
