@@ -116,7 +116,7 @@ class Server:
         self._seen: list[str] = []
         for line in self.process.stdout:
             self._seen.append(line)
-            if "Serving on" in line or "Listening at" in line or "Uvicorn running" in line:
+            if line.startswith("Serving on http") or "Uvicorn running on" in line:
                 # Keep draining, so a chatty server never blocks on a full pipe.
                 self._drainer = threading.Thread(target=self._drain, daemon=True)
                 self._drainer.start()
