@@ -20,6 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mlflow_plugins", "mlflow_plugins.*", "registry_hooks", "registry_hooks.*"]),
+    package_data={"mlflow_plugins.serving": ["docker/Dockerfile"]},
     install_requires=[
         "mlflow>=3.17,<3.19",
         "boto3>=1.34",
@@ -28,6 +29,9 @@ setup(
         # releases, so the version is pinned exactly.
         "moto[server]==5.2.5",
         "pyyaml>=6",
+        # The serving runtime's HTTP server (see mlflow_plugins/serving/http.py).
+        "httptools>=0.6",
+        "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3"],

@@ -17,7 +17,7 @@ from mlflow_plugins.sandbox import SandboxControl
 CLI = shutil.which("mlflow-sagemaker-ops", path=os.path.dirname(sys.executable)) or "mlflow-sagemaker-ops"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["sandbox", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["sandbox", "--help"], ["demo", "--help"], ["serve", "--help"], ["build-image", "--help"]])
 def test_every_command_has_help(args):
     result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlflow_plugins import __version__
+from mlflow_plugins.cli.build_image import build_image
 from mlflow_plugins.cli.demo import demo
 from mlflow_plugins.cli.sandbox import sandbox
 from mlflow_plugins.cli.serve import serve
@@ -16,6 +17,7 @@ def cli() -> None:
     """Take MLflow models to production on AWS: SageMaker, multi-model endpoints and ECS."""
 
 
+cli.add_command(build_image)
 cli.add_command(demo)
 cli.add_command(sandbox)
 cli.add_command(serve)
