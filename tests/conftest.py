@@ -26,7 +26,7 @@ class ShapeViolation(AssertionError):
     pass
 
 
-def check_response(parsed: dict[str, Any], raw: bytes, model: Any) -> None:
+def check_response(parsed: dict[str, Any], raw: bytes | None, model: Any) -> None:
     """Fail when a response breaks its output shape (types, required members, unknown keys)."""
     shape = model.output_shape
     body = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
@@ -59,8 +59,12 @@ def unknown_keys(value: Any, shape: Shape, path: str = "") -> list[str]:
 
 def _validate_hook(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
     # boto3 decodes IAM's policy documents into dicts before this hook runs; IAM is moto's own.
-    if http_response.status_code < 300 and model.service_model.service_name != "iam":
-        check_response(parsed, http_response.content, model)
+    if http_response.status_code >= 300 or model.service_model.service_name == "iam":
+        return
+    # Only the JSON protocol's raw body is read (for unknown keys): reading a streaming body
+    # (InvokeEndpoint's Body) here would leave nothing for the caller.
+    raw = http_response.content if model.service_model.protocol == "json" else None
+    check_response(parsed, raw, model)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from mlflow_plugins.sandbox import _ecs
-from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api
+from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api, _runtime_api
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 
 _installed = False
@@ -23,6 +23,7 @@ def install() -> None:
     _tag_lineage_entities()
     _alarms.install()
     _ecs.install()
+    _runtime_api.install()
     _installed = True
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from mlflow_plugins.sandbox._clock import Scheduler
 from mlflow_plugins.sandbox._faults import FaultPlan
-from mlflow_plugins.sandbox.sagemaker._hosting import HealthSwitches, RecordingHost, VariantHost
+from mlflow_plugins.sandbox.sagemaker._hosting import HealthSwitches, VariantHost
 from mlflow_plugins.sandbox.sagemaker._rollout import Lifecycle, Timings
 
 
@@ -28,9 +28,10 @@ class SandboxState:
 
     def start(self) -> SandboxState:
         from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
+        from mlflow_plugins.sandbox.sagemaker._serving_host import ServingHost
 
         self.scheduler = Scheduler(self.lock, self.time_scale)
-        self.host = self.host or RecordingHost(self.switches)
+        self.host = self.host or ServingHost(self.switches)
         self.lifecycle = Lifecycle(self.scheduler, self.host, self.timings, alarms_in_alarm)
         return self
 

@@ -20,7 +20,7 @@ class Hosting:
         self.sm.create_model(
             ModelName=name,
             ExecutionRoleArn=EXECUTION_ROLE_ARN,
-            PrimaryContainer={"Image": image, "ModelDataUrl": f"s3://models/{name}/model.tar.gz"},
+            PrimaryContainer={"Image": image},
         )
         return name
 

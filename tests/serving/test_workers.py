@@ -4,44 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
-import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from tests.processes import children, eventually, exits_within
 from tests.serving.conftest import start_runtime
 
 ONE = json.dumps({"dataframe_records": [{"distance_km": 12.5, "stops": 3, "weather": "rain"}]})
-
-
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
-
-
-def exits_within(pid: int, seconds: float) -> bool:
-    """Wait for ``pid`` (any process, not only a child) to exit, on its pidfd: no polling."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], seconds)[0])
-    finally:
-        os.close(fd)
-
-
-def eventually(check, seconds: float = 10.0) -> bool:
-    """Re-check an external process table until ``check()`` holds or time runs out."""
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return True
-        tick.wait(0.05)
-    return check()
 
 
 def test_two_workers_serve_and_stop_together(sklearn_model):

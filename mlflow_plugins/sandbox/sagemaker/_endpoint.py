@@ -38,18 +38,20 @@ class Variant:
     current_weight: float = 0.0
     current_count: int = 0
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    container: dict[str, Any] = field(default_factory=dict)  # the model's primary container
 
     @classmethod
-    def from_config(cls, spec: dict[str, Any], image: str | None) -> Variant:
+    def from_config(cls, spec: dict[str, Any], container: dict[str, Any]) -> Variant:
         serverless = spec.get("ServerlessConfig")
         return cls(
             name=spec["VariantName"],
             model_name=spec.get("ModelName", ""),
-            image=image,
+            image=container.get("Image"),
             instance_type=spec.get("InstanceType"),
             serverless=copy.deepcopy(serverless) if serverless else None,
             desired_weight=float(spec.get("InitialVariantWeight", 1.0)),
             desired_count=0 if serverless else int(spec.get("InitialInstanceCount", 1)),
+            container=copy.deepcopy(container),
         )
 
     def set_status(self, status: str | None, message: str = "") -> None:
@@ -103,6 +105,7 @@ class Fleet:
     data_capture: dict[str, Any] | None
     async_config: dict[str, Any] | None
     traffic_share: float = 0.0
+    account: str = "123456789012"
 
     def all_variants(self) -> list[Variant]:
         return self.variants + self.shadow_variants

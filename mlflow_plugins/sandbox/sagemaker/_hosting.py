@@ -2,9 +2,8 @@
 
 The lifecycle asks a :class:`VariantHost` to launch a fleet when provisioning starts, to check
 it after the provisioning time has passed (the ping health check), and to stop it when the fleet
-is retired. :class:`RecordingHost` runs nothing: it records what would run and answers the
-health check from the control API's health switches. The serving-runtime host (one local
-process per variant) implements the same protocol.
+is retired. :class:`~._serving_host.ServingHost` implements it with one serving-runtime process per
+variant.
 """
 
 from __future__ import annotations
@@ -13,13 +12,16 @@ from typing import Protocol
 
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet
 
+PENDING = "pending"  # check(): the containers have not answered their health check yet
+
 
 class VariantHost(Protocol):
     def launch(self, endpoint: str, fleet: Fleet) -> None:
         """Start the fleet's containers; must not block on them becoming healthy."""
 
     def check(self, endpoint: str, fleet: Fleet) -> str | None:
-        """``None`` when every variant passes its health check, else the FailureReason."""
+        """``None`` when every variant passes its health check, :data:`PENDING` while they
+        start, else the FailureReason. Must answer quickly (it runs under the sandbox lock)."""
 
     def stop(self, endpoint: str, fleet: Fleet) -> None:
         """Stop the fleet's containers; stopping a fleet twice is harmless."""
@@ -54,26 +56,3 @@ def health_failure(endpoint: str, variant: str) -> str:
         f"The primary container for production variant {variant} did not pass the ping "
         f"health check. Please check CloudWatch logs for this endpoint ({endpoint})."
     )
-
-
-class RecordingHost:
-    """Runs no container: records running fleets and answers health from the switches."""
-
-    def __init__(self, switches: HealthSwitches) -> None:
-        self.switches = switches
-        self.running: dict[tuple[str, str], Fleet] = {}
-
-    def launch(self, endpoint: str, fleet: Fleet) -> None:
-        self.running[(endpoint, fleet.config_name)] = fleet
-
-    def check(self, endpoint: str, fleet: Fleet) -> str | None:
-        for variant in fleet.all_variants():
-            if self.switches.failing(endpoint, variant.name):
-                return health_failure(endpoint, variant.name)
-        return None
-
-    def stop(self, endpoint: str, fleet: Fleet) -> None:
-        self.running.pop((endpoint, fleet.config_name), None)
-
-    def stop_all(self) -> None:
-        self.running.clear()

@@ -28,7 +28,7 @@ from typing import Any
 
 from mlflow_plugins.sandbox._clock import Process, Scheduler, Wait
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, utcnow
-from mlflow_plugins.sandbox.sagemaker._hosting import VariantHost
+from mlflow_plugins.sandbox.sagemaker._hosting import PENDING, VariantHost
 
 Body = Generator[Wait, None, None]
 
@@ -100,6 +100,13 @@ class Lifecycle:
             guard.process = endpoint.process
         return endpoint.process
 
+    def healthy(self, endpoint: SandboxEndpoint, fleet: Fleet) -> Generator[Wait, None, str | None]:
+        """Ping the fleet's containers until they answer, as SageMaker does; the FailureReason
+        or ``None``. Pings are at least 50 ms of real time apart, whatever the time scale."""
+        while (status := self.host.check(endpoint.endpoint_name, fleet)) == PENDING:
+            yield Wait(max(5.0, 0.05 / max(self.scheduler.time_scale, 1e-9)), "ping")
+        return status
+
     def bake(self, guard: Guard | None, seconds: float) -> Body:
         """Wait ``seconds`` while the guard's alarms are watched (an alarm already in ALARM
         trips at once)."""
@@ -117,7 +124,7 @@ def create_body(life: Lifecycle, ep: SandboxEndpoint, fleet: Fleet) -> Body:
     fleet.set_status("Creating")
     life.host.launch(ep.endpoint_name, fleet)
     yield Wait(life.timings.create, "create")
-    failure = life.host.check(ep.endpoint_name, fleet)
+    failure = yield from life.healthy(ep, fleet)
     if failure:
         life.host.stop(ep.endpoint_name, fleet)
         fleet.set_status(None)
@@ -163,7 +170,7 @@ def rolling_body(
             step = min(batch, new_variant.desired_count - new_variant.current_count)
             new.set_status("Creating", f"Provisioning a batch of {step} instance(s)")
             yield Wait(life.timings.provision, "provision")
-            _require_healthy(life, ep, new)
+            yield from _require_healthy(life, ep, new)
             new_variant.current_count += step
             old_variant.current_count = max(old_variant.current_count - step, 0)
             _shift(old, new, new_variant.current_count / new_variant.desired_count)
@@ -224,13 +231,13 @@ def _provision(life: Lifecycle, ep: SandboxEndpoint, new: Fleet, guard: Guard | 
     new.set_status("Creating")
     life.host.launch(ep.endpoint_name, new)
     yield Wait(life.timings.provision, "provision")
-    _require_healthy(life, ep, new)
+    yield from _require_healthy(life, ep, new)
     for variant in new.all_variants():
         variant.current_count = variant.desired_count
 
 
-def _require_healthy(life: Lifecycle, ep: SandboxEndpoint, fleet: Fleet) -> None:
-    failure = life.host.check(ep.endpoint_name, fleet)
+def _require_healthy(life: Lifecycle, ep: SandboxEndpoint, fleet: Fleet) -> Body:
+    failure = yield from life.healthy(ep, fleet)
     if failure:
         raise HealthCheckFailed(f"Deployment rolled back: {failure}")
 

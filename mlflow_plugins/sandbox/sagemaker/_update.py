@@ -45,7 +45,7 @@ class UpdatePlan:
 
 def fleet_from_config(backend: SageMakerModelBackend, config: Any) -> Fleet:
     def variants(specs: list[dict[str, Any]]) -> list[Variant]:
-        return [Variant.from_config(spec, _image(backend, spec.get("ModelName"))) for spec in specs]
+        return [Variant.from_config(spec, _container(backend, spec.get("ModelName"))) for spec in specs]
 
     return Fleet(
         config_name=config.endpoint_config_name,
@@ -53,15 +53,15 @@ def fleet_from_config(backend: SageMakerModelBackend, config: Any) -> Fleet:
         shadow_variants=variants(getattr(config, "shadow_production_variants", None) or []),
         data_capture=copy.deepcopy(config.data_capture_config) or None,
         async_config=copy.deepcopy(config.async_inference_config) or None,
+        account=backend.account_id,
     )
 
 
-def _image(backend: SageMakerModelBackend, model_name: str | None) -> str | None:
+def _container(backend: SageMakerModelBackend, model_name: str | None) -> dict[str, Any]:
     model = backend._models.get(model_name or "")
     if model is None:
-        return None
-    container = model.primary_container or (model.containers[0] if model.containers else {})
-    return container.get("Image")
+        return {}
+    return model.primary_container or (model.containers[0] if model.containers else {})
 
 
 def plan_update(ep: SandboxEndpoint, fleet: Fleet, params: dict[str, Any]) -> UpdatePlan:

@@ -1,0 +1,139 @@
+"""``sagemaker-runtime InvokeEndpoint`` reaching the variants' serving processes.
+
+Routing, as SageMaker documents it: during a blue/green update a request goes to the new fleet
+with the probability of its traffic share; within a fleet, to a variant by ``CurrentWeight`` or
+to the ``TargetVariant``. On a multi-model endpoint ``TargetModel`` names an archive under the
+model's S3 prefix: it is fetched and loaded on its first invoke (``POST /models``), then invoked.
+A container's error answer comes back as SageMaker's ``ModelError`` (HTTP 424) with the original
+status and message.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import requests
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from mlflow_plugins.sandbox._state import current
+from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, Variant
+from mlflow_plugins.sandbox.sagemaker._serving_host import (
+    Container, ServingHost, download_failure, extract_model,
+)
+
+SERVING_STATES = ("InService", "Updating", "RollingBack", "SystemUpdating")
+FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id")
+
+
+class InvokeError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.extra = status, code, extra
+
+    def response(self) -> tuple[int, dict[str, str], str]:
+        body = {"__type": self.code, "message": str(self), **self.extra}
+        # moto takes the status from the "status" header, not the tuple's first element.
+        headers = {"status": str(self.status), "Content-Type": "application/json", "x-amzn-ErrorType": self.code}
+        return self.status, headers, json.dumps(body)
+
+
+def _validation(message: str) -> InvokeError:
+    return InvokeError(400, "ValidationError", message)
+
+
+def pick_fleet(endpoint: SandboxEndpoint) -> Fleet:
+    pending = endpoint.pending
+    if pending is not None and endpoint.live is not None and random.random() < pending.traffic_share:
+        return pending
+    return endpoint.live or pending  # type: ignore[return-value]
+
+
+def pick_variant(fleet: Fleet, target: str | None, endpoint: str) -> Variant:
+    if target:
+        variant = fleet.variant(target)
+        if variant is None:
+            names = ", ".join(v.name for v in fleet.variants)
+            raise _validation(f"The variant {target!r} is not a production variant of endpoint {endpoint}. Variants: {names}.")
+        return variant
+    weights = [max(v.current_weight, 0.0) for v in fleet.variants]
+    if not any(weights):
+        raise _validation(f"Endpoint {endpoint} has no variant with a weight above 0.")
+    return random.choices(fleet.variants, weights=weights)[0]
+
+
+def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Container]:
+    sandbox = current()
+    with sandbox.lock:
+        endpoint = sagemaker_backends[response.current_account][response.region].endpoints.get(name)
+        if endpoint is None or endpoint.endpoint_status not in SERVING_STATES:
+            raise _validation(f"Endpoint {name} of account {response.current_account} not found.")
+        fleet = pick_fleet(endpoint)
+        variant = pick_variant(fleet, response.headers.get("X-Amzn-SageMaker-Target-Variant"), name)
+        host = sandbox.host
+        container = host.container(name, fleet.config_name, variant.name) if isinstance(host, ServingHost) else None
+    if container is None or container.port is None:
+        raise InvokeError(424, "ModelError", f"The sandbox runs no container for variant {variant.name} of "
+                            f"endpoint {name}: its model has no ModelDataUrl to serve.",
+                            OriginalStatusCode=503, OriginalMessage="no container")
+    return variant, container
+
+
+def _load_target(container: Container, target: str, account: str) -> None:
+    """MME: fetch ``target`` from the model's S3 prefix and load it, once."""
+    with container.lock:
+        if target in container.models:
+            return
+        url = container.model_data.rstrip("/") + "/" + target.lstrip("/")
+        local = Path(current().host.workdir) / "mme" / container.variant / target.replace("/", "_")
+        try:
+            extract_model(account, url, local)
+        except Exception:
+            raise _validation(download_failure(url)) from None
+        reply = requests.post(container.url + "/models", json={"model_name": target, "url": str(local)}, timeout=120)
+        if reply.status_code not in (200, 409):
+            raise _model_error(reply, container.variant)
+        container.models[target] = str(local)
+
+
+def _model_error(reply: requests.Response, variant: str) -> InvokeError:
+    kind = "client" if reply.status_code < 500 else "server"
+    return InvokeError(
+        424, "ModelError",
+        f'Received {kind} error ({reply.status_code}) from {variant} with message "{reply.text}". '
+        "See the container's output in the sandbox log.",
+        OriginalStatusCode=reply.status_code, OriginalMessage=reply.text,
+        LogStreamArn=f"arn:aws:logs:sandbox:log-group:/aws/sagemaker/Endpoints/{variant}",
+    )
+
+
+def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], Any]:
+    try:
+        name = unquote(self.path.split("/")[2])
+        variant, container = _route(self, name)
+        headers = {h: self.headers[h] for h in FORWARDED if self.headers.get(h)}
+        path = "/invocations"
+        if container.multi_model:
+            target = self.headers.get("X-Amzn-SageMaker-Target-Model")
+            if not target:
+                raise _validation(f"Endpoint {name} is a multi-model endpoint: set TargetModel to the archive to invoke.")
+            _load_target(container, target, self.current_account)
+            headers["X-Amzn-SageMaker-Target-Model"] = target
+            path = f"/models/{target}/invoke"
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        reply = requests.post(container.url + path, data=body, headers=headers, timeout=120)
+        if reply.status_code >= 400:
+            raise _model_error(reply, variant.name)
+        return 200, {"Content-Type": reply.headers.get("Content-Type", "application/json"),
+                     "x-Amzn-Invoked-Production-Variant": variant.name}, reply.content
+    except InvokeError as error:
+        return error.response()
+
+
+def install() -> None:
+    SageMakerRuntimeResponse.use_raw_body = True
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
