@@ -49,6 +49,8 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "create: endpoint demo is InService on demo-config-v1" in lines
-    assert "canary update to v2: InService on demo-config-v2" in lines
+    assert any(re.fullmatch(r"predict: variant main of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
+               for line in lines), lines
+    assert any(line.startswith("canary update to v2: InService on demo-config-v2; predict: [") for line in lines)
     assert any(line.startswith("rollback: InService on demo-config-v2: Deployment rolled back") for line in lines)
     assert lines[-1] == "Main job finished."
