@@ -28,7 +28,7 @@ from mlflow_plugins.sandbox.sagemaker._handlers import (
 )
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 from mlflow_plugins.sandbox.sagemaker._rollout import (
-    DeploymentTimedOut, Guard, blue_green_body, create_body, delete_body, rolling_body,
+    Guard, blue_green_body, create_body, delete_body, rolling_body,
 )
 from mlflow_plugins.sandbox.sagemaker._update import fleet_from_config, plan_update
 
@@ -145,8 +145,7 @@ def update_endpoint(response: BaseResponse) -> ActionResult:
         )
         life.run(endpoint, body)
         if plan.max_seconds:
-            seconds = plan.max_seconds
-            life.scheduler.call_later(seconds, lambda: guard.trip(DeploymentTimedOut(seconds)))
+            guard.start_deadline(life.scheduler, plan.max_seconds)
     return ActionResult({"EndpointArn": endpoint.arn})
 
 

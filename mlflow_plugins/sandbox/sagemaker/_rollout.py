@@ -22,6 +22,7 @@ Where the sandbox and AWS may differ:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,26 @@ class Guard:
         self.alarms = list(alarms)
         self.armed = True
         self.process: Process | None = None
+        self._deadline: tuple[Scheduler, float, float, int] | None = None  # scheduler, due, limit, timer
+
+    def start_deadline(self, scheduler: Scheduler, seconds: float) -> None:
+        """Roll back once ``seconds`` of simulated deployment time have passed."""
+        due = time.monotonic() + seconds * scheduler.time_scale
+        self._deadline = (scheduler, due, seconds, self._schedule(scheduler, due, seconds))
+
+    def extend(self, seconds: float) -> None:
+        """Move the deadline back: real time spent waiting for containers to start is not
+        simulated deployment time."""
+        if self._deadline is None:
+            return
+        scheduler, due, limit, timer = self._deadline
+        scheduler.cancel(timer)
+        due += seconds * scheduler.time_scale
+        self._deadline = (scheduler, due, limit, self._schedule(scheduler, due, limit))
+
+    def _schedule(self, scheduler: Scheduler, due: float, limit: float) -> int:
+        remaining = max(due - time.monotonic(), 0.0) / max(scheduler.time_scale, 1e-9)
+        return scheduler.call_later(remaining, lambda: self.trip(DeploymentTimedOut(limit)))
 
     def trip(self, error: RollbackTrigger) -> None:
         if self.armed and self.process is not None and not self.process.done:
@@ -103,8 +124,12 @@ class Lifecycle:
     def healthy(self, endpoint: SandboxEndpoint, fleet: Fleet) -> Generator[Wait, None, str | None]:
         """Ping the fleet's containers until they answer, as SageMaker does; the FailureReason
         or ``None``. Pings are at least 50 ms of real time apart, whatever the time scale."""
+        guard = getattr(endpoint, "guard", None)
         while (status := self.host.check(endpoint.endpoint_name, fleet)) == PENDING:
-            yield Wait(max(5.0, 0.05 / max(self.scheduler.time_scale, 1e-9)), "ping")
+            pause = max(5.0, 0.05 / max(self.scheduler.time_scale, 1e-9))
+            if guard is not None:
+                guard.extend(pause)
+            yield Wait(pause, "ping")
         return status
 
     def bake(self, guard: Guard | None, seconds: float) -> Body:
