@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from mlflow_plugins.errors import ModelNotReady, ServingError
 from mlflow_plugins.serving.http import Request, Response
-from mlflow_plugins.serving.model import ServedModel, invoke
+from mlflow_plugins.serving.model import Invocation, ServedModel, decode, invoke, predict_one, predict_together
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,19 @@ def not_found(request: Request, routes: str) -> Response:
     return Response(404, json.dumps(body).encode())
 
 
-class SingleModelApp:
-    """Loads the model in the background so ``/ping`` can answer while it loads."""
+class SerialApp:
+    """An app whose requests are handled one at a time, in order."""
+
+    def __call__(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def handle_batch(self, requests: list[Request]) -> list[Response]:
+        return [self(request) for request in requests]
+
+
+class SingleModelApp(SerialApp):
+    """Loads the model in the background so ``/ping`` can answer while it loads; predicts
+    queued invocations together where that cannot change a result (see :mod:`.model`)."""
 
     ROUTES = "GET /ping, POST /invocations"
 
@@ -60,6 +71,35 @@ class SingleModelApp:
             if request.path == "/invocations" and request.method == "POST":
                 return invoke(self._ready(), request, self.timeout)
             return not_found(request, self.ROUTES)
+        except Exception as error:
+            return error_response(error)
+
+    def handle_batch(self, requests: list[Request]) -> list[Response]:
+        if len(requests) == 1 or self.model is None or not self.model.row_wise:
+            return super().handle_batch(requests)
+        responses: list[Response | None] = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, Invocation]]] = {}
+        for index, request in enumerate(requests):
+            if request.path != "/invocations" or request.method != "POST":
+                responses[index] = self(request)
+                continue
+            try:
+                invocation = decode(self.model, request)
+            except Exception as error:
+                responses[index] = error_response(error)
+                continue
+            groups.setdefault(invocation.batch_key(self.model) or ("single", index), []).append((index, invocation))
+        for members in groups.values():
+            together = None
+            if len(members) > 1:
+                together = predict_together(self.model, [inv for _, inv in members], self.timeout)
+            for position, (index, invocation) in enumerate(members):
+                responses[index] = together[position] if together else self._one(invocation)
+        return responses  # type: ignore[return-value]
+
+    def _one(self, invocation: Invocation) -> Response:
+        try:
+            return predict_one(self.model, invocation, self.timeout)
         except Exception as error:
             return error_response(error)
 

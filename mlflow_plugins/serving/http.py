@@ -4,10 +4,13 @@ Why not uvicorn: the runtime needs no ASGI machinery per request, and uvicorn's 
 adds about 48 ms per keep-alive request here (uvicorn issue 3149: small responses wait on Nagle's
 algorithm). Every accepted connection gets ``TCP_NODELAY``.
 
-Handlers are synchronous (``Request -> Response``): a worker predicts one request at a time, which
-is what a CPU-bound model can do anyway, and keeps per-request overhead to a function call. It
-supports keep-alive, pipelining, chunked request bodies and ``Expect: 100-continue``; a body over
-the limit is refused with 413 before it is read.
+Requests are handed to the app in batches: every request that arrived while the worker was busy
+is queued, and the queue is drained once per event-loop iteration through
+``app.handle_batch(requests) -> responses``. A lone request is handled at once; under load the
+app can predict queued requests together (see :mod:`.app`). Responses go back in arrival order,
+so pipelined requests on one connection are answered in order. It supports keep-alive,
+pipelining, chunked request bodies and ``Expect: 100-continue``; a body over the limit is
+refused with 413 before it is read.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Protocol
 
 import httptools
 
@@ -43,7 +47,34 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Request], Response]
+class App(Protocol):
+    def handle_batch(self, requests: list[Request]) -> list[Response]:
+        """One response per request, in order; must not raise."""
+
+
+class Dispatcher:
+    """The worker's queue of parsed requests, drained once per event-loop iteration."""
+
+    def __init__(self, app: App, on_error: Callable[[Exception], Response]) -> None:
+        self.app = app
+        self.on_error = on_error
+        self.pending: list[tuple[HttpProtocol, Request, bool]] = []
+        self.scheduled = False
+
+    def submit(self, protocol: HttpProtocol, request: Request, keep_alive: bool) -> None:
+        self.pending.append((protocol, request, keep_alive))
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.drain)
+
+    def drain(self) -> None:
+        batch, self.pending, self.scheduled = self.pending, [], False
+        try:
+            responses = self.app.handle_batch([request for _, request, _ in batch])
+        except Exception as error:  # the app maps known errors; this is the last resort
+            responses = [self.on_error(error)] * len(batch)
+        for (protocol, _, keep_alive), response in zip(batch, responses):
+            protocol.send(response, keep_alive)
 
 
 def _head(status: int, response: Response, keep_alive: bool) -> bytes:
@@ -62,10 +93,10 @@ def _head(status: int, response: Response, keep_alive: bool) -> bytes:
 class HttpProtocol(asyncio.Protocol):
     """One connection: parse requests, call the handler, write responses in order."""
 
-    def __init__(self, handler: Handler, max_body: int, on_error: Callable[[Exception], Response]) -> None:
-        self.handler = handler
+    def __init__(self, dispatcher: Dispatcher, max_body: int) -> None:
+        self.dispatcher = dispatcher
         self.max_body = max_body
-        self.on_error = on_error
+        self.on_error = dispatcher.on_error
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self._reset()
@@ -88,10 +119,10 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._send(Response(400, b'{"message": "Upgrade is not supported"}'), keep_alive=False)
+            self.send(Response(400, b'{"message": "Upgrade is not supported"}'), keep_alive=False)
         except httptools.HttpParserError as error:
             body = f'{{"error_code": "BAD_REQUEST", "message": "Malformed HTTP request: {error}"}}'
-            self._send(Response(400, body.encode()), keep_alive=False)
+            self.send(Response(400, body.encode()), keep_alive=False)
 
     # httptools callbacks
     def on_url(self, url: bytes) -> None:
@@ -120,7 +151,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self.parser.should_keep_alive()
         if self.refused is not None:
-            self._send(self.on_error(self.refused), keep_alive=False)
+            self.send(self.on_error(self.refused), keep_alive=False)
             return
         parsed = httptools.parse_url(self.url)
         request = Request(
@@ -131,13 +162,9 @@ class HttpProtocol(asyncio.Protocol):
             body=b"".join(self.body),
         )
         self._reset()
-        try:
-            response = self.handler(request)
-        except Exception as error:  # the handler maps known errors; this is the last resort
-            response = self.on_error(error)
-        self._send(response, keep_alive)
+        self.dispatcher.submit(self, request, keep_alive)
 
-    def _send(self, response: Response, keep_alive: bool) -> None:
+    def send(self, response: Response, keep_alive: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(_head(response.status, response, keep_alive) + response.body)
@@ -145,9 +172,10 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve_forever(sock: socket.socket, handler: Handler, max_body: int,
+async def serve_forever(sock: socket.socket, app: App, max_body: int,
                         on_error: Callable[[Exception], Response], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpProtocol(handler, max_body, on_error), sock=sock, backlog=2048)
+    dispatcher = Dispatcher(app, on_error)
+    server = await loop.create_server(lambda: HttpProtocol(dispatcher, max_body), sock=sock, backlog=2048)
     async with server:
         await stop.wait()

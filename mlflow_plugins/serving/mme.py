@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from mlflow_plugins.errors import BadRequest, ModelAlreadyLoaded, ModelLoadFailed, ModelNotFound, ServingError
-from mlflow_plugins.serving.app import error_response, not_found
+from mlflow_plugins.serving.app import SerialApp, error_response, not_found
 from mlflow_plugins.serving.cache import ModelCache
 from mlflow_plugins.serving.http import Request, Response
 from mlflow_plugins.serving.model import ServedModel, invoke
@@ -40,7 +40,7 @@ def _json(status: int, body: Any) -> Response:
     return Response(status, json.dumps(body).encode())
 
 
-class MultiModelApp:
+class MultiModelApp(SerialApp):
     ROUTES = ("GET /ping, GET /models, POST /models, GET /models/{name}, DELETE /models/{name}, "
               "POST /models/{name}/invoke")
 

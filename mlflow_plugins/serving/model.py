@@ -1,9 +1,16 @@
-"""One loaded MLflow pyfunc model, and one invocation against it.
+"""One loaded MLflow pyfunc model, and invocations against it, one by one or batched.
 
 The signature is enforced by pyfunc's ``predict`` itself, exactly as MLflow does it. An error that
 MLflow raises for the input (a missing column, a wrong type) is a 400 naming the column; anything
 else the model raises is a 500 whose message names only the exception's type, while the traceback
 goes to the server log.
+
+Batching: scikit-learn and gradient-boosting models predict each row on its own, and most of a
+call's cost is fixed (2.6 ms for 1 row or 100 rows for a scikit-learn pipeline here), so requests
+that queued while the worker was busy are predicted in one call when that cannot change a result:
+a row-wise flavor, DataFrame inputs with the same columns, no ``params``, and one prediction per
+row coming back. Otherwise, and whenever the combined call fails, each request is predicted alone,
+so one bad request gets its own 400 and the others their predictions.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from mlflow_plugins.errors import BadRequest, ModelFailure, PredictionTimeout
@@ -26,6 +36,7 @@ from mlflow_plugins.serving.http import Request, Response
 
 log = logging.getLogger(__name__)
 _INPUT_ERRORS = {"BAD_REQUEST", "INVALID_PARAMETER_VALUE", "INVALID_STATE"}
+ROW_WISE_FLAVORS = frozenset({"sklearn", "xgboost", "lightgbm", "catboost"})
 
 
 def directory_bytes(path: str | Path) -> int:
@@ -42,6 +53,7 @@ class ServedModel:
         self.schema = self.metadata.get_input_schema()
         self.takes_params = "params" in inspect.signature(self.pyfunc.predict).parameters
         self.size_bytes = directory_bytes(self.path)
+        self.row_wise = bool(ROW_WISE_FLAVORS & set(self.metadata.flavors))
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         try:
@@ -60,13 +72,68 @@ class ServedModel:
             raise ModelFailure(kind=type(error).__name__) from None
 
 
-def invoke(model: ServedModel, request: Request, timeout: float | None) -> Response:
-    """Decode the payload, predict within ``timeout`` seconds, encode the predictions."""
+@dataclass
+class Invocation:
+    """A decoded request waiting for its predictions."""
+
+    parsed: codec.Parsed
+    output: str
+
+    def batch_key(self, model: ServedModel) -> tuple | None:
+        """Requests with the same key can be predicted in one call; ``None``: never batched."""
+        data = self.parsed.data
+        if not model.row_wise or self.parsed.params or self.parsed.unwrapped or not isinstance(data, pd.DataFrame):
+            return None
+        return tuple(data.columns), tuple(str(t) for t in data.dtypes)
+
+    def respond(self, predictions: Any, batch: int) -> Response:
+        body = codec.encode(predictions, self.output, self.parsed.unwrapped)
+        return Response(200, body, content_type=self.output, headers={"X-Batch-Size": str(batch)})
+
+
+def decode(model: ServedModel, request: Request) -> Invocation:
     output = codec.choose_output(request.headers.get("accept"))
     parsed = codec.decode(request.body, request.headers.get("content-type", ""), model.metadata, model.schema)
+    return Invocation(parsed, output)
+
+
+def invoke(model: ServedModel, request: Request, timeout: float | None) -> Response:
+    """Decode the payload, predict within ``timeout`` seconds, encode the predictions."""
+    return predict_one(model, decode(model, request), timeout)
+
+
+def predict_one(model: ServedModel, invocation: Invocation, timeout: float | None) -> Response:
     with deadline(timeout):
-        predictions = model.predict(parsed.data, parsed.params)
-    return Response(200, codec.encode(predictions, output, parsed.unwrapped), content_type=output)
+        predictions = model.predict(invocation.parsed.data, invocation.parsed.params)
+    return invocation.respond(predictions, 1)
+
+
+def predict_together(model: ServedModel, group: list[Invocation], timeout: float | None) -> list[Response] | None:
+    """One predict call for the group, split back per request; ``None`` if that is not possible."""
+    frames = [invocation.parsed.data for invocation in group]
+    try:
+        with deadline(timeout):
+            predictions = model.predict(pd.concat(frames, ignore_index=True), None)
+    except Exception:
+        return None
+    rows = [len(frame) for frame in frames]
+    if _length(predictions) != sum(rows):
+        return None
+    bounds = np.cumsum([0, *rows])
+    return [inv.respond(_slice(predictions, lo, hi), len(group)) for inv, lo, hi in zip(group, bounds[:-1], bounds[1:])]
+
+
+def _length(predictions: Any) -> int | None:
+    try:
+        return len(predictions)
+    except TypeError:
+        return None
+
+
+def _slice(predictions: Any, start: int, stop: int) -> Any:
+    if isinstance(predictions, (pd.DataFrame, pd.Series)):
+        return predictions.iloc[start:stop].reset_index(drop=True)
+    return predictions[start:stop]
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlflow_plugins.serving.app import SingleModelApp
 from mlflow_plugins.serving.cache import MB, ModelCache
-from mlflow_plugins.serving.http import Handler
+from mlflow_plugins.serving.http import App
 from mlflow_plugins.serving.mme import MultiModelApp
 from mlflow_plugins.serving.model import ServedModel
 from mlflow_plugins.serving.registry import SharedRegistry
@@ -35,11 +35,11 @@ def memory_budget_bytes(settings: ServeSettings) -> int:
     return available_memory_bytes() // 2 // settings.workers
 
 
-def single_model_app(settings: ServeSettings, model_dir: str) -> Handler:
+def single_model_app(settings: ServeSettings, model_dir: str) -> App:
     return SingleModelApp(partial(ServedModel, model_dir), settings.timeout)
 
 
-def multi_model_app(settings: ServeSettings, registry_path: str) -> Handler:
+def multi_model_app(settings: ServeSettings, registry_path: str) -> App:
     cache = ModelCache(settings.max_models, memory_budget_bytes(settings))
     return MultiModelApp(SharedRegistry(registry_path), cache, settings.timeout)
 

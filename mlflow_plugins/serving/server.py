@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow_plugins.serving.app import error_response
-from mlflow_plugins.serving.http import Handler, serve_forever
+from mlflow_plugins.serving.http import App, serve_forever
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(listener: Listener, make_app: Callable[[], Handler], announce: Callable[[int], None]) -> None:
+def run(listener: Listener, make_app: Callable[[], App], announce: Callable[[int], None]) -> None:
     claim = bind(listener.host, listener.port)
     port = claim.getsockname()[1]
     announce(port)
@@ -56,7 +56,7 @@ def run(listener: Listener, make_app: Callable[[], Handler], announce: Callable[
     _supervise(listener, port, make_app)
 
 
-def _supervise(listener: Listener, port: int, make_app: Callable[[], Handler]) -> None:
+def _supervise(listener: Listener, port: int, make_app: Callable[[], App]) -> None:
     children: dict[int, int] = {}
     stopping = False
 
@@ -93,7 +93,7 @@ def _supervise(listener: Listener, port: int, make_app: Callable[[], Handler]) -
             spawn(index)
 
 
-def _serve(sock: socket.socket, make_app: Callable[[], Handler], max_body: int) -> None:
+def _serve(sock: socket.socket, make_app: Callable[[], App], max_body: int) -> None:
     try:
         import uvloop
 

@@ -1,0 +1,1 @@
+"""Benchmarks: each runs the suite and its baseline side by side in one run and reports ratios."""

@@ -1,0 +1,136 @@
+"""Serving benchmark: our runtime against ``mlflow models serve``, side by side in one run.
+
+    python benchmarks/serving.py [--seconds 3] [--quick]
+
+Same model (a scikit-learn pipeline saved with MLflow), same machine, one server at a time, each
+at 1 and 2 workers, with 1-row and 100-row JSON requests at 1, 16 and 64 keep-alive connections,
+from the same closed-loop client (benchmarks/loadgen.py). Reports requests/s, p50 and p99, and the
+ratio ours/baseline; also the in-process floor: parsing plus pyfunc predict, without HTTP.
+
+The client shares the machine's cores with the servers (2 cores here), so absolute numbers are
+lower than on a dedicated load generator; both servers pay the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.loadgen import post, run_load  # noqa: E402
+from tests.serving.conftest import delivery_frame, save_sklearn_model  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def payload(rows: int) -> bytes:
+    frame, _ = delivery_frame(n=rows, seed=11)
+    return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(kind: str, model: Path, workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    if kind == "ours":
+        command = [str(BIN / "mlflow-sagemaker-ops"), "serve", "--model-dir", str(model), "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(workers)]
+    else:
+        command = [str(BIN / "mlflow"), "models", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port),
+                   "--env-manager", "local", "--workers", str(workers)]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=Retry(total=200, connect=200, status=200, backoff_factor=0.05,
+                                                           backoff_max=0.5, status_forcelist=(502, 503))))
+    assert session.get(f"http://127.0.0.1:{port}/ping", timeout=10).status_code == 200
+    return process, port
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def floor(model: Path, body: bytes, iterations: int = 2000) -> float:
+    """p50 seconds of parsing plus predict plus encoding, in process (what any server must do)."""
+    from mlflow_plugins.serving import codec
+    from mlflow_plugins.serving.model import ServedModel
+
+    served = ServedModel(model)
+    timings = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        parsed = codec.decode(body, "application/json", served.metadata, served.schema)
+        codec.encode(served.predict(parsed.data, parsed.params), codec.JSON)
+        timings.append(time.perf_counter() - started)
+    return sorted(timings)[len(timings) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--quick", action="store_true", help="1 and 16 connections, 1-row requests only")
+    args = parser.parse_args()
+    rows_set = (1,) if args.quick else (1, 100)
+    conns_set = (1, 16) if args.quick else (1, 16, 64)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = save_sklearn_model(Path(scratch) / "model")
+        bodies = {rows: post("/invocations", payload(rows)) for rows in rows_set}
+        floors = {rows: floor(model, payload(rows)) for rows in rows_set}
+        results: dict[tuple, object] = {}
+        for workers in (1, 2):
+            for kind in ("baseline", "ours"):
+                process, port = start(kind, model, workers)
+                try:
+                    for rows in rows_set:
+                        for conns in conns_set:
+                            results[(kind, workers, rows, conns)] = run_load(port, bodies[rows], conns, args.seconds)
+                finally:
+                    stop(process)
+    report(results, floors, rows_set, conns_set)
+
+
+def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple) -> None:
+    print(f"In-process floor (parse + predict + encode, p50): "
+          + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set))
+    print()
+    print("| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms | ours/baseline req/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers in (1, 2):
+        for rows in rows_set:
+            for conns in conns_set:
+                base, ours = results[("baseline", workers, rows, conns)], results[("ours", workers, rows, conns)]
+                print(f"| {workers} | {rows} | {conns} | {base.rps:.0f} | {base.p50 * 1000:.1f} / {base.percentile(99) * 1000:.1f} "
+                      f"| {ours.rps:.0f} | {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} | {ours.rps / base.rps:.2f}x |")
+                if base.errors or ours.errors:
+                    print(f"|   | errors: baseline {base.errors}, ours {ours.errors} | | | | | | |")
+    one = results[("ours", 1, 1, 1)]
+    print()
+    print(f"Single-connection p50, ours (1 worker, 1 row): {one.p50 * 1000:.2f} ms; "
+          f"floor {floors[1] * 1000:.2f} ms; difference {(one.p50 - floors[1]) * 1000:.2f} ms")
+    two = results[("ours", 2, 1, 1)]
+    base_two = results[("baseline", 2, 1, 1)]
+    print(f"Keep-alive with 2 workers, 1 connection, 1 row: ours p50 {two.p50 * 1000:.2f} ms, "
+          f"baseline p50 {base_two.p50 * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
