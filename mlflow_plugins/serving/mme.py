@@ -2,7 +2,8 @@
 (https://docs.aws.amazon.com/sagemaker/latest/dg/mms-container-apis.html):
 
 ======================================  ==========================================================
-``GET /ping``                           200 while the server runs
+``GET /ping``                           200 while the server runs, with this worker's resident model
+                                        and eviction counts
 ``POST /models``                        ``{"model_name", "url"}``: load; 409 if loaded, 507 if it
                                         cannot fit the memory budget
 ``GET /models[?next_page_token=N]``     ``{"models": [{"modelName", "modelUrl"}], "nextPageToken"}``
@@ -59,7 +60,8 @@ class MultiModelApp(SerialApp):
         parts = [unquote(p) for p in request.path.strip("/").split("/")]
         method = request.method
         if parts == ["ping"] and method == "GET":
-            return _json(200, {"status": "healthy", "models": len(self.registry.models())})
+            return _json(200, {"status": "healthy", "models": len(self.registry.models()),
+                               "resident": len(self.cache.models), "evictions": self.cache.evictions})
         if parts[0] != "models":
             return not_found(request, self.ROUTES)
         self.cache.keep_only(set(self.registry.models()))
