@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mlflow_plugins.errors import ModelNotReady, ServingError
+from mlflow_plugins.errors import ModelNotReady, PredictionTimeout, ServingError
 from mlflow_plugins.serving.http import Request, Response
 from mlflow_plugins.serving.model import Invocation, ServedModel, decode, invoke, predict_one, predict_together
 
@@ -92,7 +92,10 @@ class SingleModelApp(SerialApp):
         for members in groups.values():
             together = None
             if len(members) > 1:
-                together = predict_together(self.model, [inv for _, inv in members], self.timeout)
+                try:
+                    together = predict_together(self.model, [inv for _, inv in members], self.timeout)
+                except PredictionTimeout as error:
+                    together = [error_response(error)] * len(members)
             for position, (index, invocation) in enumerate(members):
                 responses[index] = together[position] if together else self._one(invocation)
         return responses  # type: ignore[return-value]

@@ -78,7 +78,10 @@ class Dispatcher:
 
 
 def _head(status: int, response: Response, keep_alive: bool) -> bytes:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Status"
     lines = [
         f"HTTP/1.1 {status} {phrase}",
         f"Content-Type: {response.content_type}",

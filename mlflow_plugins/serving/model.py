@@ -109,11 +109,14 @@ def predict_one(model: ServedModel, invocation: Invocation, timeout: float | Non
 
 
 def predict_together(model: ServedModel, group: list[Invocation], timeout: float | None) -> list[Response] | None:
-    """One predict call for the group, split back per request; ``None`` if that is not possible."""
+    """One predict call for the group, split back per request; ``None`` if that is not possible.
+    A timeout is raised (every request of the group waited for it), not retried one by one."""
     frames = [invocation.parsed.data for invocation in group]
     try:
         with deadline(timeout):
             predictions = model.predict(pd.concat(frames, ignore_index=True), None)
+    except PredictionTimeout:
+        raise
     except Exception:
         return None
     rows = [len(frame) for frame in frames]
