@@ -9,9 +9,7 @@ every capability (training with ``mlflow run``, the ``-t sagemaker`` client, reg
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_plugins.aws import AwsClients
+from mlflow_plugins.packaging import model_archive
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 
 ALARM = "demo-endpoint-5xx"
@@ -61,14 +60,6 @@ def train(path: Path, seed: int) -> Path:
     return path
 
 
-def package(model_dir: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for item in model_dir.iterdir():
-            tar.add(item, arcname=item.name)
-    return buffer.getvalue()
-
-
 def predict(clients: AwsClients) -> tuple[str, list[Any]]:
     rows = {"dataframe_records": [{"distance_km": 250.0, "stops": 8.0, "weather": "snow"},
                                   {"distance_km": 12.0, "stops": 1.0, "weather": "clear"}]}
@@ -83,7 +74,7 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
     s3.create_bucket(Bucket="demo-models")
     with tempfile.TemporaryDirectory() as scratch:
         for version in ("1", "2"):
-            archive = package(train(Path(scratch) / f"v{version}", seed=int(version)))
+            archive = model_archive(train(Path(scratch) / f"v{version}", seed=int(version)))
             s3.put_object(Bucket="demo-models", Key=f"delivery/v{version}/model.tar.gz", Body=archive)
     say("train: two versions of the delivery-delay model packaged into s3://demo-models/delivery/")
     for version in ("1", "2"):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import mlflow.pyfunc
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
+from mlflow_plugins.packaging import model_archive
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 from tests.processes import exits_within
 from tests.serving.conftest import delivery_frame, save_sklearn_model
@@ -20,19 +19,11 @@ ROWS, _ = delivery_frame(n=5, seed=3)
 PAYLOAD = json.dumps({"dataframe_split": json.loads(ROWS.to_json(orient="split", index=False))})
 
 
-def archive(model_dir: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for item in model_dir.iterdir():
-            tar.add(item, arcname=item.name)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def model_archives(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     dirs = {name: save_sklearn_model(root / name, seed=seed) for name, seed in (("a", 0), ("b", 5))}
-    return {name: (path, archive(path)) for name, path in dirs.items()}
+    return {name: (path, model_archive(path)) for name, path in dirs.items()}
 
 
 @pytest.fixture
@@ -118,7 +109,7 @@ def test_a_model_that_cannot_load_fails_the_endpoint_with_the_reason(served, tmp
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "MLmodel").write_text("flavors: {}\n")
-    served("s3").put_object(Bucket="models", Key="broken/model.tar.gz", Body=archive(broken))
+    served("s3").put_object(Bucket="models", Key="broken/model.tar.gz", Body=model_archive(broken))
     sm = served("sagemaker")
     sm.create_model(ModelName="model-broken", ExecutionRoleArn=EXECUTION_ROLE_ARN,
                     PrimaryContainer={"Image": "ops:1", "ModelDataUrl": "s3://models/broken/model.tar.gz"})

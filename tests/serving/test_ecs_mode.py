@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import tarfile
 
 import mlflow
 import pytest
 import requests
 
+from mlflow_plugins.packaging import model_archive
 from tests.serving.conftest import delivery_frame, start_runtime
 
 ONE = json.dumps({"dataframe_records": [{"distance_km": 250.0, "stops": 9, "weather": "snow"}]})
@@ -32,9 +32,7 @@ def serve_uri(uri, cache, env):
 
 def test_s3_archive_is_fetched_once_then_served_from_the_cache(aws, sandbox, sklearn_model, tmp_path):
     archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for item in sklearn_model.iterdir():
-            tar.add(item, arcname=item.name)
+    archive.write_bytes(model_archive(sklearn_model))
     s3 = aws("s3")
     s3.create_bucket(Bucket="models")
     s3.upload_file(str(archive), "models", "delivery/model.tar.gz")
