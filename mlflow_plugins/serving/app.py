@@ -53,8 +53,13 @@ class SingleModelApp(SerialApp):
         self.timeout = timeout
         self.model: ServedModel | None = None
         self.load_error: str | None = None
+        self.ready = threading.Event()  # set when loading ends, loaded or failed
         self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
         self._loader.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self.model is not None
 
     def _load(self, load: Callable[[], ServedModel]) -> None:
         try:
@@ -62,6 +67,8 @@ class SingleModelApp(SerialApp):
         except Exception as error:
             log.exception("the model failed to load")
             self.load_error = f"{type(error).__name__}: {error}"
+        finally:
+            self.ready.set()
 
     def __call__(self, request: Request) -> Response:
         try:

@@ -4,9 +4,11 @@ Every worker binds the port with ``SO_REUSEPORT``, so the kernel spreads connect
 (one shared socket lets whichever worker is idle take a whole burst of keep-alive connections).
 The parent binds the port first, without listening, to claim it and learn a port chosen with 0.
 
-With one worker the server runs in the calling process. With more, the parent forks the workers,
-restarts one that dies, and stops them all on SIGTERM or SIGINT; workers also die with the parent
-(``PR_SET_PDEATHSIG``), so a killed server leaves nothing running.
+With one worker the server runs in the calling process. With more, the parent builds the app and
+serves it itself until the app is ready (the model loaded: ``/ping`` answers 503 meanwhile), then
+forks the workers, which share the loaded model copy-on-write and are all ready at once. The parent
+restarts a worker that dies, and stops them all on SIGTERM or SIGINT; workers also die with the
+parent (``PR_SET_PDEATHSIG``), so a killed server leaves nothing running.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,17 +49,27 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def run(listener: Listener, make_app: Callable[[], App], announce: Callable[[int], None]) -> None:
-    claim = bind(listener.host, listener.port)
-    port = claim.getsockname()[1]
+    sock = bind(listener.host, listener.port)
+    port = sock.getsockname()[1]
     announce(port)
+    sock.listen(2048)
+    app = make_app()
     if listener.workers == 1:
-        claim.listen(2048)
-        _serve(claim, make_app, listener.max_body)
+        _serve(sock, app, listener.max_body)
         return
-    _supervise(listener, port, make_app)
+    ready = getattr(app, "ready", None)
+    if ready is not None:
+        _serve(sock, app, listener.max_body, until=ready)  # /ping says 503 while the model loads
+        if not app.healthy:
+            _serve(sock, app, listener.max_body)  # it failed to load: keep saying why, no workers
+            return
+    claim = bind(listener.host, port)  # hold the port while the workers start
+    sock.close()
+    _supervise(listener, port, app)
+    claim.close()
 
 
-def _supervise(listener: Listener, port: int, make_app: Callable[[], App]) -> None:
+def _supervise(listener: Listener, port: int, app: App) -> None:
     children: dict[int, int] = {}
     stopping = False
 
@@ -67,7 +80,7 @@ def _supervise(listener: Listener, port: int, make_app: Callable[[], App]) -> No
             sock = bind(listener.host, port)
             sock.listen(2048)
             try:
-                _serve(sock, make_app, listener.max_body)
+                _serve(sock, app, listener.max_body)
             finally:
                 os._exit(0)
         children[pid] = index
@@ -93,7 +106,8 @@ def _supervise(listener: Listener, port: int, make_app: Callable[[], App]) -> No
             spawn(index)
 
 
-def _serve(sock: socket.socket, make_app: Callable[[], App], max_body: int) -> None:
+def _serve(sock: socket.socket, app: App, max_body: int, until: threading.Event | None = None) -> None:
+    """Serve ``app`` on ``sock`` until ``until`` is set; SIGTERM or SIGINT end the process."""
     try:
         import uvloop
 
@@ -101,13 +115,19 @@ def _serve(sock: socket.socket, make_app: Callable[[], App], max_body: int) -> N
     except ImportError:
         loop = asyncio.new_event_loop()
     stop = asyncio.Event()
+    signalled = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    app = make_app()
+        loop.add_signal_handler(sig, lambda: (signalled.append(True), stop.set()))
+    if until is not None:
+        threading.Thread(target=lambda: (until.wait(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
     try:
         loop.run_until_complete(serve_forever(sock, app, max_body, error_response, stop))
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         loop.close()
+    if signalled:
+        raise SystemExit(0)
 
 
 def _die_with_parent() -> None:

@@ -61,3 +61,27 @@ def test_a_crashed_worker_is_replaced(sklearn_model):
         server.wait_ready()
     finally:
         server.stop()
+
+
+def test_workers_start_only_once_the_model_is_loaded(tmp_path):
+    """With several workers, /ping says 503 while the model loads, and once it says 200 every
+    worker answers (the parent loads the model once and forks loaded workers)."""
+    from tests.serving.conftest import ready_session, save_pyfunc_model
+
+    server = start_runtime("--model-dir", str(save_pyfunc_model(tmp_path / "slow", "SlowToLoad")), "--workers", "2")
+    try:
+        server._wait_announced()
+        assert ready_session(statuses=()).get(server.url + "/ping", timeout=5).status_code == 503
+        server.wait_ready()
+
+        def call(_):
+            with requests.Session() as session:
+                return [session.post(server.url + "/invocations", data=json.dumps({"inputs": [[1], [2]]}),
+                                     headers={"Content-Type": "application/json"}, timeout=30).status_code
+                        for _ in range(5)]
+
+        with ThreadPoolExecutor(8) as pool:
+            assert [s for batch in pool.map(call, range(8)) for s in batch] == [200] * 40
+        assert len(children(server.process.pid)) == 2
+    finally:
+        server.stop()
