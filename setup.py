@@ -39,5 +39,6 @@ setup(
     },
     entry_points={
         "console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"],
+        "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.deploy.sagemaker"],
     },
 )

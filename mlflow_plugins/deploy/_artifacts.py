@@ -1,0 +1,73 @@
+"""Model archives in S3, content-addressed: the same model bytes go to the same key, once.
+
+The default bucket is ``mlflow-sagemaker-ops-<account>-<region>``, found with HeadBucket and
+created if missing (no ``s3:ListAllMyBuckets`` needed). ``kms_key_id`` encrypts the upload.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow_plugins.errors import ResourceNotFound
+from mlflow_plugins.packaging import digest, model_archive
+
+PREFIX = "mlflow-sagemaker-ops"
+
+
+@dataclass(frozen=True)
+class UploadedModel:
+    s3_uri: str
+    digest: str
+    bytes_uploaded: int
+    local_dir: str
+
+
+def local_model_dir(model_uri: str) -> str:
+    """A local directory holding the model at ``model_uri`` (any URI MLflow can download)."""
+    if os.path.isdir(model_uri):
+        path = model_uri
+    else:
+        import mlflow.artifacts
+
+        path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    if not (Path(path) / "MLmodel").exists():
+        raise ResourceNotFound(kind="MLflow model (an MLmodel file)", name=model_uri,
+                               fix="Pass -m with a model URI such as models:/name/1, runs:/<run>/model or a model directory.")
+    return path
+
+
+def default_bucket(clients: Any) -> str:
+    account = clients("sts").get_caller_identity()["Account"]
+    return f"{PREFIX}-{account}-{clients.region}"
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except s3.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+
+
+def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: str | None) -> UploadedModel:
+    data = model_archive(model_dir)
+    address = digest(data)
+    key = f"{PREFIX}/{name}/{address[:24]}/model.tar.gz"
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        uploaded = 0
+    except s3.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+        s3.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        uploaded = len(data)
+    return UploadedModel(f"s3://{bucket}/{key}", address, uploaded, model_dir)

@@ -1,0 +1,322 @@
+"""SageMaker real-time and serverless deployments: the logic behind ``-t sagemaker``.
+
+* Names: the endpoint is the deployment name; each deploy creates a model and an endpoint config
+  named ``<name>-<deployment id>`` and tags all three (managed marker, deployment id, model URI,
+  model digest, suite version, and the user's tags).
+* The variant name is stable across updates (``variant_name``, default ``primary``), so
+  blue/green, canary, linear and rolling updates keep it, as AWS requires.
+* A failed create deletes whatever it created, in reverse order, so nothing is half-created.
+* An update runs UpdateEndpoint with the strategy's DeploymentConfig; when it completes, the
+  previous model and config are deleted (kept with ``archive=true``); when AWS rolls it back,
+  the new ones are deleted and the update fails with SageMaker's reason (the alarm named).
+* Waiting uses botocore's ``endpoint_in_service`` / ``endpoint_deleted`` waiters; progress (each
+  status change) is printed by a hook on the waiter's DescribeEndpoint calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import mlflow_plugins
+from mlflow_plugins.deploy import _artifacts
+from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
+from mlflow_plugins.errors import (
+    AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, from_client_error,
+)
+
+MANAGED = "mlflow-sagemaker-ops:managed"
+WAIT_DELAY_ENV = "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY"  # seconds between DescribeEndpoint polls
+Say = Callable[[str], None]
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class SageMakerDeployer:
+    def __init__(self, clients: Any, say: Say = stderr) -> None:
+        self.clients = clients
+        self.sagemaker = clients("sagemaker")
+        self.say = say
+
+    # ---- create -------------------------------------------------------------------------
+    def create(self, name: str, model_uri: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        cfg = parse(config)
+        _check_name(name)
+        role = _require_role(cfg)
+        if self._describe(name) is not None:
+            raise ResourceConflict(kind="SageMaker endpoint", name=name,
+                                   fix="Use `mlflow deployments update`, or delete it first.")
+        model = self._upload(name, model_uri, cfg)
+        created: list[tuple[str, str]] = []
+        try:
+            config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
+            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
+                                           Tags=_tags(cfg, model, model_uri, config_name))
+            created.append(("endpoint", name))
+        except Exception as error:
+            self._undo(created)
+            raise _domain(error, f"Nothing was left behind. Check the message, then run create again.") from None
+        self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
+        if cfg["synchronous"]:
+            self._wait(name, "endpoint_in_service", cfg)
+        return self.get(name)
+
+    def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
+                          created: list[tuple[str, str]]) -> str:
+        resource = _resource_name(name)
+        tags = _tags(cfg, model, model_uri, resource)
+        container = {"Image": self._image(cfg), "ModelDataUrl": model.s3_uri, "Environment": cfg["env"] or {}}
+        model_args: dict[str, Any] = {"ModelName": resource, "ExecutionRoleArn": role,
+                                      "PrimaryContainer": container, "Tags": tags,
+                                      "EnableNetworkIsolation": cfg["network_isolation"]}
+        if cfg["vpc_config"]:
+            model_args["VpcConfig"] = cfg["vpc_config"]
+        self.sagemaker.create_model(**model_args)
+        created.append(("model", resource))
+        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [_variant(resource, cfg)],
+                                       "Tags": tags}
+        for key, field in (("data_capture_config", "DataCaptureConfig"), ("async_inference_config", "AsyncInferenceConfig"),
+                           ("kms_key_id", "KmsKeyId")):
+            if cfg[key]:
+                config_args[field] = cfg[key]
+        self.sagemaker.create_endpoint_config(**config_args)
+        created.append(("endpoint_config", resource))
+        return resource
+
+    # ---- update -------------------------------------------------------------------------
+    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+        cfg = parse(config)
+        current = self._describe(name)
+        if current is None:
+            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
+        if model_uri is None:
+            raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
+        live_variants = [v["VariantName"] for v in current.get("ProductionVariants", [])]
+        if cfg["strategy"] != "all_at_once" and live_variants != [cfg["variant_name"]]:
+            raise InvalidValue(name="variant_name", value=cfg["variant_name"],
+                               reason=f"a {cfg['strategy']} update keeps the variant names; the endpoint has {live_variants}",
+                               allowed=", ".join(live_variants), fix=f"Pass -C variant_name={live_variants[0]}.")
+        role = _require_role(cfg)
+        model = self._upload(name, model_uri, cfg)
+        created: list[tuple[str, str]] = []
+        try:
+            config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
+            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
+                                           DeploymentConfig=deployment_config(cfg))
+        except Exception as error:
+            self._undo(created)
+            raise _domain(error, "The endpoint is unchanged. Check the message, then run update again.") from None
+        self.say(f"Updating endpoint {name} to {config_name} ({cfg['strategy']}); uploaded {model.bytes_uploaded} bytes")
+        if not cfg["synchronous"]:
+            return self.get(name)
+        self._wait(name, "endpoint_in_service", cfg)
+        after = self.sagemaker.describe_endpoint(EndpointName=name)
+        if after["EndpointConfigName"] != config_name:
+            self._undo(created)
+            raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
+                                detail=after.get("FailureReason", "SageMaker rolled the update back"),
+                                fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
+        if not cfg["archive"]:
+            self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
+        return self.get(name)
+
+    # ---- delete, get, list --------------------------------------------------------------
+    def delete(self, name: str, config: dict[str, Any] | None = None) -> None:
+        cfg = parse(config)
+        current = self._describe(name)
+        if current is None:
+            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+        model = _model_of(self.sagemaker, current)
+        self.sagemaker.delete_endpoint(EndpointName=name)
+        self.say(f"Deleting endpoint {name}")
+        if cfg["synchronous"]:
+            self._wait(name, "endpoint_deleted", cfg)
+        self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", model)])
+
+    def get(self, name: str) -> dict[str, Any]:
+        described = self._describe(name)
+        if described is None:
+            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+        tags = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
+        return {
+            "name": name, "flavor": "python_function", "endpoint_arn": described["EndpointArn"],
+            "status": described["EndpointStatus"], "endpoint_config": described["EndpointConfigName"],
+            "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
+            "model_uri": tags.get("mlflow-sagemaker-ops:model-uri"),
+            "deployment_id": tags.get("mlflow-sagemaker-ops:deployment-id"),
+            "failure_reason": described.get("FailureReason"),
+        }
+
+    def list(self) -> list[dict[str, Any]]:
+        found = []
+        for page in self.sagemaker.get_paginator("list_endpoints").paginate():
+            for summary in page["Endpoints"]:
+                tags = self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]
+                if any(t["Key"] == MANAGED for t in tags):
+                    found.append({"name": summary["EndpointName"], "status": summary["EndpointStatus"],
+                                  "endpoint_arn": summary["EndpointArn"]})
+        return found
+
+    def invoke(self, name: str, body: dict[str, Any]) -> str:
+        """The endpoint's JSON answer to ``body``."""
+        runtime = self.clients("sagemaker-runtime")
+        try:
+            reply = runtime.invoke_endpoint(EndpointName=name, Body=json.dumps(body),
+                                            ContentType="application/json", Accept="application/json")
+        except runtime.exceptions.ClientError as error:
+            raise _domain(error, f"Check that endpoint {name} is InService and the input matches its signature.") from None
+        return reply["Body"].read().decode()
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.sagemaker.describe_endpoint(EndpointName=name)
+        except self.sagemaker.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException" and _is_missing(error):
+                return None
+            raise _domain(error, "Check your AWS credentials and region.") from None
+
+    def _upload(self, name: str, model_uri: str, cfg: dict[str, Any]) -> Any:
+        s3 = self.clients("s3")
+        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
+        _artifacts.ensure_bucket(s3, bucket, self.clients.region)
+        return _artifacts.upload_model(s3, bucket, name, _artifacts.local_model_dir(model_uri), cfg["kms_key_id"])
+
+    def _image(self, cfg: dict[str, Any]) -> str:
+        if cfg["image_url"]:
+            return cfg["image_url"]
+        account = self.clients("sts").get_caller_identity()["Account"]
+        return f"{account}.dkr.ecr.{self.clients.region}.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
+
+    def _wait(self, name: str, waiter: str, cfg: dict[str, Any]) -> None:
+        delay = float(os.environ.get(WAIT_DELAY_ENV, "15"))
+        progress = _Progress(self.say)
+        events = self.sagemaker.meta.events
+        events.register("after-call.sagemaker.DescribeEndpoint", progress)
+        try:
+            self.sagemaker.get_waiter(waiter).wait(
+                EndpointName=name,
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg["timeout_seconds"] / delay), 1)})
+        except Exception as error:  # WaiterError: Failed status or timeout
+            raise AwsCallFailed(operation=f"waiting for {waiter}", code=type(error).__name__, detail=str(error),
+                                fix=f"See `mlflow deployments get -t sagemaker --name {name}` for the endpoint's state.") from None
+        finally:
+            events.unregister("after-call.sagemaker.DescribeEndpoint", progress)
+
+    def _undo(self, created: list[tuple[str, str]]) -> None:
+        for kind, resource in reversed(created):
+            if not resource:
+                continue
+            try:
+                getattr(self.sagemaker, f"delete_{kind}")(**{_NAME_FIELD[kind]: resource})
+            except Exception as error:  # report, keep cleaning
+                self.say(f"Could not delete {kind} {resource}: {error}")
+
+
+_NAME_FIELD = {"endpoint": "EndpointName", "endpoint_config": "EndpointConfigName", "model": "ModelName"}
+
+
+class _Progress:
+    """Prints each status change seen by the waiter's DescribeEndpoint calls, with elapsed time."""
+
+    def __init__(self, say: Say) -> None:
+        self.say, self.last, self.started = say, None, datetime.now(timezone.utc)
+
+    def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
+        pending = parsed.get("PendingDeploymentSummary", {}).get("ProductionVariants", [])
+        steps = [s.get("StatusMessage") or s["Status"] for v in pending for s in v.get("VariantStatus", [])]
+        state = (parsed.get("EndpointStatus"), tuple(steps))
+        if state != self.last and parsed.get("EndpointStatus"):
+            elapsed = (datetime.now(timezone.utc) - self.started).total_seconds()
+            detail = f" ({'; '.join(steps)})" if steps else ""
+            self.say(f"  [{elapsed:6.1f}s] {parsed['EndpointStatus']}{detail}")
+            self.last = state
+
+
+def deployment_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateEndpoint DeploymentConfig for the configured strategy and alarms."""
+    strategy, bake = cfg["strategy"], cfg["bake_seconds"]
+    if strategy == "rolling":
+        policy: dict[str, Any] = {"RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": cfg["linear_step_size"]},
+            "WaitIntervalInSeconds": bake}}
+        inner = policy["RollingUpdatePolicy"]
+    else:
+        routing: dict[str, Any] = {"Type": {"canary": "CANARY", "linear": "LINEAR"}.get(strategy, "ALL_AT_ONCE"),
+                                   "WaitIntervalInSeconds": bake}
+        if strategy == "canary":
+            routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg["canary_size"]}
+        if strategy == "linear":
+            routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg["linear_step_size"]}
+        policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
+                                            "TerminationWaitInSeconds": cfg["termination_wait_seconds"]}}
+        inner = policy["BlueGreenUpdatePolicy"]
+    if cfg["max_execution_seconds"]:
+        inner["MaximumExecutionTimeoutInSeconds"] = cfg["max_execution_seconds"]
+    if cfg["alarms"]:
+        policy["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in cfg["alarms"]]}
+    return policy
+
+
+def _variant(model_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    variant: dict[str, Any] = {"VariantName": cfg["variant_name"], "ModelName": model_name, "InitialVariantWeight": 1.0}
+    if cfg["serverless_config"]:
+        variant["ServerlessConfig"] = cfg["serverless_config"]
+    else:
+        variant.update(InstanceType=cfg["instance_type"], InitialInstanceCount=cfg["instance_count"])
+    return variant
+
+
+def _tags(cfg: dict[str, Any], model: Any, model_uri: str, deployment: str) -> list[dict[str, str]]:
+    tags = {MANAGED: "true", "mlflow-sagemaker-ops:deployment-id": deployment,
+            "mlflow-sagemaker-ops:model-uri": model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
+            "mlflow-sagemaker-ops:version": mlflow_plugins.__version__}
+    tags.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _resource_name(name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{name[:40]}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _model_of(sagemaker: Any, described: dict[str, Any]) -> str:
+    try:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        return config["ProductionVariants"][0]["ModelName"]
+    except Exception:
+        return ""
+
+
+def _check_name(name: str) -> None:
+    if not SAGEMAKER_NAME.match(name or ""):
+        raise InvalidValue(name="deployment name", value=name, reason="it breaks SageMaker's endpoint naming rule",
+                           allowed="1 to 63 letters, digits and hyphens, starting with a letter or digit",
+                           fix="Pass --name churn-prod (for example).")
+
+
+def _require_role(cfg: dict[str, Any]) -> str:
+    if not cfg["execution_role_arn"]:
+        raise MissingSetting(name="execution_role_arn", allowed="an IAM role ARN that SageMaker can assume",
+                             fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.")
+    return cfg["execution_role_arn"]
+
+
+def _is_missing(error: Any) -> bool:
+    # DescribeEndpoint reports a missing endpoint as a ValidationException; the botocore waiter
+    # EndpointDeleted relies on the same code. The message is not parsed.
+    return error.operation_name == "DescribeEndpoint"
+
+
+def _domain(error: Exception, fix: str) -> Exception:
+    if hasattr(error, "response") and "Error" in getattr(error, "response", {}):
+        return from_client_error(error, fix=fix)
+    return error

@@ -1,0 +1,136 @@
+"""The ``mlflow deployments`` target ``sagemaker-ops[:/region[/assume_role_arn]]``.
+
+A thin adapter: MLflow's plugin contract on one side, :class:`._sagemaker.SageMakerDeployer` on
+the other. Every suite error becomes an ``MlflowException`` with a fitting code here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import wraps
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
+from mlflow.exceptions import MlflowException
+
+from mlflow_plugins.aws import AwsSettings, make_clients
+from mlflow_plugins.deploy import _sagemaker, config as target_config
+from mlflow_plugins.errors import InvalidValue, OpsError, to_mlflow_exception
+
+FLAVOR = "python_function"
+
+
+def _mlflow_errors(method):
+    @wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OpsError as error:
+            raise to_mlflow_exception(error) from None
+
+    return wrapper
+
+
+def parse_target(target_uri: str) -> tuple[str | None, str | None]:
+    """``sagemaker-ops:/eu-west-1/arn:aws:iam::1:role/x`` -> (region, role)."""
+    path = urlparse(target_uri).path.strip("/") if ":" in target_uri else ""
+    if not path:
+        return None, None
+    region, _, role = path.partition("/")
+    return region or None, role or None
+
+
+class SageMakerOpsDeploymentClient(BaseDeploymentClient):
+    """Deploys MLflow models to SageMaker real-time and serverless endpoints, safely."""
+
+    def __init__(self, target_uri: str) -> None:
+        super().__init__(target_uri)
+        self.region, self.assume_role_arn = parse_target(target_uri)
+
+    def _deployer(self, config: dict[str, Any] | None = None) -> _sagemaker.SageMakerDeployer:
+        parsed = target_config.parse(config)
+        settings = AwsSettings(region=parsed["region_name"] or self.region,
+                               assume_role_arn=parsed["assume_role_arn"] or self.assume_role_arn)
+        return _sagemaker.SageMakerDeployer(make_clients(settings))
+
+    @staticmethod
+    def _single_model(flavor: str | None, endpoint: str | None) -> None:
+        if flavor not in (None, FLAVOR):
+            raise InvalidValue(name="flavor", value=flavor, reason="the serving runtime serves pyfunc models",
+                               allowed=FLAVOR, fix="Leave --flavor out.")
+        if endpoint is not None:
+            raise InvalidValue(name="endpoint", value=endpoint, reason="multi-model endpoints are not supported yet",
+                               allowed="no --endpoint", fix="Deploy to a single-model endpoint (leave --endpoint out).")
+
+    @_mlflow_errors
+    def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
+        self._single_model(flavor, endpoint)
+        return self._deployer(config).create(name, model_uri, {"mode": "create", **(config or {})})
+
+    @_mlflow_errors
+    def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
+        self._single_model(flavor, endpoint)
+        return self._deployer(config).update(name, model_uri, {"mode": "replace", **(config or {})})
+
+    @_mlflow_errors
+    def delete_deployment(self, name, config=None, endpoint=None):
+        self._single_model(None, endpoint)
+        self._deployer(config).delete(name, config)
+
+    @_mlflow_errors
+    def list_deployments(self, endpoint=None):
+        self._single_model(None, endpoint)
+        return self._deployer().list()
+
+    @_mlflow_errors
+    def get_deployment(self, name, endpoint=None):
+        self._single_model(None, endpoint)
+        return self._deployer().get(name)
+
+    @_mlflow_errors
+    def predict(self, deployment_name=None, inputs=None, endpoint=None, params=None):
+        self._single_model(None, endpoint)
+        return PredictionsResponse.from_json(self._deployer().invoke(deployment_name, _payload(inputs, params)))
+
+    def explain(self, deployment_name=None, df=None, endpoint=None):
+        raise MlflowException("explain is not supported by the sagemaker target: SageMaker endpoints serve "
+                              "predictions only. Use SageMaker Clarify for explanations.", error_code="INVALID_PARAMETER_VALUE")
+
+
+def _payload(inputs: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    import pandas as pd
+
+    if isinstance(inputs, pd.DataFrame):
+        body: dict[str, Any] = {"dataframe_split": json.loads(inputs.to_json(orient="split", index=False))}
+    elif isinstance(inputs, dict) and {"dataframe_split", "dataframe_records", "instances", "inputs"} & set(inputs):
+        body = dict(inputs)
+    else:
+        body = {"inputs": inputs}
+    if params:
+        body["params"] = params
+    return body
+
+
+def run_local(name, model_uri, flavor=None, config=None):
+    """Serve the model locally with the suite's runtime (no Docker): ``-C port=8080``."""
+    from mlflow_plugins.deploy._artifacts import local_model_dir
+
+    port = str((config or {}).get("port", 8080))
+    command = [sys.executable, "-c", "from mlflow_plugins.cli import cli; cli()", "serve",
+               "--model-dir", local_model_dir(model_uri), "--port", port, "--host", "127.0.0.1"]
+    print(f"Serving {model_uri} as {name} on http://127.0.0.1:{port} (Ctrl+C stops)", file=sys.stderr)
+    subprocess.run(command, check=False, env=dict(os.environ))
+
+
+def target_help():
+    return (
+        "Target: sagemaker-ops[:/region[/assume_role_arn]] (also sagemaker, when the suite is installed).\n"
+        "Deploys MLflow models to SageMaker real-time and serverless endpoints with stable variant names,\n"
+        "canary, linear and rolling updates, alarm rollback and content-addressed model uploads.\n"
+        "Region and credentials come from standard boto3 configuration (AWS_REGION, AWS_PROFILE, ...).\n\n"
+        "Config keys (-C key=value):\n" + target_config.help_text()
+    )

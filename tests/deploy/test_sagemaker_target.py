@@ -1,0 +1,149 @@
+"""``mlflow deployments ... -t sagemaker-ops`` as a subprocess, and get_deploy_client, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.deployments import get_deploy_client
+
+from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+from tests.serving.conftest import delivery_frame, save_sklearn_model
+
+MLFLOW = str(Path(sys.executable).parent / "mlflow")
+ROLE = f"execution_role_arn={EXECUTION_ROLE_ARN}"
+BAKING = {
+    "operation": "DescribeEndpoint", "delay": 0.05, "maxAttempts": 600,
+    "acceptors": [{"matcher": "pathAny", "expected": "Baking", "state": "success",
+                   "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status"}],
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    return {"v1": str(save_sklearn_model(root / "v1", seed=1)), "v2": str(save_sklearn_model(root / "v2", seed=2))}
+
+
+@pytest.fixture
+def cli(aws, sandbox, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([MLFLOW, "deployments", *args], capture_output=True, text=True, timeout=300)
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    return run
+
+
+def leftovers(aws) -> dict[str, list[str]]:
+    sm = aws("sagemaker")
+    return {"endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
+            "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
+            "models": [m["ModelName"] for m in sm.list_models()["Models"]]}
+
+
+def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
+    created = cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2")
+    assert "python_function deployment churn is created" in created.stdout
+    assert "InService" in created.stderr
+    got = cli("get", "-t", "sagemaker-ops", "--name", "churn").stdout
+    assert "status: InService" in got and "variants: ['primary']" in got
+    rows, _ = delivery_frame(n=3, seed=4)
+    (tmp_path / "in.json").write_text(rows.to_json(orient="records"))
+    predicted = json.loads(cli("predict", "-t", "sagemaker-ops", "--name", "churn", "--input-path", str(tmp_path / "in.json")).stdout)
+    assert len(predicted["predictions"]) == 3
+    assert "churn" in cli("list", "-t", "sagemaker-ops").stdout
+    cli("delete", "-t", "sagemaker-ops", "--name", "churn")
+    assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}
+
+
+@pytest.mark.parametrize("strategy", ["all_at_once", "canary", "linear", "rolling"])
+def test_every_strategy_completes_and_keeps_the_variant_name(cli, aws, models, strategy):
+    cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4")
+    updated = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE,
+                  "-C", f"strategy={strategy}", "-C", "bake_seconds=60", "-C", "instance_count=4")
+    assert f"({strategy})" in updated.stderr
+    described = aws("sagemaker").describe_endpoint(EndpointName="churn")
+    assert described["EndpointStatus"] == "InService"
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["primary"]
+    assert len(leftovers(aws)["models"]) == 1  # the previous model was removed once the new one served
+    again = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE,
+                "-C", "instance_count=4")
+    assert "uploaded 0 bytes" in again.stderr
+
+
+def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models):
+    cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4")
+    before = aws("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]
+    aws("cloudwatch").put_metric_alarm(AlarmName="churn-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                                       Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                                       ComparisonOperator="GreaterThanThreshold")
+
+    def trip() -> None:
+        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
+        aws("cloudwatch").set_alarm_state(AlarmName="churn-5xx", StateValue="ALARM", StateReason="errors")
+
+    tripper = threading.Thread(target=trip)
+    tripper.start()
+    failed = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "instance_count=4",
+                 "-C", "strategy=canary", "-C", "bake_seconds=900", "-C", "alarms=churn-5xx", check=False)
+    tripper.join(timeout=60)
+    assert failed.returncode != 0
+    assert "churn-5xx" in failed.stderr and "rolled back" in failed.stderr
+    assert aws("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"] == before
+    assert len(leftovers(aws)["models"]) == 1  # the rolled-back model was removed
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-C", "instnce_type=ml.m5.large"], "Did you mean 'instance_type'?"),
+    (["-C", "instance_count=many"], "instance_count='many' is not valid"),
+    (["-C", 'serverless_config={"MemorySizeInMB": 2048}', "-C", 'vpc_config={"Subnets": ["s"]}'], "cannot run in a VPC"),
+    (["-C", "strategy=rolling", "-C", 'serverless_config={"MemorySizeInMB": 2048}'], "does not roll serverless"),
+    (["--name", "bad_name!"], "breaks SageMaker's endpoint naming rule"),
+    (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
+])
+def test_bad_input_fails_with_its_message_and_creates_nothing(cli, aws, models, args, words):
+    role = [] if "--no-role" in args else ["-C", ROLE]
+    args = [a for a in args if a != "--no-role"]
+    name = [] if "--name" in args else ["--name", "churn"]
+    failed = cli("create", "-t", "sagemaker-ops", *name, "-m", models["v1"], *role, *args, check=False)
+    assert failed.returncode != 0 and words in failed.stderr
+    assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}
+    assert aws("s3").list_buckets()["Buckets"] == []
+
+
+def test_a_throttled_call_is_retried_and_a_failing_one_leaves_nothing(cli, aws, sandbox, models):
+    sandbox.control.add_fault("CreateEndpointConfig", kind="throttle", count=2)
+    cli("create", "-t", "sagemaker-ops", "--name", "ok", "-m", models["v1"], "-C", ROLE)
+    assert [f["operation"] for f in sandbox.control.faults()["fired"]] == ["CreateEndpointConfig"] * 2
+
+    sandbox.control.add_fault("CreateEndpoint", kind="error", code="ResourceLimitExceeded", status=400,
+                              message="The account-level service limit for endpoints is 1")
+    failed = cli("create", "-t", "sagemaker-ops", "--name", "second", "-m", models["v1"], "-C", ROLE, check=False)
+    assert failed.returncode != 0
+    assert "CreateEndpoint failed with ResourceLimitExceeded" in failed.stderr and "Nothing was left behind" in failed.stderr
+    assert leftovers(aws)["endpoints"] == ["ok"] and len(leftovers(aws)["models"]) == 1
+
+
+def test_the_python_client_creates_and_predicts(aws, models, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+    client = get_deploy_client("sagemaker-ops:/us-east-1")
+    config = {"execution_role_arn": EXECUTION_ROLE_ARN, "synchronous": True}
+    before = dict(config)
+    deployment = client.create_deployment("churn", models["v1"], config=config)
+    assert deployment["flavor"] == "python_function" and deployment["status"] == "InService"
+    assert config == before
+    rows, _ = delivery_frame(n=4, seed=9)
+    assert len(client.predict("churn", rows)["predictions"]) == 4
+    with pytest.raises(Exception, match="not supported"):
+        client.explain("churn", rows)
+    assert [d["name"] for d in client.list_deployments()] == ["churn"]
+    client.delete_deployment("churn")
