@@ -1,41 +1,28 @@
 """The main job, end to end on embedded defaults: everything runs on this machine, offline.
 
-Today it trains two versions of a small delivery-delay model, packages them into the sandbox's
-S3, and drives a SageMaker endpoint through its whole life: create (the variant runs the serving
-runtime on the model), a prediction, a canary update to v2 that completes, a canary update whose
-alarm trips during baking and rolls back, the endpoint's lineage context, and delete. It grows with
-every capability (training with ``mlflow run``, the ``-t sagemaker`` client, registry hooks).
+Today it trains two versions of a small delivery-delay model and deploys them through the suite's
+SageMaker client into the sandbox: create (the variant runs the serving runtime on the model), a
+prediction, a canary update to v2 that completes, a canary update whose alarm trips during baking
+and rolls back (the update fails, naming the alarm), the endpoint's lineage context, and delete.
+It grows with every capability (training with ``mlflow run``, registry hooks).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlflow_plugins.aws import AwsClients
-from mlflow_plugins.packaging import model_archive
+from mlflow_plugins.errors import OpsError
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 
 ALARM = "demo-endpoint-5xx"
 WAIT = {"Delay": 0.1, "MaxAttempts": 3000}
-
-
-def canary(wait_seconds: int) -> dict[str, Any]:
-    return {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY", "WaitIntervalInSeconds": wait_seconds,
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
-            },
-            "TerminationWaitInSeconds": 60,
-            "MaximumExecutionTimeoutInSeconds": 3600,
-        },
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": ALARM}]},
-    }
 
 
 def train(path: Path, seed: int) -> Path:
@@ -69,60 +56,48 @@ def predict(clients: AwsClients) -> tuple[str, list[Any]]:
 
 
 def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
-    sm, cloudwatch, s3 = clients("sagemaker"), clients("cloudwatch"), clients("s3")
+    """Deploys through the suite's ``sagemaker-ops`` client (as ``mlflow deployments`` does)."""
+    from mlflow_plugins.deploy._sagemaker import SageMakerDeployer
+
+    sm, cloudwatch = clients("sagemaker"), clients("cloudwatch")
+    deployer = SageMakerDeployer(clients, say=lambda line: None)
     started = time.monotonic()
-    s3.create_bucket(Bucket="demo-models")
-    with tempfile.TemporaryDirectory() as scratch:
-        for version in ("1", "2"):
-            archive = model_archive(train(Path(scratch) / f"v{version}", seed=int(version)))
-            s3.put_object(Bucket="demo-models", Key=f"delivery/v{version}/model.tar.gz", Body=archive)
-    say("train: two versions of the delivery-delay model packaged into s3://demo-models/delivery/")
-    for version in ("1", "2"):
-        sm.create_model(ModelName=f"demo-model-v{version}", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                        PrimaryContainer={"Image": "mlflow-sagemaker-ops:latest",
-                                          "ModelDataUrl": f"s3://demo-models/delivery/v{version}/model.tar.gz"})
-        sm.create_endpoint_config(EndpointConfigName=f"demo-config-v{version}", ProductionVariants=[{
-            "VariantName": "main", "ModelName": f"demo-model-v{version}", "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": 4, "InitialVariantWeight": 1.0}])
+    base = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 4, "alarms": [ALARM], "bake_seconds": 300,
+            "termination_wait_seconds": 60}
     cloudwatch.put_metric_alarm(
         AlarmName=ALARM, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Statistic="Sum",
         Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+    with tempfile.TemporaryDirectory() as scratch:
+        versions = {v: str(train(Path(scratch) / f"v{v}", seed=v)) for v in (1, 2)}
+        say("train: two versions of the delivery-delay model")
+        deployment = deployer.create("demo", versions[1], base)
+        say(f"create: endpoint demo is {deployment['status']} on v1 ({deployment['endpoint_config']})")
+        variant, predictions = predict(clients)
+        say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
 
-    sm.create_endpoint(EndpointName="demo", EndpointConfigName="demo-config-v1")
-    say(f"create: endpoint demo is {status(sm)}")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="demo", WaiterConfig=WAIT)
-    say(f"create: endpoint demo is {status(sm)} on demo-config-v1")
-    variant, predictions = predict(clients)
-    say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
+        deployment = deployer.update("demo", versions[2], {**base, "strategy": "canary", "canary_size": 25})
+        say(f"canary update to v2: {deployment['status']}; predict: {predict(clients)[1]}")
 
-    sm.update_endpoint(EndpointName="demo", EndpointConfigName="demo-config-v2", DeploymentConfig=canary(300))
-    say(f"canary update to v2: {status(sm)}")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="demo", WaiterConfig=WAIT)
-    say(f"canary update to v2: {status(sm)} on {config(sm)}; predict: {predict(clients)[1]}")
-
-    sm.update_endpoint(EndpointName="demo", EndpointConfigName="demo-config-v1", DeploymentConfig=canary(600))
-    baking_waiter(sm).wait(EndpointName="demo", WaiterConfig=WAIT)
-    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="demo: 5xx spike")
-    say(f"canary update to v1: alarm {ALARM} tripped during baking, endpoint {status(sm)}")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="demo", WaiterConfig=WAIT)
+        trip = threading.Thread(target=_trip_alarm_while_baking, args=(sm, cloudwatch))
+        trip.start()
+        try:
+            deployer.update("demo", versions[1], {**base, "strategy": "canary", "canary_size": 25, "bake_seconds": 900})
+        except OpsError as error:
+            say(f"canary update to v1: failed as it should: {error}")
+        trip.join()
     described = sm.describe_endpoint(EndpointName="demo")
-    say(f"rollback: {described['EndpointStatus']} on {described['EndpointConfigName']}: {described['FailureReason']}")
+    say(f"rollback: {described['EndpointStatus']}, still serving {deployer.get('demo')['model_uri'].rsplit('/', 1)[-1]}")
 
     contexts = sm.list_contexts(SourceUri=described["EndpointArn"])["ContextSummaries"]
     say(f"lineage: endpoint context {contexts[0]['ContextName']} ({contexts[0]['ContextType']})")
-
-    sm.delete_endpoint(EndpointName="demo")
-    sm.get_waiter("endpoint_deleted").wait(EndpointName="demo", WaiterConfig=WAIT)
-    say(f"delete: endpoint demo is gone after {time.monotonic() - started:.1f} s in all")
+    deployer.delete("demo")
+    say(f"delete: endpoint demo and its models are gone after {time.monotonic() - started:.1f} s in all")
     return described
 
 
-def status(sm: Any) -> str:
-    return sm.describe_endpoint(EndpointName="demo")["EndpointStatus"]
-
-
-def config(sm: Any) -> str:
-    return sm.describe_endpoint(EndpointName="demo")["EndpointConfigName"]
+def _trip_alarm_while_baking(sm: Any, cloudwatch: Any) -> None:
+    baking_waiter(sm).wait(EndpointName="demo", WaiterConfig=WAIT)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="demo: 5xx spike")
 
 
 def baking_waiter(sm: Any) -> Any:
@@ -134,6 +109,5 @@ def baking_waiter(sm: Any) -> Any:
         "acceptors": [
             {"matcher": "pathAny", "state": "success", "expected": "Baking",
              "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status"},
-            {"matcher": "path", "state": "failure", "expected": "InService", "argument": "EndpointStatus"},
         ]}}})
     return botocore.waiter.create_waiter_with_client("Baking", model, sm)

@@ -202,7 +202,7 @@ def from_client_error(error: Any, fix: str) -> AwsCallFailed:
     return cls(
         operation=getattr(error, "operation_name", "call"),
         code=code,
-        detail=info.get("Message", "no message"),
+        detail=info.get("Message", "no message").rstrip("."),
         fix=fix,
     )
 

@@ -48,9 +48,10 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "create: endpoint demo is InService on demo-config-v1" in lines
-    assert any(re.fullmatch(r"predict: variant main of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
+    assert any(line.startswith("create: endpoint demo is InService on v1") for line in lines), lines
+    assert any(re.fullmatch(r"predict: variant primary of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
                for line in lines), lines
-    assert any(line.startswith("canary update to v2: InService on demo-config-v2; predict: [") for line in lines)
-    assert any(line.startswith("rollback: InService on demo-config-v2: Deployment rolled back") for line in lines)
+    assert any(line.startswith("canary update to v2: InService; predict: [") for line in lines)
+    assert any(line.startswith("canary update to v1: failed as it should") and "demo-endpoint-5xx" in line for line in lines)
+    assert "rollback: InService, still serving v2" in lines, lines
     assert lines[-1] == "Main job finished."

@@ -19,6 +19,7 @@ def demo(time_scale: float) -> None:
     create an endpoint, roll out a canary, roll back on an alarm, show lineage, delete."""
     with Sandbox(port=0, time_scale=time_scale) as sandbox:
         os.environ.update(sandbox.env())
+        os.environ.setdefault("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.2")
         click.echo(f"AWS sandbox on {sandbox.url} (time scale {time_scale})")
         main_job.run(make_clients(AwsSettings(region="us-east-1")), click.echo)
     click.echo("Main job finished.")

@@ -122,8 +122,10 @@ class SageMakerDeployer:
         if after["EndpointConfigName"] != config_name:
             self._undo(created)
             raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
-                                detail=after.get("FailureReason", "SageMaker rolled the update back"),
+                                detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
                                 fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
+        # The endpoint's tags say what it serves now (AddTags overwrites existing keys).
+        self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=_tags(cfg, model, model_uri, config_name))
         if not cfg["archive"]:
             self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
         return self.get(name)

@@ -21,10 +21,23 @@ def install() -> None:
     for handler in _hosting_api.HANDLERS + _lineage_api.HANDLERS:
         setattr(SageMakerResponse, handler.__name__, handler)
     _tag_lineage_entities()
+    _add_tags_overwrites()
     _alarms.install()
     _ecs.install()
     _runtime_api.install()
     _installed = True
+
+
+def _add_tags_overwrites() -> None:
+    """AddTags with a key that exists replaces its value on AWS; moto appends a duplicate."""
+
+    def add_tags(self: SageMakerModelBackend, arn: str, tags: list[dict[str, str]]) -> list[dict[str, str]]:
+        resource = self._get_resource_from_arn(arn)
+        keys = {tag["Key"] for tag in tags}
+        resource.tags = [t for t in resource.tags if t["Key"] not in keys] + list(tags)
+        return resource.tags
+
+    SageMakerModelBackend.add_tags = add_tags  # type: ignore[method-assign]
 
 
 def _tag_lineage_entities() -> None:

@@ -75,6 +75,7 @@ def test_every_strategy_completes_and_keeps_the_variant_name(cli, aws, models, s
     assert described["EndpointStatus"] == "InService"
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["primary"]
     assert len(leftovers(aws)["models"]) == 1  # the previous model was removed once the new one served
+    assert f"model_uri: {models['v2']}" in cli("get", "-t", "sagemaker-ops", "--name", "churn").stdout
     again = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE,
                 "-C", "instance_count=4")
     assert "uploaded 0 bytes" in again.stderr

@@ -143,3 +143,11 @@ def test_lineage_entities_take_tags(aws):
                             Tags=[{"Key": "team", "Value": "ml"}])["ContextArn"]
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "ops"}])
     assert {t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"]} == {"team", "owner"}
+
+
+def test_add_tags_overwrites_an_existing_key_as_aws_does(aws):
+    sm = aws("sagemaker")
+    arn = sm.create_context(ContextName="retag", Source={"SourceUri": "x"}, ContextType="Experiment",
+                            Tags=[{"Key": "stage", "Value": "staging"}])["ContextArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "production"}])
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "stage", "Value": "production"}]

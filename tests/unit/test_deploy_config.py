@@ -78,3 +78,12 @@ def test_help_documents_every_key_with_type_default_and_example():
     text = config.help_text()
     for key in config.KEYS:
         assert f"  {key.name} (" in text and f"-C {key.name}=" in text
+
+
+def test_the_readme_documents_every_key():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("<!-- config-keys -->")[1].split("<!-- /config-keys -->")[0]
+    for key in config.KEYS:
+        assert f"| `{key.name}`" in table and key.example in table
