@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _artifacts
+from mlflow_plugins.deploy import _artifacts, _autoscaling
 from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
 from mlflow_plugins.errors import (
     AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, from_client_error,
@@ -67,7 +67,15 @@ class SageMakerDeployer:
         self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
         if cfg["synchronous"]:
             self._wait(name, "endpoint_in_service", cfg)
+            self._scale(name, cfg)
         return self.get(name)
+
+    def _scale(self, name: str, cfg: dict[str, Any]) -> None:
+        """Register autoscaling when configured; without the key, a registration survives."""
+        if cfg["autoscaling"]:
+            _autoscaling.apply(self.clients("application-autoscaling"), name, cfg["variant_name"], cfg["autoscaling"])
+            self.say(f"Autoscaling {name}/{cfg['variant_name']}: {cfg['autoscaling']['min_capacity']} to "
+                     f"{cfg['autoscaling']['max_capacity']} instances, target {cfg['autoscaling']['target']}")
 
     def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
                           created: list[tuple[str, str]]) -> str:
@@ -126,6 +134,7 @@ class SageMakerDeployer:
                                 fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
         # The endpoint's tags say what it serves now (AddTags overwrites existing keys).
         self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=_tags(cfg, model, model_uri, config_name))
+        self._scale(name, cfg)
         if not cfg["archive"]:
             self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
         return self.get(name)
@@ -137,6 +146,8 @@ class SageMakerDeployer:
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
         model = _model_of(self.sagemaker, current)
+        for variant in current.get("ProductionVariants", []):
+            _autoscaling.remove(self.clients("application-autoscaling"), name, variant["VariantName"])
         self.sagemaker.delete_endpoint(EndpointName=name)
         self.say(f"Deleting endpoint {name}")
         if cfg["synchronous"]:
@@ -154,6 +165,8 @@ class SageMakerDeployer:
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
             "model_uri": tags.get("mlflow-sagemaker-ops:model-uri"),
             "deployment_id": tags.get("mlflow-sagemaker-ops:deployment-id"),
+            "autoscaling": [_autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
+                            for v in described.get("ProductionVariants", [])],
             "failure_reason": described.get("FailureReason"),
         }
 

@@ -165,6 +165,16 @@ def check_combinations(values: dict[str, Any]) -> None:
     if values["strategy"] != "all_at_once" and values["mode"] == "add":
         _forbid("strategy", values["strategy"], "mode=add adds a variant; rollout strategies replace one",
                 "strategy=all_at_once with mode=add", "Use mode=replace to roll out a new model.")
+    if values["autoscaling"] is not None:
+        from mlflow_plugins.deploy._autoscaling import validate
+
+        validate(values["autoscaling"])
+        if serverless:
+            _forbid("autoscaling", values["autoscaling"], "serverless endpoints scale by themselves",
+                    "autoscaling on instance endpoints", "Drop autoscaling, or use max concurrency in serverless_config.")
+        if not values["synchronous"]:
+            _forbid("autoscaling", values["autoscaling"], "a variant can be registered only once the endpoint is InService",
+                    "autoscaling with synchronous=true", "Drop -C synchronous=false.")
     if values["max_execution_seconds"] and values["strategy"] != "rolling" and values["max_execution_seconds"] > 14400:
         _forbid("max_execution_seconds", values["max_execution_seconds"], "blue/green deployments last at most 14400 s",
                 "600 to 14400", "Lower it.")

@@ -22,10 +22,33 @@ def install() -> None:
         setattr(SageMakerResponse, handler.__name__, handler)
     _tag_lineage_entities()
     _add_tags_overwrites()
+    _scalable_targets_have_a_role()
     _alarms.install()
     _ecs.install()
     _runtime_api.install()
     _installed = True
+
+
+_SERVICE_LINKED_ROLES = {
+    "sagemaker": "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+    "ecs": "ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+}
+
+
+def _scalable_targets_have_a_role() -> None:
+    """Without RoleARN, Application Auto Scaling uses the service-linked role and reports it
+    (DescribeScalableTargets requires RoleARN); moto leaves it empty."""
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+
+    original = ApplicationAutoscalingBackend.register_scalable_target
+
+    def register(self: Any, namespace: str, r_id: str, dimension: str, min_capacity: Any, max_capacity: Any,
+                 role_arn: str | None, suspended_state: Any) -> Any:
+        if not role_arn and namespace in _SERVICE_LINKED_ROLES:
+            role_arn = f"arn:aws:iam::{self.account_id}:role/aws-service-role/{_SERVICE_LINKED_ROLES[namespace]}"
+        return original(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn, suspended_state)
+
+    ApplicationAutoscalingBackend.register_scalable_target = register  # type: ignore[method-assign]
 
 
 def _add_tags_overwrites() -> None:

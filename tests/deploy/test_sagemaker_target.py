@@ -148,3 +148,36 @@ def test_the_python_client_creates_and_predicts(aws, models, monkeypatch):
         client.explain("churn", rows)
     assert [d["name"] for d in client.list_deployments()] == ["churn"]
     client.delete_deployment("churn")
+
+
+def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(cli, aws, models):
+    scaling = aws("application-autoscaling")
+
+    def targets():
+        return scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+
+    spec = ('{"min_capacity": 2, "max_capacity": 6, "target": 150, "scale_in_cooldown": 300, '
+            '"schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 2}]}')
+    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2",
+        "-C", f"autoscaling={spec}")
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [("endpoint/churn/variant/primary", 2, 6)]
+    policy = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 150.0
+    assert [a["ScheduledActionName"] for a in scaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]] == ["night"]
+
+    cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "instance_count=2",
+        "-C", "strategy=canary", "-C", "bake_seconds=30")
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [(2, 6)]
+    cli("delete", "-t", "sagemaker", "--name", "churn")
+    assert targets() == []
+
+
+@pytest.mark.parametrize("spec, words", [
+    ('{"min_capacity": 3, "max_capacity": 2, "target": 10}', "min_capacity is above max_capacity"),
+    ('{"min_capacity": 1, "max_capacity": 2, "target": 10, "step": 1}', "unknown key(s) ['step']"),
+    ('{"min_capacity": 1, "max_capacity": 2, "target": 10, "metric": "CPUUtilization"}', "not a predefined SageMaker metric"),
+])
+def test_bad_autoscaling_fails_before_any_call(cli, aws, models, spec, words):
+    failed = cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", f"autoscaling={spec}", check=False)
+    assert failed.returncode != 0 and words in failed.stderr
+    assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}
