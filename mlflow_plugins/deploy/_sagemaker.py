@@ -101,10 +101,11 @@ class SageMakerDeployer:
 
     # ---- update -------------------------------------------------------------------------
     def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
-        cfg = parse(config)
         current = self._describe(name)
         if current is None:
+            parse(config)  # a bad config is reported first
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
+        cfg = parse({**self._carried_over(current), **(config or {})})
         if model_uri is None:
             raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
         live_variants = [v["VariantName"] for v in current.get("ProductionVariants", [])]
@@ -138,6 +139,31 @@ class SageMakerDeployer:
         if not cfg["archive"]:
             self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
         return self.get(name)
+
+    def _carried_over(self, current: dict[str, Any]) -> dict[str, Any]:
+        """The live deployment's settings, for every key an update does not repeat (MLflow's own
+        client loses data capture, env and the rest on update: mlflow/mlflow#7255, #9159)."""
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+        variant = config["ProductionVariants"][0]
+        model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
+        container = model.get("PrimaryContainer", {})
+        tags = self.sagemaker.list_tags(ResourceArn=current["EndpointArn"])["Tags"]
+        kept: dict[str, Any] = {
+            "variant_name": variant["VariantName"],
+            "data_capture_config": config.get("DataCaptureConfig"),
+            "async_inference_config": config.get("AsyncInferenceConfig"),
+            "kms_key_id": config.get("KmsKeyId"),
+            "env": container.get("Environment") or None,
+            "image_url": container.get("Image"),
+            "network_isolation": model.get("EnableNetworkIsolation", False),
+            "vpc_config": model.get("VpcConfig"),
+            "tags": {t["Key"]: t["Value"] for t in tags if not t["Key"].startswith("mlflow-sagemaker-ops:")} or None,
+        }
+        if "ServerlessConfig" in variant:
+            kept["serverless_config"] = variant["ServerlessConfig"]
+        else:
+            kept.update(instance_type=variant.get("InstanceType"), instance_count=variant.get("InitialInstanceCount"))
+        return {key: value for key, value in kept.items() if value is not None}
 
     # ---- delete, get, list --------------------------------------------------------------
     def delete(self, name: str, config: dict[str, Any] | None = None) -> None:

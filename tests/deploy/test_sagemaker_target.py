@@ -181,3 +181,29 @@ def test_bad_autoscaling_fails_before_any_call(cli, aws, models, spec, words):
     failed = cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", f"autoscaling={spec}", check=False)
     assert failed.returncode != 0 and words in failed.stderr
     assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}
+
+
+def test_settings_survive_an_update_that_does_not_repeat_them(cli, aws, models):
+    capture = ('{"EnableCapture": true, "InitialSamplingPercentage": 20, "DestinationS3Uri": "s3://capture/churn", '
+               '"CaptureOptions": [{"CaptureMode": "Input"}]}')
+    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=3",
+        "-C", "instance_type=ml.c5.xlarge", "-C", f"data_capture_config={capture}", "-C", 'env={"LOG_LEVEL": "debug"}',
+        "-C", 'tags={"team": "risk"}', "-C", "network_isolation=true",
+        "-C", "kms_key_id=arn:aws:kms:us-east-1:123456789012:key/abc")
+    cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE)
+    sm = aws("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName="churn")
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variant = config["ProductionVariants"][0]
+    model = sm.describe_model(ModelName=variant["ModelName"])
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.c5.xlarge", 3)
+    assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
+    assert config["KmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
+    assert model["PrimaryContainer"]["Environment"] == {"LOG_LEVEL": "debug"}
+    assert model["EnableNetworkIsolation"] is True
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]}
+    assert tags["team"] == "risk" and tags["mlflow-sagemaker-ops:model-uri"] == models["v2"]
+    # An explicit value still wins.
+    cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=1")
+    endpoint = sm.describe_endpoint(EndpointName="churn")
+    assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 1

@@ -237,3 +237,12 @@ def test_endpoint_names_follow_sagemaker_rules(aws, hosting):
     assert "regular expression pattern" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError, match="less than or equal to 63"):
         aws("sagemaker").create_endpoint(EndpointName="a" * 64, EndpointConfigName="v1")
+
+
+def test_data_capture_is_summarised_with_every_required_member(aws, hosting):
+    capture = {"EnableCapture": True, "InitialSamplingPercentage": 30, "DestinationS3Uri": "s3://capture/ep",
+               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+    hosting.config("v1", hosting.model("m1"), DataCaptureConfig=capture, KmsKeyId="arn:aws:kms:us-east-1:123456789012:key/k")
+    summary = hosting.endpoint("ep", "v1")["DataCaptureConfig"]
+    assert summary == {"EnableCapture": True, "CaptureStatus": "Started", "CurrentSamplingPercentage": 30,
+                       "DestinationS3Uri": "s3://capture/ep", "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k"}

@@ -106,6 +106,7 @@ class Fleet:
     async_config: dict[str, Any] | None
     traffic_share: float = 0.0
     account: str = "123456789012"
+    kms_key_id: str | None = None
 
     def all_variants(self) -> list[Variant]:
         return self.variants + self.shadow_variants
@@ -166,7 +167,7 @@ class SandboxEndpoint:
             if shown.shadow_variants:
                 out["ShadowProductionVariants"] = [v.summary() for v in shown.shadow_variants]
             if shown.data_capture:
-                out["DataCaptureConfig"] = _data_capture_summary(shown.data_capture)
+                out["DataCaptureConfig"] = _data_capture_summary(shown.data_capture, shown.kms_key_id)
             if shown.async_config:
                 out["AsyncInferenceConfig"] = copy.deepcopy(shown.async_config)
         if self.live is not None and self.pending is not None:
@@ -191,7 +192,7 @@ class SandboxEndpoint:
         return out
 
 
-def _data_capture_summary(config: dict[str, Any]) -> dict[str, Any]:
+def _data_capture_summary(config: dict[str, Any], endpoint_kms: str | None = None) -> dict[str, Any]:
     """DataCaptureConfig (the endpoint config's input shape) as DataCaptureConfigSummary."""
     enabled = bool(config.get("EnableCapture", False))
     out: dict[str, Any] = {
@@ -199,7 +200,9 @@ def _data_capture_summary(config: dict[str, Any]) -> dict[str, Any]:
         "CaptureStatus": "Started" if enabled else "Stopped",
         "CurrentSamplingPercentage": int(config.get("InitialSamplingPercentage", 0)),
         "DestinationS3Uri": config.get("DestinationS3Uri", ""),
+        # Required by the output shape. Without a key of its own, the capture uses the endpoint
+        # config's KmsKeyId; with neither, the sandbox reports an empty string (AWS's value for
+        # its default encryption is not documented).
+        "KmsKeyId": config.get("KmsKeyId") or endpoint_kms or "",
     }
-    if config.get("KmsKeyId"):
-        out["KmsKeyId"] = config["KmsKeyId"]
     return out

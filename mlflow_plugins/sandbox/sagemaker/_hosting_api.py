@@ -51,6 +51,14 @@ def create_model(response: BaseResponse) -> ActionResult:
     return ActionResult(model.response_create)
 
 
+def describe_model(response: BaseResponse) -> ActionResult:
+    """moto's, without the empty VpcConfig it reports when there is none (the output shape
+    makes its members required)."""
+    params = request(response, "DescribeModel")
+    model = backend_of(response).describe_model(params["ModelName"])
+    return ActionResult({k: v for k, v in model.response_object.items() if v not in ({}, [])})
+
+
 def create_endpoint_config(response: BaseResponse) -> ActionResult:
     params = request(response, "CreateEndpointConfig")
     backend = backend_of(response)
@@ -218,6 +226,7 @@ def _create_endpoint_context(backend: Any, endpoint: SandboxEndpoint) -> None:
 
 HANDLERS = [
     create_model,
+    describe_model,
     create_endpoint_config,
     describe_endpoint_config,
     create_endpoint,

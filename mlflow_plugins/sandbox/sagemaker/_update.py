@@ -54,6 +54,7 @@ def fleet_from_config(backend: SageMakerModelBackend, config: Any) -> Fleet:
         data_capture=copy.deepcopy(config.data_capture_config) or None,
         async_config=copy.deepcopy(config.async_inference_config) or None,
         account=backend.account_id,
+        kms_key_id=getattr(config, "kms_key_id", None),
     )
 
 
