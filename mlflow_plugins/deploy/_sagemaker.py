@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _artifacts, _autoscaling
+from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling
 from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
 from mlflow_plugins.errors import (
     AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, from_client_error,
@@ -57,6 +57,7 @@ class SageMakerDeployer:
         model = self._upload(name, model_uri, cfg)
         created: list[tuple[str, str]] = []
         try:
+            self._auto_alarms(name, cfg, created)
             config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
                                            Tags=_tags(cfg, model, model_uri, config_name))
@@ -117,6 +118,7 @@ class SageMakerDeployer:
         model = self._upload(name, model_uri, cfg)
         created: list[tuple[str, str]] = []
         try:
+            self._auto_alarms(name, cfg, [])  # the endpoint's alarms: a failed update keeps them
             config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
                                            DeploymentConfig=deployment_config(cfg))
@@ -139,6 +141,14 @@ class SageMakerDeployer:
         if not cfg["archive"]:
             self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
         return self.get(name)
+
+    def _auto_alarms(self, name: str, cfg: dict[str, Any], created: list[tuple[str, str]]) -> None:
+        """With auto_alarms, create the usual alarms and add them to the rollback alarms."""
+        if not cfg["auto_alarms"]:
+            return
+        made = _alarms.create(self.clients("cloudwatch"), name, cfg["variant_name"])
+        created.append(("alarms", f"{name}/{cfg['variant_name']}"))
+        cfg["alarms"] = sorted(set(cfg["alarms"] or []) | set(made))
 
     def _carried_over(self, current: dict[str, Any]) -> dict[str, Any]:
         """The live deployment's settings, for every key an update does not repeat (MLflow's own
@@ -174,6 +184,7 @@ class SageMakerDeployer:
         model = _model_of(self.sagemaker, current)
         for variant in current.get("ProductionVariants", []):
             _autoscaling.remove(self.clients("application-autoscaling"), name, variant["VariantName"])
+            _alarms.delete(self.clients("cloudwatch"), name, variant["VariantName"])
         self.sagemaker.delete_endpoint(EndpointName=name)
         self.say(f"Deleting endpoint {name}")
         if cfg["synchronous"]:
@@ -257,6 +268,9 @@ class SageMakerDeployer:
             if not resource:
                 continue
             try:
+                if kind == "alarms":
+                    _alarms.delete(self.clients("cloudwatch"), *resource.split("/", 1))
+                    continue
                 getattr(self.sagemaker, f"delete_{kind}")(**{_NAME_FIELD[kind]: resource})
             except Exception as error:  # report, keep cleaning
                 self.say(f"Could not delete {kind} {resource}: {error}")

@@ -207,3 +207,26 @@ def test_settings_survive_an_update_that_does_not_repeat_them(cli, aws, models):
     cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=1")
     endpoint = sm.describe_endpoint(EndpointName="churn")
     assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+
+
+def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, models):
+    cloudwatch = aws("cloudwatch")
+    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4",
+        "-C", "auto_alarms=true")
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(alarms) == {"churn-primary-5xx", "churn-primary-model-latency"}
+    assert {d["Name"]: d["Value"] for d in alarms["churn-primary-5xx"]["Dimensions"]} == {"EndpointName": "churn", "VariantName": "primary"}
+
+    def trip() -> None:
+        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
+        cloudwatch.set_alarm_state(AlarmName="churn-primary-model-latency", StateValue="ALARM", StateReason="slow")
+
+    tripper = threading.Thread(target=trip)
+    tripper.start()
+    failed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "auto_alarms=true",
+                 "-C", "strategy=canary", "-C", "bake_seconds=900", check=False)
+    tripper.join(timeout=60)
+    assert failed.returncode != 0 and "churn-primary-model-latency" in failed.stderr
+    assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == 2  # still guarding the live deployment
+    cli("delete", "-t", "sagemaker", "--name", "churn")
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
