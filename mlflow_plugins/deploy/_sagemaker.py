@@ -218,7 +218,10 @@ class SageMakerDeployer:
         return found
 
     def invoke(self, name: str, body: dict[str, Any]) -> str:
-        """The endpoint's JSON answer to ``body``."""
+        """The endpoint's JSON answer to ``body`` (through S3 for an asynchronous endpoint)."""
+        described = self._describe(name)
+        if described is not None and described.get("AsyncInferenceConfig"):
+            return self._invoke_async(name, body, described["AsyncInferenceConfig"])
         runtime = self.clients("sagemaker-runtime")
         try:
             reply = runtime.invoke_endpoint(EndpointName=name, Body=json.dumps(body),
@@ -226,6 +229,28 @@ class SageMakerDeployer:
         except runtime.exceptions.ClientError as error:
             raise _domain(error, f"Check that endpoint {name} is InService and the input matches its signature.") from None
         return reply["Body"].read().decode()
+
+    def _invoke_async(self, name: str, body: dict[str, Any], config: dict[str, Any]) -> str:
+        """Upload the input next to the output path, InvokeEndpointAsync, then wait for the output
+        object with botocore's object_exists waiter (the failure object ends the wait early)."""
+        s3, runtime = self.clients("s3"), self.clients("sagemaker-runtime")
+        output = config["OutputConfig"]["S3OutputPath"].rstrip("/")
+        bucket, _, prefix = output[len("s3://"):].partition("/")
+        key = f"{prefix}/inputs/{uuid.uuid4().hex}.json".lstrip("/")
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json")
+        reply = runtime.invoke_endpoint_async(EndpointName=name, InputLocation=f"s3://{bucket}/{key}",
+                                              ContentType="application/json", Accept="application/json")
+        self.say(f"Invoked {name} asynchronously (inference {reply['InferenceId']}); waiting for {reply['OutputLocation']}")
+        out_bucket, _, out_key = reply["OutputLocation"][len("s3://"):].partition("/")
+        delay = float(os.environ.get(WAIT_DELAY_ENV, "15"))
+        try:
+            s3.get_waiter("object_exists").wait(Bucket=out_bucket, Key=out_key, WaiterConfig={"Delay": delay, "MaxAttempts": max(int(3600 / delay), 1)})
+        except Exception:
+            fail_bucket, _, fail_key = reply.get("FailureLocation", "s3:///")[len("s3://"):].partition("/")
+            detail = s3.get_object(Bucket=fail_bucket, Key=fail_key)["Body"].read().decode() if fail_key else "no output"
+            raise AwsCallFailed(operation="InvokeEndpointAsync", code="AsyncInferenceFailed", detail=detail[:2000],
+                                fix="Check the input against the model's signature.") from None
+        return s3.get_object(Bucket=out_bucket, Key=out_key)["Body"].read().decode()
 
     # ---- helpers ------------------------------------------------------------------------
     def _describe(self, name: str) -> dict[str, Any] | None:

@@ -230,3 +230,24 @@ def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, mode
     assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == 2  # still guarding the live deployment
     cli("delete", "-t", "sagemaker", "--name", "churn")
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+def test_an_async_endpoint_predicts_through_s3(aws, models, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+    aws("s3").create_bucket(Bucket="async-out")
+    client = get_deploy_client("sagemaker:/us-east-1")
+    client.create_deployment("churn-async", models["v1"], config={
+        "execution_role_arn": EXECUTION_ROLE_ARN,
+        "async_inference_config": {"OutputConfig": {"S3OutputPath": "s3://async-out/results",
+                                                    "S3FailurePath": "s3://async-out/failures"}}})
+    rows, _ = delivery_frame(n=5, seed=3)
+    expected = mlflow_predictions(models["v1"], rows)
+    assert client.predict("churn-async", rows)["predictions"] == expected
+    outputs = aws("s3").list_objects_v2(Bucket="async-out", Prefix="results/")["Contents"]
+    assert any(o["Key"].endswith(".out") for o in outputs)
+
+
+def mlflow_predictions(model_dir: str, rows) -> list:
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_dir).predict(rows).tolist()

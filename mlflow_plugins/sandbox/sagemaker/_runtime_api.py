@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import requests
+from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from mlflow_plugins.sandbox._state import current
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, Variant
 from mlflow_plugins.sandbox.sagemaker._serving_host import (
-    Container, ServingHost, download_failure, extract_model,
+    Container, ServingHost, download_failure, extract_model, s3_bytes,
 )
 
 SERVING_STATES = ("InService", "Updating", "RollingBack", "SystemUpdating")
@@ -134,6 +137,49 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str]
         return error.response()
 
 
+def invoke_endpoint_async(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], Any]:
+    """InvokeEndpointAsync: read the input from S3, predict in the background, write the answer
+    to the endpoint's S3OutputPath (or the error to S3FailurePath), answer 202 at once."""
+    try:
+        name = unquote(self.path.split("/")[2])
+        output = _async_output(self, name)
+        variant, container = _route(self, name)
+        input_location = self.headers.get("X-Amzn-SageMaker-InputLocation", "")
+        inference_id = self.headers.get("X-Amzn-SageMaker-Inference-Id") or str(uuid.uuid4())
+        output_uri = f"{output['S3OutputPath'].rstrip('/')}/{inference_id}.out"
+        failure_uri = f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{inference_id}-error.out"
+        headers = {h: self.headers[h] for h in ("Content-Type", "Accept") if self.headers.get(h)}
+        job = (self.current_account, container, variant.name, input_location, headers, output_uri, failure_uri)
+        threading.Thread(target=_run_async, args=job, daemon=True).start()
+        return 202, {"status": "202", "X-Amzn-SageMaker-OutputLocation": output_uri,
+                     "X-Amzn-SageMaker-FailureLocation": failure_uri}, json.dumps({"InferenceId": inference_id})
+    except InvokeError as error:
+        return error.response()
+
+
+def _async_output(response: SageMakerRuntimeResponse, name: str) -> dict[str, Any]:
+    with current().lock:
+        endpoint = sagemaker_backends[response.current_account][response.region].endpoints.get(name)
+        config = (endpoint.live.async_config if endpoint is not None and endpoint.live is not None else None) or {}
+    if not config.get("OutputConfig", {}).get("S3OutputPath"):
+        raise _validation(f"Endpoint {name} is not an asynchronous endpoint (no AsyncInferenceConfig). "
+                          "Use InvokeEndpoint, or create it with an AsyncInferenceConfig.")
+    return config["OutputConfig"]
+
+
+def _run_async(account: str, container: Container, variant: str, input_location: str, headers: dict[str, str],
+               output_uri: str, failure_uri: str) -> None:
+    try:
+        body = s3_bytes(account, input_location)
+        reply = requests.post(container.url + "/invocations", data=body, headers=headers, timeout=3600)
+        target, data = (output_uri, reply.content) if reply.status_code < 400 else (failure_uri, reply.content)
+    except Exception as error:  # the input is missing or the container is gone: report it where AWS would
+        target, data = failure_uri, json.dumps({"message": f"{type(error).__name__}: {error}"}).encode()
+    parsed = urlparse(target)
+    s3_backends[account]["aws"].put_object(parsed.netloc, parsed.path.lstrip("/"), data)
+
+
 def install() -> None:
     SageMakerRuntimeResponse.use_raw_body = True
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
+    SageMakerRuntimeResponse.invoke_endpoint_async = invoke_endpoint_async  # type: ignore[method-assign]
