@@ -109,7 +109,7 @@ def main() -> None:
 
 
 def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple) -> None:
-    print(f"In-process floor (parse + predict + encode, p50): "
+    print("In-process floor (parse + predict + encode, p50): "
           + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set))
     print()
     print("| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms | ours/baseline req/s |")

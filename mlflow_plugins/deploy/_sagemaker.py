@@ -21,17 +21,17 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
 from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling
+from mlflow_plugins.deploy._progress import Progress
+from mlflow_plugins.deploy._requests import MANAGED, deployment_config, resource_name, resource_tags, variant as variant_spec
 from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
 from mlflow_plugins.errors import (
     AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, from_client_error,
 )
 
-MANAGED = "mlflow-sagemaker-ops:managed"
 WAIT_DELAY_ENV = "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY"  # seconds between DescribeEndpoint polls
 Say = Callable[[str], None]
 
@@ -60,11 +60,11 @@ class SageMakerDeployer:
             self._auto_alarms(name, cfg, created)
             config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
-                                           Tags=_tags(cfg, model, model_uri, config_name))
+                                           Tags=resource_tags(cfg, model, model_uri, config_name))
             created.append(("endpoint", name))
         except Exception as error:
             self._undo(created)
-            raise _domain(error, f"Nothing was left behind. Check the message, then run create again.") from None
+            raise _domain(error, "Nothing was left behind. Check the message, then run create again.") from None
         self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
         if cfg["synchronous"]:
             self._wait(name, "endpoint_in_service", cfg)
@@ -80,18 +80,18 @@ class SageMakerDeployer:
 
     def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
                           created: list[tuple[str, str]]) -> str:
-        resource = _resource_name(name)
-        tags = _tags(cfg, model, model_uri, resource)
+        resource = resource_name(name)
+        labels = resource_tags(cfg, model, model_uri, resource)
         container = {"Image": self._image(cfg), "ModelDataUrl": model.s3_uri, "Environment": cfg["env"] or {}}
         model_args: dict[str, Any] = {"ModelName": resource, "ExecutionRoleArn": role,
-                                      "PrimaryContainer": container, "Tags": tags,
+                                      "PrimaryContainer": container, "Tags": labels,
                                       "EnableNetworkIsolation": cfg["network_isolation"]}
         if cfg["vpc_config"]:
             model_args["VpcConfig"] = cfg["vpc_config"]
         self.sagemaker.create_model(**model_args)
         created.append(("model", resource))
-        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [_variant(resource, cfg)],
-                                       "Tags": tags}
+        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [variant_spec(resource, cfg)],
+                                       "Tags": labels}
         for key, field in (("data_capture_config", "DataCaptureConfig"), ("async_inference_config", "AsyncInferenceConfig"),
                            ("kms_key_id", "KmsKeyId")):
             if cfg[key]:
@@ -136,7 +136,7 @@ class SageMakerDeployer:
                                 detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
                                 fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
         # The endpoint's tags say what it serves now (AddTags overwrites existing keys).
-        self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=_tags(cfg, model, model_uri, config_name))
+        self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=resource_tags(cfg, model, model_uri, config_name))
         self._scale(name, cfg)
         if not cfg["archive"]:
             self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
@@ -157,7 +157,7 @@ class SageMakerDeployer:
         variant = config["ProductionVariants"][0]
         model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
         container = model.get("PrimaryContainer", {})
-        tags = self.sagemaker.list_tags(ResourceArn=current["EndpointArn"])["Tags"]
+        live_tags = self.sagemaker.list_tags(ResourceArn=current["EndpointArn"])["Tags"]
         kept: dict[str, Any] = {
             "variant_name": variant["VariantName"],
             "data_capture_config": config.get("DataCaptureConfig"),
@@ -167,7 +167,7 @@ class SageMakerDeployer:
             "image_url": container.get("Image"),
             "network_isolation": model.get("EnableNetworkIsolation", False),
             "vpc_config": model.get("VpcConfig"),
-            "tags": {t["Key"]: t["Value"] for t in tags if not t["Key"].startswith("mlflow-sagemaker-ops:")} or None,
+            "tags": {t["Key"]: t["Value"] for t in live_tags if not t["Key"].startswith("mlflow-sagemaker-ops:")} or None,
         }
         if "ServerlessConfig" in variant:
             kept["serverless_config"] = variant["ServerlessConfig"]
@@ -195,13 +195,13 @@ class SageMakerDeployer:
         described = self._describe(name)
         if described is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
-        tags = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
+        labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
         return {
             "name": name, "flavor": "python_function", "endpoint_arn": described["EndpointArn"],
             "status": described["EndpointStatus"], "endpoint_config": described["EndpointConfigName"],
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
-            "model_uri": tags.get("mlflow-sagemaker-ops:model-uri"),
-            "deployment_id": tags.get("mlflow-sagemaker-ops:deployment-id"),
+            "model_uri": labels.get("mlflow-sagemaker-ops:model-uri"),
+            "deployment_id": labels.get("mlflow-sagemaker-ops:deployment-id"),
             "autoscaling": [_autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
                             for v in described.get("ProductionVariants", [])],
             "failure_reason": described.get("FailureReason"),
@@ -211,8 +211,8 @@ class SageMakerDeployer:
         found = []
         for page in self.sagemaker.get_paginator("list_endpoints").paginate():
             for summary in page["Endpoints"]:
-                tags = self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]
-                if any(t["Key"] == MANAGED for t in tags):
+                found_tags = self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]
+                if any(t["Key"] == MANAGED for t in found_tags):
                     found.append({"name": summary["EndpointName"], "status": summary["EndpointStatus"],
                                   "endpoint_arn": summary["EndpointArn"]})
         return found
@@ -275,7 +275,7 @@ class SageMakerDeployer:
 
     def _wait(self, name: str, waiter: str, cfg: dict[str, Any]) -> None:
         delay = float(os.environ.get(WAIT_DELAY_ENV, "15"))
-        progress = _Progress(self.say)
+        progress = Progress(self.say)
         events = self.sagemaker.meta.events
         events.register("after-call.sagemaker.DescribeEndpoint", progress)
         try:
@@ -302,70 +302,6 @@ class SageMakerDeployer:
 
 
 _NAME_FIELD = {"endpoint": "EndpointName", "endpoint_config": "EndpointConfigName", "model": "ModelName"}
-
-
-class _Progress:
-    """Prints each status change seen by the waiter's DescribeEndpoint calls, with elapsed time."""
-
-    def __init__(self, say: Say) -> None:
-        self.say, self.last, self.started = say, None, datetime.now(timezone.utc)
-
-    def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
-        pending = parsed.get("PendingDeploymentSummary", {}).get("ProductionVariants", [])
-        steps = [s.get("StatusMessage") or s["Status"] for v in pending for s in v.get("VariantStatus", [])]
-        state = (parsed.get("EndpointStatus"), tuple(steps))
-        if state != self.last and parsed.get("EndpointStatus"):
-            elapsed = (datetime.now(timezone.utc) - self.started).total_seconds()
-            detail = f" ({'; '.join(steps)})" if steps else ""
-            self.say(f"  [{elapsed:6.1f}s] {parsed['EndpointStatus']}{detail}")
-            self.last = state
-
-
-def deployment_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The UpdateEndpoint DeploymentConfig for the configured strategy and alarms."""
-    strategy, bake = cfg["strategy"], cfg["bake_seconds"]
-    if strategy == "rolling":
-        policy: dict[str, Any] = {"RollingUpdatePolicy": {
-            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": cfg["linear_step_size"]},
-            "WaitIntervalInSeconds": bake}}
-        inner = policy["RollingUpdatePolicy"]
-    else:
-        routing: dict[str, Any] = {"Type": {"canary": "CANARY", "linear": "LINEAR"}.get(strategy, "ALL_AT_ONCE"),
-                                   "WaitIntervalInSeconds": bake}
-        if strategy == "canary":
-            routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg["canary_size"]}
-        if strategy == "linear":
-            routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg["linear_step_size"]}
-        policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
-                                            "TerminationWaitInSeconds": cfg["termination_wait_seconds"]}}
-        inner = policy["BlueGreenUpdatePolicy"]
-    if cfg["max_execution_seconds"]:
-        inner["MaximumExecutionTimeoutInSeconds"] = cfg["max_execution_seconds"]
-    if cfg["alarms"]:
-        policy["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in cfg["alarms"]]}
-    return policy
-
-
-def _variant(model_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    variant: dict[str, Any] = {"VariantName": cfg["variant_name"], "ModelName": model_name, "InitialVariantWeight": 1.0}
-    if cfg["serverless_config"]:
-        variant["ServerlessConfig"] = cfg["serverless_config"]
-    else:
-        variant.update(InstanceType=cfg["instance_type"], InitialInstanceCount=cfg["instance_count"])
-    return variant
-
-
-def _tags(cfg: dict[str, Any], model: Any, model_uri: str, deployment: str) -> list[dict[str, str]]:
-    tags = {MANAGED: "true", "mlflow-sagemaker-ops:deployment-id": deployment,
-            "mlflow-sagemaker-ops:model-uri": model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
-            "mlflow-sagemaker-ops:version": mlflow_plugins.__version__}
-    tags.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def _resource_name(name: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    return f"{name[:40]}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def _model_of(sagemaker: Any, described: dict[str, Any]) -> str:

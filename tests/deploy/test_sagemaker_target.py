@@ -8,7 +8,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from mlflow.deployments import get_deploy_client
 
