@@ -250,3 +250,13 @@ def mlflow_predictions(model_dir: str, rows) -> list:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(model_dir).predict(rows).tolist()
+
+
+def test_a_variant_name_change_under_blue_green_is_refused_before_any_change(cli, aws, models):
+    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE)
+    before = leftovers(aws)
+    failed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE,
+                 "-C", "strategy=canary", "-C", "variant_name=blue", check=False)
+    assert failed.returncode != 0
+    assert "variant_name='blue' is not valid" in failed.stderr and "-C variant_name=primary" in failed.stderr
+    assert leftovers(aws) == before
