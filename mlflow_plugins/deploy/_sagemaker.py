@@ -102,9 +102,9 @@ class SageMakerDeployer:
 
     # ---- update -------------------------------------------------------------------------
     def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+        parse(config)  # a bad config fails before any AWS call
         current = self._describe(name)
         if current is None:
-            parse(config)  # a bad config is reported first
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
         cfg = parse({**self._carried_over(current), **(config or {})})
         if model_uri is None:

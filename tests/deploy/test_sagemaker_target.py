@@ -260,3 +260,16 @@ def test_a_variant_name_change_under_blue_green_is_refused_before_any_change(cli
     assert failed.returncode != 0
     assert "variant_name='blue' is not valid" in failed.stderr and "-C variant_name=primary" in failed.stderr
     assert leftovers(aws) == before
+
+
+def test_a_bad_update_config_fails_before_any_aws_call(aws, models, sandbox):
+    from mlflow_plugins.aws import AwsSettings, make_clients
+    from mlflow_plugins.deploy._sagemaker import SageMakerDeployer
+    from mlflow_plugins.errors import UnknownKey
+
+    clients = make_clients(AwsSettings(region="us-east-1"))
+    calls = []
+    clients("sagemaker").meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    with pytest.raises(UnknownKey):
+        SageMakerDeployer(clients).update("churn", models["v2"], {"strategi": "canary"})
+    assert calls == []
