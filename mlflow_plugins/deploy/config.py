@@ -175,9 +175,6 @@ def check_combinations(values: dict[str, Any]) -> None:
         if not values["synchronous"]:
             _forbid("autoscaling", values["autoscaling"], "a variant can be registered only once the endpoint is InService",
                     "autoscaling with synchronous=true", "Drop -C synchronous=false.")
-    if values["max_execution_seconds"] and values["strategy"] != "rolling" and values["max_execution_seconds"] > 14400:
-        _forbid("max_execution_seconds", values["max_execution_seconds"], "blue/green deployments last at most 14400 s",
-                "600 to 14400", "Lower it.")
 
 
 def help_text() -> str:

@@ -78,7 +78,7 @@ def _start_deployment(service: Any) -> None:
         old["status"] = "ACTIVE"
     deployment = _deployment(service)
     service.deployments = [deployment] + list(service.deployments)
-    service._sandbox_process = Process(current().scheduler, _roll_out(service, deployment)).start()
+    Process(current().scheduler, _roll_out(service, deployment)).start()
 
 
 def _backend(response: EC2ContainerServiceResponse) -> Any:
@@ -129,7 +129,7 @@ def install() -> None:
                 service.deployments = [d for d in service.deployments if d["status"] == "PRIMARY"]
                 primary = service.deployments[0]
                 primary.update(rolloutState="IN_PROGRESS", desiredCount=service.desired_count)
-                service._sandbox_process = Process(current().scheduler, _roll_out(service, primary)).start()
+                Process(current().scheduler, _roll_out(service, primary)).start()
         return result
 
     create_service._sandbox_hook = True  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from tests.serving.conftest import delivery_frame
 
@@ -28,14 +29,7 @@ JSON_FORMS = {
 
 def post(server, body, content_type):
     data = json.dumps(body) if not isinstance(body, str) else body
-    return server_session(server).post(server.url + "/invocations", data=data,
-                                       headers={"Content-Type": content_type}, timeout=30)
-
-
-def server_session(server):
-    import requests
-
-    return requests
+    return requests.post(server.url + "/invocations", data=data, headers={"Content-Type": content_type}, timeout=30)
 
 
 @pytest.mark.parametrize("form", list(JSON_FORMS))

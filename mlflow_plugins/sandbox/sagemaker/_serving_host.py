@@ -165,6 +165,7 @@ class ServingHost:
         return self.containers.get((endpoint, config, variant))
 
     def stop(self, endpoint: str, fleet: Fleet) -> None:
+        self.started.pop((endpoint, fleet.config_name), None)
         for variant in fleet.all_variants():
             key = (endpoint, fleet.config_name, variant.name)
             self.failures.pop(key, None)
@@ -177,6 +178,7 @@ class ServingHost:
             _terminate(container.process)
         self.containers.clear()
         self.failures.clear()
+        self.started.clear()
 
 
 def _terminate(process: subprocess.Popen) -> None:
