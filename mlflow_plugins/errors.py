@@ -207,6 +207,13 @@ def from_client_error(error: Any, fix: str) -> AwsCallFailed:
     )
 
 
+def as_domain_error(error: Exception, fix: str) -> Exception:
+    """A botocore ``ClientError`` as a domain error; anything else unchanged."""
+    if isinstance(getattr(error, "response", None), dict) and "Error" in error.response:  # type: ignore[attr-defined]
+        return from_client_error(error, fix=fix)
+    return error
+
+
 def to_mlflow_exception(error: OpsError) -> Exception:
     """The error as an ``MlflowException``, for the MLflow plugin boundary."""
     from mlflow.exceptions import MlflowException

@@ -104,3 +104,30 @@ def aws(sandbox, monkeypatch):
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
     return Aws(sandbox)
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory):
+    """A real ``mlflow server`` (sqlite store, artifacts served over HTTP), for the session."""
+    from tests.serving.conftest import BIN, Server, free_port
+
+    root = tmp_path_factory.mktemp("tracking")
+    port = free_port()
+    server = Server([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                     "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+                     "--port", str(port), "--workers", "1"],
+                    port, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    server.wait_ready("/health")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tracking(tracking_server, monkeypatch):
+    """This test logs to the session's tracking server (in-process and in subprocesses)."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
+    mlflow.set_tracking_uri(tracking_server.url)
+    yield tracking_server.url
+    mlflow.set_tracking_uri(None)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
+from mlflow_plugins.deploy._origin import ModelOrigin
 
 MANAGED = "mlflow-sagemaker-ops:managed"
 
@@ -36,6 +37,17 @@ def deployment_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return policy
 
 
+def shadow_variant(model_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The shadow variant: its weight relative to the production variant's 1.0 is the share of
+    requests SageMaker copies to it."""
+    return {**variant(model_name, cfg), "VariantName": shadow_name(cfg["variant_name"]),
+            "InitialVariantWeight": cfg["shadow_sampling_percent"] / 100}
+
+
+def shadow_name(variant_name: str) -> str:
+    return f"{variant_name[:56]}-shadow"
+
+
 def variant(model_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     variant: dict[str, Any] = {"VariantName": cfg["variant_name"], "ModelName": model_name, "InitialVariantWeight": 1.0}
     if cfg["serverless_config"]:
@@ -45,10 +57,13 @@ def variant(model_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return variant
 
 
-def resource_tags(cfg: dict[str, Any], model: Any, model_uri: str, deployment: str) -> list[dict[str, str]]:
+def resource_tags(cfg: dict[str, Any], model: Any, model_uri: str, deployment: str,
+                  origin: ModelOrigin | None = None) -> list[dict[str, str]]:
+    """The suite's tags (managed marker, deployment id, model URI and digest, registered model,
+    version and run id, suite version), then the user's ``tags``."""
     values = {MANAGED: "true", "mlflow-sagemaker-ops:deployment-id": deployment,
-            "mlflow-sagemaker-ops:model-uri": model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
-            "mlflow-sagemaker-ops:version": mlflow_plugins.__version__}
+              "mlflow-sagemaker-ops:model-uri": model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
+              "mlflow-sagemaker-ops:version": mlflow_plugins.__version__, **(origin.tags() if origin else {})}
     values.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
@@ -56,3 +71,20 @@ def resource_tags(cfg: dict[str, Any], model: Any, model_uri: str, deployment: s
 def resource_name(name: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     return f"{name[:40]}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def layout(model_name: str, cfg: dict[str, Any], live: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Production and shadow variants of a new config: the new model alone (create, replace); the
+    live production model with the new one in shadow (``strategy=shadow``); or the live variants
+    with the new one added (``mode=add``, as MLflow's own client does it)."""
+    if live is not None and cfg["strategy"] == "shadow":
+        return [variant(live["ProductionVariants"][0]["ModelName"], cfg)], [shadow_variant(model_name, cfg)]
+    if live is not None and cfg["mode"] == "add":
+        return [*live["ProductionVariants"], variant(model_name, cfg)], []
+    return [variant(model_name, cfg)], []
+
+
+def models_in(config: dict[str, Any] | None) -> list[str]:
+    """The SageMaker models an endpoint config serves, production and shadow."""
+    variants = (config or {}).get("ProductionVariants", []) + (config or {}).get("ShadowProductionVariants", [])
+    return list(dict.fromkeys(v["ModelName"] for v in variants if v.get("ModelName")))

@@ -2,37 +2,42 @@
 
 * Names: the endpoint is the deployment name; each deploy creates a model and an endpoint config
   named ``<name>-<deployment id>`` and tags all three (managed marker, deployment id, model URI,
-  model digest, suite version, and the user's tags).
+  model digest, registered model, version and run id, suite version, and the user's tags).
 * The variant name is stable across updates (``variant_name``, default ``primary``), so
   blue/green, canary, linear and rolling updates keep it, as AWS requires.
 * A failed create deletes whatever it created, in reverse order, so nothing is half-created.
 * An update runs UpdateEndpoint with the strategy's DeploymentConfig; when it completes, the
-  previous model and config are deleted (kept with ``archive=true``); when AWS rolls it back,
+  previous config and the models only it used are deleted (kept with ``archive=true``); when AWS rolls it back,
   the new ones are deleted and the update fails with SageMaker's reason (the alarm named).
+* ``strategy=shadow`` creates a config that keeps the live model in production and adds the new
+  one as a shadow variant (``<variant>-shadow``) that gets ``shadow_sampling_percent`` of the
+  requests copied; an update without a model URI then promotes the shadow's model, with the
+  configured strategy. Any other update drops the shadow.
 * Waiting uses botocore's ``endpoint_in_service`` / ``endpoint_deleted`` waiters; progress (each
   status change) is printed by a hook on the waiter's DescribeEndpoint calls.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling
-from mlflow_plugins.deploy._progress import Progress
-from mlflow_plugins.deploy._requests import MANAGED, deployment_config, resource_name, resource_tags, variant as variant_spec
+from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling, _invoke
+from mlflow_plugins.deploy._progress import Progress, wait_delay
+from mlflow_plugins.deploy._origin import model_origin
+from mlflow_plugins.deploy._requests import (
+    MANAGED, deployment_config, layout, models_in, resource_name, resource_tags, variant as variant_spec,
+)
 from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
 from mlflow_plugins.errors import (
-    AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, from_client_error,
+    AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, as_domain_error,
 )
 
-WAIT_DELAY_ENV = "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY"  # seconds between DescribeEndpoint polls
+SHADOW_URI = "mlflow-sagemaker-ops:shadow-model-uri"
+DEPLOYMENT_ID = "mlflow-sagemaker-ops:deployment-id"
 Say = Callable[[str], None]
 
 
@@ -60,11 +65,12 @@ class SageMakerDeployer:
             self._auto_alarms(name, cfg, created)
             config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
-                                           Tags=resource_tags(cfg, model, model_uri, config_name))
+                                           Tags=resource_tags(cfg, model, model_uri, config_name,
+                                                              model_origin(model_uri, model.local_dir)))
             created.append(("endpoint", name))
         except Exception as error:
             self._undo(created)
-            raise _domain(error, "Nothing was left behind. Check the message, then run create again.") from None
+            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create again.") from None
         self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
         if cfg["synchronous"]:
             self._wait(name, "endpoint_in_service", cfg)
@@ -79,55 +85,125 @@ class SageMakerDeployer:
                      f"{cfg['autoscaling']['max_capacity']} instances, target {cfg['autoscaling']['target']}")
 
     def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
-                          created: list[tuple[str, str]]) -> str:
+                          created: list[tuple[str, str]], live: dict[str, Any] | None = None) -> str:
+        """A new SageMaker model for ``model`` and an endpoint config serving it, laid out by
+        :func:`._requests.layout` against the ``live`` endpoint config."""
         resource = resource_name(name)
-        labels = resource_tags(cfg, model, model_uri, resource)
-        container = {"Image": self._image(cfg), "ModelDataUrl": model.s3_uri, "Environment": cfg["env"] or {}}
+        labels = resource_tags(cfg, model, model_uri, resource, model_origin(model_uri, model.local_dir))
+        self._create_model(resource, model.s3_uri, cfg, role, labels)
+        created.append(("model", resource))
+        self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
+        created.append(("endpoint_config", resource))
+        return resource
+
+    def _create_model(self, resource: str, s3_uri: str, cfg: dict[str, Any], role: str, labels: list[dict[str, str]]) -> None:
+        container = {"Image": self._image(cfg), "ModelDataUrl": s3_uri, "Environment": cfg["env"] or {}}
         model_args: dict[str, Any] = {"ModelName": resource, "ExecutionRoleArn": role,
                                       "PrimaryContainer": container, "Tags": labels,
                                       "EnableNetworkIsolation": cfg["network_isolation"]}
         if cfg["vpc_config"]:
             model_args["VpcConfig"] = cfg["vpc_config"]
         self.sagemaker.create_model(**model_args)
-        created.append(("model", resource))
-        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [variant_spec(resource, cfg)],
-                                       "Tags": labels}
+
+    def _create_config(self, resource: str, variants: list[dict[str, Any]], shadows: list[dict[str, Any]],
+                       cfg: dict[str, Any], labels: list[dict[str, str]]) -> None:
+        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": variants, "Tags": labels}
+        if shadows:
+            config_args["ShadowProductionVariants"] = shadows
         for key, field in (("data_capture_config", "DataCaptureConfig"), ("async_inference_config", "AsyncInferenceConfig"),
                            ("kms_key_id", "KmsKeyId")):
             if cfg[key]:
                 config_args[field] = cfg[key]
         self.sagemaker.create_endpoint_config(**config_args)
-        created.append(("endpoint_config", resource))
-        return resource
 
     # ---- update -------------------------------------------------------------------------
     def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+        """Roll out ``model_uri`` with the configured strategy. ``strategy=shadow`` puts it in a
+        shadow variant beside the live model; an update without a model URI then promotes the
+        shadow's model to production (with the configured strategy)."""
         parse(config)  # a bad config fails before any AWS call
         current = self._describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
-        cfg = parse({**self._carried_over(current), **(config or {})})
-        if model_uri is None:
-            raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
+        live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+        cfg = parse({**self._carried_over(current, live), **(config or {})})
+        shadows = live.get("ShadowProductionVariants") or []
+        if model_uri is None and not (shadows and cfg["strategy"] != "shadow"):
+            raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI, or none to promote a shadow variant",
+                                 fix="Pass -m models:/name/version." + ("" if shadows else
+                                     f" Endpoint {name} has no shadow variant to promote."))
         live_variants = [v["VariantName"] for v in current.get("ProductionVariants", [])]
+        if cfg["mode"] == "add" and cfg["variant_name"] in live_variants:
+            raise InvalidValue(name="variant_name", value=cfg["variant_name"], reason="mode=add adds a new variant; this one serves already",
+                               allowed=f"a name other than {', '.join(live_variants)}", fix="Pass -C variant_name=<new name>.")
+        if cfg["mode"] == "create":
+            raise InvalidValue(name="mode", value="create", reason=f"endpoint {name} exists; update changes it",
+                               allowed="replace, add", fix="Leave mode out (replace), or delete the endpoint first.")
         if cfg["strategy"] != "all_at_once" and live_variants != [cfg["variant_name"]]:
             raise InvalidValue(name="variant_name", value=cfg["variant_name"],
                                reason=f"a {cfg['strategy']} update keeps the variant names; the endpoint has {live_variants}",
                                allowed=", ".join(live_variants), fix=f"Pass -C variant_name={live_variants[0]}.")
+        if model_uri is None:
+            return self._promote(name, current, live, cfg)
         role = _require_role(cfg)
         model = self._upload(name, model_uri, cfg)
         created: list[tuple[str, str]] = []
+        shadowing = cfg["strategy"] == "shadow"
         try:
             self._auto_alarms(name, cfg, [])  # the endpoint's alarms: a failed update keeps them
-            config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
-            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
-                                           DeploymentConfig=deployment_config(cfg))
+            config_name = self._model_and_config(name, model, cfg, role, model_uri, created, live)
+            # Adding a variant changes the variant names, which a DeploymentConfig (blue/green
+            # guardrails) forbids; without one SageMaker applies the new config all at once.
+            guarded = {} if cfg["mode"] == "add" else {"DeploymentConfig": deployment_config(cfg)}
+            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name, **guarded)
         except Exception as error:
             self._undo(created)
-            raise _domain(error, "The endpoint is unchanged. Check the message, then run update again.") from None
+            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update again.") from None
         self.say(f"Updating endpoint {name} to {config_name} ({cfg['strategy']}); uploaded {model.bytes_uploaded} bytes")
         if not cfg["synchronous"]:
             return self.get(name)
+        after = self._settle(name, config_name, created, cfg)
+        if shadowing or cfg["mode"] == "add":  # the endpoint's model tags stay those of the production model
+            labels = [{"Key": SHADOW_URI, "Value": model_uri[:256]}] if shadowing else []
+            labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
+        else:
+            labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
+        self._retag(after["EndpointArn"], labels, drop_shadow=not shadowing)
+        self._scale(name, cfg)
+        self._retire(live, config_name, cfg)
+        return self.get(name)
+
+    def _promote(self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+        """The shadow variant's model becomes the production model, with the configured strategy."""
+        shadow_model = live["ShadowProductionVariants"][0]["ModelName"]
+        labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(
+            ResourceArn=self.sagemaker.describe_model(ModelName=shadow_model)["ModelArn"])["Tags"]}
+        resource = resource_name(name)
+        created: list[tuple[str, str]] = []
+        try:
+            self._auto_alarms(name, cfg, [])
+            self._create_config(resource, [variant_spec(shadow_model, cfg)], [], cfg,
+                                [{"Key": k, "Value": v} for k, v in {**labels, DEPLOYMENT_ID: resource}.items()])
+            created.append(("endpoint_config", resource))
+            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource,
+                                           DeploymentConfig=deployment_config(cfg))
+        except Exception as error:
+            self._undo(created)
+            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update again.") from None
+        self.say(f"Promoting the shadow model {shadow_model} of {name} ({cfg['strategy']})")
+        if not cfg["synchronous"]:
+            return self.get(name)
+        after = self._settle(name, resource, created, cfg)
+        promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
+        self._retag(after["EndpointArn"], [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()],
+                    drop_shadow=True)
+        self._scale(name, cfg)
+        self._retire(live, resource, cfg)
+        return self.get(name)
+
+    def _settle(self, name: str, config_name: str, created: list[tuple[str, str]], cfg: dict[str, Any]) -> dict[str, Any]:
+        """Wait for the update to finish; a rollback deletes what the update created and fails
+        with SageMaker's reason (the alarm named)."""
         self._wait(name, "endpoint_in_service", cfg)
         after = self.sagemaker.describe_endpoint(EndpointName=name)
         if after["EndpointConfigName"] != config_name:
@@ -135,12 +211,22 @@ class SageMakerDeployer:
             raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
                                 detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
                                 fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
-        # The endpoint's tags say what it serves now (AddTags overwrites existing keys).
-        self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=resource_tags(cfg, model, model_uri, config_name))
-        self._scale(name, cfg)
-        if not cfg["archive"]:
-            self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", _model_of(self.sagemaker, current))])
-        return self.get(name)
+        return after
+
+    def _retag(self, arn: str, labels: list[dict[str, str]], drop_shadow: bool) -> None:
+        """The endpoint's tags say what it serves now (AddTags overwrites existing keys)."""
+        self.sagemaker.add_tags(ResourceArn=arn, Tags=labels)
+        if drop_shadow:
+            self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[SHADOW_URI])
+
+    def _retire(self, live: dict[str, Any], new_config: str, cfg: dict[str, Any]) -> None:
+        """Once the new config serves, delete the old config and every model only it used
+        (kept with ``archive=true``)."""
+        if cfg["archive"]:
+            return
+        still = set(models_in(self.sagemaker.describe_endpoint_config(EndpointConfigName=new_config)))
+        gone = [("model", m) for m in models_in(live) if m not in still]
+        self._undo([("endpoint_config", live["EndpointConfigName"]), *gone])
 
     def _auto_alarms(self, name: str, cfg: dict[str, Any], created: list[tuple[str, str]]) -> None:
         """With auto_alarms, create the usual alarms and add them to the rollback alarms."""
@@ -150,10 +236,9 @@ class SageMakerDeployer:
         created.append(("alarms", f"{name}/{cfg['variant_name']}"))
         cfg["alarms"] = sorted(set(cfg["alarms"] or []) | set(made))
 
-    def _carried_over(self, current: dict[str, Any]) -> dict[str, Any]:
+    def _carried_over(self, current: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """The live deployment's settings, for every key an update does not repeat (MLflow's own
         client loses data capture, env and the rest on update: mlflow/mlflow#7255, #9159)."""
-        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         variant = config["ProductionVariants"][0]
         model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
         container = model.get("PrimaryContainer", {})
@@ -181,7 +266,7 @@ class SageMakerDeployer:
         current = self._describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
-        model = _model_of(self.sagemaker, current)
+        live = self._config_or_none(current["EndpointConfigName"])
         for variant in current.get("ProductionVariants", []):
             _autoscaling.remove(self.clients("application-autoscaling"), name, variant["VariantName"])
             _alarms.delete(self.clients("cloudwatch"), name, variant["VariantName"])
@@ -189,7 +274,7 @@ class SageMakerDeployer:
         self.say(f"Deleting endpoint {name}")
         if cfg["synchronous"]:
             self._wait(name, "endpoint_deleted", cfg)
-        self._undo([("endpoint_config", current["EndpointConfigName"]), ("model", model)])
+        self._undo([("endpoint_config", current["EndpointConfigName"]), *[("model", m) for m in models_in(live)]])
 
     def get(self, name: str) -> dict[str, Any]:
         described = self._describe(name)
@@ -200,7 +285,12 @@ class SageMakerDeployer:
             "name": name, "flavor": "python_function", "endpoint_arn": described["EndpointArn"],
             "status": described["EndpointStatus"], "endpoint_config": described["EndpointConfigName"],
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
+            "shadow_variants": [v["VariantName"] for v in described.get("ShadowProductionVariants", [])],
             "model_uri": labels.get("mlflow-sagemaker-ops:model-uri"),
+            "shadow_model_uri": labels.get(SHADOW_URI),
+            "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
+            "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
+            "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
             "deployment_id": labels.get("mlflow-sagemaker-ops:deployment-id"),
             "autoscaling": [_autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
                             for v in described.get("ProductionVariants", [])],
@@ -217,49 +307,31 @@ class SageMakerDeployer:
                                   "endpoint_arn": summary["EndpointArn"]})
         return found
 
-    def invoke(self, name: str, body: dict[str, Any]) -> str:
+    def invoke(self, name: str, body: bytes, content_type: str = "application/json",
+               target_variant: str | None = None) -> str:
         """The endpoint's JSON answer to ``body`` (through S3 for an asynchronous endpoint)."""
         described = self._describe(name)
-        if described is not None and described.get("AsyncInferenceConfig"):
-            return self._invoke_async(name, body, described["AsyncInferenceConfig"])
-        runtime = self.clients("sagemaker-runtime")
-        try:
-            reply = runtime.invoke_endpoint(EndpointName=name, Body=json.dumps(body),
-                                            ContentType="application/json", Accept="application/json")
-        except runtime.exceptions.ClientError as error:
-            raise _domain(error, f"Check that endpoint {name} is InService and the input matches its signature.") from None
-        return reply["Body"].read().decode()
-
-    def _invoke_async(self, name: str, body: dict[str, Any], config: dict[str, Any]) -> str:
-        """Upload the input next to the output path, InvokeEndpointAsync, then wait for the output
-        object with botocore's object_exists waiter (the failure object ends the wait early)."""
-        s3, runtime = self.clients("s3"), self.clients("sagemaker-runtime")
-        output = config["OutputConfig"]["S3OutputPath"].rstrip("/")
-        bucket, _, prefix = output[len("s3://"):].partition("/")
-        key = f"{prefix}/inputs/{uuid.uuid4().hex}.json".lstrip("/")
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json")
-        reply = runtime.invoke_endpoint_async(EndpointName=name, InputLocation=f"s3://{bucket}/{key}",
-                                              ContentType="application/json", Accept="application/json")
-        self.say(f"Invoked {name} asynchronously (inference {reply['InferenceId']}); waiting for {reply['OutputLocation']}")
-        out_bucket, _, out_key = reply["OutputLocation"][len("s3://"):].partition("/")
-        delay = float(os.environ.get(WAIT_DELAY_ENV, "15"))
-        try:
-            s3.get_waiter("object_exists").wait(Bucket=out_bucket, Key=out_key, WaiterConfig={"Delay": delay, "MaxAttempts": max(int(3600 / delay), 1)})
-        except Exception:
-            fail_bucket, _, fail_key = reply.get("FailureLocation", "s3:///")[len("s3://"):].partition("/")
-            detail = s3.get_object(Bucket=fail_bucket, Key=fail_key)["Body"].read().decode() if fail_key else "no output"
-            raise AwsCallFailed(operation="InvokeEndpointAsync", code="AsyncInferenceFailed", detail=detail[:2000],
-                                fix="Check the input against the model's signature.") from None
-        return s3.get_object(Bucket=out_bucket, Key=out_key)["Body"].read().decode()
+        if described is None:
+            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+        return _invoke.invoke(self.clients, described, body, content_type, target_variant, self.say)
 
     # ---- helpers ------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return self._describe(name) is not None
+
+    def _config_or_none(self, config_name: str) -> dict[str, Any] | None:
+        try:
+            return self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        except self.sagemaker.exceptions.ClientError:
+            return None  # already gone: nothing of it to clean up
+
     def _describe(self, name: str) -> dict[str, Any] | None:
         try:
             return self.sagemaker.describe_endpoint(EndpointName=name)
         except self.sagemaker.exceptions.ClientError as error:
             if error.response["Error"]["Code"] == "ValidationException" and _is_missing(error):
                 return None
-            raise _domain(error, "Check your AWS credentials and region.") from None
+            raise as_domain_error(error, "Check your AWS credentials and region.") from None
 
     def _upload(self, name: str, model_uri: str, cfg: dict[str, Any]) -> Any:
         s3 = self.clients("s3")
@@ -274,7 +346,7 @@ class SageMakerDeployer:
         return f"{account}.dkr.ecr.{self.clients.region}.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
 
     def _wait(self, name: str, waiter: str, cfg: dict[str, Any]) -> None:
-        delay = float(os.environ.get(WAIT_DELAY_ENV, "15"))
+        delay = wait_delay()
         progress = Progress(self.say)
         events = self.sagemaker.meta.events
         events.register("after-call.sagemaker.DescribeEndpoint", progress)
@@ -304,14 +376,6 @@ class SageMakerDeployer:
 _NAME_FIELD = {"endpoint": "EndpointName", "endpoint_config": "EndpointConfigName", "model": "ModelName"}
 
 
-def _model_of(sagemaker: Any, described: dict[str, Any]) -> str:
-    try:
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
-        return config["ProductionVariants"][0]["ModelName"]
-    except Exception:
-        return ""
-
-
 def _check_name(name: str) -> None:
     if not SAGEMAKER_NAME.match(name or ""):
         raise InvalidValue(name="deployment name", value=name, reason="it breaks SageMaker's endpoint naming rule",
@@ -330,9 +394,3 @@ def _is_missing(error: Any) -> bool:
     # DescribeEndpoint reports a missing endpoint as a ValidationException; the botocore waiter
     # EndpointDeleted relies on the same code. The message is not parsed.
     return error.operation_name == "DescribeEndpoint"
-
-
-def _domain(error: Exception, fix: str) -> Exception:
-    if hasattr(error, "response") and "Error" in getattr(error, "response", {}):
-        return from_client_error(error, fix=fix)
-    return error

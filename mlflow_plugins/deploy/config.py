@@ -162,6 +162,9 @@ def check_combinations(values: dict[str, Any]) -> None:
     if values["strategy"] == "rolling" and serverless:
         _forbid("strategy", "rolling", "AWS does not roll serverless endpoints", "all_at_once, canary, linear, shadow",
                 "Use strategy=all_at_once (the default) for serverless endpoints.")
+    if values["strategy"] == "shadow" and serverless:
+        _forbid("strategy", "shadow", "shadow variants run on instances, not on serverless endpoints",
+                "all_at_once, canary, linear", "Test the model on an instance endpoint, or use strategy=canary.")
     if values["strategy"] != "all_at_once" and values["mode"] == "add":
         _forbid("strategy", values["strategy"], "mode=add adds a variant; rollout strategies replace one",
                 "strategy=all_at_once with mode=add", "Use mode=replace to roll out a new model.")

@@ -22,6 +22,7 @@ from mlflow_plugins.deploy import _sagemaker, config as target_config
 from mlflow_plugins.errors import InvalidValue, OpsError, to_mlflow_exception
 
 FLAVOR = "python_function"
+CONTENT_TYPES = ("application/json", "text/csv")
 
 
 def _mlflow_errors(method):
@@ -69,7 +70,11 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
     @_mlflow_errors
     def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
         self._single_model(flavor, endpoint)
-        return self._deployer(config).create(name, model_uri, {"mode": "create", **(config or {})})
+        deployer = self._deployer(config)
+        mode = target_config.parse(config)["mode"]
+        if mode in ("replace", "add") and deployer.exists(name):  # MLflow's built-in meaning of mode
+            return deployer.update(name, model_uri, dict(config or {}))
+        return deployer.create(name, model_uri, {**(config or {}), "mode": "create"})
 
     @_mlflow_errors
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
@@ -94,16 +99,42 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
     @_mlflow_errors
     def predict(self, deployment_name=None, inputs=None, endpoint=None, params=None):
         self._single_model(None, endpoint)
-        return PredictionsResponse.from_json(self._deployer().invoke(deployment_name, _payload(inputs, params)))
+        body, content_type, target_variant = _payload(inputs, params)
+        return PredictionsResponse.from_json(self._deployer().invoke(deployment_name, body, content_type, target_variant))
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
         raise MlflowException("explain is not supported by the sagemaker target: SageMaker endpoints serve "
                               "predictions only. Use SageMaker Clarify for explanations.", error_code="INVALID_PARAMETER_VALUE")
 
 
-def _payload(inputs: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+def _payload(inputs: Any, params: dict[str, Any] | None) -> tuple[bytes, str, str | None]:
+    """The request body, its content type and the target variant.
+
+    Two params are the client's, not the model's, and are not sent as model params:
+    ``ContentType`` (``application/json``, the default, or ``text/csv``) and ``TargetVariant``.
+    A string input is sent as it is (CSV text, or JSON text); a DataFrame is sent as
+    ``dataframe_split`` JSON, or as CSV with a header row.
+    """
     import pandas as pd
 
+    params = dict(params or {})
+    content_type = str(params.pop("ContentType", "application/json"))
+    target_variant = params.pop("TargetVariant", None)
+    if content_type not in CONTENT_TYPES:
+        raise InvalidValue(name="ContentType", value=content_type, reason="the client sends JSON or CSV",
+                           allowed=", ".join(CONTENT_TYPES), fix="Pass params={'ContentType': 'text/csv'} or leave it out.")
+    if content_type == "text/csv":
+        if params:
+            raise InvalidValue(name="params", value=sorted(params), reason="a CSV request carries no model params",
+                               allowed="ContentType and TargetVariant", fix="Send JSON to pass model params.")
+        if isinstance(inputs, pd.DataFrame):
+            return inputs.to_csv(index=False).encode(), "text/csv; header=present", target_variant
+        if isinstance(inputs, str):
+            return inputs.encode(), "text/csv", target_variant
+        raise InvalidValue(name="inputs", value=type(inputs).__name__, reason="CSV input must be CSV text or a DataFrame",
+                           allowed="str, pandas.DataFrame", fix="Pass the CSV text, or drop ContentType=text/csv.")
+    if isinstance(inputs, str):
+        return inputs.encode(), content_type, target_variant
     if isinstance(inputs, pd.DataFrame):
         body: dict[str, Any] = {"dataframe_split": json.loads(inputs.to_json(orient="split", index=False))}
     elif isinstance(inputs, dict) and {"dataframe_split", "dataframe_records", "instances", "inputs"} & set(inputs):
@@ -112,7 +143,7 @@ def _payload(inputs: Any, params: dict[str, Any] | None) -> dict[str, Any]:
         body = {"inputs": inputs}
     if params:
         body["params"] = params
-    return body
+    return json.dumps(body).encode(), content_type, target_variant
 
 
 def run_local(name, model_uri, flavor=None, config=None):

@@ -3,51 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from mlflow.deployments import get_deploy_client
 
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
-from tests.serving.conftest import delivery_frame, save_sklearn_model
-
-MLFLOW = str(Path(sys.executable).parent / "mlflow")
-ROLE = f"execution_role_arn={EXECUTION_ROLE_ARN}"
-BAKING = {
-    "operation": "DescribeEndpoint", "delay": 0.05, "maxAttempts": 600,
-    "acceptors": [{"matcher": "pathAny", "expected": "Baking", "state": "success",
-                   "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status"}],
-}
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy")
-    return {"v1": str(save_sklearn_model(root / "v1", seed=1)), "v2": str(save_sklearn_model(root / "v2", seed=2))}
-
-
-@pytest.fixture
-def cli(aws, sandbox, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([MLFLOW, "deployments", *args], capture_output=True, text=True, timeout=300)
-        if check:
-            assert result.returncode == 0, result.stdout + result.stderr
-        return result
-
-    return run
-
-
-def leftovers(aws) -> dict[str, list[str]]:
-    sm = aws("sagemaker")
-    return {"endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
-            "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
-            "models": [m["ModelName"] for m in sm.list_models()["Models"]]}
-
+from tests.deploy.conftest import BAKING, ROLE, leftovers, mlflow_predictions
+from tests.serving.conftest import delivery_frame
 
 def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
     created = cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2")
@@ -244,12 +207,9 @@ def test_an_async_endpoint_predicts_through_s3(aws, models, monkeypatch):
     assert client.predict("churn-async", rows)["predictions"] == expected
     outputs = aws("s3").list_objects_v2(Bucket="async-out", Prefix="results/")["Contents"]
     assert any(o["Key"].endswith(".out") for o in outputs)
-
-
-def mlflow_predictions(model_dir: str, rows) -> list:
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(model_dir).predict(rows).tolist()
+    # A failed inference ends the wait as soon as its failure object appears, with its message.
+    with pytest.raises(Exception, match="AsyncInferenceFailed.*distance_km"):
+        client.predict("churn-async", rows.drop(columns=["distance_km"]))
 
 
 def test_a_variant_name_change_under_blue_green_is_refused_before_any_change(cli, aws, models):

@@ -6,6 +6,15 @@ to the ``TargetVariant``. On a multi-model endpoint ``TargetModel`` names an arc
 model's S3 prefix: it is fetched and loaded on its first invoke (``POST /models``), then invoked.
 A container's error answer comes back as SageMaker's ``ModelError`` (HTTP 424) with the original
 status and message.
+
+Shadow variants: a request answered by the production variant is copied to the fleet's shadow
+variant with the probability of the shadow's weight relative to the production variant's (AWS's
+shadow-variant guide); the shadow's answer is discarded. Every answered request adds one
+``Invocations`` datum to CloudWatch (``AWS/SageMaker``, dimensions EndpointName and VariantName),
+as SageMaker publishes it, so a test reads how much traffic each variant took.
+
+Where the sandbox differs from SageMaker: the copy to the shadow is made before the production
+answer returns (SageMaker copies asynchronously), so a slow shadow slows the caller here.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import requests
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -69,7 +79,17 @@ def pick_variant(fleet: Fleet, target: str | None, endpoint: str) -> Variant:
     return random.choices(fleet.variants, weights=weights)[0]
 
 
-def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Container]:
+def pick_shadow(fleet: Fleet, variant: Variant) -> Variant | None:
+    """The shadow variant this request is copied to, if sampling picks it."""
+    for shadow in fleet.shadow_variants:
+        share = shadow.desired_weight / variant.desired_weight if variant.desired_weight > 0 else 0.0
+        if random.random() < share:
+            return shadow
+    return None
+
+
+def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Container, Container | None]:
+    """The variant that answers, its container, and the shadow container that gets a copy."""
     sandbox = current()
     with sandbox.lock:
         endpoint = sagemaker_backends[response.current_account][response.region].endpoints.get(name)
@@ -78,12 +98,35 @@ def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Cont
         fleet = pick_fleet(endpoint)
         variant = pick_variant(fleet, response.headers.get("X-Amzn-SageMaker-Target-Variant"), name)
         host = sandbox.host
-        container = host.container(name, fleet.config_name, variant.name) if isinstance(host, ServingHost) else None
+        serving = isinstance(host, ServingHost)
+        container = host.container(name, fleet.config_name, variant.name) if serving else None
+        shadow = pick_shadow(fleet, variant)
+        shadow_container = host.container(name, fleet.config_name, shadow.name) if serving and shadow else None
     if container is None or container.port is None:
         raise InvokeError(424, "ModelError", f"The sandbox runs no container for variant {variant.name} of "
                             f"endpoint {name}: its model has no ModelDataUrl to serve.",
                             OriginalStatusCode=503, OriginalMessage="no container")
-    return variant, container
+    return variant, container, shadow_container
+
+
+def record_invocation(account: str, region: str, endpoint: str, variant: str) -> None:
+    """One ``AWS/SageMaker`` ``Invocations`` datum, as SageMaker publishes per variant."""
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    cloudwatch_backends[account][region].put_metric_data(
+        "AWS/SageMaker", [{"MetricName": "Invocations", "Value": 1.0, "Unit": "None", "Dimensions": dimensions}])
+
+
+def _mirror(shadow: Container | None, body: bytes, headers: dict[str, str], account: str, region: str,
+            endpoint: str) -> None:
+    """Copy the request to the shadow variant; its answer (or failure) never reaches the caller."""
+    if shadow is None or shadow.port is None:
+        return
+    try:
+        reply = requests.post(shadow.url + "/invocations", data=body, headers=headers, timeout=120)
+    except requests.RequestException:
+        return
+    if reply.status_code < 400:
+        record_invocation(account, region, endpoint, shadow.variant)
 
 
 def _load_target(container: Container, target: str, account: str) -> None:
@@ -117,7 +160,7 @@ def _model_error(reply: requests.Response, variant: str) -> InvokeError:
 def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], Any]:
     try:
         name = unquote(self.path.split("/")[2])
-        variant, container = _route(self, name)
+        variant, container, shadow = _route(self, name)
         headers = {h: self.headers[h] for h in FORWARDED if self.headers.get(h)}
         path = "/invocations"
         if container.multi_model:
@@ -131,6 +174,8 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str]
         reply = requests.post(container.url + path, data=body, headers=headers, timeout=120)
         if reply.status_code >= 400:
             raise _model_error(reply, variant.name)
+        record_invocation(self.current_account, self.region, name, variant.name)
+        _mirror(shadow, body, headers, self.current_account, self.region, name)
         return 200, {"Content-Type": reply.headers.get("Content-Type", "application/json"),
                      "x-Amzn-Invoked-Production-Variant": variant.name}, reply.content
     except InvokeError as error:
@@ -143,7 +188,7 @@ def invoke_endpoint_async(self: SageMakerRuntimeResponse) -> tuple[int, dict[str
     try:
         name = unquote(self.path.split("/")[2])
         output = _async_output(self, name)
-        variant, container = _route(self, name)
+        variant, container, _ = _route(self, name)
         input_location = self.headers.get("X-Amzn-SageMaker-InputLocation", "")
         inference_id = self.headers.get("X-Amzn-SageMaker-Inference-Id") or str(uuid.uuid4())
         output_uri = f"{output['S3OutputPath'].rstrip('/')}/{inference_id}.out"
