@@ -63,7 +63,7 @@ class SageMakerDeployer:
         created: list[tuple[str, str]] = []
         try:
             self._auto_alarms(name, cfg, created)
-            config_name = self._model_and_config(name, model, cfg, role, model_uri, created)
+            config_name, _ = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
                                            Tags=resource_tags(cfg, model, model_uri, config_name,
                                                               model_origin(model_uri, model.local_dir)))
@@ -85,16 +85,17 @@ class SageMakerDeployer:
                      f"{cfg['autoscaling']['max_capacity']} instances, target {cfg['autoscaling']['target']}")
 
     def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
-                          created: list[tuple[str, str]], live: dict[str, Any] | None = None) -> str:
+                          created: list[tuple[str, str]], live: dict[str, Any] | None = None) -> tuple[str, list[str]]:
         """A new SageMaker model for ``model`` and an endpoint config serving it, laid out by
-        :func:`._requests.layout` against the ``live`` endpoint config."""
+        :func:`._requests.layout` against the ``live`` endpoint config: the config's name and
+        the models it serves."""
         resource = resource_name(name)
         labels = resource_tags(cfg, model, model_uri, resource, model_origin(model_uri, model.local_dir))
         self._create_model(resource, model.s3_uri, cfg, role, labels)
         created.append(("model", resource))
-        self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
+        serves = self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
         created.append(("endpoint_config", resource))
-        return resource
+        return resource, serves
 
     def _create_model(self, resource: str, s3_uri: str, cfg: dict[str, Any], role: str, labels: list[dict[str, str]]) -> None:
         container = {"Image": self._image(cfg), "ModelDataUrl": s3_uri, "Environment": cfg["env"] or {}}
@@ -106,7 +107,7 @@ class SageMakerDeployer:
         self.sagemaker.create_model(**model_args)
 
     def _create_config(self, resource: str, variants: list[dict[str, Any]], shadows: list[dict[str, Any]],
-                       cfg: dict[str, Any], labels: list[dict[str, str]]) -> None:
+                       cfg: dict[str, Any], labels: list[dict[str, str]]) -> list[str]:
         config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": variants, "Tags": labels}
         if shadows:
             config_args["ShadowProductionVariants"] = shadows
@@ -115,6 +116,7 @@ class SageMakerDeployer:
             if cfg[key]:
                 config_args[field] = cfg[key]
         self.sagemaker.create_endpoint_config(**config_args)
+        return models_in(config_args)
 
     # ---- update -------------------------------------------------------------------------
     def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -151,7 +153,7 @@ class SageMakerDeployer:
         shadowing = cfg["strategy"] == "shadow"
         try:
             self._auto_alarms(name, cfg, [])  # the endpoint's alarms: a failed update keeps them
-            config_name = self._model_and_config(name, model, cfg, role, model_uri, created, live)
+            config_name, serves = self._model_and_config(name, model, cfg, role, model_uri, created, live)
             # Adding a variant changes the variant names, which a DeploymentConfig (blue/green
             # guardrails) forbids; without one SageMaker applies the new config all at once.
             guarded = {} if cfg["mode"] == "add" else {"DeploymentConfig": deployment_config(cfg)}
@@ -168,9 +170,9 @@ class SageMakerDeployer:
             labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
         else:
             labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
-        self._retag(after["EndpointArn"], labels, drop_shadow=not shadowing)
+        self._retag(after["EndpointArn"], labels, drop_shadow=bool(shadows) and not shadowing)
         self._scale(name, cfg)
-        self._retire(live, config_name, cfg)
+        self._retire(live, serves, cfg)
         return self.get(name)
 
     def _promote(self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +200,7 @@ class SageMakerDeployer:
         self._retag(after["EndpointArn"], [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()],
                     drop_shadow=True)
         self._scale(name, cfg)
-        self._retire(live, resource, cfg)
+        self._retire(live, [shadow_model], cfg)
         return self.get(name)
 
     def _settle(self, name: str, config_name: str, created: list[tuple[str, str]], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -219,13 +221,12 @@ class SageMakerDeployer:
         if drop_shadow:
             self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[SHADOW_URI])
 
-    def _retire(self, live: dict[str, Any], new_config: str, cfg: dict[str, Any]) -> None:
-        """Once the new config serves, delete the old config and every model only it used
-        (kept with ``archive=true``)."""
+    def _retire(self, live: dict[str, Any], serving: list[str], cfg: dict[str, Any]) -> None:
+        """Once the new config serves, delete the old config and every model of it that the new
+        one does not serve (kept with ``archive=true``)."""
         if cfg["archive"]:
             return
-        still = set(models_in(self.sagemaker.describe_endpoint_config(EndpointConfigName=new_config)))
-        gone = [("model", m) for m in models_in(live) if m not in still]
+        gone = [("model", m) for m in models_in(live) if m not in serving]
         self._undo([("endpoint_config", live["EndpointConfigName"]), *gone])
 
     def _auto_alarms(self, name: str, cfg: dict[str, Any], created: list[tuple[str, str]]) -> None:

@@ -58,7 +58,7 @@ KEYS: tuple[Key, ...] = (
     Key("tags", "json", None, "tags for the model, the endpoint config and the endpoint", '{"team": "ml"}', builtin=True),
     Key("async_inference_config", "json", None, "AsyncInferenceConfig: makes the endpoint asynchronous", '{"OutputConfig": {"S3OutputPath": "s3://b/async"}}', builtin=True),
     Key("serverless_config", "json", None, "ServerlessConfig: makes the endpoint serverless", '{"MemorySizeInMB": 2048, "MaxConcurrency": 5}', builtin=True),
-    Key("mode", "choice", None, "create: new endpoint; replace: new model in place of the old; add: another variant", "replace", choices=("create", "replace", "add"), builtin=True),
+    Key("mode", "choice", None, "create: a new endpoint (fails if it exists); replace: the new model takes the variant's place; add: the new model becomes another variant (named by variant_name) beside the live ones", "replace", choices=("create", "replace", "add"), builtin=True),
     # The suite's keys
     Key("strategy", "choice", "all_at_once", "how update moves traffic", "canary", choices=("all_at_once", "canary", "linear", "rolling", "shadow")),
     Key("canary_size", "int", 10, "canary: percent of capacity that takes traffic first", "10", minimum=1, maximum=50),
@@ -68,7 +68,7 @@ KEYS: tuple[Key, ...] = (
     Key("max_execution_seconds", "int", None, "upper bound for a whole rollout (600 to 14400)", "3600", minimum=600, maximum=14400),
     Key("alarms", "list", None, "existing CloudWatch alarms that roll the update back", "latency-high,errors-5xx"),
     Key("auto_alarms", "bool", False, "create the usual alarms (5XX errors, model latency) and remove them with the deployment", "true"),
-    Key("shadow_sampling_percent", "int", 10, "shadow: percent of requests copied to the shadow variant", "20", minimum=1, maximum=100),
+    Key("shadow_sampling_percent", "int", 10, "shadow: percent of requests copied to the shadow variant <variant_name>-shadow; an update without -m promotes it", "20", minimum=1, maximum=100),
     Key("autoscaling", "json", None, "target tracking: min_capacity, max_capacity, target (invocations per instance), cooldowns, schedule", '{"min_capacity": 1, "max_capacity": 4, "target": 100}'),
     Key("kms_key_id", "str", None, "KMS key for the uploaded archive and the endpoint's storage", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
     Key("network_isolation", "bool", False, "run the container without network access", "true"),
