@@ -70,6 +70,8 @@ def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models
     (["-C", "instance_count=many"], "instance_count='many' is not valid"),
     (["-C", 'serverless_config={"MemorySizeInMB": 2048}', "-C", 'vpc_config={"Subnets": ["s"]}'], "cannot run in a VPC"),
     (["-C", "strategy=rolling", "-C", 'serverless_config={"MemorySizeInMB": 2048}'], "does not roll serverless"),
+    (["-C", "strategy=shadow", "-C", 'serverless_config={"MemorySizeInMB": 2048}'], "shadow variants run on instances"),
+    (["-C", "shadow_sampling_percent=0"], "shadow_sampling_percent='0' is not valid: it is out of range"),
     (["--name", "bad_name!"], "breaks SageMaker's endpoint naming rule"),
     (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
 ])
