@@ -86,6 +86,9 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3"],
         "postgres": ["psycopg2-binary>=2.9"],
+        # The MLflow project (projects/, MLproject). xgboost-cpu is xgboost without the CUDA
+        # libraries (NCCL alone is ~300 MB); it installs the same `xgboost` module.
+        "project": ["xgboost-cpu>=2", "optuna>=4", "pyarrow>=15", "scikit-learn>=1.5"],
     },
     cmdclass={"build_py": BuildWithPth, "editable_wheel": EditableWithPth},
     entry_points={

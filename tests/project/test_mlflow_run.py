@@ -1,0 +1,163 @@
+"""Every entry point through ``mlflow run . -e NAME --env-manager local`` as a subprocess, against
+a real MLflow tracking server; runs, nested runs, versions, tags and metrics read back from it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from tests.serving.conftest import BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = "scenario:truck-delay?weeks=0-1&rows=600"
+NEW = "scenario:truck-delay?weeks=2&rows=600"
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def mlflow_run(tracking: str, entry: str, experiment: str, check: bool = True, **params: str) -> subprocess.CompletedProcess:
+    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local", "--experiment-name", experiment]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    if check:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture
+def experiment(tracking):
+    return f"project-{uuid.uuid4().hex[:8]}"
+
+
+def runs_of(experiment: str) -> list:
+    found = mlflow.get_experiment_by_name(experiment)
+    return mlflow.MlflowClient().search_runs([found.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_train_logs_params_metrics_datasets_artifacts_and_registers(tracking, experiment):
+    name = f"truck-{uuid.uuid4().hex[:6]}"
+    mlflow_run(tracking, "train", experiment, data=SMALL, family="hgb", registered_model=name)
+    (run,) = runs_of(experiment)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["family"] == "hgb" and run.data.params["task"] == "binary"
+    assert 0.5 < run.data.metrics["test_roc_auc"] <= 1.0 and run.data.metrics["train_seconds"] > 0
+    contexts = sorted(i.tags[0].value for i in run.inputs.dataset_inputs)
+    assert contexts == ["evaluation", "training"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "replay")}
+    assert artifacts == {"replay/train_sample.parquet"}
+    (version,) = mlflow.MlflowClient().search_model_versions(f"name='{name}'")
+    assert version.run_id == run.info.run_id
+    info = mlflow.models.get_model_info(f"models:/{name}/1")
+    assert info.signature is not None and "distance_km" in info.signature.inputs.input_names()
+
+
+def test_main_runs_train_on_its_defaults(tracking, experiment):
+    mlflow_run(tracking, "main", experiment)
+    (run,) = runs_of(experiment)
+    assert run.data.tags["project.data"] == "scenario:truck-delay?weeks=0-3" and run.data.params["family"] == "xgboost"
+    assert run.data.params["rows"] == "8000"
+
+
+def test_tune_makes_a_nested_run_per_trial_prunes_and_registers_the_best(tracking, experiment, tmp_path):
+    name = f"tuned-{uuid.uuid4().hex[:6]}"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    mlflow_run(tracking, "tune", experiment, data=SMALL, n_trials="10", storage=storage, registered_model=name,
+               report_every="5")
+    runs = runs_of(experiment)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 10
+    pruned = [r for r in trials if r.data.tags["optuna.state"] == "PRUNED"]
+    assert pruned and all(r.info.status == "KILLED" for r in pruned)
+    assert parent.data.metrics["trials_pruned"] == len(pruned)
+    complete = [r for r in trials if r.data.tags["optuna.state"] == "COMPLETE"]
+    assert max(r.data.metrics["val_score"] for r in complete) == pytest.approx(parent.data.metrics["best_val_score"])
+    (version,) = mlflow.MlflowClient().search_model_versions(f"name='{name}'")
+    assert version.run_id == parent.info.run_id
+    study = optuna.load_study(study_name="truck-delay", storage=storage)
+    assert len(study.trials) == 10
+
+
+def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
+    study_name = f"shared-{uuid.uuid4().hex[:8]}"
+    command = lambda: [str(BIN / "mlflow"), "run", str(ROOT), "-e", "tune", "--env-manager", "local",  # noqa: E731
+                       "--experiment-name", experiment, "-P", f"data={SMALL}", "-P", "n_trials=4",
+                       "-P", f"study_name={study_name}", "-P", f"storage={POSTGRES}", "-P", "family=sgd"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    workers = [subprocess.Popen(command(), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    try:
+        assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+        study = optuna.load_study(study_name=study_name, storage=POSTGRES)
+        assert len(study.trials) == 8
+        assert len({t.number for t in study.trials}) == 8
+    finally:
+        optuna.delete_study(study_name=study_name, storage=POSTGRES)
+
+
+@pytest.fixture
+def base_model(tracking, experiment):
+    """Version 1 of a new registered model, trained in-process (the train entry point itself is
+    tested through ``mlflow run`` above)."""
+    from projects import train
+
+    name = f"truck-{uuid.uuid4().hex[:6]}"
+    mlflow.set_experiment(experiment)
+    train.main(["--data", SMALL, "--registered-model", name, "--params", '{"n_estimators": 60}'])
+    return name
+
+
+@pytest.mark.parametrize("strategy", ["incremental", "rehearsal", "full"])
+def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment, base_model, strategy):
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(base_model, "champion", "1")
+    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}@champion", new_data=NEW,
+               strategy=strategy, n_more="30")
+    run = runs_of(experiment)[-1]
+    assert run.data.tags["parent.version"] == "1" and run.data.tags["parent.registered_model"] == base_model
+    metrics = run.data.metrics
+    assert metrics["forgetting"] == pytest.approx(metrics["parent_old_score"] - metrics["old_score"])
+    assert {"old_score", "new_score", "train_seconds"} <= set(metrics)
+    names = {i.dataset.name for i in run.inputs.dataset_inputs}
+    assert {"parent-holdout", "new-train"} <= names
+    version = client.get_model_version(base_model, "2")
+    assert version.run_id == run.info.run_id
+
+
+def test_retrain_refuses_an_unseen_category_naming_the_column_unless_told(tracking, experiment, base_model):
+    mountain = "scenario:truck-delay?weeks=5&rows=600&new_route_week=5"
+    failed = mlflow_run(tracking, "retrain", experiment, check=False, base_model=f"models:/{base_model}/1",
+                        new_data=mountain, strategy="incremental")
+    assert failed.returncode != 0
+    assert "column 'route_type': values ['mountain'] were not in the parent's training data" in failed.stderr
+    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}/1", new_data=mountain,
+               strategy="incremental", on_unseen_category="ignore", n_more="10")
+    assert mlflow.MlflowClient().get_model_version(base_model, "2").current_stage == "None"
+
+
+def test_evaluate_writes_the_verdict_and_promotes(tracking, experiment, base_model):
+    client = mlflow.MlflowClient()
+    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/1",
+               champion=f"models:/{base_model}@champion", promote_to="@champion", min_score="0.5")
+    assert client.get_registered_model(base_model).aliases == {"champion": "1"}
+    tags = client.get_model_version(base_model, "1").tags
+    assert tags["evaluation.verdict"] == "pass" and tags["evaluation.champion_version"] == ""
+    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}@champion", new_data=NEW,
+               strategy="incremental", n_more="5")
+    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/2",
+               champion=f"models:/{base_model}@champion", min_score="0.99", promote_to="Production")
+    tags = client.get_model_version(base_model, "2").tags
+    assert tags["evaluation.verdict"] == "fail" and "below min_score" in tags["evaluation.reason"]
+    assert tags["evaluation.champion_version"] == "1" and float(tags["evaluation.champion_score"]) > 0.5
+    assert client.get_model_version(base_model, "2").current_stage == "None"  # a failing challenger stays put
+    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/2",
+               champion=f"models:/{base_model}@champion", max_regression="1.0", promote_to="Production")
+    assert client.get_model_version(base_model, "2").current_stage == "Production"
