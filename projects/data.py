@@ -143,7 +143,7 @@ def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
         if values.isna().all():
             raise DataError(column, "every value is null", "Drop the column or fill it.")
         if values.nunique(dropna=True) <= 1:
-            raise DataError(column, f"it is constant ({values.dropna().iloc[0]!r})", "Drop the column: it carries no signal.")
+            raise DataError(column, f"it is constant ({values.dropna().iloc[0]})", "Drop the column: it carries no signal.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,10 +48,15 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("create: endpoint demo is InService on v1") for line in lines), lines
+    assert any(line.startswith("train: xgboost on 6400 rows") and "registered truck-delay version 1" in line
+               for line in lines), lines
+    assert any(line.startswith("retrain (rehearsal): truck-delay version 2 from version 1") for line in lines), lines
+    assert any(line.startswith("evaluate: truck-delay version 2") for line in lines), lines
+    assert any(line.startswith("create: endpoint demo is InService on v1") and "truck-delay version 1" in line
+               for line in lines), lines
     assert any(re.fullmatch(r"predict: variant primary of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
                for line in lines), lines
     assert any(line.startswith("canary update to v2: InService; predict: [") for line in lines)
     assert any(line.startswith("canary update to v1: failed as it should") and "demo-endpoint-5xx" in line for line in lines)
-    assert "rollback: InService, still serving v2" in lines, lines
+    assert "rollback: InService, still serving version 2" in lines, lines
     assert lines[-1] == "Main job finished."

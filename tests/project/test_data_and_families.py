@@ -1,0 +1,91 @@
+"""The scenario generator, data checks, and each family's incremental update (in-process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from projects import data, families, scenario
+
+
+def test_the_scenario_is_seeded_and_drifts():
+    assert scenario.week(3, 8).equals(scenario.week(3, 8))
+    assert not scenario.week(3, 8).equals(scenario.week(3, 8, seed=8))
+    first, last = scenario.week(0, 8), scenario.week(7, 8)
+    assert last.distance_km.mean() > first.distance_km.mean() * 1.3
+    assert (last.route_type == "urban").mean() > (first.route_type == "urban").mean()
+    # The relationship shifts: traffic separates late from on-time deliveries more in the last week.
+    gap = [w[w.delayed == 1].traffic_index.mean() - w[w.delayed == 0].traffic_index.mean() for w in (first, last)]
+    assert gap[1] > gap[0]
+    assert "mountain" not in set(last.route_type)
+    assert "mountain" in set(scenario.week(6, 8, new_route_week=6).route_type)
+
+
+def test_the_generator_command_writes_one_file_per_week(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "projects.data", "truck-delay", "--weeks", "3", "--rows-per-week", "50",
+                           "--format", "csv", "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "wrote 3 weeks of 50 deliveries" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["week_00.csv", "week_01.csv", "week_02.csv"]
+    loaded = data.load(str(tmp_path / "week_0*.csv"), "delayed")
+    assert len(loaded.frame) == 150 and loaded.frame.equals(data.load(str(tmp_path / "week_0*.csv"), "delayed").frame)
+
+
+def frame(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "y": rng.integers(0, 2, n)})
+
+
+@pytest.mark.parametrize("change, target, words", [
+    (lambda f: f, "label", "column 'label': the target is not a column"),
+    (lambda f: f.assign(c=7), "y", "column 'c': it is constant (7)"),
+    (lambda f: f.assign(c=None), "y", "column 'c': every value is null"),
+    (lambda f: f.assign(y=f.y.where(f.index > 2)), "y", "column 'y': the target has 3 null values"),
+])
+def test_bad_data_fails_with_the_column_and_the_reason(change, target, words):
+    with pytest.raises(data.DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        data.check(change(frame()), target)
+
+
+@pytest.mark.parametrize("source, words", [
+    ("sklearn:nope", "sklearn:nope is not a known dataset"),
+    ("scenario:truck-delay?week=1", "unknown options ['week']"),
+    ("/nowhere/*.parquet", "matches no file"),
+])
+def test_bad_sources_say_what_is_allowed(source, words):
+    with pytest.raises(data.DataError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        data.load(source, "delayed")
+
+
+def test_sklearn_datasets_load_with_their_target():
+    loaded = data.load("sklearn:breast_cancer", "target")
+    assert loaded.frame.shape == (569, 31) and families.task_of(loaded.label) == "binary"
+    assert families.task_of(data.load("sklearn:diabetes", "target").label) == "regression"
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_every_family_updates_incrementally_and_leaves_the_parent_alone(family):
+    old, new = scenario.week(0, 8, rows=400), scenario.week(7, 8, rows=400)
+    x_old, y_old = old.drop(columns=["delayed"]), old.delayed
+    parent = families.build(family, "binary", x_old, {"n_estimators": 20} if family in ("xgboost", "rf") else {}).fit(x_old, y_old)
+    before = parent.predict_proba(x_old)
+    child = families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, n_more=10)
+    assert np.array_equal(parent.predict_proba(x_old), before)
+    assert not np.allclose(child.predict_proba(x_old), before)
+    grown = {"xgboost": lambda m: m.get_booster().num_boosted_rounds(), "rf": lambda m: len(m.estimators_),
+             "hgb": lambda m: m.n_iter_, "sgd": lambda m: m.t_}
+    assert grown[family](child.named_steps["model"]) > grown[family](parent.named_steps["model"])
+
+
+def test_an_unseen_category_is_refused_or_ignored_as_documented():
+    old = scenario.week(0, 8, rows=300)
+    new = scenario.week(6, 8, rows=300, new_route_week=6)
+    parent = families.build("sgd", "binary", old.drop(columns=["delayed"])).fit(old.drop(columns=["delayed"]), old.delayed)
+    assert families.unseen_categories(parent, new) == {"route_type": ["mountain"]}
+    with pytest.raises(families.IncrementalError, match=r"column 'route_type': values \['mountain'\]"):
+        families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, 1)
+    child = families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, 1, on_unseen_category="ignore")
+    assert len(child.predict(new.drop(columns=["delayed"]))) == 300
