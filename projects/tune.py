@@ -9,14 +9,16 @@ trial's parameters retrained and registered.
   ``storage=postgresql+psycopg2://...``, ``n_workers`` threads, or separate ``mlflow run``
   invocations with the same ``study_name``, share one study.
 * Trial runs are made with ``MlflowClient`` under the parent run (``mlflow.parentRunId``), which is
-  safe from several threads.
+  safe from several threads, and written by a background thread when each trial ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import mlflow
@@ -62,32 +64,43 @@ def parser() -> argparse.ArgumentParser:
 
 class Objective:
     """One trial: fit on the training split, score on the validation split; with ``parent_run_id``
-    each trial is a nested MLflow run (without it, Optuna alone: the benchmark's baseline)."""
+    each trial is a nested MLflow run (without it, Optuna alone: the benchmark's baseline).
+
+    A trial's run is written when the trial ends, by one background thread (create the run with
+    its start time and tags, one batch of params, metrics and tags, then its end), so the next
+    trial does not wait on the tracking server. :meth:`flush` waits for every write; a write that
+    failed raises there.
+    """
 
     def __init__(self, family: str, task: str, train, valid, target: str, seed: int, report_every: int,
-                 experiment_id: str | None = None, parent_run_id: str | None = None) -> None:
+                 experiment_id: str | None = None, parent_run_id: str | None = None, workers: int = 1) -> None:
         self.family, self.task, self.target, self.seed, self.report_every = family, task, target, seed, report_every
         self.train_x, self.train_y = train.drop(columns=[target]), train[target]
         self.valid_x, self.valid_y = valid.drop(columns=[target]), valid[target]
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.client = mlflow.MlflowClient() if parent_run_id else None
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-runs") if parent_run_id else None
+        self.writes: list[Future] = []
+        # Threads of one trial: the cores shared among the workers (xgboost and rf use threads).
+        self.threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = SPACES[self.family](trial)
-        run_id = self._start(trial, params)
+        started = int(time.time() * 1000)
         try:
             value = self._fit_and_score(trial, params)
         except optuna.TrialPruned:
-            self._end(run_id, "KILLED", {"optuna.state": "PRUNED"}, {})
+            self._record(trial, params, started, "KILLED", "PRUNED", {})
             raise
         except Exception:
-            self._end(run_id, "FAILED", {"optuna.state": "FAIL"}, {})
+            self._record(trial, params, started, "FAILED", "FAIL", {})
             raise
-        self._end(run_id, "FINISHED", {"optuna.state": "COMPLETE"}, {"val_score": value})
+        self._record(trial, params, started, "FINISHED", "COMPLETE", {"val_score": value})
         return value
 
     def _fit_and_score(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
-        pipeline = families.build(self.family, self.task, self.train_x, params, self.seed)
+        threaded = {"n_jobs": self.threads} if self.family in ("xgboost", "rf") else {}
+        pipeline = families.build(self.family, self.task, self.train_x, {**params, **threaded}, self.seed)
         if self.family != "xgboost":
             pipeline.fit(self.train_x, self.train_y)
             return families.score(self.task, pipeline, self.valid_x, self.valid_y)["score"]
@@ -101,23 +114,27 @@ class Objective:
         model.set_params(callbacks=None)
         return families.score(self.task, pipeline, self.valid_x, self.valid_y)["score"]
 
-    def _start(self, trial: optuna.Trial, params: dict[str, Any]) -> str | None:
-        if self.client is None:
-            return None
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial.number}", tags={
-            "mlflow.parentRunId": self.parent_run_id, "optuna.trial": str(trial.number),
-            "optuna.study": trial.study.study_name, "project.entry_point": "tune"})
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        return run.info.run_id
-
-    def _end(self, run_id: str | None, status: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
-        if run_id is None:
+    def _record(self, trial: optuna.Trial, params: dict[str, Any], started: int, status: str, state: str,
+                metrics: dict[str, float]) -> None:
+        if self.writer is None:
             return
-        now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
-        self.client.set_terminated(run_id, status)
+        tags = {"mlflow.parentRunId": self.parent_run_id, "optuna.trial": str(trial.number),
+                "optuna.study": trial.study.study_name, "optuna.state": state, "project.entry_point": "tune"}
+        self.writes.append(self.writer.submit(self._write, trial.number, params, started, status, tags, metrics))
+
+    def _write(self, number: int, params: dict[str, Any], started: int, status: str, tags: dict[str, str],
+               metrics: dict[str, float]) -> None:
+        ended = int(time.time() * 1000)
+        run = self.client.create_run(self.experiment_id, start_time=started, run_name=f"trial-{number}", tags=tags)
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                              metrics=[Metric(k, v, ended, 0) for k, v in metrics.items()])
+        self.client.set_terminated(run.info.run_id, status, end_time=ended)
+
+    def flush(self) -> None:
+        """Wait for every trial's run to be written; raise the first failure."""
+        for write in self.writes:
+            write.result()
+        self.writes.clear()
 
 
 class _Reporter:
@@ -160,9 +177,12 @@ def run(args: argparse.Namespace) -> str:
                              "n_trials": args.n_trials, "n_workers": args.n_workers, "study_name": args.study_name,
                              "storage": _redacted(args.storage), "test_size": args.test_size, "seed": args.seed})
         objective = Objective(args.family, task, fit_part, valid, args.target, args.seed, args.report_every,
-                              parent.info.experiment_id, parent.info.run_id)
+                              parent.info.experiment_id, parent.info.run_id, args.n_workers)
         started = time.perf_counter()
-        the_study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_workers, catch=())
+        try:
+            the_study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_workers, catch=())
+        finally:
+            objective.flush()
         seconds = time.perf_counter() - started
         states = [t.state for t in the_study.trials]
         best = the_study.best_trial
