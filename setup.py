@@ -84,7 +84,7 @@ setup(
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
         "postgres": ["psycopg2-binary>=2.9"],
         # The MLflow project (projects/, MLproject). xgboost-cpu is xgboost without the CUDA
         # libraries (NCCL alone is ~300 MB); it installs the same `xgboost` module.

@@ -28,19 +28,28 @@ def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", ["all_at_once", "canary", "linear", "rolling"])
-def test_every_strategy_completes_and_keeps_the_variant_name(cli, aws, models, strategy):
-    cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4")
-    updated = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE,
-                  "-C", f"strategy={strategy}", "-C", "bake_seconds=60", "-C", "instance_count=4")
-    assert f"({strategy})" in updated.stderr
+def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strategy, monkeypatch, capfd):
+    # Through get_deploy_client: the CLI path of update is covered by the shadow, rollback and
+    # settings tests, and each CLI start costs seconds of CPU.
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+    client = get_deploy_client("sagemaker-ops:/us-east-1")
+    config = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 4}
+    client.create_deployment("churn", models["v1"], config=config)
+    client.update_deployment("churn", models["v2"], config={**config, "strategy": strategy, "bake_seconds": 60})
+    assert f"({strategy})" in capfd.readouterr().err
     described = aws("sagemaker").describe_endpoint(EndpointName="churn")
     assert described["EndpointStatus"] == "InService"
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["primary"]
     assert len(leftovers(aws)["models"]) == 1  # the previous model was removed once the new one served
-    assert f"model_uri: {models['v2']}" in cli("get", "-t", "sagemaker-ops", "--name", "churn").stdout
-    again = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE,
-                "-C", "instance_count=4")
-    assert "uploaded 0 bytes" in again.stderr
+    assert client.get_deployment("churn")["model_uri"] == models["v2"]
+    assert described["LastDeploymentConfig"] == client_deployment_config(strategy)
+
+
+def client_deployment_config(strategy: str) -> dict:
+    from mlflow_plugins.deploy import config as target_config
+    from mlflow_plugins.deploy._requests import deployment_config
+
+    return deployment_config(target_config.parse({"strategy": strategy, "bake_seconds": 60}))
 
 
 def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models):

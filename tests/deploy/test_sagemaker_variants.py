@@ -34,7 +34,7 @@ def invocations(aws, endpoint: str, variant: str) -> int:
 
 
 def test_shadow_copies_traffic_and_a_later_update_promotes_it(cli, client, aws, models):
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2")
+    client.create_deployment("churn", models["v1"], config={**CONFIG, "instance_count": 2})
     shadowed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE,
                    "-C", "strategy=shadow", "-C", "shadow_sampling_percent=50")
     assert "(shadow)" in shadowed.stderr
@@ -68,7 +68,7 @@ def test_an_update_without_a_model_and_no_shadow_names_the_fix(cli, aws, models)
 
 
 def test_mode_add_adds_a_variant_and_target_variant_and_csv_reach_it(cli, client, aws, models):
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE)
+    client.create_deployment("churn", models["v1"], config=CONFIG)
     cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "mode=add",
         "-C", "variant_name=green")
     described = aws("sagemaker").describe_endpoint(EndpointName="churn")
