@@ -89,3 +89,15 @@ def test_an_unseen_category_is_refused_or_ignored_as_documented():
         families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, 1)
     child = families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, 1, on_unseen_category="ignore")
     assert len(child.predict(new.drop(columns=["delayed"]))) == 300
+
+
+def test_data_is_read_from_s3_through_boto3(aws, tmp_path):
+    """``s3://`` data goes through boto3's standard configuration (here: the sandbox's endpoint)."""
+    week = scenario.week(1, 8, rows=120)
+    week.to_parquet(tmp_path / "week.parquet", index=False)
+    aws("s3").create_bucket(Bucket="training-data")
+    aws("s3").upload_file(str(tmp_path / "week.parquet"), "training-data", "truck/week_01.parquet")
+    loaded = data.load("s3://training-data/truck/week_01.parquet", "delayed")
+    assert loaded.frame.equals(week)
+    with pytest.raises(Exception, match="NoSuchKey"):
+        data.load("s3://training-data/truck/missing.parquet", "delayed")

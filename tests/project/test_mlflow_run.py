@@ -88,6 +88,9 @@ def test_tune_makes_a_nested_run_per_trial_prunes_and_registers_the_best(trackin
 
 def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
     study_name = f"shared-{uuid.uuid4().hex[:8]}"
+    # Both `mlflow run`s would create a missing experiment at once, and one would lose that race
+    # (RESOURCE_ALREADY_EXISTS): parallel workers share an experiment that exists already.
+    mlflow.create_experiment(experiment)
     command = lambda: [str(BIN / "mlflow"), "run", str(ROOT), "-e", "tune", "--env-manager", "local",  # noqa: E731
                        "--experiment-name", experiment, "-P", f"data={SMALL}", "-P", "n_trials=4",
                        "-P", f"study_name={study_name}", "-P", f"storage={POSTGRES}", "-P", "family=sgd"]
@@ -121,7 +124,10 @@ def base_model(tracking, experiment):
 def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment, base_model, strategy):
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(base_model, "champion", "1")
-    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}@champion", new_data=NEW,
+    client.transition_model_version_stage(base_model, "1", "Staging")
+    # Every form of base_model: an alias, a stage, a version number.
+    base = {"incremental": "@champion", "rehearsal": "/Staging", "full": "/1"}[strategy]
+    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}{base}", new_data=NEW,
                strategy=strategy, n_more="30")
     run = runs_of(experiment)[-1]
     assert run.data.tags["parent.version"] == "1" and run.data.tags["parent.registered_model"] == base_model
