@@ -1,6 +1,6 @@
 """What MLflow tracking costs a tuning trial, and how trials scale with workers on PostgreSQL.
 
-    python benchmarks/tuning.py [--trials 16] [--rows 2000] [--postgres postgresql+psycopg2://postgres@127.0.0.1:5432/test]
+    python benchmarks/tuning.py [--trials 32] [--rounds 5] [--rows 2000] [--postgres postgresql+psycopg2://postgres@127.0.0.1:5432/test]
 
 1. Overhead: the same seeded study (``projects.tune.Objective``, xgboost with pruning, weeks 0-3
    of the scenario) runs in one process with Optuna alone (in-memory storage) and with one nested
@@ -83,8 +83,8 @@ def run_study(objective_args: tuple, trials: int, workers: int, storage: str | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds with and without tracking")
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds with and without tracking")
     parser.add_argument("--rows", type=int, default=2000, help="deliveries per week (weeks 0-3)")
     parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()

@@ -79,6 +79,10 @@ class Objective:
         self.valid_x, self.valid_y = valid.drop(columns=[target]), valid[target]
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.client = mlflow.MlflowClient() if parent_run_id else None
+        if parent_run_id:
+            # set_terminated() would otherwise fetch each trial's whole run back (GetRun) only to
+            # print its URL: a fourth, and the heaviest, call per trial.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-runs") if parent_run_id else None
         self.writes: list[Future] = []
         # Threads of one trial: the cores shared among the workers (xgboost and rf use threads).
