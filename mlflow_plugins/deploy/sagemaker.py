@@ -160,8 +160,10 @@ def run_local(name, model_uri, flavor=None, config=None):
 def target_help():
     return (
         "Target: sagemaker-ops[:/region[/assume_role_arn]] (also sagemaker, when the suite is installed).\n"
-        "Deploys MLflow models to SageMaker real-time and serverless endpoints with stable variant names,\n"
-        "canary, linear and rolling updates, alarm rollback and content-addressed model uploads.\n"
-        "Region and credentials come from standard boto3 configuration (AWS_REGION, AWS_PROFILE, ...).\n\n"
+        "Deploys MLflow models to SageMaker real-time, serverless and async endpoints with stable variant names,\n"
+        "canary, linear, rolling and shadow updates, alarm rollback and content-addressed model uploads.\n"
+        "Region and credentials come from standard boto3 configuration (AWS_REGION, AWS_PROFILE, ...).\n"
+        "predict: params ContentType (application/json or text/csv) and TargetVariant are the client's,\n"
+        "not the model's. update without -m promotes a shadow variant (see strategy=shadow).\n\n"
         "Config keys (-C key=value):\n" + target_config.help_text()
     )
