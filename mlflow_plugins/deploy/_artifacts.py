@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,7 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
     s3.create_bucket(**kwargs)
 
 
-def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: str | None,
-                 progress: Callable[[int], None] | None = None) -> UploadedModel:
+def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: str | None) -> UploadedModel:
     data = model_archive(model_dir)
     address = digest(data)
     key = f"{PREFIX}/{name}/{address[:24]}/model.tar.gz"
@@ -74,6 +72,6 @@ def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: st
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
         # boto3's managed transfer: multipart above 8 MB, retried parts, and a progress callback.
         s3.upload_fileobj(io.BytesIO(data), bucket, key, ExtraArgs=extra,
-                          Callback=progress or UploadBar(f"s3://{bucket}/{key}", len(data)))
+                          Callback=UploadBar(f"s3://{bucket}/{key}", len(data)))
         uploaded = len(data)
     return UploadedModel(f"s3://{bucket}/{key}", address, uploaded, model_dir)
