@@ -94,5 +94,7 @@ setup(
     entry_points={
         "console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"],
         "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.deploy.sagemaker"],
+        "mlflow.app": ["registry-hooks=registry_hooks.app:create_app",
+                       "registry-hooks-auth=registry_hooks.app:create_app_with_auth"],
     },
 )

@@ -7,6 +7,8 @@
 ``POST   /_sandbox/faults``            ``{"operation", "kind": throttle|5xx|error, "count", "service",
                                        "status", "code", "message"}``
 ``DELETE /_sandbox/faults``            drop every pending fault
+``GET    /_sandbox/calls``             every AWS call since the reset, oldest first:
+                                       ``{"calls": [{"at": <Unix time>, "service", "operation"}]}``
 ``POST   /_sandbox/variant-health``    ``{"endpoint", "variant", "healthy": false}``: that variant's
                                        containers fail (or pass again) their ping health check
 =====================================  ==============================================================
@@ -42,6 +44,8 @@ class ControlApp:
             ("POST", "faults"): self._add_fault,
             ("DELETE", "faults"): self._clear_faults,
             ("POST", "variant-health"): self._variant_health,
+            ("GET", "calls"): lambda _: {"calls": [{"at": at, "service": service, "operation": operation}
+                                                   for at, service, operation in list(state.calls)]},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -44,6 +44,7 @@ class SandboxApp:
         if environ.get("PATH_INFO", "").startswith(_control.PREFIX):
             return self.control(environ, start_response)
         call = _wire.identify(environ)
+        self.state.record_call(call.service, call.operation)
         fault = self.state.faults.take(call.service, call.operation)
         if fault is not None:
             status, code, message = fault.response(call.protocol)

@@ -7,6 +7,8 @@ reach their state through :func:`current`.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from mlflow_plugins.sandbox._clock import Scheduler
@@ -25,6 +27,11 @@ class SandboxState:
     host: VariantHost | None = None
     scheduler: Scheduler | None = None
     lifecycle: Lifecycle | None = None
+    # Every AWS call answered since the last reset: (Unix time, service, operation), newest 10,000.
+    calls: deque = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def record_call(self, service: str | None, operation: str | None) -> None:
+        self.calls.append((time.time(), service, operation))
 
     def start(self) -> SandboxState:
         from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
@@ -43,6 +50,7 @@ class SandboxState:
             self.host.stop_all()
             self.switches.clear()
             self.faults.clear()
+            self.calls.clear()
 
     def stop(self) -> None:
         if self.scheduler is not None:

@@ -1,0 +1,94 @@
+"""What a SageMaker endpoint serves now, and the cleanup of what an interrupted deploy left.
+
+For a controller that can be killed at any moment (registry hooks):
+
+* :func:`observe` first lets a rollout in flight finish (botocore's waiters: ``Creating`` and
+  ``Updating`` end ``InService`` or ``Failed``, ``Deleting`` ends gone), then reads the live
+  endpoint config's tags: those say what serves, even when a crash came between the update and
+  the retagging of the endpoint, which :func:`observe` then repairs.
+* :func:`collect_orphans` deletes the suite's models and endpoint configs of this endpoint
+  (named ``<name[:40]>-<UTC stamp>-<6 hex>``, see :func:`._requests.resource_name`) that the live
+  config does not serve: a crash between CreateModel and CreateEndpoint leaves such a pair.
+  It must only run while nothing else deploys to this endpoint (the controller holds its lease).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_plugins.deploy._requests import MANAGED, models_in
+
+TAG = "mlflow-sagemaker-ops:"
+IN_FLIGHT = {"Creating": "endpoint_in_service", "Updating": "endpoint_in_service", "SystemUpdating": "endpoint_in_service",
+             "RollingBack": "endpoint_in_service", "UpdateRollbackFailed": None, "Deleting": "endpoint_deleted"}
+
+
+@dataclass(frozen=True)
+class Live:
+    exists: bool
+    status: str | None = None
+    arn: str | None = None
+    config: str | None = None
+    registered_model: str | None = None
+    version: str | None = None
+    failure_reason: str | None = None
+    models: tuple[str, ...] = ()
+
+
+def observe(deployer: Any, name: str, cfg: dict[str, Any]) -> Live:
+    sagemaker = deployer.sagemaker
+    described = deployer._describe(name)
+    waiter = IN_FLIGHT.get(described["EndpointStatus"]) if described else None
+    if waiter:
+        deployer.say(f"Endpoint {name} is {described['EndpointStatus']}; waiting for it to settle")
+        try:
+            deployer._wait(name, waiter, cfg)
+        except Exception:  # Failed: reported below from DescribeEndpoint
+            pass
+        described = deployer._describe(name)
+    if described is None:
+        return Live(exists=False)
+    config = deployer._config_or_none(described["EndpointConfigName"])
+    labels = _tags(sagemaker, config["EndpointConfigArn"]) if config else {}
+    if config and labels.get(MANAGED):
+        _repair_endpoint_tags(sagemaker, described["EndpointArn"], labels)
+    return Live(exists=True, status=described["EndpointStatus"], arn=described["EndpointArn"],
+                config=described["EndpointConfigName"], registered_model=labels.get(f"{TAG}registered-model"),
+                version=labels.get(f"{TAG}model-version"), failure_reason=described.get("FailureReason"),
+                models=tuple(models_in(config)))
+
+
+def collect_orphans(deployer: Any, name: str, live: Live) -> list[str]:
+    """Delete this endpoint's suite-made configs and models that ``live`` does not use; their names."""
+    sagemaker = deployer.sagemaker
+    mine = re.compile(rf"^{re.escape(name[:40])}-\d{{14}}-[0-9a-f]{{6}}$")
+    gone: list[str] = []
+    for page in sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=name[:40]):
+        for item in page["EndpointConfigs"]:
+            config = item["EndpointConfigName"]
+            if mine.match(config) and config != live.config:
+                sagemaker.delete_endpoint_config(EndpointConfigName=config)
+                gone.append(config)
+    for page in sagemaker.get_paginator("list_models").paginate(NameContains=name[:40]):
+        for item in page["Models"]:
+            model = item["ModelName"]
+            if mine.match(model) and model not in live.models:
+                sagemaker.delete_model(ModelName=model)
+                gone.append(model)
+    if gone:
+        deployer.say(f"Deleted what an interrupted deploy of {name} left behind: {', '.join(gone)}")
+    return gone
+
+
+def _tags(sagemaker: Any, arn: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+
+
+def _repair_endpoint_tags(sagemaker: Any, arn: str, config_labels: dict[str, str]) -> None:
+    """The endpoint's suite tags follow its live config (a crash may have come in between)."""
+    suite = {k: v for k, v in config_labels.items() if k.startswith(TAG)}
+    current = _tags(sagemaker, arn)
+    if any(current.get(k) != v for k, v in suite.items()):
+        sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in suite.items()])

@@ -1,0 +1,126 @@
+"""The controller's loop: wake on events, poll as the safety net, run passes on a worker pool.
+
+Events (the app plugin's wake-ups, webhooks) only bring a pass forward; every ``poll_seconds`` a
+full pass over every rule runs anyway. After a wake-up the loop waits ``settle_seconds`` so that a
+burst of registry changes becomes one pass. A deployment is never run by two threads at once:
+one that is asked for while running is run once more when it finishes (and across replicas the
+lease serializes it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from registry_hooks.policy import Policy, Rule
+from registry_hooks.reconcile import Leases, Reconciler
+from registry_hooks.store import Store
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_seconds: float = 30.0
+    settle_seconds: float = 0.2
+    lease_seconds: float = 30.0
+
+
+class Controller:
+    def __init__(self, policy: Policy, store: Store, reconciler: Reconciler, leases: Leases, timing: Timing,
+                 workers: int = 4, say: Callable[[str], None] = print) -> None:
+        self.policy, self.store, self.reconciler, self.leases, self.timing = policy, store, reconciler, leases, timing
+        self.say = say
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hooks-pass")
+        self.stopping = threading.Event()
+        self._woken = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._wanted: set[str] | None = set()  # model names to look at; None: every rule
+        self._retries: dict[str, float] = {}
+        self._cursor = store.last_event_id()
+
+    # ---- wake-ups --------------------------------------------------------------------------
+    def wake(self, models: set[str] | None = None) -> None:
+        with self._lock:
+            if models is None or self._wanted is None:
+                self._wanted = None
+            else:
+                self._wanted |= models
+        self._woken.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._woken.set()
+        self.pool.shutdown(wait=True)
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self) -> None:
+        next_poll = 0.0  # a full pass at start: whatever happened while the controller was down
+        beat = threading.Thread(target=self._heartbeat, name="hooks-lease-heartbeat", daemon=True)
+        beat.start()
+        while not self.stopping.is_set():
+            now = time.time()
+            with self._lock:
+                due = min([next_poll, *self._retries.values()])
+            if self._woken.wait(timeout=max(due - now, 0)) and not self.stopping.is_set():
+                self.stopping.wait(self.timing.settle_seconds)  # let a burst finish
+            self._woken.clear()
+            if self.stopping.is_set():
+                break
+            now = time.time()
+            rules = self._from_events()
+            if now >= next_poll:
+                rules = list(self.policy.rules)
+                next_poll = now + self.timing.poll_seconds
+            with self._lock:
+                rules += [r for r in self.policy.rules if self._retries.get(r.name, float("inf")) <= now]
+            for rule in {r.name: r for r in rules}.values():
+                self._submit(rule)
+
+    def _from_events(self) -> list[Rule]:
+        with self._lock:
+            wanted, self._wanted = self._wanted, set()
+        fresh = self.store.events_after(self._cursor)
+        if fresh:
+            self._cursor = fresh[-1]["id"]
+        if wanted is None:
+            return list(self.policy.rules)
+        models = wanted | {e["model"] for e in fresh if e["model"]}
+        return [r for r in self.policy.rules if r.model in models]
+
+    def _submit(self, rule: Rule) -> None:
+        with self._lock:
+            if rule.name in self._running:
+                self._again.add(rule.name)
+                return
+            self._running.add(rule.name)
+            self._retries.pop(rule.name, None)
+        self.pool.submit(self._pass, rule)
+
+    def _pass(self, rule: Rule) -> None:
+        retry_at = None
+        try:
+            retry_at = self.reconciler.run(rule)
+        except Exception as error:  # a pass never kills the loop; the next poll tries again
+            self.say(f"{rule.name}: pass failed: {type(error).__name__}: {error}")
+            self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}", replica=self.leases.owner)
+        with self._lock:
+            self._running.discard(rule.name)
+            again = rule.name in self._again
+            self._again.discard(rule.name)
+            if retry_at is not None:
+                self._retries[rule.name] = retry_at
+        if again and not self.stopping.is_set():
+            self._submit(rule)
+        elif retry_at is not None:
+            self._woken.set()  # recompute the wait with the new retry time
+
+    def _heartbeat(self) -> None:
+        while not self.stopping.wait(self.timing.lease_seconds / 3):
+            try:
+                self.leases.heartbeat()
+            except Exception as error:  # the database is away: the leases expire, fencing stops us
+                self.say(f"lease heartbeat failed: {error}")

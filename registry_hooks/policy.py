@@ -1,0 +1,229 @@
+"""The deploy policy: which registry state deploys where, read from YAML and checked at start.
+
+::
+
+    version: 1
+    deployments:
+      truck-delay-prod:                 # the deployment: also the endpoint name unless `endpoint` says
+        model: truck-delay              # a registered model
+        stage: Production               # or `alias: champion` (exactly one of the two)
+        target: sagemaker:/us-east-1    # sagemaker or sagemaker-ops, [:/region[/assume_role_arn]]
+        config:                         # the target's config keys (`mlflow deployments help -t sagemaker`)
+          execution_role_arn: arn:aws:iam::123456789012:role/SageMakerExecutionRole
+          strategy: canary
+        on_leave: delete                # when no version holds the stage/alias: delete or keep (default)
+        max_attempts: 5                 # failed deploys retried with backoff, then FAILED
+
+Every error names the file and line, the bad value, what is allowed and the fix. Duplicate YAML
+keys are errors (PyYAML would silently keep the last one), and each ``config`` is checked by the
+same validation as ``mlflow deployments ... -C`` (:func:`mlflow_plugins.deploy.config.parse`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlflow_plugins.deploy import config as target_config
+from mlflow_plugins.deploy.sagemaker import parse_target
+from mlflow_plugins.errors import OpsError
+
+TARGETS = ("sagemaker", "sagemaker-ops")
+STAGES = ("Staging", "Production")
+ON_LEAVE = ("keep", "delete")
+RULE_KEYS = ("model", "stage", "alias", "target", "endpoint", "config", "on_leave", "max_attempts")
+TOP_KEYS = ("version", "deployments")
+
+
+class PolicyError(OpsError):
+    fmt = "{file}:{line}: {problem}. Allowed: {allowed}. {fix}"
+    mlflow_code = "INVALID_PARAMETER_VALUE"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    model: str
+    stage: str | None
+    alias: str | None
+    target: str
+    endpoint: str
+    config: dict[str, Any] = field(default_factory=dict)
+    on_leave: str = "keep"
+    max_attempts: int = 5
+    line: int = 0
+
+    @property
+    def source(self) -> str:
+        """What the rule follows, as MLflow writes it: ``Production`` or ``@champion``."""
+        return self.stage if self.stage else f"@{self.alias}"
+
+    @property
+    def region(self) -> str | None:
+        return parse_target(self.target)[0]
+
+    @property
+    def assume_role_arn(self) -> str | None:
+        return parse_target(self.target)[1]
+
+
+@dataclass(frozen=True)
+class Policy:
+    file: str
+    rules: tuple[Rule, ...]
+
+    def for_model(self, model: str) -> list[Rule]:
+        return [r for r in self.rules if r.model == model]
+
+
+def load(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PolicyError(file=str(path), line=0, problem=f"cannot read the policy ({error.strerror})",
+                          allowed="a readable YAML file", fix="Pass --policy with the path of deploy-policy.yaml.") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, file: str = "<policy>") -> Policy:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise PolicyError(file=file, line=mark.line + 1 if mark else 0, problem=f"not valid YAML ({getattr(error, 'problem', error)})",
+                          allowed="YAML", fix="Fix the syntax at that line.") from None
+    top = _mapping(root, file, "the policy", TOP_KEYS)
+    version = _scalar(top, "version", file, default=1)
+    if version != 1:
+        raise PolicyError(file=file, line=_line(top["version"][0]), problem=f"version={version!r} is not supported",
+                          allowed="1", fix="Write `version: 1`.")
+    if "deployments" not in top:
+        raise PolicyError(file=file, line=_line(root), problem="the policy has no `deployments`",
+                          allowed="a mapping of deployment names to rules", fix="Add a `deployments:` section (see the README).")
+    deployments = _mapping(top["deployments"][1], file, "deployments", None)
+    rules = tuple(_rule(name, node, file) for name, (_, node) in deployments.items())
+    if not rules:
+        raise PolicyError(file=file, line=_line(top["deployments"][1]), problem="`deployments` is empty",
+                          allowed="at least one deployment", fix="Add one deployment rule.")
+    _check_unique_endpoints(rules, file)
+    return Policy(file=file, rules=rules)
+
+
+def _rule(name: str, node: yaml.Node, file: str) -> Rule:
+    line = _line(node)
+    keys = _mapping(node, file, f"deployment {name!r}", RULE_KEYS)
+    at = {key: _line(value) for key, (_, value) in keys.items()}
+    values = {key: _plain(value, file) for key, (_, value) in keys.items()}
+
+    def fail(key: str, problem: str, allowed: str, fix: str) -> PolicyError:
+        return PolicyError(file=file, line=at.get(key, line), problem=f"deployment {name!r}: {problem}", allowed=allowed, fix=fix)
+
+    if not isinstance(values.get("model"), str) or not values["model"]:
+        raise fail("model", f"model={values.get('model')!r} must name a registered model", "a registered model name",
+                   "Add `model: <registered model name>`.")
+    if ("stage" in values) == ("alias" in values):
+        raise fail("stage", "give exactly one of `stage` and `alias`", "stage: Staging|Production, or alias: <name>",
+                   "Keep one of the two.")
+    stage = values.get("stage")
+    if stage is not None:
+        canonical = {s.lower(): s for s in STAGES}.get(str(stage).lower())
+        if canonical is None:
+            raise fail("stage", f"stage={stage!r} is not a deployable stage", ", ".join(STAGES),
+                       "Use Staging or Production (Archived and None are what a version leaves to).")
+        stage = canonical
+    alias = values.get("alias")
+    if alias is not None and (not isinstance(alias, str) or not alias or alias.startswith("@") or alias.lower() == "latest"):
+        raise fail("alias", f"alias={alias!r} is not an alias name", "an alias name without @ (not 'latest')",
+                   "Write `alias: champion`.")
+    target = values.get("target", "sagemaker")
+    scheme = str(target).split(":", 1)[0]
+    if scheme not in TARGETS:
+        raise fail("target", f"target={target!r} is not a target this controller deploys to", ", ".join(TARGETS) +
+                   " (with optional :/region[/assume_role_arn])", "Use target: sagemaker:/us-east-1 (for example).")
+    endpoint = values.get("endpoint", name)
+    if not isinstance(endpoint, str) or not target_config.SAGEMAKER_NAME.match(endpoint):
+        raise fail("endpoint" if "endpoint" in values else "model", f"endpoint name {endpoint!r} breaks SageMaker's naming rule",
+                   "1 to 63 letters, digits and hyphens, starting with a letter or digit",
+                   "Rename the deployment or set `endpoint:`.")
+    on_leave = values.get("on_leave", "keep")
+    if on_leave not in ON_LEAVE:
+        raise fail("on_leave", f"on_leave={on_leave!r} is not a leave rule", ", ".join(ON_LEAVE),
+                   "Write `on_leave: delete` to delete the endpoint when no version holds the stage or alias.")
+    attempts = values.get("max_attempts", 5)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 100:
+        raise fail("max_attempts", f"max_attempts={attempts!r} is not a count", "an integer from 1 to 100", "Write `max_attempts: 5`.")
+    config = values.get("config") or {}
+    if not isinstance(config, dict):
+        raise fail("config", f"config={config!r} is not a mapping", "a mapping of target config keys",
+                   "Write the keys under `config:`, one per line.")
+    _check_config(name, config, keys.get("config"), file, at.get("config", line))
+    return Rule(name=name, model=values["model"], stage=stage, alias=alias, target=str(target), endpoint=endpoint,
+                config=config, on_leave=on_leave, max_attempts=attempts, line=line)
+
+
+def _check_config(name: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str, line: int) -> None:
+    """The target's own validation; the error points at the line of the key it names."""
+    lines: dict[str, int] = {}
+    if entry is not None and isinstance(entry[1], yaml.MappingNode):
+        lines = {k.value: _line(k) for k, _ in entry[1].value}
+    try:
+        checked = target_config.parse(config, where=f"deployment {name!r} config")
+    except OpsError as error:
+        key = error.fields.get("key") or error.fields.get("name")
+        raise PolicyError(file=file, line=lines.get(key, line), problem=str(error).split(". Allowed:")[0],
+                          allowed=error.fields.get("allowed", "see `mlflow deployments help -t sagemaker`"),
+                          fix=error.fields.get("fix", "Fix the config key.")) from None
+    if checked["mode"] not in (None, "replace") or checked["synchronous"] is False:
+        key = "mode" if checked["mode"] not in (None, "replace") else "synchronous"
+        raise PolicyError(file=file, line=lines.get(key, line), problem=f"deployment {name!r}: config {key}={config[key]!r} "
+                          "is decided by the controller", allowed="leave it out", fix=f"Remove `{key}` from the config.")
+
+
+def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
+    seen: dict[tuple[str | None, str], Rule] = {}
+    for rule in rules:
+        key = (rule.region, rule.endpoint)
+        if key in seen:
+            raise PolicyError(file=file, line=rule.line, problem=f"deployments {seen[key].name!r} and {rule.name!r} "
+                              f"both drive endpoint {rule.endpoint!r}", allowed="one deployment per endpoint",
+                              fix="Give one of them another `endpoint:`.")
+        seen[key] = rule
+
+
+# ---- YAML nodes with their lines ------------------------------------------------------------
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+def _mapping(node: yaml.Node | None, file: str, what: str, allowed: tuple[str, ...] | None) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise PolicyError(file=file, line=_line(node), problem=f"{what} must be a mapping", allowed="key: value lines",
+                          fix="Indent the keys under it.")
+    found: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, value in node.value:
+        name = key.value
+        if name in found:
+            raise PolicyError(file=file, line=_line(key), problem=f"{what}: key {name!r} appears twice (first at line "
+                              f"{_line(found[name][0])})", allowed="each key once", fix="Remove or rename one of them.")
+        if allowed is not None and name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            raise PolicyError(file=file, line=_line(key), problem=f"{what}: unknown key {name!r}", allowed=", ".join(allowed),
+                              fix=f"Did you mean {close[0]!r}?" if close else "Remove it.")
+        found[name] = (key, value)
+    return found
+
+
+def _scalar(mapping: dict[str, tuple[yaml.Node, yaml.Node]], key: str, file: str, default: Any) -> Any:
+    return _plain(mapping[key][1], file) if key in mapping else default
+
+
+def _plain(node: yaml.Node, file: str) -> Any:
+    """The node as plain Python values (duplicate keys inside are errors too)."""
+    if isinstance(node, yaml.MappingNode):
+        return {k: _plain(v, file) for k, (_, v) in _mapping(node, file, "a mapping", None).items()}
+    return yaml.SafeLoader("").construct_object(node, deep=True)

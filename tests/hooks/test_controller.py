@@ -1,0 +1,147 @@
+"""The controller deploys what the registry says, from each event source, and writes it back."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from tests.hooks.conftest import SECRET, eventually, hooks_cli, policy_text, sagemaker_calls
+
+
+def serving(aws, endpoint: str) -> dict[str, str]:
+    sm = aws("sagemaker")
+    arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+
+
+def status_is(registry, model, version, deployment, status):
+    return lambda: registry.tags(model, version, deployment).get("status") == status
+
+
+def test_stage_transition_through_the_ui_path_deploys_and_writes_tags_back(registry, controllers, aws, sandbox):
+    model = registry.new_model(versions=2)
+    deployment = f"{model}-prod"
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 IN_SERVICE", explain=controller.output)
+
+    tags = registry.tags(model, "1", deployment)
+    assert tags["arn"].endswith(f":endpoint/{deployment}")
+    assert tags["message"] == f"serving {deployment}" and tags["time"].startswith("20")
+    assert registry.client().get_registered_model(model).tags[f"deploy.{deployment}.version"] == "1"
+    live = serving(aws, deployment)
+    assert live["mlflow-sagemaker-ops:registered-model"] == model and live["mlflow-sagemaker-ops:model-version"] == "1"
+
+    registry.transition(model, "2", "Production")  # archives v1
+    eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 IN_SERVICE", explain=controller.output)
+    assert registry.tags(model, "1", deployment)["status"] == "RETIRED"
+    assert serving(aws, deployment)["mlflow-sagemaker-ops:model-version"] == "2"
+    assert len(aws("sagemaker").list_models()["Models"]) == 1  # the replaced model is gone once the update baked
+
+    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    done = [(e["action"], e["version"], e["result"]) for e in log if e["result"] != "started"]
+    assert done == [("create", "1", "succeeded"), ("update", "2", "succeeded")]
+    assert all(e["trigger"].startswith("app:transition:Production") for e in log)
+    status = hooks_cli("status", "--db", registry.db)
+    assert f"{deployment}: IN_SERVICE; wants v2, serves v2; 2 deploy(s)" in status
+
+
+def test_the_app_plugin_records_the_user_and_ignores_failed_requests(registry):
+    from registry_hooks.store import Store
+
+    model = registry.new_model(versions=1)
+    reply = requests.post(f"{registry.url}/api/2.0/mlflow/model-versions/transition-stage", auth=("ana", "pw"), timeout=30,
+                          json={"name": model, "version": "1", "stage": "Staging", "archive_existing_versions": False})
+    assert reply.status_code == 200
+    failed = requests.post(f"{registry.url}/api/2.0/mlflow/model-versions/transition-stage", timeout=30,
+                           json={"name": model, "version": "9", "stage": "Staging"})
+    assert failed.status_code == 404  # no such version: the request fails as before, and nothing is recorded
+    requests.post(f"{registry.url}/ajax-api/2.0/mlflow/registered-models/alias", timeout=30,
+                  json={"name": model, "alias": "champion", "version": "1"}).raise_for_status()
+    requests.delete(f"{registry.url}/api/2.0/mlflow/registered-models/alias", timeout=30,
+                    json={"name": model, "alias": "champion"}).raise_for_status()
+    store = Store(registry.db)
+    seen = eventually(lambda: (lambda e: e if len(e) >= 3 else None)([e for e in store.events_after(0) if e["model"] == model]),
+                      timeout=20, what="three recorded events")
+    assert [(e["source"], e["kind"], e["version"], e["target"], e["actor"]) for e in seen] == [
+        ("app", "transition", "1", "Staging", "ana"), ("app", "alias-set", "1", "@champion", None),
+        ("app", "alias-deleted", None, "@champion", None)]
+
+
+def test_an_alias_set_through_a_webhook_deploys(plain_registry, controllers, aws):
+    from mlflow.entities.webhook import WebhookEvent
+
+    registry = plain_registry
+    model = registry.new_model(versions=2)
+    deployment = f"{model}-champ"
+    controller = controllers(policy_text(deployment, model, source="alias: champion"), registry, "--poll-seconds", "600")
+    registry.client().create_webhook(name=f"hooks-{model}", url=f"{controller.url}/webhooks/mlflow", secret=SECRET,
+                                     events=[WebhookEvent("model_version_alias", "created")])
+    registry.client().set_registered_model_alias(model, "champion", "2")
+    eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 IN_SERVICE via webhook",
+               explain=controller.output)
+    assert serving(aws, deployment)["mlflow-sagemaker-ops:model-version"] == "2"
+    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    assert log[0]["trigger"].startswith("webhook:alias-set:@champion")
+
+
+def test_with_neither_source_the_poller_deploys_and_the_leave_rule_deletes(plain_registry, controllers, aws):
+    registry = plain_registry
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-poll"
+    controller = controllers(policy_text(deployment, model, on_leave="delete"), registry, "--poll-seconds", "1")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 IN_SERVICE by polling",
+               explain=controller.output)
+    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    assert log[0]["trigger"] == "poll"
+
+    registry.transition(model, "1", "Archived")  # Production -> Archived: the leave rule applies
+    eventually(status_is(registry, model, "1", deployment, "DELETED"), what="v1 DELETED", explain=controller.output)
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
+    assert aws("sagemaker").list_models()["Models"] == [] and aws("sagemaker").list_endpoint_configs()["EndpointConfigs"] == []
+    assert f"deploy.{deployment}.version" not in registry.client().get_registered_model(model).tags
+
+
+def test_the_keep_rule_keeps_the_endpoint_and_says_so(registry, controllers, aws):
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-keep"
+    controller = controllers(policy_text(deployment, model, on_leave="keep"), registry, "--poll-seconds", "600")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 IN_SERVICE", explain=controller.output)
+    registry.transition(model, "1", "Archived")
+    eventually(lambda: "on_leave: keep" in registry.tags(model, "1", deployment)["message"], what="the keep message",
+               explain=controller.output)
+    assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
+    assert [e["EndpointName"] for e in aws("sagemaker").list_endpoints()["Endpoints"]] == [deployment]
+
+
+def test_a_burst_of_three_promotions_ends_on_the_last_with_fewer_deployments(registry, controllers, aws, sandbox):
+    model = registry.new_model(versions=3)
+    deployment = f"{model}-burst"
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    for version in ("1", "2", "3"):
+        registry.transition(model, version, "Production")
+    eventually(status_is(registry, model, "3", deployment, "IN_SERVICE"), what="v3 IN_SERVICE", explain=controller.output)
+    assert serving(aws, deployment)["mlflow-sagemaker-ops:model-version"] == "3"
+    rollouts = sagemaker_calls(sandbox, ("CreateEndpoint", "UpdateEndpoint"))
+    assert 1 <= len(rollouts) < 3, rollouts
+    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    assert len([e for e in log if e["result"] == "started"]) == len(rollouts)
+
+
+def test_a_failing_deploy_retries_with_backoff_then_is_failed(registry, controllers, aws, sandbox):
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-fail"
+    requests.post(f"{sandbox.url}/_sandbox/faults", timeout=10,
+                  json={"operation": "CreateEndpoint", "kind": "error", "code": "ResourceLimitExceeded", "status": 400,
+                        "message": "account endpoint limit reached", "count": 10}).raise_for_status()
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "FAILED"), what="v1 FAILED", explain=controller.output)
+    tags = registry.tags(model, "1", deployment)
+    assert "failed 3 times" in tags["message"] and "ResourceLimitExceeded" in tags["message"]
+    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    assert [e["result"] for e in log] == ["started", "retrying", "started", "retrying", "started", "failed"]
+    assert aws("sagemaker").list_models()["Models"] == []  # each failed create cleaned up after itself
