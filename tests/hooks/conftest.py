@@ -31,12 +31,16 @@ class Registry:
 
     server: Server
     db: str
-    wake_port: int
+    wake_ports: list[int]
     model_source: tuple[str, str]  # (artifact URI of the logged model, its run id)
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def wake_port(self) -> int:
+        return self.wake_ports[0]
 
     def client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -65,16 +69,17 @@ class Registry:
         return {k[len(prefix):]: v for k, v in found.items() if k.startswith(prefix)}
 
 
-def start_registry(root: Path, backend: str, app: bool, db: str, env: dict[str, str] | None = None) -> Registry:
-    port, wake_port = free_port(), free_port()
+def start_registry(root: Path, backend: str, app: bool, db: str, env: dict[str, str] | None = None,
+                   controllers: int = 1) -> Registry:
+    port, wake_ports = free_port(), [free_port() for _ in range(controllers)]
     args = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if app:
         args += ["--app-name", "registry-hooks"]
     server = Server(args, port, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_REGISTRY_HOOKS_DB": db,
-                                 "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": f"http://127.0.0.1:{wake_port}", **WEBHOOK_ENV, **(env or {})})
+                                 "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": ",".join(f"http://127.0.0.1:{p}" for p in wake_ports), **WEBHOOK_ENV, **(env or {})})
     server.wait_ready("/health")
-    return Registry(server, db, wake_port, _log_model(server.url, root))
+    return Registry(server, db, wake_ports, _log_model(server.url, root))
 
 
 def _log_model(url: str, root: Path) -> tuple[str, str]:
