@@ -106,7 +106,7 @@ def parse(text: str, file: str = "<policy>") -> Policy:
         raise PolicyError(file=file, line=_line(root), problem="the policy has no `deployments`",
                           allowed="a mapping of deployment names to rules", fix="Add a `deployments:` section (see the README).")
     deployments = _mapping(top["deployments"][1], file, "deployments", None)
-    rules = tuple(_rule(name, node, file) for name, (_, node) in deployments.items())
+    rules = tuple(_rule(name, node, file, _line(key)) for name, (key, node) in deployments.items())
     if not rules:
         raise PolicyError(file=file, line=_line(top["deployments"][1]), problem="`deployments` is empty",
                           allowed="at least one deployment", fix="Add one deployment rule.")
@@ -114,8 +114,7 @@ def parse(text: str, file: str = "<policy>") -> Policy:
     return Policy(file=file, rules=rules)
 
 
-def _rule(name: str, node: yaml.Node, file: str) -> Rule:
-    line = _line(node)
+def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
     keys = _mapping(node, file, f"deployment {name!r}", RULE_KEYS)
     at = {key: _line(value) for key, (_, value) in keys.items()}
     values = {key: _plain(value, file) for key, (_, value) in keys.items()}
@@ -185,14 +184,15 @@ def _check_config(name: str, config: dict[str, Any], entry: tuple[yaml.Node, yam
 
 
 def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
-    seen: dict[tuple[str | None, str], Rule] = {}
-    for rule in rules:
-        key = (rule.region, rule.endpoint)
-        if key in seen:
-            raise PolicyError(file=file, line=rule.line, problem=f"deployments {seen[key].name!r} and {rule.name!r} "
-                              f"both drive endpoint {rule.endpoint!r}", allowed="one deployment per endpoint",
-                              fix="Give one of them another `endpoint:`.")
-        seen[key] = rule
+    """No two rules drive one endpoint (a rule without a region uses the default one, which may
+    be the other rule's region)."""
+    for index, rule in enumerate(rules):
+        for earlier in rules[:index]:
+            same_region = rule.region == earlier.region or None in (rule.region, earlier.region)
+            if rule.endpoint == earlier.endpoint and same_region:
+                raise PolicyError(file=file, line=rule.line, problem=f"deployments {earlier.name!r} and {rule.name!r} "
+                                  f"both drive endpoint {rule.endpoint!r}", allowed="one deployment per endpoint",
+                                  fix="Give one of them another `endpoint:`.")
 
 
 # ---- YAML nodes with their lines ------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""The deploy policy is checked at start, with the file and line of every problem."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from registry_hooks.policy import PolicyError, parse
+from tests.serving.conftest import BIN
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+GOOD = f"""version: 1
+deployments:
+  churn-prod:
+    model: churn
+    stage: production
+    target: sagemaker:/eu-west-1
+    on_leave: delete
+    config:
+      execution_role_arn: {ROLE}
+      strategy: canary
+  churn-champion:
+    model: churn
+    alias: champion
+    endpoint: churn-live
+    config:
+      execution_role_arn: {ROLE}
+"""
+
+
+def test_a_good_policy_parses_with_defaults_and_canonical_stages():
+    policy = parse(GOOD, "deploy-policy.yaml")
+    prod, champion = policy.rules
+    assert (prod.name, prod.model, prod.stage, prod.source, prod.region, prod.on_leave, prod.line) == \
+        ("churn-prod", "churn", "Production", "Production", "eu-west-1", "delete", 3)
+    assert (champion.source, champion.endpoint, champion.target, champion.on_leave, champion.max_attempts) == \
+        ("@champion", "churn-live", "sagemaker", "keep", 5)
+    assert [r.name for r in policy.for_model("churn")] == ["churn-prod", "churn-champion"]
+
+
+@pytest.mark.parametrize("edit, line, words", [
+    (("strategy: canary", "strategy: canery"), 10, ["strategy='canery'", "all_at_once, canary, linear, rolling, shadow"]),
+    (("      strategy: canary", "      stratgy: canary"), 10, ["'stratgy'", "Did you mean 'strategy'?"]),
+    (("stage: production", "stage: Archived"), 5, ["stage='Archived'", "Staging, Production"]),
+    (("on_leave: delete", "on_leave: destroy"), 7, ["on_leave='destroy'", "keep, delete"]),
+    (("    alias: champion\n", "    alias: champion\n    stage: Staging\n"), 14, ["exactly one of `stage` and `alias`"]),
+    (("target: sagemaker:/eu-west-1", "target: ecs:/eu-west-1"), 6, ["target='ecs:/eu-west-1'", "sagemaker, sagemaker-ops"]),
+    (("endpoint: churn-live", "endpoint: churn_live"), 14, ["'churn_live'", "naming rule"]),
+    (("endpoint: churn-live", "endpoint: churn-prod"), 11, ["both drive endpoint 'churn-prod'"]),
+    (("    model: churn\n    alias", "    model: churn\n    modle: x\n    alias"), 13, ["unknown key 'modle'", "Did you mean 'model'?"]),
+    (("  churn-champion:", "  churn-prod:"), 11, ["key 'churn-prod' appears twice (first at line 3)"]),
+    (("      strategy: canary", "      strategy: canary\n      synchronous: false"), 11, ["synchronous=False", "decided by the controller"]),
+    (("version: 1", "version: 2"), 1, ["version=2 is not supported"]),
+])
+def test_every_error_names_the_file_line_value_and_allowed_values(edit, line, words):
+    old, new = edit
+    assert old in GOOD
+    with pytest.raises(PolicyError) as caught:
+        parse(GOOD.replace(old, new, 1), "deploy-policy.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"deploy-policy.yaml:{line}: "), message
+    assert "Allowed:" in message and all(w in message for w in words), message
+
+
+def test_broken_yaml_and_a_missing_file_fail_with_where():
+    with pytest.raises(PolicyError, match=r"^p.yaml:4: not valid YAML"):
+        parse("version: 1\ndeployments:\n  a: [\n", "p.yaml")
+    with pytest.raises(PolicyError, match=r"p.yaml:\d+: the policy has no `deployments`"):
+        parse("version: 1\n", "p.yaml")
+
+
+def test_hooks_check_prints_the_rules_and_fails_a_bad_policy(tmp_path: Path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(GOOD.replace("instance", "x").replace("strategy: canary", "instance_count: 0"))
+    command = [str(BIN / "mlflow-sagemaker-ops"), "hooks", "check", "--policy"]
+    ok = subprocess.run([*command, str(good)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "churn-prod: churn Production -> sagemaker:/eu-west-1 endpoint churn-prod (on_leave: delete" in ok.stdout
+    failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1
+    assert f"{bad}:10: " in failed.stderr and "instance_count=0" in failed.stderr
