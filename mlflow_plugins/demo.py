@@ -3,10 +3,14 @@
 It starts where data scientists do, in the MLflow project (``mlflow run``, as subprocesses, into a
 local tracking store): ``train`` on the first four weeks of the truck-delay scenario registers
 version 1, ``retrain`` (rehearsal) on week 5 registers version 2, and ``evaluate`` judges version 2
-against version 1. Then it deploys through the suite's SageMaker client into the sandbox: create
-on version 1 (the variant runs the serving runtime on the model), a prediction, a canary update to
-version 2 that completes, a canary update whose alarm trips during baking and rolls back (the
-update fails, naming the alarm), the endpoint's lineage context, and delete.
+against version 1. Then the Model Registry deploys: ``mlflow server --app-name registry-hooks`` and
+the registry-hooks controller run beside the sandbox, and each step is a stage transition through
+the REST path the MLflow UI uses. Version 1 to Production creates the endpoint (its variant runs
+the serving runtime on the model), a prediction, version 2 to Production rolls out as a canary,
+version 1 back to Production (archiving version 2) rolls out and rolls back when an alarm trips
+during baking (ROLLED_BACK on the version), the endpoint's lineage context, and version 1 to
+Archived deletes
+the endpoint (the policy's leave rule), as Production is empty then. The status tags and the audit log are printed on the way.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_plugins.aws import AwsClients
-from mlflow_plugins.errors import MissingSetting, OpsError
+from mlflow_plugins.errors import MissingSetting
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 
 ALARM = "demo-endpoint-5xx"
@@ -66,20 +70,17 @@ def predict(clients: AwsClients) -> tuple[str, list[Any]]:
 
 
 def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
-    """Deploys through the suite's ``sagemaker-ops`` client (as ``mlflow deployments`` does)."""
-    from mlflow_plugins.deploy._sagemaker import SageMakerDeployer
+    """Promotes by stage transitions through the UI's REST path; the registry-hooks controller
+    deploys with the suite's ``sagemaker`` client logic and writes the status back as tags."""
+    from mlflow_plugins import _demo_hooks as hooks
 
     sm, cloudwatch = clients("sagemaker"), clients("cloudwatch")
-    deployer = SageMakerDeployer(clients, say=lambda line: None)
     started = time.monotonic()
-    base = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 4, "alarms": [ALARM], "bake_seconds": 300,
-            "termination_wait_seconds": 60}
     cloudwatch.put_metric_alarm(
         AlarmName=ALARM, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Statistic="Sum",
         Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
     with tempfile.TemporaryDirectory() as scratch:
         tracking = f"sqlite:///{Path(scratch) / 'mlflow.db'}"
-        os.environ["MLFLOW_TRACKING_URI"] = tracking  # the deployer resolves models:/ URIs here
         import mlflow
 
         mlflow.MlflowClient(tracking).create_experiment("demo", artifact_location=str(Path(scratch) / "artifacts"))
@@ -88,30 +89,37 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
                    strategy="rehearsal")
         mlflow_run("evaluate", tracking, say, challenger=f"models:/{MODEL}/2", champion=f"models:/{MODEL}/1",
                    max_regression="0.02")
-        versions = {v: f"models:/{MODEL}/{v}" for v in (1, 2)}
-        deployment = deployer.create("demo", versions[1], base)
-        say(f"create: endpoint demo is {deployment['status']} on v1 ({deployment['endpoint_config']}, "
-            f"{deployment['registered_model']} version {deployment['model_version']})")
-        variant, predictions = predict(clients)
-        say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
+        with hooks.Running(Path(scratch), tracking, MODEL, ALARM, EXECUTION_ROLE_ARN, say) as registry:
+            registry.promote("1", "Production")
+            tags = registry.await_status("1", ("IN_SERVICE",))
+            say(f"deployed: endpoint demo is {sm.describe_endpoint(EndpointName='demo')['EndpointStatus']} on version 1; "
+                f"version 1 tags: status {tags['status']}, {tags['arn']}")
+            variant, predictions = predict(clients)
+            say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
 
-        deployment = deployer.update("demo", versions[2], {**base, "strategy": "canary", "canary_size": 25})
-        say(f"canary update to v2: {deployment['status']}; predict: {predict(clients)[1]}")
+            registry.promote("2", "Production")  # archives version 1
+            tags = registry.await_status("2", ("IN_SERVICE",))
+            say(f"canary to version 2: version 2 {tags['status']}, version 1 {registry.status('1')['status']}; "
+                f"predict: {predict(clients)[1]}")
 
-        trip = threading.Thread(target=_trip_alarm_while_baking, args=(sm, cloudwatch))
-        trip.start()
-        try:
-            deployer.update("demo", versions[1], {**base, "strategy": "canary", "canary_size": 25, "bake_seconds": 900})
-        except OpsError as error:
-            say(f"canary update to v1: failed as it should: {error}")
-        trip.join()
-    described = sm.describe_endpoint(EndpointName="demo")
-    say(f"rollback: {described['EndpointStatus']}, still serving version {deployer.get('demo')['model_version']}")
+            trip = threading.Thread(target=_trip_alarm_while_baking, args=(sm, cloudwatch))
+            trip.start()
+            registry.promote("1", "Production")
+            tags = registry.await_status("1", ("ROLLED_BACK", "IN_SERVICE", "FAILED"))
+            trip.join()
+            say(f"canary back to version 1: {tags['status']}: {tags['message']}")
+            described = sm.describe_endpoint(EndpointName="demo")
+            served = registry.client.get_registered_model(MODEL).tags.get("deploy.demo.version")
+            say(f"rollback: {described['EndpointStatus']}, still serving version {served}")
+            contexts = sm.list_contexts(SourceUri=described["EndpointArn"])["ContextSummaries"]
+            say(f"lineage: endpoint context {contexts[0]['ContextName']} ({contexts[0]['ContextType']})")
 
-    contexts = sm.list_contexts(SourceUri=described["EndpointArn"])["ContextSummaries"]
-    say(f"lineage: endpoint context {contexts[0]['ContextName']} ({contexts[0]['ContextType']})")
-    deployer.delete("demo")
-    say(f"delete: endpoint demo and its models are gone after {time.monotonic() - started:.1f} s in all")
+            registry.promote("1", "Archived")  # Production is empty now (v2 was archived): the leave rule deletes
+            tags = registry.await_status("2", ("DELETED",))
+            say(f"leave rule: version 2 {tags['status']}: {tags['message']}; endpoints left: {len(sm.list_endpoints()['Endpoints'])}")
+            for line in registry.audit():
+                say(f"audit: {line}")
+    say(f"done after {time.monotonic() - started:.1f} s in all")
     return described
 
 

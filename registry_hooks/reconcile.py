@@ -179,11 +179,11 @@ class Reconciler:
                 message = f"no version holds {rule.source}; {rule.endpoint} kept serving version {serving} (on_leave: keep)"
                 self.registry.set_status(rule, serving, "IN_SERVICE", message, live.arn)
                 self._set(rule, status="KEPT", serving_version=serving, message=message)
-                self.store.log("keep", "kept", rule.name, serving, *self._trigger(rule, serving), message, self.replica)
+                self.store.log("keep", "kept", rule.name, serving, *self._trigger(rule, None), message, self.replica)
             return None
         if row.retry_at > time.time():
             return row.retry_at
-        trigger, actor = self._trigger(rule, serving)
+        trigger, actor = self._trigger(rule, None)
         self.store.log("delete", "started", rule.name, serving, trigger, actor, None, self.replica)
         try:
             target.delete(rule)
@@ -206,8 +206,9 @@ class Reconciler:
         self.registry.set_serving(rule, version)
         self.registry.set_status(rule, version, "IN_SERVICE", message, arn)
 
-    def _trigger(self, rule: Rule, version: str) -> tuple[str, str | None]:
-        """What moved ``version`` last (the newest recorded event), and who; else the poller."""
+    def _trigger(self, rule: Rule, version: str | None) -> tuple[str, str | None]:
+        """What moved ``version`` last (with None: the model's newest event), and who; else the
+        poller. A version leaves a stage by another version's event too (archive_existing_versions)."""
         event = self.store.latest_event(rule.model, version)
         if event is None:
             return "poll", None

@@ -158,11 +158,14 @@ class Store:
         with self.engine.connect() as db:
             return db.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()
 
-    def latest_event(self, model: str, version: str) -> dict[str, Any] | None:
-        """The newest event that moved ``version`` of ``model`` (into or out of a stage or alias)."""
+    def latest_event(self, model: str, version: str | None = None) -> dict[str, Any] | None:
+        """The newest event that moved ``version`` of ``model`` (into or out of a stage or alias),
+        or with no version, the newest event of the model."""
+        query = sa.select(events).where(events.c.model == model)
+        if version is not None:
+            query = query.where(events.c.version == version)
         with self.engine.connect() as db:
-            found = db.execute(sa.select(events).where(events.c.model == model, events.c.version == version)
-                               .order_by(events.c.id.desc()).limit(1)).mappings().first()
+            found = db.execute(query.order_by(events.c.id.desc()).limit(1)).mappings().first()
         return dict(found) if found else None
 
     # ---- audit ---------------------------------------------------------------------------
