@@ -7,7 +7,7 @@ starting point, so a lost event, a crash or a restart loses nothing and a repeat
 nothing twice. A burst of promotions coalesces because a pass deploys whatever the registry says
 when it runs. Failures retry with exponential backoff up to the rule's ``max_attempts``, then the
 deployment is FAILED for that version; a rollout that SageMaker rolled back is ROLLED_BACK. Both
-stay so until another version is promoted.
+stay so until another version is promoted or ``hooks retry`` is run.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ class Reconciler:
         attempts = row.attempts + 1
         reason = f"{type(error).__name__}: {error}"
         if attempts >= rule.max_attempts:
-            message = f"failed {attempts} times, giving up: {reason}. Promote another version, or fix the cause and restart the controller."
+            message = (f"failed {attempts} times, giving up: {reason}. Fix the cause, then run "
+                       f"`mlflow-sagemaker-ops hooks retry {rule.name}`, or promote another version.")
             self.registry.set_status(rule, want, "FAILED", message)
             self._set(rule, status="FAILED", attempts=attempts, message=message)
             self.store.log(verb, "failed", rule.name, want, trigger, actor, message, self.replica)

@@ -138,6 +138,14 @@ class Store:
         if changed.rowcount != 1:
             raise LeaseLost(name)
 
+    def retry(self, name: str) -> bool:
+        """Let a FAILED or ROLLED_BACK deployment be tried again (by the next pass)."""
+        with self.engine.begin() as db:
+            changed = db.execute(deployments.update().where(deployments.c.name == name,
+                                                            deployments.c.status.in_(("FAILED", "ROLLED_BACK")))
+                                 .values(status="PENDING", attempts=0, retry_at=0.0, message="retry asked for", updated_at=time.time()))
+        return changed.rowcount == 1
+
     # ---- events --------------------------------------------------------------------------
     def record_event(self, source: str, kind: str, model: str | None, version: str | None = None,
                      target: str | None = None, actor: str | None = None, delivery_id: str | None = None) -> int | None:

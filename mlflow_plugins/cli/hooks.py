@@ -126,6 +126,27 @@ def log_command(db: str, deployment: str | None, limit: int, as_json: bool) -> N
 
 
 @hooks.command()
+@click.argument("deployment")
+@db_option
+@click.option("--wake", "wake_url", default=None, help="A controller to wake at once (http://host:8470); else its next poll.")
+def retry(deployment: str, db: str, wake_url: str | None) -> None:
+    """Try a FAILED or ROLLED_BACK deployment again, once the cause is fixed."""
+    import requests
+
+    from registry_hooks.store import Store
+
+    store = Store(db)
+    if not store.retry(deployment):
+        known = ", ".join(f"{r.name} ({r.status})" for r in store.all()) or "none"
+        raise click.ClickException(f"deployment {deployment!r} is not FAILED or ROLLED_BACK. Deployments: {known}. "
+                                   "Check the name with `mlflow-sagemaker-ops hooks status`.")
+    store.log("retry", "asked", deployment, actor=os.environ.get("USER"), message="hooks retry")
+    if wake_url:
+        requests.post(f"{wake_url.rstrip('/')}/wake", timeout=10).raise_for_status()
+    click.echo(f"{deployment}: will be tried again" + (" now" if wake_url else " at the controller's next poll"))
+
+
+@hooks.command()
 @db_option
 def status(db: str) -> None:
     """Each deployment's state as the controllers last left it."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import requests
 
-from tests.hooks.conftest import SECRET, eventually, hooks_cli, policy_text, sagemaker_calls
+from tests.hooks.conftest import BIN, SECRET, eventually, hooks_cli, policy_text, sagemaker_calls
 
 
 def serving(aws, endpoint: str) -> dict[str, str]:
@@ -131,7 +132,7 @@ def test_a_burst_of_three_promotions_ends_on_the_last_with_fewer_deployments(reg
     assert len([e for e in log if e["result"] == "started"]) == len(rollouts)
 
 
-def test_a_failing_deploy_retries_with_backoff_then_is_failed(registry, controllers, aws, sandbox):
+def test_a_failing_deploy_retries_with_backoff_then_is_failed_until_retry_is_asked(registry, controllers, aws, sandbox):
     model = registry.new_model(versions=1)
     deployment = f"{model}-fail"
     requests.post(f"{sandbox.url}/_sandbox/faults", timeout=10,
@@ -145,3 +146,10 @@ def test_a_failing_deploy_retries_with_backoff_then_is_failed(registry, controll
     log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
     assert [e["result"] for e in log] == ["started", "retrying", "started", "retrying", "started", "failed"]
     assert aws("sagemaker").list_models()["Models"] == []  # each failed create cleaned up after itself
+
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=10).raise_for_status()  # the cause is fixed
+    assert "will be tried again now" in hooks_cli("retry", deployment, "--db", registry.db, "--wake", controller.url)
+    eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 IN_SERVICE after retry", explain=controller.output)
+    again = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", "retry", deployment, "--db", registry.db],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and f"{deployment} (IN_SERVICE)" in again.stderr
