@@ -84,7 +84,10 @@ setup(
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
+        # Flask-WTF (mlflow[auth]) is in dev because the tests run --app-name registry-hooks-auth.
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2"],
+        # --app-name registry-hooks-auth: MLflow's basic-auth app needs Flask-WTF.
+        "auth": ["Flask-WTF<2"],
         "postgres": ["psycopg2-binary>=2.9"],
         # The MLflow project (projects/, MLproject). xgboost-cpu is xgboost without the CUDA
         # libraries (NCCL alone is ~300 MB); it installs the same `xgboost` module.

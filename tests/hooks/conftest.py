@@ -69,16 +69,19 @@ class Registry:
         return {k[len(prefix):]: v for k, v in found.items() if k.startswith(prefix)}
 
 
-def start_registry(root: Path, backend: str, app: bool, db: str, env: dict[str, str] | None = None,
+def start_registry(root: Path, backend: str, app: bool | str, db: str, env: dict[str, str] | None = None,
                    controllers: int = 1) -> Registry:
+    """``app``: True for registry-hooks, a string for another app name, False for none."""
     port, wake_ports = free_port(), [free_port() for _ in range(controllers)]
     args = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if app:
-        args += ["--app-name", "registry-hooks"]
+        args += ["--app-name", app if isinstance(app, str) else "registry-hooks"]
     server = Server(args, port, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_REGISTRY_HOOKS_DB": db,
                                  "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": ",".join(f"http://127.0.0.1:{p}" for p in wake_ports), **WEBHOOK_ENV, **(env or {})})
     server.wait_ready("/health")
+    if (env or {}).get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        return Registry(server, db, wake_ports, ("", ""))
     return Registry(server, db, wake_ports, _log_model(server.url, root))
 
 

@@ -153,3 +153,29 @@ def test_a_failing_deploy_retries_with_backoff_then_is_failed_until_retry_is_ask
     again = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", "retry", deployment, "--db", registry.db],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and f"{deployment} (IN_SERVICE)" in again.stderr
+
+
+def test_with_basic_auth_too_the_event_names_the_signed_in_user(tmp_path, monkeypatch):
+    """``--app-name registry-hooks-auth``: MLflow's basic-auth app and the hooks together."""
+    from registry_hooks.store import Store
+    from tests.hooks.conftest import start_registry
+
+    password = "Adm1n-password-for-tests"
+    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "hooks-test-secret-key", "MLFLOW_AUTH_ADMIN_PASSWORD": password}
+    reg = start_registry(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", app="registry-hooks-auth",
+                         db=f"sqlite:///{tmp_path / 'hooks.db'}", env=env)
+    try:
+        api = f"{reg.url}/api/2.0/mlflow"
+        assert requests.post(f"{api}/registered-models/create", json={"name": "secured"}, timeout=30).status_code == 401
+        admin = ("admin", password)
+        for path, body in (("registered-models/create", {"name": "secured"}),
+                           ("model-versions/create", {"name": "secured", "source": "s3://models/secured"}),
+                           ("model-versions/transition-stage", {"name": "secured", "version": "1", "stage": "Production",
+                                                                "archive_existing_versions": False})):
+            reply = requests.post(f"{api}/{path}", json=body, auth=admin, timeout=30)
+            assert reply.status_code == 200, reply.text
+        store = Store(reg.db)
+        seen = eventually(lambda: [e for e in store.events_after(0) if e["model"] == "secured"], timeout=20, what="the event")
+        assert [(e["kind"], e["version"], e["target"], e["actor"]) for e in seen] == [("transition", "1", "Production", "admin")]
+    finally:
+        reg.server.stop()
