@@ -71,7 +71,11 @@ class Controller:
             if self.stopping.is_set():
                 break
             now = time.time()
-            rules = self._from_events()
+            try:
+                rules = self._from_events()
+            except Exception as error:  # the database is away: every rule, and the passes say why
+                self.say(f"could not read the events: {type(error).__name__}: {error}")
+                rules = list(self.policy.rules)
             if now >= next_poll:
                 rules = list(self.policy.rules)
                 next_poll = now + self.timing.poll_seconds
@@ -106,7 +110,10 @@ class Controller:
             retry_at = self.reconciler.run(rule)
         except Exception as error:  # a pass never kills the loop; the next poll tries again
             self.say(f"{rule.name}: pass failed: {type(error).__name__}: {error}")
-            self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}", replica=self.leases.owner)
+            try:
+                self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}", replica=self.leases.owner)
+            except Exception:
+                pass  # the database is what failed; the line above said it
         with self._lock:
             self._running.discard(rule.name)
             again = rule.name in self._again

@@ -110,6 +110,8 @@ class Reconciler:
             return None
         if row.status in ("FAILED", "ROLLED_BACK"):
             return None  # for this version; promoting another one starts again
+        if live.exists and live.registered_model != rule.model:
+            return self._conflict(rule, want, live)
         if row.retry_at > time.time():
             return row.retry_at
         return self._deploy(rule, row, target, live, want)
@@ -148,6 +150,16 @@ class Reconciler:
         self._set(rule, status="IN_SERVICE", serving_version=want, attempts=0, retry_at=0.0, message=None)
         self.store.log(verb, "succeeded", rule.name, want, trigger, actor, arn, self.replica)
         return None
+
+    def _conflict(self, rule: Rule, want: str, live: Any) -> None:
+        """The endpoint exists and is not this model's (another model's, or not made by the suite):
+        it is never taken over."""
+        owner = f"registered model {live.registered_model!r}" if live.registered_model else "no registered model of the suite"
+        message = (f"endpoint {rule.endpoint} exists and serves {owner}, not {rule.model!r}: it is left alone. "
+                   f"Delete it, or give this rule another `endpoint:` in {rule.name!r}.")
+        self.registry.set_status(rule, want, "FAILED", message)
+        self._set(rule, status="FAILED", message=message)
+        self.store.log("deploy", "conflict", rule.name, want, *self._trigger(rule, want), message, self.replica)
 
     def _failed(self, rule: Rule, row: Row, want: str, verb: str, trigger: str, actor: str | None,
                 error: Exception) -> float | None:

@@ -85,7 +85,7 @@ class Store:
         self.engine = sa.create_engine(url, **args)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        meta.create_all(self.engine)
+        _create_tables(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -199,6 +199,18 @@ class LeaseLost(Exception):
 
 def _row(found: Any) -> Row:
     return Row(**{field: found[field] for field in Row.__dataclass_fields__})
+
+
+def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
+    """``create_all`` checks, then creates; another process (the MLflow server's app plugin, a
+    second replica) may create a table in between, which fails the CREATE: check again."""
+    for attempt in range(attempts):
+        try:
+            meta.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:

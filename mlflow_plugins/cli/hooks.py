@@ -89,7 +89,11 @@ def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_s
     if listen != "off":
         host, _, port = listen.rpartition(":")
         secret = os.environ.get(SECRET_ENV)
-        receiver = Receiver(ReceiverApp(store, controller.wake, replica, secret), host or "127.0.0.1", int(port)).start()
+        try:
+            receiver = Receiver(ReceiverApp(store, controller.wake, replica, secret), host or "127.0.0.1", int(port)).start()
+        except (OSError, ValueError) as error:
+            raise click.ClickException(f"--listen {listen!r}: {error}. Allowed: host:port with a free port (0 picks one), "
+                                       "or off. Pass another --listen.") from None
         _say(f"Receiver listening on {receiver.url} (POST /webhooks/mlflow {'on' if secret else f'off: {SECRET_ENV} is not set'}, POST /wake)")
     _say(f"Controller {replica}: {len(policy.rules)} deployment(s) from {policy.file}; registry {client.tracking_uri}; "
          f"state {store.engine.url.render_as_string(hide_password=True)}; full reconcile every {poll_seconds:g} s")

@@ -179,3 +179,23 @@ def test_with_basic_auth_too_the_event_names_the_signed_in_user(tmp_path, monkey
         assert [(e["kind"], e["version"], e["target"], e["actor"]) for e in seen] == [("transition", "1", "Production", "admin")]
     finally:
         reg.server.stop()
+
+
+def test_an_endpoint_that_is_not_this_models_is_never_taken_over(registry, controllers, aws):
+    from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-taken"
+    sm = aws("sagemaker")  # someone else's endpoint, made by hand under the name the rule wants
+    sm.create_model(ModelName="by-hand", ExecutionRoleArn=EXECUTION_ROLE_ARN,
+                    PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"})
+    sm.create_endpoint_config(EndpointConfigName="by-hand", ProductionVariants=[{
+        "VariantName": "primary", "ModelName": "by-hand", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName=deployment, EndpointConfigName="by-hand")
+    aws.wait("endpoint_in_service", EndpointName=deployment)
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "FAILED"), what="v1 FAILED (conflict)", explain=controller.output)
+    assert "serves no registered model of the suite" in registry.tags(model, "1", deployment)["message"]
+    assert sm.describe_endpoint(EndpointName=deployment)["EndpointConfigName"] == "by-hand"
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["by-hand"]
