@@ -72,6 +72,7 @@ KEYS: tuple[Key, ...] = (
     Key("autoscaling", "json", None, "target tracking: min_capacity, max_capacity, target (invocations per instance), cooldowns, schedule", '{"min_capacity": 1, "max_capacity": 4, "target": 100}'),
     Key("kms_key_id", "str", None, "KMS key for the uploaded archive and the endpoint's storage", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
     Key("network_isolation", "bool", False, "run the container without network access", "true"),
+    Key("image_manifest", "json", None, "create-endpoint (multi-model): what the image bakes in, the image-manifest.json of build-image; default this environment", '{"python": "3.11", "packages": {"scikit-learn": "1.7.2"}}'),
 )
 BY_NAME = {key.name: key for key in KEYS}
 

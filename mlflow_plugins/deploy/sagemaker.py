@@ -18,7 +18,7 @@ from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
 from mlflow.exceptions import MlflowException
 
 from mlflow_plugins.aws import AwsSettings, make_clients
-from mlflow_plugins.deploy import _sagemaker, config as target_config
+from mlflow_plugins.deploy import _mme, _sagemaker, config as target_config
 from mlflow_plugins.errors import InvalidValue, OpsError, to_mlflow_exception
 
 FLAVOR = "python_function"
@@ -58,18 +58,29 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
                                assume_role_arn=parsed["assume_role_arn"] or self.assume_role_arn)
         return _sagemaker.SageMakerDeployer(make_clients(settings))
 
+    def _multi_model(self, config: dict[str, Any] | None = None) -> _mme.MultiModelDeployer:
+        deployer = self._deployer(config)
+        return _mme.MultiModelDeployer(deployer.clients)
+
     @staticmethod
-    def _single_model(flavor: str | None, endpoint: str | None) -> None:
+    def _pyfunc(flavor: str | None) -> None:
         if flavor not in (None, FLAVOR):
             raise InvalidValue(name="flavor", value=flavor, reason="the serving runtime serves pyfunc models",
                                allowed=FLAVOR, fix="Leave --flavor out.")
-        if endpoint is not None:
-            raise InvalidValue(name="endpoint", value=endpoint, reason="multi-model endpoints are not supported yet",
-                               allowed="no --endpoint", fix="Deploy to a single-model endpoint (leave --endpoint out).")
 
+    @staticmethod
+    def _no_model_config(config: dict[str, Any] | None, endpoint: str) -> None:
+        if config:
+            raise InvalidValue(name="config", value=sorted(config), reason="a model on a multi-model endpoint has no settings of its own",
+                               allowed="no -C", fix=f"Set instance, scaling and image keys with `mlflow deployments update-endpoint --endpoint {endpoint}`.")
+
+    # ---- deployments: a single-model endpoint, or with --endpoint a model on a multi-model endpoint
     @_mlflow_errors
     def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
-        self._single_model(flavor, endpoint)
+        self._pyfunc(flavor)
+        if endpoint is not None:
+            self._no_model_config(config, endpoint)
+            return self._multi_model().add_model(endpoint, name, model_uri)
         deployer = self._deployer(config)
         mode = target_config.parse(config)["mode"]
         if mode in ("replace", "add") and deployer.exists(name):  # MLflow's built-in meaning of mode
@@ -78,29 +89,71 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
 
     @_mlflow_errors
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
-        self._single_model(flavor, endpoint)
+        self._pyfunc(flavor)
+        if endpoint is not None:
+            self._no_model_config(config, endpoint)
+            if model_uri is None:
+                raise InvalidValue(name="model URI (-m)", value=None, reason="an update on a multi-model endpoint replaces the model",
+                                   allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
+            return self._multi_model().add_model(endpoint, name, model_uri, replace=True)
         return self._deployer(config).update(name, model_uri, {"mode": "replace", **(config or {})})
 
     @_mlflow_errors
     def delete_deployment(self, name, config=None, endpoint=None):
-        self._single_model(None, endpoint)
+        if endpoint is not None:
+            self._no_model_config(config, endpoint)
+            return self._multi_model().delete_model(endpoint, name)
         self._deployer(config).delete(name, config)
 
     @_mlflow_errors
     def list_deployments(self, endpoint=None):
-        self._single_model(None, endpoint)
+        if endpoint is not None:
+            return self._multi_model().list_models(endpoint)
         return self._deployer().list()
 
     @_mlflow_errors
     def get_deployment(self, name, endpoint=None):
-        self._single_model(None, endpoint)
+        if endpoint is not None:
+            return self._multi_model().get_model(endpoint, name)
         return self._deployer().get(name)
 
     @_mlflow_errors
     def predict(self, deployment_name=None, inputs=None, endpoint=None, params=None):
-        self._single_model(None, endpoint)
         body, content_type, target_variant = _payload(inputs, params)
+        if endpoint is not None and "/" in endpoint and not deployment_name:
+            # MLflow's predict CLI takes --name or --endpoint, not both: --endpoint ENDPOINT/MODEL
+            endpoint, deployment_name = endpoint.split("/", 1)
+        if endpoint is not None:
+            if target_variant is not None:
+                raise InvalidValue(name="TargetVariant", value=target_variant, reason="a multi-model endpoint has one variant",
+                                   allowed="no TargetVariant", fix="Drop the TargetVariant param.")
+            if not deployment_name:
+                raise InvalidValue(name="--name", value=deployment_name, reason="a multi-model endpoint serves many models",
+                                   allowed=f"a model on it (mlflow deployments list --endpoint {endpoint})",
+                                   fix=f"Pass --endpoint {endpoint}/MODEL (MLflow's predict CLI takes --name or --endpoint, not both).")
+            return PredictionsResponse.from_json(self._multi_model().invoke(endpoint, deployment_name, body, content_type))
         return PredictionsResponse.from_json(self._deployer().invoke(deployment_name, body, content_type, target_variant))
+
+    # ---- multi-model endpoints ------------------------------------------------------------
+    @_mlflow_errors
+    def create_endpoint(self, name, config=None):
+        return self._multi_model(config).create_endpoint(name, config)
+
+    @_mlflow_errors
+    def update_endpoint(self, endpoint, config=None):
+        return self._multi_model(config).update_endpoint(endpoint, config)
+
+    @_mlflow_errors
+    def delete_endpoint(self, endpoint):
+        self._multi_model().delete_endpoint(endpoint)
+
+    @_mlflow_errors
+    def list_endpoints(self):
+        return self._multi_model().list_endpoints()
+
+    @_mlflow_errors
+    def get_endpoint(self, endpoint):
+        return self._multi_model().get_endpoint(endpoint)
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
         raise MlflowException("explain is not supported by the sagemaker target: SageMaker endpoints serve "
@@ -164,6 +217,10 @@ def target_help():
         "canary, linear, rolling and shadow updates, alarm rollback and content-addressed model uploads.\n"
         "Region and credentials come from standard boto3 configuration (AWS_REGION, AWS_PROFILE, ...).\n"
         "predict: params ContentType (application/json or text/csv) and TargetVariant are the client's,\n"
-        "not the model's. update without -m promotes a shadow variant (see strategy=shadow).\n\n"
+        "not the model's. update without -m promotes a shadow variant (see strategy=shadow).\n"
+        "Multi-model endpoints: create-endpoint/update-endpoint/get-endpoint/list-endpoints/delete-endpoint\n"
+        "--endpoint E (-C as below, plus image_manifest); create/update/delete/get/predict --endpoint E --name MODEL\n"
+        "and list --endpoint E manage the models on it (each checked against the image before upload);\n"
+        "predict --endpoint E/MODEL, as MLflow's predict CLI takes --name or --endpoint, not both.\n\n"
         "Config keys (-C key=value):\n" + target_config.help_text()
     )

@@ -19,6 +19,7 @@ answer returns (SageMaker copies asynchronously), so a slow shadow slows the cal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -129,6 +130,13 @@ def _mirror(shadow: Container | None, body: bytes, headers: dict[str, str], acco
         record_invocation(account, region, endpoint, shadow.variant)
 
 
+def runtime_name(target: str) -> str:
+    """The name the container loads ``target`` under: a TargetModel may hold slashes
+    (``churn/3/model.tar.gz``), which a ``/models/{name}`` path cannot; SageMaker likewise hands
+    the container a name of its own choosing."""
+    return hashlib.sha256(target.encode()).hexdigest()[:32]
+
+
 def _load_target(container: Container, target: str, account: str) -> None:
     """MME: fetch ``target`` from the model's S3 prefix and load it, once."""
     with container.lock:
@@ -140,7 +148,7 @@ def _load_target(container: Container, target: str, account: str) -> None:
             extract_model(account, url, local)
         except Exception:
             raise _validation(download_failure(url)) from None
-        reply = requests.post(container.url + "/models", json={"model_name": target, "url": str(local)}, timeout=120)
+        reply = requests.post(container.url + "/models", json={"model_name": runtime_name(target), "url": str(local)}, timeout=120)
         if reply.status_code not in (200, 409):
             raise _model_error(reply, container.variant)
         container.models[target] = str(local)
@@ -169,7 +177,7 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str]
                 raise _validation(f"Endpoint {name} is a multi-model endpoint: set TargetModel to the archive to invoke.")
             _load_target(container, target, self.current_account)
             headers["X-Amzn-SageMaker-Target-Model"] = target
-            path = f"/models/{target}/invoke"
+            path = f"/models/{runtime_name(target)}/invoke"
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
         reply = requests.post(container.url + path, data=body, headers=headers, timeout=120)
         if reply.status_code >= 400:

@@ -1,0 +1,255 @@
+"""SageMaker multi-model endpoints (MME): MLflow's endpoint API for the endpoint, its deployment
+API (``--endpoint E --name M``) for the models on it.
+
+* The endpoint runs the serving runtime in multi-model mode (``Mode: MultiModel``) over the S3
+  prefix ``s3://<bucket>/mlflow-sagemaker-ops/mme/<endpoint>/``; the prefix also holds
+  ``_image-manifest.json`` (what the image bakes in: ``-C image_manifest=...`` from
+  ``build-image``, else this environment) and one pointer per model, ``_models/<name>.json``.
+* A model's archive is content-addressed under ``<name>/<digest>/model.tar.gz``; its pointer says
+  which archive ``predict`` sends as ``TargetModel``. ``update`` writes the new archive, then
+  the pointer, and only then deletes the old archive, so predictions keep succeeding.
+* Before an upload, the model is checked against the image manifest (:mod:`._compat`).
+* Instance type and count, autoscaling, alarms and tags work as on a single-model endpoint;
+  ``update-endpoint`` rolls out a new endpoint config with the configured strategy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mlflow_plugins.deploy import _artifacts, _compat
+from mlflow_plugins.deploy._origin import model_origin
+from mlflow_plugins.deploy._requests import MANAGED, deployment_config, resource_name, variant as variant_spec
+from mlflow_plugins.deploy._sagemaker import DEPLOYMENT_ID, SageMakerDeployer, Say, _check_name, _require_role, stderr
+from mlflow_plugins.deploy.config import parse
+from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
+
+MULTI_MODEL = "mlflow-sagemaker-ops:multi-model"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+NOT_FOR_MME = ("serverless_config", "async_inference_config")
+
+
+class MultiModelDeployer:
+    def __init__(self, clients: Any, say: Say = stderr) -> None:
+        self.base = SageMakerDeployer(clients, say)
+        self.clients, self.sagemaker, self.s3, self.say = clients, self.base.sagemaker, clients("s3"), say
+
+    # ---- the endpoint ---------------------------------------------------------------------
+    def create_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        cfg = parse(config, where="multi-model endpoint config")
+        _check_name(name)
+        for key in NOT_FOR_MME:
+            if cfg[key]:
+                raise InvalidValue(name=key, value=cfg[key], reason="SageMaker multi-model endpoints run on instances only",
+                                   allowed="leave it out", fix="Create a single-model endpoint for serverless or async.")
+        role = _require_role(cfg)
+        if self.base.exists(name):
+            raise ResourceConflict(kind="SageMaker endpoint", name=name, fix="Use `mlflow deployments update-endpoint`, or delete it first.")
+        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
+        _artifacts.ensure_bucket(self.s3, bucket, self.clients.region)
+        prefix = f"{_artifacts.PREFIX}/mme/{name}/"
+        manifest = cfg["image_manifest"] or _compat.this_environment(_installed())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("python"), str) or not isinstance(manifest.get("packages"), dict):
+            raise InvalidValue(name="image_manifest", value=manifest, reason="it needs python and packages",
+                               allowed='{"python": "3.11", "packages": {"name": "version"}}',
+                               fix="Pass the image-manifest.json that build-image wrote, or leave the key out.")
+        self.s3.put_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json", Body=json.dumps(manifest).encode())
+        created: list[tuple[str, str]] = []
+        try:
+            self.base._auto_alarms(name, cfg, created)
+            resource = self._model_and_config(name, f"s3://{bucket}/{prefix}", cfg, role, created)
+            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=resource, Tags=self._labels(cfg, resource))
+            created.append(("endpoint", name))
+        except Exception as error:
+            self.base._undo(created)
+            self._empty(bucket, prefix)
+            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create-endpoint again.") from None
+        self.say(f"Creating multi-model endpoint {name} ({resource}) over s3://{bucket}/{prefix}")
+        self.base._wait(name, "endpoint_in_service", cfg)
+        self.base._scale(name, cfg)
+        return self.get_endpoint(name)
+
+    def update_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        parse(config, where="multi-model endpoint config")
+        current, live, container = self._live(name)
+        kept = {k: v for k, v in self.base._carried_over(current, live).items() if k not in NOT_FOR_MME}
+        cfg = parse({**kept, **(config or {})}, where="multi-model endpoint config")
+        role = _require_role({**cfg, "execution_role_arn": cfg["execution_role_arn"] or self._role(live)})
+        created: list[tuple[str, str]] = []
+        try:
+            self.base._auto_alarms(name, cfg, [])
+            resource = self._model_and_config(name, container["ModelDataUrl"], cfg, role, created)
+            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg))
+        except Exception as error:
+            self.base._undo(created)
+            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update-endpoint again.") from None
+        self.say(f"Updating multi-model endpoint {name} to {resource} ({cfg['strategy']})")
+        after = self.base._settle(name, resource, created, cfg)
+        self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=[{"Key": DEPLOYMENT_ID, "Value": resource}])
+        self.base._scale(name, cfg)
+        self.base._retire(live, [resource], cfg)
+        return self.get_endpoint(name)
+
+    def delete_endpoint(self, name: str) -> None:
+        """The endpoint, its configs and models, and every object under its prefix; a missing
+        endpoint is not an error (MLflow's contract: deletion is idempotent)."""
+        if not self.base.exists(name):
+            return
+        _, _, container = self._live(name)
+        bucket, prefix = _split(container["ModelDataUrl"])
+        self.base.delete(name)
+        self._empty(bucket, prefix)
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        current, live, container = self._live(name)
+        variant = live["ProductionVariants"][0]
+        return {"name": name, "endpoint_arn": current["EndpointArn"], "status": current["EndpointStatus"],
+                "multi_model": True, "model_data_prefix": container["ModelDataUrl"], "endpoint_config": live["EndpointConfigName"],
+                "instance_type": variant.get("InstanceType"), "instance_count": variant.get("InitialInstanceCount"),
+                "models": [m["name"] for m in self.list_models(name)]}
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        found = []
+        for page in self.sagemaker.get_paginator("list_endpoints").paginate():
+            for summary in page["Endpoints"]:
+                labels = {t["Key"] for t in self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]}
+                if MULTI_MODEL in labels:
+                    found.append({"name": summary["EndpointName"], "status": summary["EndpointStatus"],
+                                  "endpoint_arn": summary["EndpointArn"]})
+        return found
+
+    # ---- the models on it -------------------------------------------------------------------
+    def add_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> dict[str, Any]:
+        _check_model_name(name)
+        bucket, prefix = self._prefix(endpoint)
+        before = self._pointer(bucket, prefix, name)
+        if before is not None and not replace:
+            raise ResourceConflict(kind=f"model on multi-model endpoint {endpoint}", name=name,
+                                   fix=f"Use `mlflow deployments update --endpoint {endpoint} --name {name}`.")
+        if before is None and replace:
+            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
+                                   fix=f"Add it with `mlflow deployments create --endpoint {endpoint} --name {name} -m ...`.")
+        local = _artifacts.local_model_dir(model_uri)
+        manifest = json.loads(self.s3.get_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json")["Body"].read())
+        _compat.check(local, manifest, model_uri)
+        uploaded = _artifacts.upload_model(self.s3, bucket, f"mme/{endpoint}/{name}", local, None)
+        target = uploaded.s3_uri.split(f"s3://{bucket}/{prefix}", 1)[1]
+        origin = model_origin(model_uri, local)
+        pointer = {"name": name, "target_model": target, "model_uri": model_uri, "digest": uploaded.digest,
+                   "registered_model": origin.registered_model, "model_version": origin.version, "run_id": origin.run_id}
+        self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
+        if before is not None and before["target_model"] != target:  # only now: the pointer names the new archive
+            self.s3.delete_object(Bucket=bucket, Key=prefix + before["target_model"])
+        self.say(f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)")
+        return {**pointer, "endpoint": endpoint, "flavor": "python_function"}
+
+    def delete_model(self, endpoint: str, name: str) -> None:
+        bucket, prefix = self._prefix(endpoint)
+        pointer = self._pointer(bucket, prefix, name)
+        if pointer is None:
+            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
+                                   fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
+        self.s3.delete_object(Bucket=bucket, Key=_pointer_key(prefix, name))
+        self.s3.delete_object(Bucket=bucket, Key=prefix + pointer["target_model"])
+
+    def get_model(self, endpoint: str, name: str) -> dict[str, Any]:
+        bucket, prefix = self._prefix(endpoint)
+        pointer = self._pointer(bucket, prefix, name)
+        if pointer is None:
+            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
+                                   fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
+        return {**pointer, "endpoint": endpoint, "flavor": "python_function"}
+
+    def list_models(self, endpoint: str) -> list[dict[str, Any]]:
+        bucket, prefix = self._prefix(endpoint)
+        found = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}_models/"):
+            for item in page.get("Contents", []):
+                found.append({**json.loads(self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()), "endpoint": endpoint})
+        return sorted(found, key=lambda m: m["name"])
+
+    def invoke(self, endpoint: str, name: str, body: bytes, content_type: str) -> str:
+        target = self.get_model(endpoint, name)["target_model"]
+        try:
+            reply = self.clients("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=body, ContentType=content_type,
+                                                                     TargetModel=target)
+        except Exception as error:
+            raise as_domain_error(error, f"See the endpoint with `mlflow deployments get-endpoint --endpoint {endpoint}`.") from None
+        return reply["Body"].read().decode()
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _model_and_config(self, name: str, prefix_uri: str, cfg: dict[str, Any], role: str, created: list[tuple[str, str]]) -> str:
+        resource = resource_name(name)
+        container = {"Image": self.base._image(cfg), "Mode": "MultiModel", "ModelDataUrl": prefix_uri, "Environment": cfg["env"] or {}}
+        self.sagemaker.create_model(ModelName=resource, ExecutionRoleArn=role, PrimaryContainer=container,
+                                    Tags=self._labels(cfg, resource), EnableNetworkIsolation=cfg["network_isolation"],
+                                    **({"VpcConfig": cfg["vpc_config"]} if cfg["vpc_config"] else {}))
+        created.append(("model", resource))
+        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [variant_spec(resource, cfg)],
+                                       "Tags": self._labels(cfg, resource)}
+        for key, field in (("data_capture_config", "DataCaptureConfig"), ("kms_key_id", "KmsKeyId")):
+            if cfg[key]:
+                config_args[field] = cfg[key]
+        self.sagemaker.create_endpoint_config(**config_args)
+        created.append(("endpoint_config", resource))
+        return resource
+
+    @staticmethod
+    def _labels(cfg: dict[str, Any], resource: str) -> list[dict[str, str]]:
+        values = {MANAGED: "true", MULTI_MODEL: "true", DEPLOYMENT_ID: resource,
+                  **{str(k): str(v) for k, v in (cfg["tags"] or {}).items()}}
+        return [{"Key": k, "Value": v} for k, v in values.items()]
+
+    def _live(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        current = self.base._describe(name)
+        if current is None:
+            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list-endpoints`.")
+        live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+        model = self.sagemaker.describe_model(ModelName=live["ProductionVariants"][0]["ModelName"])
+        container = model.get("PrimaryContainer", {})
+        if container.get("Mode") != "MultiModel":
+            raise InvalidValue(name="endpoint", value=name, reason="it is a single-model endpoint", allowed="a multi-model endpoint",
+                               fix="Leave --endpoint out to manage it, or create a multi-model endpoint with create-endpoint.")
+        return current, live, container
+
+    def _role(self, live: dict[str, Any]) -> str:
+        return self.sagemaker.describe_model(ModelName=live["ProductionVariants"][0]["ModelName"])["ExecutionRoleArn"]
+
+    def _prefix(self, endpoint: str) -> tuple[str, str]:
+        return _split(self._live(endpoint)[2]["ModelDataUrl"])
+
+    def _pointer(self, bucket: str, prefix: str, name: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.s3.get_object(Bucket=bucket, Key=_pointer_key(prefix, name))["Body"].read())
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def _empty(self, bucket: str, prefix: str) -> None:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def _pointer_key(prefix: str, name: str) -> str:
+    return f"{prefix}_models/{name}.json"
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key if key.endswith("/") else key + "/"
+
+
+def _check_model_name(name: str) -> None:
+    if not MODEL_NAME.match(name or ""):
+        raise InvalidValue(name="model name (--name)", value=name, reason="it becomes a path in the endpoint's S3 prefix",
+                           allowed="1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
+                           fix="Pass --name churn-v3 (for example).")
+
+
+def _installed() -> list[str]:
+    from importlib import metadata
+
+    return sorted({d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]})
