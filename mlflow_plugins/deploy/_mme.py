@@ -29,6 +29,7 @@ from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFou
 MULTI_MODEL = "mlflow-sagemaker-ops:multi-model"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 NOT_FOR_MME = ("serverless_config", "async_inference_config")
+_PREFIXES: dict[tuple[str, str], tuple[str, str]] = {}  # (region, endpoint) -> (bucket, prefix), for invoke
 
 
 class MultiModelDeployer:
@@ -99,6 +100,7 @@ class MultiModelDeployer:
             return
         _, _, container = self._live(name)
         bucket, prefix = _split(container["ModelDataUrl"])
+        _PREFIXES.pop((self.clients.region, name), None)
         self.base.delete(name)
         self._empty(bucket, prefix)
 
@@ -171,11 +173,20 @@ class MultiModelDeployer:
         return sorted(found, key=lambda m: m["name"])
 
     def invoke(self, endpoint: str, name: str, body: bytes, content_type: str) -> str:
-        target = self.get_model(endpoint, name)["target_model"]
+        """One S3 read (the model's pointer) and the invoke: the endpoint's prefix, which never
+        changes while the endpoint lives, is remembered per process; a failure forgets it."""
+        key = (self.clients.region, endpoint)
         try:
+            if key not in _PREFIXES:
+                _PREFIXES[key] = self._prefix(endpoint)
+            pointer = self._pointer(*_PREFIXES[key], name)
+            if pointer is None:
+                raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
+                                       fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
             reply = self.clients("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=body, ContentType=content_type,
-                                                                     TargetModel=target)
+                                                                     TargetModel=pointer["target_model"])
         except Exception as error:
+            _PREFIXES.pop(key, None)
             raise as_domain_error(error, f"See the endpoint with `mlflow deployments get-endpoint --endpoint {endpoint}`.") from None
         return reply["Body"].read().decode()
 

@@ -51,12 +51,15 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
     def __init__(self, target_uri: str) -> None:
         super().__init__(target_uri)
         self.region, self.assume_role_arn = parse_target(target_uri)
+        self._clients: dict[AwsSettings, Any] = {}
 
     def _deployer(self, config: dict[str, Any] | None = None) -> _sagemaker.SageMakerDeployer:
         parsed = target_config.parse(config)
         settings = AwsSettings(region=parsed["region_name"] or self.region,
                                assume_role_arn=parsed["assume_role_arn"] or self.assume_role_arn)
-        return _sagemaker.SageMakerDeployer(make_clients(settings))
+        if settings not in self._clients:  # boto3 clients are thread-safe; making one costs ~50 ms
+            self._clients[settings] = make_clients(settings)
+        return _sagemaker.SageMakerDeployer(self._clients[settings])
 
     def _multi_model(self, config: dict[str, Any] | None = None) -> _mme.MultiModelDeployer:
         deployer = self._deployer(config)
