@@ -113,22 +113,23 @@ def fresh_postgres_db() -> str:
     return f"{POSTGRES}/{name}"
 
 
+def _sqlite_registry(tmp_path_factory, folder: str, app: bool):
+    root = tmp_path_factory.mktemp(folder)
+    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=app, db=f"sqlite:///{root / 'hooks.db'}")
+    yield reg
+    reg.server.stop()
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """``mlflow server --app-name registry-hooks`` on sqlite; the app plugin writes to a sqlite hooks db."""
-    root = tmp_path_factory.mktemp("hooks")
-    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}")
-    yield reg
-    reg.server.stop()
+    yield from _sqlite_registry(tmp_path_factory, "hooks", app=True)
 
 
 @pytest.fixture(scope="module")
 def plain_registry(tmp_path_factory):
     """A plain ``mlflow server`` (no app plugin): only webhooks or polling can see its changes."""
-    root = tmp_path_factory.mktemp("plain")
-    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=False, db=f"sqlite:///{root / 'hooks.db'}")
-    yield reg
-    reg.server.stop()
+    yield from _sqlite_registry(tmp_path_factory, "plain", app=False)
 
 
 def policy_text(deployment: str, model: str, source: str = "stage: Production", on_leave: str = "keep",
