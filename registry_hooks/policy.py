@@ -12,6 +12,8 @@
           execution_role_arn: arn:aws:iam::123456789012:role/SageMakerExecutionRole
           strategy: canary
         on_leave: delete                # when no version holds the stage/alias: delete or keep (default)
+        # multi_model_endpoint: fleet   # instead of an endpoint of its own: the model `truck-delay-prod`
+        #                               # on that multi-model endpoint (made with create-endpoint); no config
         max_attempts: 5                 # failed deploys retried with backoff, then FAILED
 
 Every error names the file and line, the bad value, what is allowed and the fix. Duplicate YAML
@@ -22,6 +24,7 @@ same validation as ``mlflow deployments ... -C`` (:func:`mlflow_plugins.deploy.c
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from mlflow_plugins.errors import OpsError
 TARGETS = ("sagemaker", "sagemaker-ops")
 STAGES = ("Staging", "Production")
 ON_LEAVE = ("keep", "delete")
-RULE_KEYS = ("model", "stage", "alias", "target", "endpoint", "config", "on_leave", "max_attempts")
+RULE_KEYS = ("model", "stage", "alias", "target", "endpoint", "multi_model_endpoint", "config", "on_leave", "max_attempts")
 TOP_KEYS = ("version", "deployments")
 
 
@@ -56,6 +59,7 @@ class Rule:
     on_leave: str = "keep"
     max_attempts: int = 5
     line: int = 0
+    multi_model_endpoint: str | None = None  # then the rule's model is a model named ``name`` on that MME
 
     @property
     def source(self) -> str:
@@ -116,7 +120,7 @@ def parse(text: str, file: str = "<policy>") -> Policy:
 
 def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
     keys = _mapping(node, file, f"deployment {name!r}", RULE_KEYS)
-    at = {key: _line(value) for key, (_, value) in keys.items()}
+    at = {key: _line(node) for key, (node, _) in keys.items()}
     values = {key: _plain(value, file) for key, (_, value) in keys.items()}
 
     def fail(key: str, problem: str, allowed: str, fix: str) -> PolicyError:
@@ -156,13 +160,25 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
     attempts = values.get("max_attempts", 5)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 100:
         raise fail("max_attempts", f"max_attempts={attempts!r} is not a count", "an integer from 1 to 100", "Write `max_attempts: 5`.")
+    mme = values.get("multi_model_endpoint")
+    if mme is not None:
+        if not isinstance(mme, str) or not target_config.SAGEMAKER_NAME.match(mme):
+            raise fail("multi_model_endpoint", f"multi_model_endpoint={mme!r} breaks SageMaker's naming rule",
+                       "an endpoint name: letters, digits and hyphens", "Name the multi-model endpoint made with create-endpoint.")
+        if "endpoint" in values or values.get("config"):
+            key = "endpoint" if "endpoint" in values else "config"
+            raise fail(key, f"`{key}` does not go with multi_model_endpoint (a model on an MME has no endpoint or settings of its own)",
+                       "multi_model_endpoint alone", f"Remove `{key}`; set the MME's settings with `mlflow deployments update-endpoint`.")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", name):
+            raise fail("multi_model_endpoint", f"deployment name {name!r} cannot name a model on an MME",
+                       "1 to 63 letters, digits, '.', '_' and '-'", "Rename the deployment.")
     config = values.get("config") or {}
     if not isinstance(config, dict):
         raise fail("config", f"config={config!r} is not a mapping", "a mapping of target config keys",
                    "Write the keys under `config:`, one per line.")
     _check_config(name, config, keys.get("config"), file, at.get("config", line))
     return Rule(name=name, model=values["model"], stage=stage, alias=alias, target=str(target), endpoint=endpoint,
-                config=config, on_leave=on_leave, max_attempts=attempts, line=line)
+                config=config, on_leave=on_leave, max_attempts=attempts, line=line, multi_model_endpoint=mme)
 
 
 def _check_config(name: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str, line: int) -> None:
@@ -184,15 +200,23 @@ def _check_config(name: str, config: dict[str, Any], entry: tuple[yaml.Node, yam
 
 
 def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
-    """No two rules drive one endpoint (a rule without a region uses the default one, which may
-    be the other rule's region)."""
+    """No two rules drive one endpoint, unless both put differently named models on one MME (a
+    rule without a region uses the default one, which may be the other rule's region)."""
+    def touches(rule: Rule) -> str:
+        return rule.multi_model_endpoint or rule.endpoint
+
     for index, rule in enumerate(rules):
         for earlier in rules[:index]:
             same_region = rule.region == earlier.region or None in (rule.region, earlier.region)
-            if rule.endpoint == earlier.endpoint and same_region:
-                raise PolicyError(file=file, line=rule.line, problem=f"deployments {earlier.name!r} and {rule.name!r} "
-                                  f"both drive endpoint {rule.endpoint!r}", allowed="one deployment per endpoint",
-                                  fix="Give one of them another `endpoint:`.")
+            if not same_region or touches(rule) != touches(earlier):
+                continue
+            both_mme = rule.multi_model_endpoint and earlier.multi_model_endpoint
+            if both_mme and rule.name != earlier.name:
+                continue
+            raise PolicyError(file=file, line=rule.line, problem=f"deployments {earlier.name!r} and {rule.name!r} "
+                              f"both drive endpoint {touches(rule)!r}",
+                              allowed="one deployment per endpoint, or differently named models on one multi-model endpoint",
+                              fix="Give one of them another `endpoint:`.")
 
 
 # ---- YAML nodes with their lines ------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlflow_plugins.aws import AwsSettings, make_clients
-from mlflow_plugins.deploy import _live, config as target_config
+from mlflow_plugins.deploy import _live, _mme, config as target_config
 from mlflow_plugins.deploy._sagemaker import SageMakerDeployer
 
 from registry_hooks.policy import Rule
@@ -47,6 +47,42 @@ class SageMakerTarget:
         self.deployer.delete(rule.endpoint, rule.config)
 
 
+class MultiModelTarget:
+    """A rule with ``multi_model_endpoint``: the model named after the deployment on that MME.
+    What serves is the model's pointer; an archive no pointer names (a deploy killed between the
+    upload and the pointer) is deleted by ``clean``."""
+
+    def __init__(self, clients: Any, say: Callable[[str], None]) -> None:
+        self.mme = _mme.MultiModelDeployer(clients, say)
+
+    def observe(self, rule: Rule) -> _live.Live:
+        endpoint = rule.multi_model_endpoint
+        current, _, _ = self.mme._live(endpoint)
+        bucket, prefix = self.mme._prefix(endpoint)
+        pointer = self.mme._pointer(bucket, prefix, rule.name)
+        if pointer is None:
+            return _live.Live(exists=False)
+        return _live.Live(exists=True, status="InService", arn=current["EndpointArn"], config=pointer["target_model"],
+                          registered_model=pointer.get("registered_model"), version=pointer.get("model_version"))
+
+    def clean(self, rule: Rule, live: _live.Live) -> list[str]:
+        bucket, prefix = self.mme._prefix(rule.multi_model_endpoint)
+        gone = []
+        for page in self.mme.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{rule.name}/"):
+            for item in page.get("Contents", []):
+                if item["Key"][len(prefix):] != live.config:
+                    self.mme.s3.delete_object(Bucket=bucket, Key=item["Key"])
+                    gone.append(item["Key"])
+        return gone
+
+    def deploy(self, rule: Rule, live: _live.Live, model_uri: str) -> str:
+        self.mme.add_model(rule.multi_model_endpoint, rule.name, model_uri, replace=live.exists)
+        return self.mme._live(rule.multi_model_endpoint)[0]["EndpointArn"]
+
+    def delete(self, rule: Rule) -> None:
+        self.mme.delete_model(rule.multi_model_endpoint, rule.name)
+
+
 class Targets:
     """One target per (region, role), made on first use with the suite's session factory."""
 
@@ -58,12 +94,13 @@ class Targets:
         self._made: dict[tuple[str | None, str | None], SageMakerTarget] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, rule: Rule) -> SageMakerTarget:
+    def __call__(self, rule: Rule) -> SageMakerTarget | MultiModelTarget:
         key = (rule.config.get("region_name") or rule.region, rule.config.get("assume_role_arn") or rule.assume_role_arn)
         with self._lock:
             if key not in self._made:
                 self._made[key] = self._make(key)
-            return self._made[key]
+            single = self._made[key]
+        return MultiModelTarget(single.clients, self.say) if rule.multi_model_endpoint else single
 
     def _make(self, key: tuple[str | None, str | None]) -> SageMakerTarget:
         clients = self.make_clients(AwsSettings(region=key[0], assume_role_arn=key[1]))

@@ -199,3 +199,29 @@ def test_an_endpoint_that_is_not_this_models_is_never_taken_over(registry, contr
     assert "serves no registered model of the suite" in registry.tags(model, "1", deployment)["message"]
     assert sm.describe_endpoint(EndpointName=deployment)["EndpointConfigName"] == "by-hand"
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["by-hand"]
+
+
+def test_a_rule_on_a_multi_model_endpoint_adds_replaces_and_removes_its_model(registry, controllers, aws):
+    from mlflow.deployments import get_deploy_client
+
+    from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+
+    model = registry.new_model(versions=2)
+    client = get_deploy_client("sagemaker")
+    client.create_endpoint("fleet", {"execution_role_arn": EXECUTION_ROLE_ARN})
+    policy = (f"version: 1\ndeployments:\n  {model}-on-fleet:\n    model: {model}\n    stage: Production\n"
+              f"    target: sagemaker:/us-east-1\n    multi_model_endpoint: fleet\n    on_leave: delete\n")
+    deployment = f"{model}-on-fleet"
+    controller = controllers(policy, registry, "--poll-seconds", "600")
+    registry.transition(model, "1", "Production")
+    eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 on the MME", explain=controller.output)
+    assert client.get_deployment(deployment, endpoint="fleet")["model_version"] == "1"
+    registry.transition(model, "2", "Production")
+    eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 on the MME", explain=controller.output)
+    assert client.get_deployment(deployment, endpoint="fleet")["model_version"] == "2"
+    assert registry.tags(model, "1", deployment)["status"] == "RETIRED"
+    registry.transition(model, "2", "Archived")
+    eventually(status_is(registry, model, "2", deployment, "DELETED"), what="the model removed", explain=controller.output)
+    assert client.list_deployments(endpoint="fleet") == []
+    assert [e["EndpointName"] for e in aws("sagemaker").list_endpoints()["Endpoints"]] == ["fleet"]  # the MME stays
+    client.delete_endpoint("fleet")

@@ -53,6 +53,7 @@ def test_a_good_policy_parses_with_defaults_and_canonical_stages():
     (("  churn-champion:", "  churn-prod:"), 11, ["key 'churn-prod' appears twice (first at line 3)"]),
     (("      strategy: canary", "      strategy: canary\n      synchronous: false"), 11, ["synchronous=False", "decided by the controller"]),
     (("version: 1", "version: 2"), 1, ["version=2 is not supported"]),
+    (("    endpoint: churn-live\n", "    multi_model_endpoint: fleet\n"), 15, ["`config` does not go with multi_model_endpoint"]),
 ])
 def test_every_error_names_the_file_line_value_and_allowed_values(edit, line, words):
     old, new = edit
@@ -82,3 +83,12 @@ def test_hooks_check_prints_the_rules_and_fails_a_bad_policy(tmp_path: Path):
     failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     assert f"{bad}:10: " in failed.stderr and "instance_count=0" in failed.stderr
+
+
+def test_models_on_one_multi_model_endpoint_may_share_it_but_not_with_an_endpoint_rule():
+    mme = "    model: churn\n    alias: {alias}\n    multi_model_endpoint: fleet\n"
+    two = f"version: 1\ndeployments:\n  churn-a:\n{mme.format(alias='a')}  churn-b:\n{mme.format(alias='b')}"
+    assert [r.multi_model_endpoint for r in parse(two).rules] == ["fleet", "fleet"]
+    clash = two + f"  fleet:\n    model: churn\n    stage: Production\n    config:\n      execution_role_arn: {ROLE}\n"
+    with pytest.raises(PolicyError, match=r"<policy>:11: deployments 'churn-a' and 'fleet' both drive endpoint 'fleet'"):
+        parse(clash)
