@@ -67,6 +67,11 @@ class Rule:
         return self.stage if self.stage else f"@{self.alias}"
 
     @property
+    def where(self) -> str:
+        """What serves it, for messages: the endpoint, or ``mme/model`` on a multi-model endpoint."""
+        return f"{self.multi_model_endpoint}/{self.name}" if self.multi_model_endpoint else self.endpoint
+
+    @property
     def region(self) -> str | None:
         return parse_target(self.target)[0]
 

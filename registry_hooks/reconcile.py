@@ -98,7 +98,7 @@ class Reconciler:
         if want != row.desired_version:
             self._set(rule, desired_version=want, attempts=0, retry_at=0.0, status="PENDING", message=None)
             if want is not None:
-                self.registry.set_status(rule, want, "PENDING", f"{rule.source} -> {rule.endpoint}: waiting to deploy")
+                self.registry.set_status(rule, want, "PENDING", f"{rule.source} -> {rule.where}: waiting to deploy")
             row = self.store.get(rule.name)
         target = self.targets(rule)
         live = target.observe(rule)
@@ -121,15 +121,15 @@ class Reconciler:
         target.clean(rule, live)
         if row.status == "IN_SERVICE" and row.serving_version == want:
             return
-        self._serving(rule, want, live.arn, previous=row.serving_version, message=f"serving {rule.endpoint}")
+        self._serving(rule, want, live.arn, previous=row.serving_version, message=f"serving {rule.where}")
         self._set(rule, status="IN_SERVICE", serving_version=want, attempts=0, retry_at=0.0, message=None)
         self.store.log("confirm", "in-service", rule.name, want, "reconcile", None, "the endpoint already serves it", self.replica)
 
     def _deploy(self, rule: Rule, row: Row, target: Any, live: Any, want: str) -> float | None:
         trigger, actor = self._trigger(rule, want)
         verb = "update" if live.exists else "create"
-        self.say(f"{rule.name}: deploying {rule.model} version {want} to {rule.endpoint} ({verb}, {trigger})")
-        self.registry.set_status(rule, want, "DEPLOYING", f"{verb} {rule.endpoint} with version {want}")
+        self.say(f"{rule.name}: deploying {rule.model} version {want} to {rule.where} ({verb}, {trigger})")
+        self.registry.set_status(rule, want, "DEPLOYING", f"{verb} {rule.where} with version {want}")
         self._set(rule, status="DEPLOYING", deploys=row.deploys + 1)
         self.store.log(verb, "started", rule.name, want, trigger, actor, None, self.replica)
         try:
@@ -146,7 +146,7 @@ class Reconciler:
             return self._failed(rule, row, want, verb, trigger, actor, error)
         except Exception as error:  # any other failure (network, registry): retried the same way
             return self._failed(rule, row, want, verb, trigger, actor, error)
-        self._serving(rule, want, arn, previous=serving_before(row, live, rule), message=f"serving {rule.endpoint}")
+        self._serving(rule, want, arn, previous=serving_before(row, live, rule), message=f"serving {rule.where}")
         self._set(rule, status="IN_SERVICE", serving_version=want, attempts=0, retry_at=0.0, message=None)
         self.store.log(verb, "succeeded", rule.name, want, trigger, actor, arn, self.replica)
         return None
@@ -155,7 +155,7 @@ class Reconciler:
         """The endpoint exists and is not this model's (another model's, or not made by the suite):
         it is never taken over."""
         owner = f"registered model {live.registered_model!r}" if live.registered_model else "no registered model of the suite"
-        message = (f"endpoint {rule.endpoint} exists and serves {owner}, not {rule.model!r}: it is left alone. "
+        message = (f"endpoint {rule.where} exists and serves {owner}, not {rule.model!r}: it is left alone. "
                    f"Delete it, or give this rule another `endpoint:` in {rule.name!r}.")
         self.registry.set_status(rule, want, "FAILED", message)
         self._set(rule, status="FAILED", message=message)
@@ -189,7 +189,7 @@ class Reconciler:
             return None
         if rule.on_leave == "keep":
             if row.status != "KEPT":
-                message = f"no version holds {rule.source}; {rule.endpoint} kept serving version {serving} (on_leave: keep)"
+                message = f"no version holds {rule.source}; {rule.where} kept serving version {serving} (on_leave: keep)"
                 self.registry.set_status(rule, serving, "IN_SERVICE", message, live.arn)
                 self._set(rule, status="KEPT", serving_version=serving, message=message)
                 self.store.log("keep", "kept", rule.name, serving, *self._trigger(rule, None), message, self.replica)
@@ -204,7 +204,8 @@ class Reconciler:
             raise
         except Exception as error:
             return self._failed(rule, row, serving, "delete", trigger, actor, error)
-        message = f"left {rule.source}; endpoint {rule.endpoint} deleted (on_leave: delete)"
+        kind = "model" if rule.multi_model_endpoint else "endpoint"
+        message = f"left {rule.source}; {kind} {rule.where} deleted (on_leave: delete)"
         self.registry.set_status(rule, serving, "DELETED", message)
         self.registry.set_serving(rule, None)
         self._set(rule, status="DELETED", serving_version=None, attempts=0, retry_at=0.0, message=message)
@@ -215,7 +216,7 @@ class Reconciler:
     def _serving(self, rule: Rule, version: str, arn: str | None, previous: str | None, message: str) -> None:
         """The new version's IN_SERVICE goes last: once it shows, the other tags are written too."""
         if previous and previous != version:
-            self.registry.set_status(rule, previous, "RETIRED", f"replaced by version {version} on {rule.endpoint}")
+            self.registry.set_status(rule, previous, "RETIRED", f"replaced by version {version} on {rule.where}")
         self.registry.set_serving(rule, version)
         self.registry.set_status(rule, version, "IN_SERVICE", message, arn)
 
