@@ -57,8 +57,8 @@ class MultiModelTarget:
 
     def observe(self, rule: Rule) -> _live.Live:
         endpoint = rule.multi_model_endpoint
-        current, _, _ = self.mme._live(endpoint)
-        bucket, prefix = self.mme._prefix(endpoint)
+        current, _, container = self.mme._live(endpoint)
+        bucket, prefix = _mme._split(container["ModelDataUrl"])
         pointer = self.mme._pointer(bucket, prefix, rule.name)
         if pointer is None:
             return _live.Live(exists=False)
@@ -77,7 +77,7 @@ class MultiModelTarget:
 
     def deploy(self, rule: Rule, live: _live.Live, model_uri: str) -> str:
         self.mme.add_model(rule.multi_model_endpoint, rule.name, model_uri, replace=live.exists)
-        return self.mme._live(rule.multi_model_endpoint)[0]["EndpointArn"]
+        return live.arn or self.mme._live(rule.multi_model_endpoint)[0]["EndpointArn"]
 
     def delete(self, rule: Rule) -> None:
         self.mme.delete_model(rule.multi_model_endpoint, rule.name)
