@@ -57,8 +57,8 @@ class MultiModelTarget:
 
     def observe(self, rule: Rule) -> _live.Live:
         endpoint = rule.multi_model_endpoint
-        current, _, container = self.mme._live(endpoint)
-        bucket, prefix = _mme._split(container["ModelDataUrl"])
+        current, _, model = self.mme._live(endpoint)
+        bucket, prefix = _mme._split(model["PrimaryContainer"]["ModelDataUrl"])
         pointer = self.mme._pointer(bucket, prefix, rule.name)
         if pointer is None:
             return _live.Live(exists=False)

@@ -74,14 +74,14 @@ class MultiModelDeployer:
 
     def update_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
         parse(config, where="multi-model endpoint config")
-        current, live, container = self._live(name)
+        current, live, model = self._live(name)
         kept = {k: v for k, v in self.base._carried_over(current, live).items() if k not in NOT_FOR_MME}
         cfg = parse({**kept, **(config or {})}, where="multi-model endpoint config")
-        role = _require_role({**cfg, "execution_role_arn": cfg["execution_role_arn"] or self._role(live)})
+        role = _require_role({**cfg, "execution_role_arn": cfg["execution_role_arn"] or model["ExecutionRoleArn"]})
         created: list[tuple[str, str]] = []
         try:
             self.base._auto_alarms(name, cfg, [])
-            resource = self._model_and_config(name, container["ModelDataUrl"], cfg, role, created)
+            resource = self._model_and_config(name, model["PrimaryContainer"]["ModelDataUrl"], cfg, role, created)
             self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg))
         except Exception as error:
             self.base._undo(created)
@@ -98,17 +98,16 @@ class MultiModelDeployer:
         endpoint is not an error (MLflow's contract: deletion is idempotent)."""
         if not self.base.exists(name):
             return
-        _, _, container = self._live(name)
-        bucket, prefix = _split(container["ModelDataUrl"])
+        bucket, prefix = _split(self._live(name)[2]["PrimaryContainer"]["ModelDataUrl"])
         _PREFIXES.pop((self.clients.region, name), None)
         self.base.delete(name)
         self._empty(bucket, prefix)
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
-        current, live, container = self._live(name)
+        current, live, model = self._live(name)
         variant = live["ProductionVariants"][0]
         return {"name": name, "endpoint_arn": current["EndpointArn"], "status": current["EndpointStatus"],
-                "multi_model": True, "model_data_prefix": container["ModelDataUrl"], "endpoint_config": live["EndpointConfigName"],
+                "multi_model": True, "model_data_prefix": model["PrimaryContainer"]["ModelDataUrl"], "endpoint_config": live["EndpointConfigName"],
                 "instance_type": variant.get("InstanceType"), "instance_count": variant.get("InitialInstanceCount"),
                 "models": [m["name"] for m in self.list_models(name)]}
 
@@ -214,22 +213,19 @@ class MultiModelDeployer:
         return [{"Key": k, "Value": v} for k, v in values.items()]
 
     def _live(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """DescribeEndpoint, DescribeEndpointConfig and DescribeModel of a multi-model endpoint."""
         current = self.base._describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list-endpoints`.")
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         model = self.sagemaker.describe_model(ModelName=live["ProductionVariants"][0]["ModelName"])
-        container = model.get("PrimaryContainer", {})
-        if container.get("Mode") != "MultiModel":
+        if model.get("PrimaryContainer", {}).get("Mode") != "MultiModel":
             raise InvalidValue(name="endpoint", value=name, reason="it is a single-model endpoint", allowed="a multi-model endpoint",
                                fix="Leave --endpoint out to manage it, or create a multi-model endpoint with create-endpoint.")
-        return current, live, container
-
-    def _role(self, live: dict[str, Any]) -> str:
-        return self.sagemaker.describe_model(ModelName=live["ProductionVariants"][0]["ModelName"])["ExecutionRoleArn"]
+        return current, live, model
 
     def _prefix(self, endpoint: str) -> tuple[str, str]:
-        return _split(self._live(endpoint)[2]["ModelDataUrl"])
+        return _split(self._live(endpoint)[2]["PrimaryContainer"]["ModelDataUrl"])
 
     def _pointer(self, bucket: str, prefix: str, name: str) -> dict[str, Any] | None:
         try:
