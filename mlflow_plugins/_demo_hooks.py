@@ -46,6 +46,7 @@ class Process:
         self.popen = subprocess.Popen(list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       start_new_session=True)
         self.lines: list[str] = []
+        self.changed = threading.Condition()
         announced = threading.Event()
         threading.Thread(target=self._read, args=(ready, announced), daemon=True).start()
         if not announced.wait(timeout) or self.popen.poll() is not None:
@@ -54,10 +55,27 @@ class Process:
 
     def _read(self, ready: str, announced: threading.Event) -> None:
         for line in self.popen.stdout:
-            self.lines.append(line)
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
             if ready in line:
                 announced.set()
         announced.set()  # it exited: the caller sees poll() is not None
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for_line(self, accept: Callable[[str], bool], after: int, timeout: float) -> str | None:
+        """The first line from number ``after`` on that ``accept`` takes, waiting for new output
+        (woken by the reader thread, no polling); None when the time is up or the process ended."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = next((line for line in self.lines[after:] if accept(line)), None)
+                remaining = deadline - time.monotonic()
+                if found is not None or remaining <= 0 or self.popen.poll() is not None:
+                    return found
+                after = len(self.lines)
+                self.changed.wait(remaining)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -77,6 +95,7 @@ class Running:
         self.db = f"sqlite:///{scratch / 'registry-hooks.db'}"
         (scratch / "deploy-policy.yaml").write_text(policy(model, alarm, role))
         self.processes: list[Process] = []
+        self.mark = 0
 
     def __enter__(self) -> Running:
         from mlflow.tracking import MlflowClient
@@ -105,7 +124,9 @@ class Running:
             process.stop()
 
     def promote(self, version: str, stage: str) -> None:
-        """A stage transition through the REST path the MLflow UI calls."""
+        """A stage transition through the REST path the MLflow UI calls. What the controller logs
+        from here on is what :meth:`await_status` looks at."""
+        self.mark = len(self.processes[-1].lines)
         reply = requests.post(f"{self.url}/ajax-api/2.0/mlflow/model-versions/transition-stage", timeout=30, json={
             "name": self.model, "version": version, "stage": stage, "archive_existing_versions": stage == "Production"})
         reply.raise_for_status()
@@ -117,17 +138,14 @@ class Running:
         return {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
 
     def await_status(self, version: str, statuses: tuple[str, ...], timeout: float = 300) -> dict[str, str]:
-        """The version's deploy tags once its status is one of ``statuses``. The registry has no
-        watch API, so this reads the tags every 0.2 s, as any UI showing them does."""
-        deadline, tick = time.monotonic() + timeout, threading.Event()
-        while True:
-            tags = self.status(version)
-            if tags.get("status") in statuses:
-                return tags
-            if time.monotonic() > deadline or any(p.popen.poll() is not None for p in self.processes):
-                raise RuntimeError(f"version {version} did not reach {'/'.join(statuses)} (tags {tags}):\n"
-                                   + "".join(self.processes[-1].lines[-40:]))
-            tick.wait(0.2)
+        """The version's deploy tags once the controller has logged one of ``statuses`` for it
+        since the last :meth:`promote` (it logs each status after writing its tags)."""
+        wanted = tuple(f"{DEPLOYMENT}: version {version} is {status}\n" for status in statuses)
+        controller = self.processes[-1]
+        if controller.wait_for_line(lambda line: line.endswith(wanted), self.mark, timeout) is None:
+            raise RuntimeError(f"version {version} did not reach {'/'.join(statuses)} (tags {self.status(version)}):\n"
+                               + "".join(controller.lines[-40:]))
+        return self.status(version)
 
     def audit(self) -> list[str]:
         done = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", "log", "--db", self.db, "--deployment", DEPLOYMENT],

@@ -98,7 +98,7 @@ class Reconciler:
         if want != row.desired_version:
             self._set(rule, desired_version=want, attempts=0, retry_at=0.0, status="PENDING", message=None)
             if want is not None:
-                self.registry.set_status(rule, want, "PENDING", f"{rule.source} -> {rule.where}: waiting to deploy")
+                self._status(rule, want, "PENDING", f"{rule.source} -> {rule.where}: waiting to deploy")
             row = self.store.get(rule.name)
         target = self.targets(rule)
         live = target.observe(rule)
@@ -129,7 +129,7 @@ class Reconciler:
         trigger, actor = self._trigger(rule, want)
         verb = "update" if live.exists else "create"
         self.say(f"{rule.name}: deploying {rule.model} version {want} to {rule.where} ({verb}, {trigger})")
-        self.registry.set_status(rule, want, "DEPLOYING", f"{verb} {rule.where} with version {want}")
+        self._status(rule, want, "DEPLOYING", f"{verb} {rule.where} with version {want}")
         self._set(rule, status="DEPLOYING", deploys=row.deploys + 1)
         self.store.log(verb, "started", rule.name, want, trigger, actor, None, self.replica)
         try:
@@ -139,7 +139,7 @@ class Reconciler:
             raise
         except OpsError as error:
             if error.fields.get("code") == "RolledBack":
-                self.registry.set_status(rule, want, "ROLLED_BACK", str(error))
+                self._status(rule, want, "ROLLED_BACK", str(error))
                 self._set(rule, status="ROLLED_BACK", message=str(error))
                 self.store.log(verb, "rolled-back", rule.name, want, trigger, actor, str(error), self.replica)
                 return None
@@ -157,7 +157,7 @@ class Reconciler:
         owner = f"registered model {live.registered_model!r}" if live.registered_model else "no registered model of the suite"
         message = (f"endpoint {rule.where} exists and serves {owner}, not {rule.model!r}: it is left alone. "
                    f"Delete it, or give this rule another `endpoint:` in {rule.name!r}.")
-        self.registry.set_status(rule, want, "FAILED", message)
+        self._status(rule, want, "FAILED", message)
         self._set(rule, status="FAILED", message=message)
         self.store.log("deploy", "conflict", rule.name, want, *self._trigger(rule, want), message, self.replica)
 
@@ -168,13 +168,13 @@ class Reconciler:
         if attempts >= rule.max_attempts:
             message = (f"failed {attempts} times, giving up: {reason}. Fix the cause, then run "
                        f"`mlflow-sagemaker-ops hooks retry {rule.name}`, or promote another version.")
-            self.registry.set_status(rule, want, "FAILED", message)
+            self._status(rule, want, "FAILED", message)
             self._set(rule, status="FAILED", attempts=attempts, message=message)
             self.store.log(verb, "failed", rule.name, want, trigger, actor, message, self.replica)
             return None
         delay = min(self.retry_base * 2 ** (attempts - 1), self.retry_cap)
         message = f"attempt {attempts} of {rule.max_attempts} failed, retrying in {delay:g} s: {reason}"
-        self.registry.set_status(rule, want, "PENDING", message)
+        self._status(rule, want, "PENDING", message)
         self._set(rule, status="PENDING", attempts=attempts, retry_at=time.time() + delay, message=message)
         self.store.log(verb, "retrying", rule.name, want, trigger, actor, message, self.replica)
         self.say(f"{rule.name}: {message}")
@@ -190,7 +190,7 @@ class Reconciler:
         if rule.on_leave == "keep":
             if row.status != "KEPT":
                 message = f"no version holds {rule.source}; {rule.where} kept serving version {serving} (on_leave: keep)"
-                self.registry.set_status(rule, serving, "IN_SERVICE", message, live.arn)
+                self._status(rule, serving, "IN_SERVICE", message, live.arn)
                 self._set(rule, status="KEPT", serving_version=serving, message=message)
                 self.store.log("keep", "kept", rule.name, serving, *self._trigger(rule, None), message, self.replica)
             return None
@@ -206,7 +206,7 @@ class Reconciler:
             return self._failed(rule, row, serving, "delete", trigger, actor, error)
         kind = "model" if rule.multi_model_endpoint else "endpoint"
         message = f"left {rule.source}; {kind} {rule.where} deleted (on_leave: delete)"
-        self.registry.set_status(rule, serving, "DELETED", message)
+        self._status(rule, serving, "DELETED", message)
         self.registry.set_serving(rule, None)
         self._set(rule, status="DELETED", serving_version=None, attempts=0, retry_at=0.0, message=message)
         self.store.log("delete", "succeeded", rule.name, serving, trigger, actor, message, self.replica)
@@ -216,9 +216,15 @@ class Reconciler:
     def _serving(self, rule: Rule, version: str, arn: str | None, previous: str | None, message: str) -> None:
         """The new version's IN_SERVICE goes last: once it shows, the other tags are written too."""
         if previous and previous != version:
-            self.registry.set_status(rule, previous, "RETIRED", f"replaced by version {version} on {rule.where}")
+            self._status(rule, previous, "RETIRED", f"replaced by version {version} on {rule.where}")
         self.registry.set_serving(rule, version)
-        self.registry.set_status(rule, version, "IN_SERVICE", message, arn)
+        self._status(rule, version, "IN_SERVICE", message, arn)
+
+    def _status(self, rule: Rule, version: str, status: str, message: str, arn: str | None = None) -> None:
+        """Write the version's status tags, then say so in the log (``<deployment>: version 3 is
+        IN_SERVICE``): a process that follows the log learns of a change without polling the registry."""
+        self.registry.set_status(rule, version, status, message, arn)
+        self.say(f"{rule.name}: version {version} is {status}")
 
     def _trigger(self, rule: Rule, version: str | None) -> tuple[str, str | None]:
         """What moved ``version`` last (with None: the model's newest event), and who; else the
