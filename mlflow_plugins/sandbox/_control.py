@@ -11,6 +11,8 @@
                                        ``{"calls": [{"at": <Unix time>, "service", "operation"}]}``
 ``POST   /_sandbox/variant-health``    ``{"endpoint", "variant", "healthy": false}``: that variant's
                                        containers fail (or pass again) their ping health check
+``POST   /_sandbox/ecs-service-health`` ``{"cluster", "service", "healthy": false}``: that ECS
+                                       service's tasks fail (or pass again) their health check
 =====================================  ==============================================================
 
 Every error answers 400 with ``{"error": ...}`` naming the bad value, what is allowed, and the fix.
@@ -44,6 +46,7 @@ class ControlApp:
             ("POST", "faults"): self._add_fault,
             ("DELETE", "faults"): self._clear_faults,
             ("POST", "variant-health"): self._variant_health,
+            ("POST", "ecs-service-health"): self._ecs_service_health,
             ("GET", "calls"): lambda _: {"calls": [{"at": at, "service": service, "operation": operation}
                                                    for at, service, operation in list(state.calls)]},
         }
@@ -88,6 +91,19 @@ class ControlApp:
         with self.state.lock:
             self.state.switches.set(body["endpoint"], body["variant"], body["healthy"])
         return {"endpoint": body["endpoint"], "variant": body["variant"], "healthy": body["healthy"]}
+
+    def _ecs_service_health(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not {"cluster", "service", "healthy"} <= set(body) or not isinstance(body.get("healthy"), bool):
+            raise ControlError(
+                f"ecs-service-health needs cluster (str), service (str) and healthy (true|false); got {body!r}."
+            )
+        key = (body["cluster"], body["service"])
+        with self.state.lock:
+            if body["healthy"]:
+                self.state.tasks.failing.discard(key)
+            else:
+                self.state.tasks.failing.add(key)
+        return {"cluster": body["cluster"], "service": body["service"], "healthy": body["healthy"]}
 
 
 def _body(environ: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,7 @@ class SandboxServer:
         app = SandboxApp(self.state, _control.ControlApp(self.state, self.reset))
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
+        self.state.url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
         self._thread.start()
         self.reset()

@@ -6,10 +6,13 @@ reach their state through :func:`current`.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from mlflow_plugins.sandbox._clock import Scheduler
 from mlflow_plugins.sandbox._faults import FaultPlan
@@ -27,6 +30,9 @@ class SandboxState:
     host: VariantHost | None = None
     scheduler: Scheduler | None = None
     lifecycle: Lifecycle | None = None
+    tasks: Any = None  # _ecs_tasks.TaskHost: the ECS tasks' processes
+    logs: Any = None  # _ecs_tasks.LogSink
+    url: str = ""  # where the sandbox answers (tasks reach S3 through it)
     # Every AWS call answered since the last reset: (Unix time, service, operation), newest 10,000.
     calls: deque = field(default_factory=lambda: deque(maxlen=10_000))
 
@@ -37,8 +43,13 @@ class SandboxState:
         from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
         from mlflow_plugins.sandbox.sagemaker._serving_host import ServingHost
 
+        from mlflow_plugins.sandbox._ecs_tasks import LogSink, TaskHost
+        from mlflow_plugins.sandbox._server import ACCOUNT_ID
+
         self.scheduler = Scheduler(self.lock, self.time_scale)
         self.host = self.host or ServingHost(self.switches)
+        self.logs = LogSink(ACCOUNT_ID, self.lock)
+        self.tasks = TaskHost(Path(tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-ecs-")), self.logs)
         self.lifecycle = Lifecycle(self.scheduler, self.host, self.timings, alarms_in_alarm)
         return self
 
@@ -48,6 +59,7 @@ class SandboxState:
             assert self.scheduler is not None and self.host is not None
             self.scheduler.clear()
             self.host.stop_all()
+            self.tasks.stop_all()
             self.switches.clear()
             self.faults.clear()
             self.calls.clear()
@@ -57,6 +69,14 @@ class SandboxState:
             self.scheduler.stop()
         if self.host is not None:
             self.host.stop_all()
+        if self.tasks is not None:
+            self.tasks.stop_all()
+
+    def task_env(self, region: str) -> dict[str, str]:
+        """What an ECS task's container gets to reach AWS: the sandbox, with its credentials
+        (on ECS, the task role's credentials come from the container credentials endpoint)."""
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+                "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
 
 
 _current: SandboxState | None = None

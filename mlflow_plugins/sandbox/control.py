@@ -37,6 +37,10 @@ class SandboxControl:
     def set_variant_health(self, endpoint: str, variant: str, healthy: bool) -> None:
         self._call("POST", "variant-health", {"endpoint": endpoint, "variant": variant, "healthy": healthy})
 
+    def set_ecs_service_health(self, cluster: str, service: str, healthy: bool) -> None:
+        """Make an ECS service's tasks fail (or pass again) their health check."""
+        self._call("POST", "ecs-service-health", {"cluster": cluster, "service": service, "healthy": healthy})
+
     def _call(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}/_sandbox/{route}", data=data, method=method,
