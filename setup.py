@@ -96,7 +96,7 @@ setup(
     cmdclass={"build_py": BuildWithPth, "editable_wheel": EditableWithPth},
     entry_points={
         "console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"],
-        "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.deploy.sagemaker"],
+        "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.deploy.sagemaker", "ecs=mlflow_plugins.deploy.ecs"],
         "mlflow.app": ["registry-hooks=registry_hooks.app:create_app",
                        "registry-hooks-auth=registry_hooks.app:create_app_with_auth"],
     },

@@ -79,17 +79,25 @@ BY_NAME = {key.name: key for key in KEYS}
 
 def parse(config: Mapping[str, Any] | None, where: str = "sagemaker target config") -> dict[str, Any]:
     """Every key with its typed value (defaults filled in); raises on the first problem."""
+    values = typed_values(config, KEYS, where, "sagemaker")
+    check_combinations(values)
+    return values
+
+
+def typed_values(config: Mapping[str, Any] | None, keys: tuple[Key, ...], where: str, target: str) -> dict[str, Any]:
+    """Every one of ``keys`` with its typed value, defaults filled in; an unknown key fails with
+    the closest known one and ``mlflow deployments help -t <target>``."""
+    by_name = {key.name: key for key in keys}
     given = dict(config or {})
     for name in given:
-        if name not in BY_NAME:
-            close = difflib.get_close_matches(name, BY_NAME, n=1)
+        if name not in by_name:
+            close = difflib.get_close_matches(name, by_name, n=1)
             hint = f"Did you mean {close[0]!r}? " if close else ""
-            raise UnknownKey(where=where, key=name, allowed=", ".join(sorted(BY_NAME)),
-                             fix=f"{hint}Run `mlflow deployments help -t sagemaker` for every key.")
-    values = {key.name: key.default for key in KEYS}
+            raise UnknownKey(where=where, key=name, allowed=", ".join(sorted(by_name)),
+                             fix=f"{hint}Run `mlflow deployments help -t {target}` for every key.")
+    values = {key.name: key.default for key in keys}
     for name, raw in given.items():
-        values[name] = _typed(BY_NAME[name], raw)
-    check_combinations(values)
+        values[name] = _typed(by_name[name], raw)
     return values
 
 
@@ -103,8 +111,9 @@ def _typed(key: Key, raw: Any) -> Any:
                               (key.maximum is not None and value > key.maximum)):
         bounds = f"a whole number from {key.minimum:g}" + (f" to {key.maximum:g}" if key.maximum is not None else " up")
         raise _invalid(key, raw, "it is out of range", bounds)
-    if key.pattern is not None and not key.pattern.match(value):
-        raise _invalid(key, raw, "it breaks the naming rule", f"values like {key.example!r}")
+    for item in value if key.kind == "list" else [value]:
+        if key.pattern is not None and not key.pattern.match(item):
+            raise _invalid(key, raw, f"{item!r} breaks the naming rule", f"values like {key.example!r}")
     return value
 
 
@@ -181,11 +190,11 @@ def check_combinations(values: dict[str, Any]) -> None:
                     "autoscaling with synchronous=true", "Drop -C synchronous=false.")
 
 
-def help_text() -> str:
+def help_text(keys: tuple[Key, ...] = KEYS) -> str:
     """Every key with its type, default and an example (``target_help``)."""
     lines = []
-    for key in KEYS:
+    for key in keys:
         kind = f"one of {'|'.join(key.choices)}" if key.kind == "choice" else key.kind
-        origin = "" if key.builtin else " [mlflow-sagemaker-ops]"
+        origin = "" if key.builtin or keys is not KEYS else " [mlflow-sagemaker-ops]"
         lines.append(f"  {key.name} ({kind}, default {key.default!r}){origin}: {key.help}. Example: -C {key.name}={key.example}")
     return "\n".join(lines)

@@ -1,0 +1,470 @@
+"""Deploying MLflow models to Amazon ECS on Fargate: one service per deployment.
+
+What a deployment named ``churn`` in cluster ``models`` owns, and deletes with it:
+
+* the service ``churn`` (rolling updates with the deployment circuit breaker and rollback on by
+  default), with its autoscaling target and policy;
+* the task definition family ``churn`` (one revision per model or setting change; old revisions
+  are deregistered and deleted once a new one has completed);
+* the model archives under ``s3://<bucket>/mlflow-sagemaker-ops/ecs/models/churn/``
+  (content-addressed: the same model is uploaded once);
+* the log group ``/mlflow-sagemaker-ops/ecs/models/churn``, when the suite created it.
+
+``create`` and ``update`` wait for the new deployment to settle (see :mod:`._ecs_wait`). A
+deployment that the circuit breaker fails fails the command with ECS's reason and the last
+stopped task's; after a rollback, the failed revision and its archive are removed, so the
+service is left as it was. A failed ``create`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+import mlflow_plugins
+from mlflow_plugins.deploy import _artifacts, _ecs_spec as spec, ecs_config
+from mlflow_plugins.deploy._ecs_wait import deployment_of, wait_for_deployment, why_tasks_failed
+from mlflow_plugins.deploy._origin import model_origin
+from mlflow_plugins.deploy._progress import Say
+from mlflow_plugins.deploy._requests import MANAGED
+from mlflow_plugins.errors import AwsCallFailed, InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
+
+SUITE_TAGS = ("mlflow-sagemaker-ops:",)
+NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
+
+
+def stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+class RolledBack(AwsCallFailed):
+    """The circuit breaker failed the deployment and ECS rolled the service back."""
+
+    fmt = "ECS rolled {service} back to {live}: {detail} {fix}"
+    mlflow_code = "INTERNAL_ERROR"
+
+
+class EcsDeployer:
+    def __init__(self, clients: Any, say: Say = stderr) -> None:
+        self.clients, self.say = clients, say
+        self.ecs = clients("ecs")
+
+    # ---- create ------------------------------------------------------------------------
+    def create(self, name: str, model_uri: str, config: dict[str, Any] | None) -> dict[str, Any]:
+        cfg = ecs_config.parse(config)
+        _check_name(name)
+        cluster = cfg["cluster"]
+        cfg["log_group"] = cfg["log_group"] or spec.default_log_group(cluster, name)
+        self._check_cluster(cluster)
+        if self._describe(cluster, name) is not None:
+            raise ResourceConflict(kind="ECS service", name=f"{cluster}/{name}",
+                                   fix="Use `mlflow deployments update -t ecs`, or delete it first.")
+        self._check_target_group(cfg)
+        created: list[tuple[str, str]] = []
+        try:
+            model = self._upload(cluster, name, model_uri, cfg)
+            if model.bytes_uploaded:
+                created.append(("archive", model.s3_uri))
+            if self._ensure_log_group(cfg["log_group"]):
+                created.append(("log_group", cfg["log_group"]))
+            labels = self._tags(cfg, model, model_uri)
+            definition = self._register(name, cfg, model, labels)
+            created.append(("task_definition", definition))
+            started = datetime.now(timezone.utc)
+            service = self.ecs.create_service(
+                cluster=cluster, serviceName=name, taskDefinition=definition, launchType="FARGATE",
+                propagateTags="SERVICE", enableECSManagedTags=True, tags=labels, **spec.service_settings(cfg))["service"]
+            created.append(("service", f"{cluster}/{name}"))
+            self.say(f"Creating ECS service {cluster}/{name} ({definition.split('/')[-1]}); uploaded {model.bytes_uploaded} bytes")
+            if cfg["synchronous"]:
+                self._settle(cluster, name, service["deployments"][0]["id"], cfg, started, first=True)
+                self._scale(cluster, name, cfg)
+        except Exception as error:
+            self._undo(created)
+            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create again.") from None
+        return self.get(f"{cluster}/{name}")
+
+    # ---- update ------------------------------------------------------------------------
+    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+        cluster, service = self.locate(name, (config or {}).get("cluster"))
+        name = service["serviceName"]
+        if config and "cluster" in config and config["cluster"] != cluster:
+            raise InvalidValue(name="cluster", value=config["cluster"], reason="a service cannot move to another cluster",
+                               allowed=cluster, fix="Delete it and create it in the other cluster.")
+        live = self._task_definition(service["taskDefinition"])
+        user_tags = {t["key"]: t["value"] for t in live.get("tags", []) if not t["key"].startswith(SUITE_TAGS)}
+        cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **(config or {})})
+        labels_of_live = {t["key"]: t["value"] for t in live.get("tags", [])}
+        source_uri = model_uri or labels_of_live.get(spec.MODEL_URI_TAG, "")
+        created: list[tuple[str, str]] = []
+        try:
+            if self._ensure_log_group(cfg["log_group"]):
+                created.append(("log_group", cfg["log_group"]))
+            if model_uri is not None:
+                model = self._upload(cluster, name, model_uri, cfg)
+                if model.bytes_uploaded:
+                    created.append(("archive", model.s3_uri))
+            else:
+                model = _artifacts.UploadedModel(spec.model_uri_of(live["taskDefinition"]),
+                                                 labels_of_live.get("mlflow-sagemaker-ops:model-digest", ""), 0, "")
+            labels = self._tags(cfg, model, source_uri, labels_of_live if model_uri is None else None)
+            wanted = spec.task_definition(name, cfg, self._image(cfg), model.s3_uri, self.clients.region, labels)
+            definition = service["taskDefinition"]
+            if not spec.same_task(wanted, live["taskDefinition"]):
+                definition = self.ecs.register_task_definition(**wanted)["taskDefinition"]["taskDefinitionArn"]
+                created.append(("task_definition", definition))
+            started = datetime.now(timezone.utc)
+            updated = self.ecs.update_service(cluster=cluster, service=name, taskDefinition=definition,
+                                              **spec.service_settings(cfg))["service"]
+        except Exception as error:
+            self._undo(created)
+            raise as_domain_error(error, "The service was not changed. Check the message, then run update again.") from None
+        self.say(f"Updating ECS service {cluster}/{name} to {definition.split('/')[-1]}")
+        self._retag(service["serviceArn"], labels)
+        deployment = next(d for d in updated["deployments"] if d["status"] == "PRIMARY")
+        if cfg["synchronous"]:
+            self._settle(cluster, name, deployment["id"], cfg, started, first=False, failed_definition=definition,
+                         live_definition=service["taskDefinition"])
+            self._cleanup(cluster, name, definition, cfg)
+        if config and "autoscaling" in config:
+            self._scale(cluster, name, cfg)
+        return self.get(f"{cluster}/{name}")
+
+    # ---- waiting and the outcome ---------------------------------------------------------
+    def _settle(self, cluster: str, name: str, deployment_id: str, cfg: dict[str, Any], started: datetime,
+                first: bool, failed_definition: str | None = None, live_definition: str | None = None) -> None:
+        try:
+            service = wait_for_deployment(self.ecs, cluster, name, deployment_id, cfg["timeout_seconds"], self.say, started)
+        except Exception as error:  # WaiterError: timeout, or the service went away
+            raise AwsCallFailed(operation="waiting for the ECS deployment", code=type(error).__name__, detail=str(error),
+                                fix=f"See `mlflow deployments get -t ecs --name {cluster}/{name}` and the service's events.") from None
+        deployment = deployment_of(service, deployment_id)
+        if deployment is not None and deployment.get("rolloutState") == "COMPLETED":
+            return
+        reason = (deployment or {}).get("rolloutStateReason") or f"deployment {deployment_id} was replaced by another one"
+        detail = reason + why_tasks_failed(self.ecs, self.clients("logs"), cluster, deployment_id)
+        primary = next((d for d in service["deployments"] if d["status"] == "PRIMARY"), None)
+        if first or primary is None or primary["id"] == deployment_id:
+            raise AwsCallFailed(operation="CreateService" if first else "UpdateService", code="DeploymentFailed", detail=detail,
+                                fix="Fix the cause (the model, env or image), then run the command again.")
+        self.say(f"The deployment failed; ECS is rolling back ({primary['id']}).")
+        try:
+            wait_for_deployment(self.ecs, cluster, name, primary["id"], cfg["timeout_seconds"], self.say, started)
+        except Exception as error:
+            detail += f" The rollback did not settle either: {error}."
+        if failed_definition and failed_definition != live_definition:
+            self._remove_revision(cluster, name, failed_definition, keep=primary["taskDefinition"])
+        raise RolledBack(service=f"{cluster}/{name}", live=primary["taskDefinition"].split("/")[-1], operation="UpdateService",
+                         code="RolledBack", detail=detail,
+                         fix="The service runs the previous model as before; fix the cause, then run update again.")
+
+    def _cleanup(self, cluster: str, name: str, live_definition: str, cfg: dict[str, Any]) -> None:
+        """After a completed update: older revisions and their archives go."""
+        for arn in self._revisions(name):
+            if arn != live_definition:
+                self._remove_revision(cluster, name, arn, keep=live_definition)
+
+    def _remove_revision(self, cluster: str, name: str, arn: str, keep: str) -> None:
+        kept_uri = spec.model_uri_of(self._task_definition(keep)["taskDefinition"])
+        gone = self._task_definition(arn)["taskDefinition"]
+        self._delete_revisions([arn])
+        uri = spec.model_uri_of(gone)
+        if uri and uri != kept_uri:
+            _delete_object(self.clients("s3"), uri)
+
+    # ---- delete, get, list -------------------------------------------------------------
+    def delete(self, name: str, config: dict[str, Any] | None = None) -> None:
+        cluster, service = self.locate(name, (config or {}).get("cluster"))
+        name = service["serviceName"]
+        scaling = self.clients("application-autoscaling")
+        resource = _resource_id(cluster, name)
+        if scaling.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[resource])["ScalableTargets"]:
+            scaling.deregister_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
+        definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
+        if service["status"] == "ACTIVE":
+            self.ecs.delete_service(cluster=cluster, service=name, force=True)
+            self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
+        self.ecs.get_waiter("services_inactive").wait(
+            cluster=cluster, services=[name], WaiterConfig={"Delay": _delay(), "MaxAttempts": 10_000})
+        self._delete_revisions(self._revisions(name) + self._revisions(name, "INACTIVE"))
+        self._delete_log_group(((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get("awslogs-group"))
+        uri = spec.model_uri_of(definition)
+        if uri:
+            _delete_prefix(self.clients("s3"), uri.rsplit("/", 2)[0] + "/")
+        self.say(f"Deleted ECS service {cluster}/{name}, its task definitions, log group and model archives")
+
+    def get(self, name: str) -> dict[str, Any]:
+        cluster, service = self.locate(name)
+        labels = {t["key"]: t["value"] for t in service.get("tags") or []}
+        definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
+        balancers = service.get("loadBalancers") or []
+        scaling = self.clients("application-autoscaling").describe_scalable_targets(
+            ServiceNamespace=NAMESPACE, ResourceIds=[_resource_id(cluster, service["serviceName"])])["ScalableTargets"]
+        return {
+            "name": service["serviceName"], "cluster": cluster, "flavor": "python_function",
+            "service_arn": service["serviceArn"], "status": service["status"],
+            "task_definition": service["taskDefinition"].split("/")[-1],
+            "desired_count": service["desiredCount"], "running_count": service["runningCount"],
+            "pending_count": service["pendingCount"],
+            "deployments": [{"id": d["id"], "status": d["status"], "rollout_state": d.get("rolloutState"),
+                             "task_definition": d["taskDefinition"].split("/")[-1], "running": d.get("runningCount"),
+                             "failed_tasks": d.get("failedTasks")} for d in service.get("deployments") or []],
+            "model_uri": labels.get(spec.MODEL_URI_TAG), "model_s3_uri": spec.model_uri_of(definition),
+            "image": definition["containerDefinitions"][0]["image"], "cpu": definition["cpu"], "memory": definition["memory"],
+            "target_group_arn": balancers[0]["targetGroupArn"] if balancers else None,
+            "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
+            "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
+            "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
+            "autoscaling": {"min_capacity": scaling[0]["MinCapacity"], "max_capacity": scaling[0]["MaxCapacity"]} if scaling else None,
+        }
+
+    def list(self) -> list[dict[str, Any]]:
+        found = []
+        for cluster_arn in self._paginate("list_clusters", "clusterArns"):
+            cluster = cluster_arn.split("/")[-1]
+            arns = self._paginate("list_services", "serviceArns", cluster=cluster)
+            for start in range(0, len(arns), 10):  # DescribeServices takes up to 10
+                for service in self.ecs.describe_services(cluster=cluster, services=arns[start:start + 10], include=["TAGS"])["services"]:
+                    labels = {t["key"]: t["value"] for t in service.get("tags") or []}
+                    if labels.get(MANAGED) == "true":
+                        found.append({"name": service["serviceName"], "cluster": cluster, "status": service["status"],
+                                      "running_count": service["runningCount"], "model_uri": labels.get(spec.MODEL_URI_TAG)})
+        return found
+
+    def locate(self, name: str, cluster: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``cluster/name``, or a name searched in ``cluster`` or else in every cluster."""
+        if "/" in name:
+            cluster, name = name.split("/", 1)
+        clusters = [cluster] if cluster else [arn.split("/")[-1] for arn in self._paginate("list_clusters", "clusterArns")]
+        found = [(c, s) for c in clusters if (s := self._describe(c, name)) is not None]
+        if not found:
+            where = f"cluster {cluster}" if cluster else "any cluster"
+            raise ResourceNotFound(kind="ECS service", name=name, fix=f"It is not in {where}; see `mlflow deployments list -t ecs`.")
+        if len(found) > 1:
+            choices = ", ".join(f"{c}/{name}" for c, _ in found)
+            raise InvalidValue(name="--name", value=name, reason="services of that name run in several clusters",
+                               allowed=choices, fix="Pass --name CLUSTER/NAME.")
+        return found[0]
+
+    # ---- invoke ------------------------------------------------------------------------
+    def invoke(self, name: str, body: bytes, content_type: str, via: str | None = None) -> bytes:
+        import requests
+
+        cluster, service = self.locate(name)
+        url = self.address(cluster, service, via)
+        try:
+            reply = requests.post(url + "/invocations", data=body, headers={"Content-Type": content_type}, timeout=60)
+        except requests.RequestException as error:
+            raise AwsCallFailed(operation=f"POST {url}/invocations", code=type(error).__name__, detail=str(error),
+                                fix="The address is reachable from inside the VPC; run predict there, or use the load balancer.") from None
+        if reply.status_code != 200:
+            raise AwsCallFailed(operation=f"POST {url}/invocations", code=str(reply.status_code), detail=reply.text[:2000],
+                                fix="See the model's message above.")
+        return reply.content
+
+    def address(self, cluster: str, service: dict[str, Any], via: str | None = None) -> str:
+        """``http(s)://host:port`` of the service: its load balancer, or a running task."""
+        balancers = service.get("loadBalancers") or []
+        via = via or ("load_balancer" if balancers else "task")
+        if via not in ("load_balancer", "task"):
+            raise InvalidValue(name="via", value=via, reason="predict reaches the service one of two ways",
+                               allowed="load_balancer, task", fix="Pass params={'via': 'task'} or leave it out.")
+        if via == "load_balancer":
+            if not balancers:
+                raise InvalidValue(name="via", value=via, reason="the service has no load balancer", allowed="task",
+                                   fix="Leave via out, or create the service with -C target_group_arn=....")
+            return self._balancer_address(balancers[0]["targetGroupArn"])
+        arns = self.ecs.list_tasks(cluster=cluster, serviceName=service["serviceName"], desiredStatus="RUNNING")["taskArns"]
+        tasks = [t for t in self.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if t.get("lastStatus") == "RUNNING"] if arns else []
+        if not tasks:
+            raise ResourceNotFound(kind="running task of ECS service", name=f"{cluster}/{service['serviceName']}",
+                                   fix="Wait for the deployment (`mlflow deployments get -t ecs`) or scale the service up.")
+        task = random.choice(tasks)
+        details = {d["name"]: d["value"] for a in task.get("attachments") or [] for d in a.get("details") or []}
+        definition = self._task_definition(task["taskDefinitionArn"])["taskDefinition"]
+        port = definition["containerDefinitions"][0]["portMappings"][0]["containerPort"]
+        return f"http://{details['privateIPv4Address']}:{port}"
+
+    def _balancer_address(self, target_group_arn: str) -> str:
+        elbv2 = self.clients("elbv2")
+        group = elbv2.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
+        balancer_arn = group["LoadBalancerArns"][0]
+        balancer = elbv2.describe_load_balancers(LoadBalancerArns=[balancer_arn])["LoadBalancers"][0]
+        listeners = elbv2.describe_listeners(LoadBalancerArn=balancer_arn)["Listeners"]
+        listener = next((l for l in listeners if any(a.get("TargetGroupArn") == target_group_arn for a in l.get("DefaultActions", []))),
+                        listeners[0] if listeners else {"Protocol": "HTTP", "Port": 80})
+        return f"{listener['Protocol'].lower()}://{balancer['DNSName']}:{listener['Port']}"
+
+    # ---- pieces ------------------------------------------------------------------------
+    def _describe(self, cluster: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
+        except self.ecs.exceptions.ClusterNotFoundException:
+            return None
+        live = [s for s in found if s["status"] != "INACTIVE"]
+        return live[0] if live else None
+
+    def _check_cluster(self, cluster: str) -> None:
+        described = self.ecs.describe_clusters(clusters=[cluster])
+        if not [c for c in described["clusters"] if c["status"] == "ACTIVE"]:
+            raise ResourceNotFound(kind="ECS cluster", name=cluster,
+                                   fix=f"Create it (`aws ecs create-cluster --cluster-name {cluster}`) or pass -C cluster=NAME.")
+
+    def _check_target_group(self, cfg: dict[str, Any]) -> None:
+        if not cfg["target_group_arn"]:
+            return
+        elbv2 = self.clients("elbv2")
+        try:
+            group = elbv2.describe_target_groups(TargetGroupArns=[cfg["target_group_arn"]])["TargetGroups"][0]
+        except elbv2.exceptions.TargetGroupNotFoundException:
+            raise ResourceNotFound(kind="target group", name=cfg["target_group_arn"], fix="Check -C target_group_arn.") from None
+        if group.get("TargetType") != "ip":
+            raise InvalidValue(name="target_group_arn", value=cfg["target_group_arn"],
+                               reason=f"its target type is {group.get('TargetType')}; Fargate tasks register by IP",
+                               allowed="a target group with TargetType ip", fix="Create the target group with --target-type ip.")
+        if not group.get("LoadBalancerArns"):
+            raise InvalidValue(name="target_group_arn", value=cfg["target_group_arn"], reason="no load balancer forwards to it",
+                               allowed="a target group behind a listener", fix="Add a listener rule that forwards to it.")
+
+    def _upload(self, cluster: str, name: str, model_uri: str, cfg: dict[str, Any]) -> _artifacts.UploadedModel:
+        s3 = self.clients("s3")
+        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
+        _artifacts.ensure_bucket(s3, bucket, self.clients.region)
+        return _artifacts.upload_model(s3, bucket, f"ecs/{cluster}/{name}", _artifacts.local_model_dir(model_uri), cfg["kms_key_id"])
+
+    def _ensure_log_group(self, group: str) -> bool:
+        logs = self.clients("logs")
+        try:
+            logs.create_log_group(logGroupName=group, tags={MANAGED: "true"})
+            return True
+        except logs.exceptions.ResourceAlreadyExistsException:
+            return False
+
+    def _delete_log_group(self, group: str | None) -> None:
+        if not group:
+            return
+        logs = self.clients("logs")
+        try:
+            tags = logs.list_tags_log_group(logGroupName=group).get("tags", {})
+        except logs.exceptions.ResourceNotFoundException:
+            return
+        if tags.get(MANAGED) == "true":  # a group the user named and made is theirs
+            logs.delete_log_group(logGroupName=group)
+
+    def _tags(self, cfg: dict[str, Any], model: Any, model_uri: str, carried: dict[str, str] | None = None) -> list[dict[str, str]]:
+        if carried is not None:  # the same model: its provenance tags stay
+            values = {k: v for k, v in carried.items() if k.startswith(SUITE_TAGS)}
+        else:
+            origin = model_origin(model_uri, model.local_dir)
+            values = {MANAGED: "true", spec.MODEL_URI_TAG: model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
+                      **origin.tags()}
+        values["mlflow-sagemaker-ops:version"] = mlflow_plugins.__version__
+        values.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
+        return [{"key": k, "value": v} for k, v in values.items()]
+
+    def _retag(self, arn: str, labels: list[dict[str, str]]) -> None:
+        self.ecs.tag_resource(resourceArn=arn, tags=labels)
+
+    def _register(self, name: str, cfg: dict[str, Any], model: Any, labels: list[dict[str, str]]) -> str:
+        request = spec.task_definition(name, cfg, self._image(cfg), model.s3_uri, self.clients.region, labels)
+        return self.ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
+
+    def _image(self, cfg: dict[str, Any]) -> str:
+        if cfg["image"]:
+            return cfg["image"]
+        account = self.clients("sts").get_caller_identity()["Account"]
+        return f"{account}.dkr.ecr.{self.clients.region}.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
+
+    def _task_definition(self, arn: str) -> dict[str, Any]:
+        return self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+
+    def _revisions(self, family: str, status: str = "ACTIVE") -> list[str]:
+        arns = self._paginate("list_task_definitions", "taskDefinitionArns", familyPrefix=family, status=status)
+        return [arn for arn in arns if arn.split("/")[-1].rsplit(":", 1)[0] == family]  # familyPrefix is a prefix on AWS
+
+    def _delete_revisions(self, arns: list[str]) -> None:
+        for arn in arns:
+            if self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == "ACTIVE":
+                self.ecs.deregister_task_definition(taskDefinition=arn)
+        for start in range(0, len(arns), 10):  # DeleteTaskDefinitions takes up to 10
+            self.ecs.delete_task_definitions(taskDefinitions=arns[start:start + 10])
+
+    def _scale(self, cluster: str, name: str, cfg: dict[str, Any]) -> None:
+        scaling = self.clients("application-autoscaling")
+        resource = _resource_id(cluster, name)
+        spec_ = cfg["autoscaling"]
+        if spec_ is None:
+            if scaling.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[resource])["ScalableTargets"]:
+                scaling.deregister_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
+            return
+        scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
+                                         MinCapacity=int(spec_["min_capacity"]), MaxCapacity=int(spec_["max_capacity"]))
+        metric: dict[str, Any] = {"PredefinedMetricType": spec_.get("metric", ecs_config.METRICS[0])}
+        if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget":
+            metric["ResourceLabel"] = self._resource_label(cfg["target_group_arn"])
+        tracking: dict[str, Any] = {"TargetValue": float(spec_["target"]), "PredefinedMetricSpecification": metric}
+        for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
+            if key in spec_:
+                tracking[field] = int(spec_[key])
+        scaling.put_scaling_policy(PolicyName=f"{name}-target-tracking", ServiceNamespace=NAMESPACE, ResourceId=resource,
+                                   ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
+                                   TargetTrackingScalingPolicyConfiguration=tracking)
+
+    def _resource_label(self, target_group_arn: str) -> str:
+        """``app/<lb name>/<lb id>/targetgroup/<tg name>/<tg id>``, as Application Auto Scaling wants it."""
+        group = self.clients("elbv2").describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
+        balancer = group["LoadBalancerArns"][0].split(":loadbalancer/", 1)[1]
+        return f"{balancer}/{target_group_arn.split(':', 5)[5]}"
+
+    def _paginate(self, operation: str, key: str, **kwargs: Any) -> list[str]:
+        return [item for page in self.ecs.get_paginator(operation).paginate(**kwargs) for item in page[key]]
+
+    def _undo(self, created: list[tuple[str, str]]) -> None:
+        for kind, resource in reversed(created):
+            try:
+                if kind == "service":
+                    cluster, name = resource.split("/", 1)
+                    self.ecs.delete_service(cluster=cluster, service=name, force=True)
+                    self.ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[name],
+                                                                  WaiterConfig={"Delay": _delay(), "MaxAttempts": 10_000})
+                elif kind == "task_definition":
+                    self._delete_revisions([resource])
+                elif kind == "log_group":
+                    self.clients("logs").delete_log_group(logGroupName=resource)
+                elif kind == "archive":
+                    _delete_object(self.clients("s3"), resource)
+            except Exception as error:  # report, keep cleaning
+                self.say(f"Could not delete {kind} {resource}: {error}")
+
+
+def _check_name(name: str) -> None:
+    if not ecs_config.ECS_NAME.match(name or ""):
+        raise InvalidValue(name="deployment name", value=name, reason="it breaks ECS's service naming rule",
+                           allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
+                           fix="Pass --name churn-prod (for example).")
+
+
+def _resource_id(cluster: str, name: str) -> str:
+    return f"service/{cluster}/{name}"
+
+
+def _delay() -> float:
+    from mlflow_plugins.deploy._progress import wait_delay
+
+    return wait_delay()
+
+
+def _delete_object(s3: Any, uri: str) -> None:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
+def _delete_prefix(s3: Any, uri: str) -> None:
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
