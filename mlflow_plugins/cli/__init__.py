@@ -8,6 +8,7 @@ from mlflow_plugins import __version__
 from mlflow_plugins.cli.build_image import build_image
 from mlflow_plugins.cli.demo import demo
 from mlflow_plugins.cli.hooks import hooks
+from mlflow_plugins.cli.lineage import lineage
 from mlflow_plugins.cli.sandbox import sandbox
 from mlflow_plugins.cli.serve import serve
 
@@ -21,5 +22,6 @@ def cli() -> None:
 cli.add_command(build_image)
 cli.add_command(demo)
 cli.add_command(hooks)
+cli.add_command(lineage)
 cli.add_command(sandbox)
 cli.add_command(serve)

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from mlflow_plugins.aws import AwsSettings, make_clients
 from mlflow_plugins.deploy import _ecs, ecs_config
-from mlflow_plugins.deploy.sagemaker import FLAVOR, _mlflow_errors, _payload, parse_target
+from mlflow_plugins.deploy.sagemaker import FLAVOR, _mlflow_errors, _payload, _with_lineage, parse_target
 from mlflow_plugins.deploy.sagemaker import run_local as run_local  # the same local runtime
 from mlflow_plugins.errors import InvalidValue
 
@@ -52,12 +52,14 @@ class EcsDeploymentClient(BaseDeploymentClient):
     @_mlflow_errors
     def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
         self._checked(flavor, endpoint)
-        return self._deployer(config).create(name, model_uri, config)
+        deployer = self._deployer(config)
+        return _with_lineage(deployer, deployer.create(name, model_uri, config), "ecs")
 
     @_mlflow_errors
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
         self._checked(flavor, endpoint)
-        return self._deployer(config).update(name, model_uri, config)
+        deployer = self._deployer(config)
+        return _with_lineage(deployer, deployer.update(name, model_uri, config), "ecs")
 
     @_mlflow_errors
     def delete_deployment(self, name, config=None, endpoint=None):

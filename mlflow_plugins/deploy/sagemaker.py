@@ -87,8 +87,8 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
         deployer = self._deployer(config)
         mode = target_config.parse(config)["mode"]
         if mode in ("replace", "add") and deployer.exists(name):  # MLflow's built-in meaning of mode
-            return deployer.update(name, model_uri, dict(config or {}))
-        return deployer.create(name, model_uri, {**(config or {}), "mode": "create"})
+            return _with_lineage(deployer, deployer.update(name, model_uri, dict(config or {})))
+        return _with_lineage(deployer, deployer.create(name, model_uri, {**(config or {}), "mode": "create"}))
 
     @_mlflow_errors
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
@@ -99,7 +99,8 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
                 raise InvalidValue(name="model URI (-m)", value=None, reason="an update on a multi-model endpoint replaces the model",
                                    allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
             return self._multi_model().add_model(endpoint, name, model_uri, replace=True)
-        return self._deployer(config).update(name, model_uri, {"mode": "replace", **(config or {})})
+        deployer = self._deployer(config)
+        return _with_lineage(deployer, deployer.update(name, model_uri, {"mode": "replace", **(config or {})}))
 
     @_mlflow_errors
     def delete_deployment(self, name, config=None, endpoint=None):
@@ -161,6 +162,15 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
     def explain(self, deployment_name=None, df=None, endpoint=None):
         raise MlflowException("explain is not supported by the sagemaker target: SageMaker endpoints serve "
                               "predictions only. Use SageMaker Clarify for explanations.", error_code="INVALID_PARAMETER_VALUE")
+
+
+def _with_lineage(deployer: Any, deployed: dict[str, Any], target: str = "sagemaker") -> dict[str, Any]:
+    """Mirror a deployed registered model version into SageMaker lineage; a failure is printed
+    with the command that finishes it, and never fails the deployment."""
+    from mlflow_plugins.lineage import after_target_deploy
+
+    message = after_target_deploy(deployer.clients, deployed, target, deployer.say)
+    return {**deployed, "lineage": message or "written"} if deployed.get("registered_model") else deployed
 
 
 def _payload(inputs: Any, params: dict[str, Any] | None) -> tuple[bytes, str, str | None]:

@@ -71,3 +71,51 @@ def test_reset_wipes_resources_and_seeds_the_execution_role_again(aws, hosting, 
     # The endpoint's creation, cut short by the reset, does not come back.
     with pytest.raises(ClientError):
         sm.describe_endpoint(EndpointName="ep")
+
+
+def _deployments(ecs):
+    return ecs.describe_services(cluster="models", services=["churn"])["services"][0]["deployments"]
+
+
+def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_once(aws, sandbox):
+    ecs = _service(aws)
+    ecs.update_service(cluster="models", service="churn", desiredCount=8)
+    aws.wait("services_stable", service="ecs", cluster="models", services=["churn"])
+    sandbox.control.set_ecs_service_health("models", "churn", healthy=False)
+    ecs.update_service(cluster="models", service="churn", taskDefinition="serve-v2")
+    failed = {"operation": "DescribeServices", "delay": 0.05, "maxAttempts": 600, "acceptors": [
+        {"matcher": "pathAny", "argument": "services[0].deployments[].rolloutState", "expected": "FAILED", "state": "success"}]}
+    aws.custom_waiter("Failed", failed, service="ecs").wait(cluster="models", services=["churn"])
+    deployments = _deployments(ecs)
+    bad = next(d for d in deployments if d["rolloutState"] == "FAILED")
+    assert bad["taskDefinition"].endswith("serve-v2:1") and bad["failedTasks"] >= 4  # half of 8
+    assert bad["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+    primary = next(d for d in deployments if d["status"] == "PRIMARY")
+    assert primary["taskDefinition"].endswith("serve-v1:1") and "rolling back" in primary["rolloutStateReason"]
+    events = [e["message"] for e in ecs.describe_services(cluster="models", services=["churn"])["services"][0]["events"]]
+    assert any("deployment failed: tasks failed to start" in m for m in events)
+    assert any("rolling back to deployment" in m for m in events)
+    stopped = ecs.list_tasks(cluster="models", startedBy=bad["id"], desiredStatus="STOPPED")["taskArns"]
+    reasons = {t["stoppedReason"] for t in ecs.describe_tasks(cluster="models", tasks=stopped)["tasks"]}
+    assert reasons == {"Task failed container health checks"}
+
+    # The rollback's tasks fail too (the switch is still on): it fails without rolling back again.
+    rollback_failed = {**failed, "acceptors": [{"matcher": "path", "expected": True, "state": "success",
+                       "argument": f"length(services[0].deployments[?id=='{primary['id']}' && rolloutState=='FAILED']) == `1`"}]}
+    aws.custom_waiter("RollbackFailed", rollback_failed, service="ecs").wait(cluster="models", services=["churn"])
+    assert [d["rolloutState"] for d in _deployments(ecs) if d["status"] == "PRIMARY"] == ["FAILED"]
+    sandbox.control.set_ecs_service_health("models", "churn", healthy=True)
+
+
+def test_a_deleted_service_drains_and_its_name_can_be_reused(aws):
+    ecs = _service(aws)
+    with pytest.raises(ClientError, match="not idempotent"):
+        ecs.create_service(cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=1, launchType="FARGATE")
+    ecs.delete_service(cluster="models", service="churn", force=True)
+    assert ecs.describe_services(cluster="models", services=["churn"])["services"][0]["status"] == "DRAINING"
+    aws.wait("services_inactive", service="ecs", cluster="models", services=["churn"])
+    assert ecs.list_services(cluster="models")["serviceArns"] == []
+    assert ecs.list_tasks(cluster="models", serviceName="churn")["taskArns"] == []
+    ecs.create_service(cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=1, launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [aws("ec2").describe_subnets()["Subnets"][0]["SubnetId"]]}})
+    assert ecs.list_services(cluster="models")["serviceArns"] != []
