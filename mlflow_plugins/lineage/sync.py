@@ -35,11 +35,19 @@ class LineageSync:
         self.writer = LineageWriter(sagemaker)
         self.sagemaker = sagemaker
         self.result = Synced()
+        self._edges: set[tuple[str, str, str]] = set()
+        self._versions: dict[str, str] = {}  # model version identity -> Artifact ARN, synced in this run
 
     def _ensure(self, entity: Entity) -> str:
-        arn = self.writer.ensure(entity)
-        self.result.arns[entity.name] = arn
-        return arn
+        """Each entity is read (and written if need be) once per sync."""
+        if entity.name not in self.result.arns:
+            self.result.arns[entity.name] = self.writer.ensure(entity)
+        return self.result.arns[entity.name]
+
+    def _associate(self, source: str, destination: str, kind: str) -> None:
+        if (source, destination, kind) not in self._edges:
+            self.writer.associate(source, destination, kind)
+            self._edges.add((source, destination, kind))
 
     def sync_model(self, name: str, version: str | None = None) -> Synced:
         versions = [version] if version is not None else sorted(
@@ -48,30 +56,27 @@ class LineageSync:
             self.sync_version(name, str(each))
         return self.result
 
-    def sync_version(self, name: str, version: str, deployed: tuple[str, str, str | None] | None = None,
-                     _seen: set[str] | None = None) -> str:
+    def sync_version(self, name: str, version: str, deployed: tuple[str, str, str | None] | None = None) -> str:
         """The model version's Artifact ARN, with its whole upstream chain and its deployments;
         ``deployed`` is (resource ARN, target, S3 archive) of a deploy that just happened."""
-        seen = _seen if _seen is not None else set()
         mv = self.client.get_model_version(name, version)
         model = entities.model_version(self.tracking, mv)
-        if model.identity in seen:
-            return self.result.arns[model.name]
-        seen.add(model.identity)
-        model_arn = self._ensure(model)
-        self.writer.associate(model_arn, self._ensure(entities.registered_model(self.tracking, name)), "AssociatedWith")
+        if model.identity in self._versions and deployed is None:
+            return self._versions[model.identity]
+        model_arn = self._versions[model.identity] = self._ensure(model)
+        self._associate(model_arn, self._ensure(entities.registered_model(self.tracking, name)), "AssociatedWith")
         if mv.run_id:
             run = self.client.get_run(mv.run_id)
             run_arn = self._ensure(entities.run(self.tracking, run))
             experiment = self.client.get_experiment(run.info.experiment_id)
-            self.writer.associate(run_arn, self._ensure(entities.experiment(self.tracking, experiment)), "AssociatedWith")
-            self.writer.associate(run_arn, model_arn, "Produced")
+            self._associate(run_arn, self._ensure(entities.experiment(self.tracking, experiment)), "AssociatedWith")
+            self._associate(run_arn, model_arn, "Produced")
             for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
-                self.writer.associate(self._ensure(entities.dataset(dataset_input)), run_arn, "ContributedTo")
+                self._associate(self._ensure(entities.dataset(dataset_input)), run_arn, "ContributedTo")
             parent_name, parent_version = run.data.tags.get("parent.registered_model"), run.data.tags.get("parent.version")
             if parent_name and parent_version:
-                parent_arn = self.sync_version(parent_name, parent_version, _seen=seen)
-                self.writer.associate(parent_arn, model_arn, "DerivedFrom")  # AWS: the destination is a modification of the source
+                parent_arn = self.sync_version(parent_name, parent_version)
+                self._associate(parent_arn, model_arn, "DerivedFrom")  # AWS: the destination is a modification of the source
         for arn, target, archive in _deployments(mv) + ([deployed] if deployed else []):
             self.record_deployment(arn, model, model_arn, target, archive)
         self.result.versions.append(f"{name}/{version}")
@@ -81,10 +86,10 @@ class LineageSync:
         """A deployment Action: the Model ContributedTo it; it is AssociatedWith the endpoint's
         own Context (SageMaker makes one per endpoint; for an ECS service the suite makes it)."""
         action_arn = self._ensure(entities.deployment(resource_arn, model, target, archive))
-        self.writer.associate(model_arn, action_arn, "ContributedTo")
+        self._associate(model_arn, action_arn, "ContributedTo")
         context_arn = self._resource_context(resource_arn)
         if context_arn is not None:
-            self.writer.associate(action_arn, context_arn, "AssociatedWith")
+            self._associate(action_arn, context_arn, "AssociatedWith")
         return action_arn
 
     def _resource_context(self, resource_arn: str) -> str | None:
