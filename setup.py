@@ -85,7 +85,8 @@ setup(
     ],
     extras_require={
         # Flask-WTF (mlflow[auth]) is in dev because the tests run --app-name registry-hooks-auth.
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2"],
+        # sagemaker-core: the SageMaker SDK's lineage query reads what `lineage sync` writes (tests).
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2", "sagemaker-core>=2.27,<3"],
         # --app-name registry-hooks-auth: MLflow's basic-auth app needs Flask-WTF.
         "auth": ["Flask-WTF<2"],
         "postgres": ["psycopg2-binary>=2.9"],

@@ -70,6 +70,19 @@ def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
     datasets = [v for v in found["Vertices"] if v.get("Type") == "DataSet"]
     assert len(datasets) == 2  # each version's training data
 
+    # A real client reads what was written: the SageMaker SDK's lineage query walks from the
+    # endpoint's context up to the datasets, and its Artifact loads the dataset's source.
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.lineage.artifact import Artifact
+    from sagemaker.core.lineage.query import LineageQuery, LineageQueryDirectionEnum
+
+    session = Session(boto_session=aws.session, sagemaker_client=sm)
+    walked = LineageQuery(session).query(start_arns=[start], direction=LineageQueryDirectionEnum.ASCENDANTS)
+    sdk_datasets = [v for v in walked.vertices if v.lineage_source == "DataSet" and v.lineage_entity == "Artifact"]
+    assert len(sdk_datasets) == 2
+    sources = {Artifact.load(artifact_arn=v.arn, sagemaker_session=session).source.source_uri for v in sdk_datasets}
+    assert all(uri.startswith("s3://data/") and uri.endswith(".parquet") for uri in sources) and len(sources) == 2
+
     # Running it again creates nothing, and an unchanged re-sync only reads.
     again = LineageSync(sm)
     again.sync_model(name)
