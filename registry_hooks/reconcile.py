@@ -107,6 +107,7 @@ class Reconciler:
             return self._leave(rule, row, target, live, serving)
         if serving == want and live.status == "InService":
             self._confirm(rule, row, target, live, want)
+            self._lineage(rule, want, live.arn, target)  # retried at every pass until written
             return None
         if row.status in ("FAILED", "ROLLED_BACK"):
             return None  # for this version; promoting another one starts again
@@ -149,7 +150,31 @@ class Reconciler:
         self._serving(rule, want, arn, previous=serving_before(row, live, rule), message=f"serving {rule.where}")
         self._set(rule, status="IN_SERVICE", serving_version=want, attempts=0, retry_at=0.0, message=None)
         self.store.log(verb, "succeeded", rule.name, want, trigger, actor, arn, self.replica)
+        self._lineage(rule, want, arn, target)
         return None
+
+    def _lineage(self, rule: Rule, version: str, arn: str | None, target: Any) -> None:
+        """Mirror the served version (run, datasets, parents, this deployment) into SageMaker
+        lineage. A failure never fails the deployment: it goes to the ``deploy.<d>.lineage`` tag
+        and the next pass tries again; ``written`` there ends the retries."""
+        clients = getattr(target, "clients", None)
+        if clients is None or not arn or self.registry.status_of(rule, version).get("lineage") == "written":
+            return
+        from mlflow_plugins.lineage.sync import LineageSync
+
+        try:
+            sync = LineageSync(clients("sagemaker"), self.registry.client)
+            try:
+                sync.sync_version(rule.model, version, deployed=(arn, "sagemaker", None))
+            finally:
+                sync.writer.close()
+            outcome = "written"
+        except LeaseLost:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported on the version, retried next pass
+            outcome = f"failed: {type(error).__name__}: {error}"
+            self.say(f"{rule.name}: lineage of version {version} {outcome}")
+        self.registry.set_lineage(rule, version, outcome)
 
     def _conflict(self, rule: Rule, want: str, live: Any) -> None:
         """The endpoint exists and is not this model's (another model's, or not made by the suite):

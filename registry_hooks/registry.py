@@ -68,6 +68,14 @@ class Registry:
             if error.error_code not in MISSING:
                 raise
 
+    def set_lineage(self, rule: Rule, version: str, outcome: str) -> None:
+        """``deploy.<d>.lineage``: ``written``, or ``failed: <reason>`` (retried)."""
+        try:
+            self.client.set_model_version_tag(rule.model, version, tag(rule.name, "lineage"), outcome[:4900])
+        except MlflowException as error:
+            if error.error_code not in MISSING:
+                raise
+
     def set_serving(self, rule: Rule, version: str | None) -> None:
         key = tag(rule.name, "version")
         try:

@@ -53,6 +53,7 @@ class MultiModelTarget:
     upload and the pointer) is deleted by ``clean``."""
 
     def __init__(self, clients: Any, say: Callable[[str], None]) -> None:
+        self.clients = clients
         self.mme = _mme.MultiModelDeployer(clients, say)
 
     def observe(self, rule: Rule) -> _live.Live:

@@ -33,6 +33,14 @@ def test_stage_transition_through_the_ui_path_deploys_and_writes_tags_back(regis
     assert registry.client().get_registered_model(model).tags[f"deploy.{deployment}.version"] == "1"
     live = serving(aws, deployment)
     assert live["mlflow-sagemaker-ops:registered-model"] == model and live["mlflow-sagemaker-ops:model-version"] == "1"
+    # The controller mirrors the version into SageMaker lineage, after the status: the endpoint's
+    # context has the deployment, the model version and its run upstream.
+    eventually(lambda: registry.tags(model, "1", deployment).get("lineage") == "written", what="lineage written",
+               explain=controller.output)
+    sm = aws("sagemaker")
+    context = sm.list_contexts(SourceUri=tags["arn"])["ContextSummaries"][0]["ContextArn"]
+    upstream = sm.query_lineage(StartArns=[context], Direction="Ascendants", MaxDepth=10)["Vertices"]
+    assert {"ModelDeployment", "Model", "ModelTraining"} <= {v.get("Type") for v in upstream}
 
     registry.transition(model, "2", "Production")  # archives v1
     eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 IN_SERVICE", explain=controller.output)

@@ -23,9 +23,12 @@ def _train(name: str, params: dict, parent: str | None = None, experiment: str =
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
-    mlflow.set_experiment(experiment)
+    # Not mlflow.set_experiment: it sets MLFLOW_EXPERIMENT_ID in this worker's environment, which
+    # later `mlflow run` subprocesses would inherit beside their own --experiment-name.
+    found = mlflow.MlflowClient().get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0], "y": [0, 0, 1, 1]})
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(params)
         if parent:
             mlflow.set_tags({"parent.registered_model": name, "parent.version": parent})
@@ -36,14 +39,26 @@ def _train(name: str, params: dict, parent: str | None = None, experiment: str =
     return str(info.registered_model_version)
 
 
+@pytest.fixture(scope="module")
+def registered(tracking_server):
+    """Two versions, the second retrained from the first, made once for the module (each test
+    mirrors them into a freshly reset sandbox)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_server.url)
+    try:
+        name = f"churn-{__import__('uuid').uuid4().hex[:6]}"
+        many = {f"p{i:02d}": i for i in range(40)} | {"notes": LONG}
+        v1 = _train(name, many, experiment="lineage-" + "e" * 200)
+        v2 = _train(name, {"strategy": "rehearsal"}, parent=v1)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return name, v1, v2
+
+
 @pytest.fixture
-def lineage_models(tracking, aws):
-    name = f"churn-{__import__('uuid').uuid4().hex[:6]}"
-    many = {f"p{i:02d}": i for i in range(40)} | {"notes": LONG}
-    v1 = _train(name, many, experiment="lineage-" + "e" * 200)
-    v2 = _train(name, {"strategy": "rehearsal"}, parent=v1)
-    endpoint = aws("sagemaker")
-    return name, v1, v2, endpoint
+def lineage_models(registered, tracking, aws):
+    return (*registered, aws("sagemaker"))
 
 
 def _ascendants(sm, start: str) -> set[str]:
