@@ -70,9 +70,9 @@ class Leases:
 
 class Reconciler:
     def __init__(self, store: Store, registry: Registry, targets: Callable[[Rule], Any], leases: Leases,
-                 say: Callable[[str], None], retry_base: float = 2.0, retry_cap: float = 300.0) -> None:
+                 say: Callable[[str], None], retry_base: float = 2.0, retry_cap: float = 300.0, lineage: bool = True) -> None:
         self.store, self.registry, self.targets, self.leases, self.say = store, registry, targets, leases, say
-        self.retry_base, self.retry_cap = retry_base, retry_cap
+        self.retry_base, self.retry_cap, self.lineage = retry_base, retry_cap, lineage
 
     @property
     def replica(self) -> str:
@@ -158,7 +158,7 @@ class Reconciler:
         lineage. A failure never fails the deployment: it goes to the ``deploy.<d>.lineage`` tag
         and the next pass tries again; ``written`` there ends the retries."""
         clients = getattr(target, "clients", None)
-        if clients is None or not arn or self.registry.status_of(rule, version).get("lineage") == "written":
+        if not self.lineage or clients is None or not arn or self.registry.status_of(rule, version).get("lineage") == "written":
             return
         from mlflow_plugins.lineage.sync import LineageSync
 

@@ -62,8 +62,10 @@ def check(policy_path: str) -> None:
               help="First retry delay after a failed deploy; doubles per attempt, at most 300 s.")
 @click.option("--replica-id", default=None, help="This replica's name in leases and the audit log [default: host-pid].")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Deployments driven at once.")
+@click.option("--lineage/--no-lineage", default=True, show_default=True,
+              help="Mirror each deployed version into SageMaker ML Lineage Tracking (outcome in deploy.<d>.lineage).")
 def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_seconds: float, settle_seconds: float,
-        lease_seconds: float, retry_base_seconds: float, replica_id: str | None, workers: int) -> None:
+        lease_seconds: float, retry_base_seconds: float, replica_id: str | None, workers: int, lineage: bool) -> None:
     """Run the controller: keep every deployment of the policy in step with the registry."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -83,7 +85,8 @@ def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_s
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)  # model downloads (models:/...) read the same registry
     client = MlflowClient(tracking_uri)
-    reconciler = Reconciler(store, Registry(client), Targets(_say, fence=leases.fence), leases, _say, retry_base=retry_base_seconds)
+    reconciler = Reconciler(store, Registry(client), Targets(_say, fence=leases.fence), leases, _say, retry_base=retry_base_seconds,
+                            lineage=lineage)
     controller = Controller(policy, store, reconciler, leases, Timing(poll_seconds, settle_seconds, lease_seconds), workers, _say)
     receiver = None
     if listen != "off":

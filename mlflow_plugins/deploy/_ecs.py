@@ -23,21 +23,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _artifacts, _ecs_spec as spec, ecs_config
+from mlflow_plugins.deploy import _artifacts, _ecs_scaling, _ecs_spec as spec, ecs_config
 from mlflow_plugins.deploy._ecs_wait import deployment_of, wait_for_deployment, why_tasks_failed
 from mlflow_plugins.deploy._origin import model_origin
 from mlflow_plugins.deploy._progress import Say
 from mlflow_plugins.deploy._requests import MANAGED
+from mlflow_plugins.deploy._sagemaker import stderr
 from mlflow_plugins.errors import AwsCallFailed, InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
 SUITE_TAGS = ("mlflow-sagemaker-ops:",)
-NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
-
-
-def stderr(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
 
 
 class RolledBack(AwsCallFailed):
@@ -123,12 +117,13 @@ class EcsDeployer:
             self._undo(created)
             raise as_domain_error(error, "The service was not changed. Check the message, then run update again.") from None
         self.say(f"Updating ECS service {cluster}/{name} to {definition.split('/')[-1]}")
-        self._retag(service["serviceArn"], labels)
         deployment = next(d for d in updated["deployments"] if d["status"] == "PRIMARY")
         if cfg["synchronous"]:
             self._settle(cluster, name, deployment["id"], cfg, started, first=False, failed_definition=definition,
                          live_definition=service["taskDefinition"])
-            self._cleanup(cluster, name, definition, cfg)
+            self._cleanup(name, definition)
+        # The service's tags say what it serves: after a rollback they still name the old model.
+        self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels)
         if config and "autoscaling" in config:
             self._scale(cluster, name, cfg)
         return self.get(f"{cluster}/{name}")
@@ -156,18 +151,18 @@ class EcsDeployer:
         except Exception as error:
             detail += f" The rollback did not settle either: {error}."
         if failed_definition and failed_definition != live_definition:
-            self._remove_revision(cluster, name, failed_definition, keep=primary["taskDefinition"])
+            self._remove_revision(failed_definition, keep=primary["taskDefinition"])
         raise RolledBack(service=f"{cluster}/{name}", live=primary["taskDefinition"].split("/")[-1], operation="UpdateService",
                          code="RolledBack", detail=detail,
                          fix="The service runs the previous model as before; fix the cause, then run update again.")
 
-    def _cleanup(self, cluster: str, name: str, live_definition: str, cfg: dict[str, Any]) -> None:
+    def _cleanup(self, name: str, live_definition: str) -> None:
         """After a completed update: older revisions and their archives go."""
         for arn in self._revisions(name):
             if arn != live_definition:
-                self._remove_revision(cluster, name, arn, keep=live_definition)
+                self._remove_revision(arn, keep=live_definition)
 
-    def _remove_revision(self, cluster: str, name: str, arn: str, keep: str) -> None:
+    def _remove_revision(self, arn: str, keep: str) -> None:
         kept_uri = spec.model_uri_of(self._task_definition(keep)["taskDefinition"])
         gone = self._task_definition(arn)["taskDefinition"]
         self._delete_revisions([arn])
@@ -179,10 +174,7 @@ class EcsDeployer:
     def delete(self, name: str, config: dict[str, Any] | None = None) -> None:
         cluster, service = self.locate(name, (config or {}).get("cluster"))
         name = service["serviceName"]
-        scaling = self.clients("application-autoscaling")
-        resource = _resource_id(cluster, name)
-        if scaling.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[resource])["ScalableTargets"]:
-            scaling.deregister_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
+        _ecs_scaling.remove(self.clients, cluster, name)
         definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
         if service["status"] == "ACTIVE":
             self.ecs.delete_service(cluster=cluster, service=name, force=True)
@@ -201,8 +193,7 @@ class EcsDeployer:
         labels = {t["key"]: t["value"] for t in service.get("tags") or []}
         definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
         balancers = service.get("loadBalancers") or []
-        scaling = self.clients("application-autoscaling").describe_scalable_targets(
-            ServiceNamespace=NAMESPACE, ResourceIds=[_resource_id(cluster, service["serviceName"])])["ScalableTargets"]
+        scaling = _ecs_scaling.registered(self.clients, cluster, service["serviceName"])
         return {
             "name": service["serviceName"], "cluster": cluster, "flavor": "python_function",
             "service_arn": service["serviceArn"], "status": service["status"],
@@ -218,7 +209,7 @@ class EcsDeployer:
             "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
             "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
             "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
-            "autoscaling": {"min_capacity": scaling[0]["MinCapacity"], "max_capacity": scaling[0]["MaxCapacity"]} if scaling else None,
+            "autoscaling": {"min_capacity": scaling["MinCapacity"], "max_capacity": scaling["MaxCapacity"]} if scaling else None,
         }
 
     def list(self) -> list[dict[str, Any]]:
@@ -365,9 +356,6 @@ class EcsDeployer:
         values.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
         return [{"key": k, "value": v} for k, v in values.items()]
 
-    def _retag(self, arn: str, labels: list[dict[str, str]]) -> None:
-        self.ecs.tag_resource(resourceArn=arn, tags=labels)
-
     def _register(self, name: str, cfg: dict[str, Any], model: Any, labels: list[dict[str, str]]) -> str:
         request = spec.task_definition(name, cfg, self._image(cfg), model.s3_uri, self.clients.region, labels)
         return self.ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
@@ -393,31 +381,7 @@ class EcsDeployer:
             self.ecs.delete_task_definitions(taskDefinitions=arns[start:start + 10])
 
     def _scale(self, cluster: str, name: str, cfg: dict[str, Any]) -> None:
-        scaling = self.clients("application-autoscaling")
-        resource = _resource_id(cluster, name)
-        spec_ = cfg["autoscaling"]
-        if spec_ is None:
-            if scaling.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[resource])["ScalableTargets"]:
-                scaling.deregister_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
-            return
-        scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
-                                         MinCapacity=int(spec_["min_capacity"]), MaxCapacity=int(spec_["max_capacity"]))
-        metric: dict[str, Any] = {"PredefinedMetricType": spec_.get("metric", ecs_config.METRICS[0])}
-        if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget":
-            metric["ResourceLabel"] = self._resource_label(cfg["target_group_arn"])
-        tracking: dict[str, Any] = {"TargetValue": float(spec_["target"]), "PredefinedMetricSpecification": metric}
-        for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
-            if key in spec_:
-                tracking[field] = int(spec_[key])
-        scaling.put_scaling_policy(PolicyName=f"{name}-target-tracking", ServiceNamespace=NAMESPACE, ResourceId=resource,
-                                   ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
-                                   TargetTrackingScalingPolicyConfiguration=tracking)
-
-    def _resource_label(self, target_group_arn: str) -> str:
-        """``app/<lb name>/<lb id>/targetgroup/<tg name>/<tg id>``, as Application Auto Scaling wants it."""
-        group = self.clients("elbv2").describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
-        balancer = group["LoadBalancerArns"][0].split(":loadbalancer/", 1)[1]
-        return f"{balancer}/{target_group_arn.split(':', 5)[5]}"
+        _ecs_scaling.apply(self.clients, cluster, name, cfg)
 
     def _paginate(self, operation: str, key: str, **kwargs: Any) -> list[str]:
         return [item for page in self.ecs.get_paginator(operation).paginate(**kwargs) for item in page[key]]
@@ -445,10 +409,6 @@ def _check_name(name: str) -> None:
         raise InvalidValue(name="deployment name", value=name, reason="it breaks ECS's service naming rule",
                            allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
                            fix="Pass --name churn-prod (for example).")
-
-
-def _resource_id(cluster: str, name: str) -> str:
-    return f"service/{cluster}/{name}"
 
 
 def _delay() -> float:

@@ -44,7 +44,8 @@ def test_kill_9_at_random_moments_during_deployments_loses_nothing(registry, con
     rng = random.Random(int(os.environ.get("HOOKS_CRASH_SEED", "20261122")))
     model = registry.new_model(versions=2)
     deployment = f"{model}-crash"
-    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    # Lineage (tested in test_controller.py) is off: this test is about the deployments' state.
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600", "--no-lineage")
     kills_mid_deploy = 0
     for round_ in range(ROUNDS):
         want, other = ("1", "2") if round_ % 2 == 0 else ("2", "1")
@@ -75,7 +76,8 @@ def test_two_replicas_on_postgresql_never_deploy_the_same_thing_twice(postgres_r
     model = registry.new_model(versions=3)
     deployment = f"{model}-ha"
     policy = policy_text(deployment, model)
-    replicas = [controllers(policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "5", replica=name, port=port)
+    replicas = [controllers(policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "5", "--no-lineage",
+                            replica=name, port=port)
                 for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)]
     explain = lambda: "\n".join(r.output() for r in replicas)  # noqa: E731
     for version in ("1", "2", "3"):

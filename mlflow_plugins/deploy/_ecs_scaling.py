@@ -1,0 +1,57 @@
+"""Autoscaling of an ECS service's desired count with Application Auto Scaling: one
+target-tracking policy on a predefined metric (``ECSServiceAverageCPUUtilization``,
+``ECSServiceAverageMemoryUtilization``, or ``ALBRequestCountPerTarget`` with the target group's
+``ResourceLabel``). ``autoscaling`` absent from the config removes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_plugins.deploy.ecs_config import METRICS
+
+NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
+
+
+def resource_id(cluster: str, name: str) -> str:
+    return f"service/{cluster}/{name}"
+
+
+def apply(clients: Any, cluster: str, name: str, cfg: dict[str, Any]) -> None:
+    scaling = clients("application-autoscaling")
+    resource = resource_id(cluster, name)
+    spec = cfg["autoscaling"]
+    if spec is None:
+        remove(clients, cluster, name)
+        return
+    scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
+                                     MinCapacity=int(spec["min_capacity"]), MaxCapacity=int(spec["max_capacity"]))
+    metric: dict[str, Any] = {"PredefinedMetricType": spec.get("metric", METRICS[0])}
+    if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget":
+        metric["ResourceLabel"] = resource_label(clients("elbv2"), cfg["target_group_arn"])
+    tracking: dict[str, Any] = {"TargetValue": float(spec["target"]), "PredefinedMetricSpecification": metric}
+    for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
+        if key in spec:
+            tracking[field] = int(spec[key])
+    scaling.put_scaling_policy(PolicyName=f"{name}-target-tracking", ServiceNamespace=NAMESPACE, ResourceId=resource,
+                               ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration=tracking)
+
+
+def resource_label(elbv2: Any, target_group_arn: str) -> str:
+    """``app/<lb name>/<lb id>/targetgroup/<tg name>/<tg id>``, as Application Auto Scaling wants it."""
+    group = elbv2.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
+    balancer = group["LoadBalancerArns"][0].split(":loadbalancer/", 1)[1]
+    return f"{balancer}/{target_group_arn.split(':', 5)[5]}"
+
+
+def registered(clients: Any, cluster: str, name: str) -> dict[str, Any] | None:
+    found = clients("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(cluster, name)])["ScalableTargets"]
+    return found[0] if found else None
+
+
+def remove(clients: Any, cluster: str, name: str) -> None:
+    """Deregistering the scalable target deletes its policies too."""
+    if registered(clients, cluster, name) is not None:
+        clients("application-autoscaling").deregister_scalable_target(
+            ServiceNamespace=NAMESPACE, ResourceId=resource_id(cluster, name), ScalableDimension=DIMENSION)
