@@ -18,12 +18,11 @@ service is left as it was. A failed ``create`` leaves nothing behind.
 
 from __future__ import annotations
 
-import random
 from datetime import datetime, timezone
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _artifacts, _ecs_scaling, _ecs_spec as spec, ecs_config
+from mlflow_plugins.deploy import _artifacts, _ecs_invoke, _ecs_scaling, _ecs_spec as spec, ecs_config
 from mlflow_plugins.deploy._ecs_wait import deployment_of, wait_for_deployment, why_tasks_failed
 from mlflow_plugins.deploy._origin import model_origin
 from mlflow_plugins.deploy._progress import Say
@@ -242,52 +241,11 @@ class EcsDeployer:
 
     # ---- invoke ------------------------------------------------------------------------
     def invoke(self, name: str, body: bytes, content_type: str, via: str | None = None) -> bytes:
-        import requests
-
         cluster, service = self.locate(name)
-        url = self.address(cluster, service, via)
-        try:
-            reply = requests.post(url + "/invocations", data=body, headers={"Content-Type": content_type}, timeout=60)
-        except requests.RequestException as error:
-            raise AwsCallFailed(operation=f"POST {url}/invocations", code=type(error).__name__, detail=str(error),
-                                fix="The address is reachable from inside the VPC; run predict there, or use the load balancer.") from None
-        if reply.status_code != 200:
-            raise AwsCallFailed(operation=f"POST {url}/invocations", code=str(reply.status_code), detail=reply.text[:2000],
-                                fix="See the model's message above.")
-        return reply.content
+        return _ecs_invoke.invoke(self.ecs, self.clients("elbv2"), cluster, service, body, content_type, via)
 
     def address(self, cluster: str, service: dict[str, Any], via: str | None = None) -> str:
-        """``http(s)://host:port`` of the service: its load balancer, or a running task."""
-        balancers = service.get("loadBalancers") or []
-        via = via or ("load_balancer" if balancers else "task")
-        if via not in ("load_balancer", "task"):
-            raise InvalidValue(name="via", value=via, reason="predict reaches the service one of two ways",
-                               allowed="load_balancer, task", fix="Pass params={'via': 'task'} or leave it out.")
-        if via == "load_balancer":
-            if not balancers:
-                raise InvalidValue(name="via", value=via, reason="the service has no load balancer", allowed="task",
-                                   fix="Leave via out, or create the service with -C target_group_arn=....")
-            return self._balancer_address(balancers[0]["targetGroupArn"])
-        arns = self.ecs.list_tasks(cluster=cluster, serviceName=service["serviceName"], desiredStatus="RUNNING")["taskArns"]
-        tasks = [t for t in self.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if t.get("lastStatus") == "RUNNING"] if arns else []
-        if not tasks:
-            raise ResourceNotFound(kind="running task of ECS service", name=f"{cluster}/{service['serviceName']}",
-                                   fix="Wait for the deployment (`mlflow deployments get -t ecs`) or scale the service up.")
-        task = random.choice(tasks)
-        details = {d["name"]: d["value"] for a in task.get("attachments") or [] for d in a.get("details") or []}
-        definition = self._task_definition(task["taskDefinitionArn"])["taskDefinition"]
-        port = definition["containerDefinitions"][0]["portMappings"][0]["containerPort"]
-        return f"http://{details['privateIPv4Address']}:{port}"
-
-    def _balancer_address(self, target_group_arn: str) -> str:
-        elbv2 = self.clients("elbv2")
-        group = elbv2.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
-        balancer_arn = group["LoadBalancerArns"][0]
-        balancer = elbv2.describe_load_balancers(LoadBalancerArns=[balancer_arn])["LoadBalancers"][0]
-        listeners = elbv2.describe_listeners(LoadBalancerArn=balancer_arn)["Listeners"]
-        listener = next((l for l in listeners if any(a.get("TargetGroupArn") == target_group_arn for a in l.get("DefaultActions", []))),
-                        listeners[0] if listeners else {"Protocol": "HTTP", "Port": 80})
-        return f"{listener['Protocol'].lower()}://{balancer['DNSName']}:{listener['Port']}"
+        return _ecs_invoke.address(self.ecs, self.clients("elbv2"), cluster, service, via)
 
     # ---- pieces ------------------------------------------------------------------------
     def _describe(self, cluster: str, name: str) -> dict[str, Any] | None:

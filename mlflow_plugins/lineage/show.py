@@ -90,4 +90,4 @@ def render(found: dict[str, Any], fmt: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FORMATS", "graph", "render", "start_for_endpoint", "start_for_version", "entities"]
+__all__ = ["FORMATS", "graph", "render", "start_for_endpoint", "start_for_version"]
