@@ -21,6 +21,8 @@ from registry_hooks.policy import Rule
 
 
 class SageMakerTarget:
+    lineage_target = "sagemaker"  # the ``target`` of a deployment's lineage Action
+
     def __init__(self, clients: Any, say: Callable[[str], None]) -> None:
         self.clients = clients
         self.deployer = SageMakerDeployer(clients, say)
@@ -51,6 +53,8 @@ class MultiModelTarget:
     """A rule with ``multi_model_endpoint``: the model named after the deployment on that MME.
     What serves is the model's pointer; an archive no pointer names (a deploy killed between the
     upload and the pointer) is deleted by ``clean``."""
+
+    lineage_target = _mme.LINEAGE_TARGET
 
     def __init__(self, clients: Any, say: Callable[[str], None]) -> None:
         self.clients = clients

@@ -27,6 +27,7 @@ from mlflow_plugins.deploy.config import parse
 from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
 MULTI_MODEL = "mlflow-sagemaker-ops:multi-model"
+LINEAGE_TARGET = "sagemaker-mme"  # the ``target`` property of a deployment's lineage Action
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 NOT_FOR_MME = ("serverless_config", "async_inference_config")
 _PREFIXES: dict[tuple[str, str], tuple[str, str]] = {}  # (region, endpoint) -> (bucket, prefix), for invoke
@@ -124,7 +125,8 @@ class MultiModelDeployer:
     # ---- the models on it -------------------------------------------------------------------
     def add_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> dict[str, Any]:
         _check_model_name(name)
-        bucket, prefix = self._prefix(endpoint)
+        current, _, container = self._live(endpoint)
+        bucket, prefix = _split(container["PrimaryContainer"]["ModelDataUrl"])
         before = self._pointer(bucket, prefix, name)
         if before is not None and not replace:
             raise ResourceConflict(kind=f"model on multi-model endpoint {endpoint}", name=name,
@@ -144,7 +146,9 @@ class MultiModelDeployer:
         if before is not None and before["target_model"] != target:  # only now: the pointer names the new archive
             self.s3.delete_object(Bucket=bucket, Key=prefix + before["target_model"])
         self.say(f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)")
-        return {**pointer, "endpoint": endpoint, "flavor": "python_function"}
+        # The endpoint's ARN and status, and the archive, are what lineage records of this deploy.
+        return {**pointer, "endpoint": endpoint, "flavor": "python_function", "endpoint_arn": current["EndpointArn"],
+                "status": current["EndpointStatus"], "model_s3_uri": uploaded.s3_uri}
 
     def delete_model(self, endpoint: str, name: str) -> None:
         bucket, prefix = self._prefix(endpoint)

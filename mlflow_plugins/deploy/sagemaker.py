@@ -83,7 +83,8 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
         self._pyfunc(flavor)
         if endpoint is not None:
             self._no_model_config(config, endpoint)
-            return self._multi_model().add_model(endpoint, name, model_uri)
+            mme = self._multi_model()
+            return _with_lineage(mme, mme.add_model(endpoint, name, model_uri), _mme.LINEAGE_TARGET)
         deployer = self._deployer(config)
         mode = target_config.parse(config)["mode"]
         if mode in ("replace", "add") and deployer.exists(name):  # MLflow's built-in meaning of mode
@@ -98,7 +99,8 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
             if model_uri is None:
                 raise InvalidValue(name="model URI (-m)", value=None, reason="an update on a multi-model endpoint replaces the model",
                                    allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
-            return self._multi_model().add_model(endpoint, name, model_uri, replace=True)
+            mme = self._multi_model()
+            return _with_lineage(mme, mme.add_model(endpoint, name, model_uri, replace=True), _mme.LINEAGE_TARGET)
         deployer = self._deployer(config)
         return _with_lineage(deployer, deployer.update(name, model_uri, {"mode": "replace", **(config or {})}))
 

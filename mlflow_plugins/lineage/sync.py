@@ -38,10 +38,10 @@ class LineageSync:
         self._edges: set[tuple[str, str, str]] = set()
         self._versions: dict[str, str] = {}  # model version identity -> Artifact ARN, synced in this run
 
-    def _ensure(self, entity: Entity) -> str:
+    def _ensure(self, entity: Entity, update: bool = True) -> str:
         """Each entity is read (and written if need be) once per sync."""
         if entity.name not in self.result.arns:
-            self.result.arns[entity.name] = self.writer.ensure(entity)
+            self.result.arns[entity.name] = self.writer.ensure(entity, update)
         return self.result.arns[entity.name]
 
     def _associate(self, source: str, destination: str, kind: str) -> None:
@@ -77,15 +77,23 @@ class LineageSync:
             if parent_name and parent_version:
                 parent_arn = self.sync_version(parent_name, parent_version)
                 self._associate(parent_arn, model_arn, "DerivedFrom")  # AWS: the destination is a modification of the source
-        for arn, target, archive in _deployments(mv) + ([deployed] if deployed else []):
+        if deployed:  # first: the status tags may already name this deployment, by its ARN only
+            arn, target, archive = deployed
             self.record_deployment(arn, model, model_arn, target, archive)
+        for arn, target, archive in _deployments(mv):
+            self.record_deployment(arn, model, model_arn, target, archive, recorded=True)
         self.result.versions.append(f"{name}/{version}")
         return model_arn
 
-    def record_deployment(self, resource_arn: str, model: Entity, model_arn: str, target: str, archive: str | None) -> str:
+    def record_deployment(self, resource_arn: str, model: Entity, model_arn: str, target: str, archive: str | None,
+                          recorded: bool = False) -> str:
         """A deployment Action: the Model ContributedTo it; it is AssociatedWith the endpoint's
-        own Context (SageMaker makes one per endpoint; for an ECS service the suite makes it)."""
-        action_arn = self._ensure(entities.deployment(resource_arn, model, target, archive))
+        own Context (SageMaker makes one per endpoint; for an ECS service the suite makes it).
+
+        ``recorded``: found in the version's status tags, which name only the ARN. The Action the
+        deploy itself wrote (with its target kind and archive) is then kept as it is, and only
+        made when missing."""
+        action_arn = self._ensure(entities.deployment(resource_arn, model, target, archive), update=not recorded)
         self._associate(model_arn, action_arn, "ContributedTo")
         context_arn = self._resource_context(resource_arn)
         if context_arn is not None:

@@ -36,7 +36,8 @@ class LineageWriter:
     def reads(self) -> int:
         return sum(n for op, n in self.calls.items() if not op.startswith(WRITES))
 
-    def ensure(self, entity: Entity) -> str:
+    def ensure(self, entity: Entity, update: bool = True) -> str:
+        """The entity's ARN, creating it when missing; ``update=False`` leaves an existing one as it is."""
         kind, sm = entity.kind, self.sagemaker
         wanted = entity.properties()
         live = self.describe(entity)
@@ -46,6 +47,8 @@ class LineageWriter:
             if entity.status is not None:
                 request["Status"] = entity.status
             return getattr(sm, f"create_{kind.lower()}")(**request)[f"{kind}Arn"]
+        if not update:
+            return live[f"{kind}Arn"]
         current = live.get("Properties") or {}
         changed_status = entity.status is not None and live.get("Status") != entity.status
         if current != wanted or changed_status:

@@ -49,6 +49,16 @@ def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, mode
     for name, uri in uris.items():
         cli("create", "-t", "sagemaker", "--endpoint", "fleet", "--name", name, "-m", uri)
 
+    # Each add wrote lineage: the endpoint's context has a deployment Action per model, each fed by
+    # its registered version.
+    sm = aws("sagemaker")
+    context = sm.list_contexts(SourceUri=created["endpoint_arn"])["ContextSummaries"][0]["ContextArn"]
+    upstream = sm.query_lineage(StartArns=[context], Direction="Ascendants", MaxDepth=2)["Vertices"]
+    actions = [sm.describe_action(ActionName=v["Arn"].split("/")[-1])["Properties"] for v in upstream if v.get("Type") == "ModelDeployment"]
+    assert sorted((a["model"], a["target"], a["s3_archive"].split("/")[-3]) for a in actions) == sorted(
+        (uri, "sagemaker-mme", name) for name, uri in uris.items())
+    assert sum(v.get("Type") == "Model" for v in upstream) == 3
+
     listed = cli("list", "-t", "sagemaker", "--endpoint", "fleet").stdout
     assert all(name in listed for name in uris)
     got = cli("get", "-t", "sagemaker", "--endpoint", "fleet", "--name", "churn-b").stdout

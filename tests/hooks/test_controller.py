@@ -228,6 +228,21 @@ def test_a_rule_on_a_multi_model_endpoint_adds_replaces_and_removes_its_model(re
     eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 on the MME", explain=controller.output)
     assert client.get_deployment(deployment, endpoint="fleet")["model_version"] == "2"
     assert registry.tags(model, "1", deployment)["status"] == "RETIRED"
+    # Lineage: each version's deployment Action says it went to an MME. A later `lineage sync`
+    # (which knows the deployment only by the endpoint ARN in the status tags) rewrites nothing.
+    eventually(lambda: registry.tags(model, "2", deployment).get("lineage") == "written", what="v2 lineage",
+               explain=controller.output)
+    sm = aws("sagemaker")
+    fleet_context = sm.list_contexts(SourceUri=registry.tags(model, "2", deployment)["arn"])["ContextSummaries"][0]["ContextArn"]
+    upstream = sm.query_lineage(StartArns=[fleet_context], Direction="Ascendants", MaxDepth=2)["Vertices"]
+    actions = [sm.describe_action(ActionName=v["Arn"].split("/")[-1]) for v in upstream if v.get("Type") == "ModelDeployment"]
+    assert sorted(a["Properties"]["model"] for a in actions) == [f"models:/{model}/1", f"models:/{model}/2"]
+    assert {a["Properties"]["target"] for a in actions} == {"sagemaker-mme"}
+    from mlflow_plugins.lineage.sync import LineageSync
+
+    resync = LineageSync(sm, registry.client(), tracking_uri=registry.url)
+    resync.sync_model(model)
+    assert (resync.writer.writes, resync.result.versions) == (0, [f"{model}/1", f"{model}/2"])
     registry.transition(model, "2", "Archived")
     eventually(status_is(registry, model, "2", deployment, "DELETED"), what="the model removed", explain=controller.output)
     assert client.list_deployments(endpoint="fleet") == []
