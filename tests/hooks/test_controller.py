@@ -95,16 +95,25 @@ def test_an_alias_set_through_a_webhook_deploys(plain_registry, controllers, aws
     assert log[0]["trigger"].startswith("webhook:alias-set:@champion")
 
 
-def test_with_neither_source_the_poller_deploys_and_the_leave_rule_deletes(plain_registry, controllers, aws):
+def test_with_neither_source_the_poller_deploys_and_the_leave_rule_deletes(plain_registry, controllers, aws, sandbox):
     registry = plain_registry
     model = registry.new_model(versions=1)
     deployment = f"{model}-poll"
+    # The first lineage write fails: the deploy still succeeds, the failure is reported, and a
+    # later pass writes the lineage without deploying again.
+    sandbox.control.add_fault("AddAssociation", kind="error", code="ValidationException", count=1, service="sagemaker")
     controller = controllers(policy_text(deployment, model, on_leave="delete"), registry, "--poll-seconds", "1")
     registry.transition(model, "1", "Production")
     eventually(status_is(registry, model, "1", deployment, "IN_SERVICE"), what="v1 IN_SERVICE by polling",
                explain=controller.output)
+    eventually(lambda: registry.tags(model, "1", deployment).get("lineage") == "written", what="lineage written on a later pass",
+               explain=controller.output)
+    assert f"{deployment}: lineage of version 1 failed: ClientError" in controller.output()
+    assert "ValidationException" in controller.output()
     log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
     assert log[0]["trigger"] == "poll"
+    assert [(e["action"], e["result"]) for e in log] == [("create", "started"), ("create", "succeeded")]
+    assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
 
     registry.transition(model, "1", "Archived")  # Production -> Archived: the leave rule applies
     eventually(status_is(registry, model, "1", deployment, "DELETED"), what="v1 DELETED", explain=controller.output)
