@@ -79,6 +79,8 @@ setup(
         # releases, so the version is pinned exactly.
         "moto[server]==5.2.5",
         "pyyaml>=6",
+        "requests>=2.31",  # imported directly (sandbox, ECS invoke, registry hooks, trial runs)
+        "urllib3>=2",
         # The serving runtime's HTTP server (see mlflow_plugins/serving/http.py).
         "httptools>=0.6",
         "uvloop>=0.19; sys_platform != 'win32'",

@@ -8,8 +8,8 @@ trial's parameters retrained and registered.
 * Storage is ``sqlite:///optuna.db`` (in the working directory) by default. With
   ``storage=postgresql+psycopg2://...``, ``n_workers`` threads, or separate ``mlflow run``
   invocations with the same ``study_name``, share one study.
-* Trial runs are made with ``MlflowClient`` under the parent run (``mlflow.parentRunId``), which is
-  safe from several threads, and written by a background thread when each trial ends.
+* Trial runs are nested under the parent run (``mlflow.parentRunId``) and written by a background
+  thread when each trial ends (:mod:`projects.trial_runs`: three REST calls per trial).
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any
 
 import mlflow
 import optuna
-from mlflow.entities import Metric, Param
 from sklearn.model_selection import train_test_split
 
 from projects import data as data_mod
-from projects import families, tracking
+from projects import families, tracking, trial_runs
 from projects import train as train_mod
 
 SPACES = {
@@ -67,9 +66,9 @@ class Objective:
     each trial is a nested MLflow run (without it, Optuna alone: the benchmark's baseline).
 
     A trial's run is written when the trial ends, by one background thread (create the run with
-    its start time and tags, one batch of params, metrics and tags, then its end), so the next
-    trial does not wait on the tracking server. :meth:`flush` waits for every write; a write that
-    failed raises there.
+    its start time and tags, one batch of params and metrics, then its end: :mod:`.trial_runs`),
+    so the next trial does not wait on the tracking server. :meth:`flush` waits for every write; a
+    write that failed raises there.
     """
 
     def __init__(self, family: str, task: str, train, valid, target: str, seed: int, report_every: int,
@@ -78,11 +77,7 @@ class Objective:
         self.train_x, self.train_y = train.drop(columns=[target]), train[target]
         self.valid_x, self.valid_y = valid.drop(columns=[target]), valid[target]
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
-        self.client = mlflow.MlflowClient() if parent_run_id else None
-        if parent_run_id:
-            # set_terminated() would otherwise fetch each trial's whole run back (GetRun) only to
-            # print its URL: a fourth, and the heaviest, call per trial.
-            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        self.runs = trial_runs.for_tracking_uri() if parent_run_id else None
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-runs") if parent_run_id else None
         self.writes: list[Future] = []
         # Threads of one trial: the cores shared among the workers (xgboost and rf use threads).
@@ -124,15 +119,9 @@ class Objective:
             return
         tags = {"mlflow.parentRunId": self.parent_run_id, "optuna.trial": str(trial.number),
                 "optuna.study": trial.study.study_name, "optuna.state": state, "project.entry_point": "tune"}
-        self.writes.append(self.writer.submit(self._write, trial.number, params, started, status, tags, metrics))
-
-    def _write(self, number: int, params: dict[str, Any], started: int, status: str, tags: dict[str, str],
-               metrics: dict[str, float]) -> None:
-        ended = int(time.time() * 1000)
-        run = self.client.create_run(self.experiment_id, start_time=started, run_name=f"trial-{number}", tags=tags)
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                              metrics=[Metric(k, v, ended, 0) for k, v in metrics.items()])
-        self.client.set_terminated(run.info.run_id, status, end_time=ended)
+        ended = int(time.time() * 1000)  # now, not when the writer gets to it
+        self.writes.append(self.writer.submit(self.runs.write, self.experiment_id, f"trial-{trial.number}", started, ended,
+                                              status, tags, params, metrics))
 
     def flush(self) -> None:
         """Wait for every trial's run to be written; raise the first failure."""

@@ -178,7 +178,9 @@ def test_with_basic_auth_too_the_event_names_the_signed_in_user(tmp_path, monkey
     from tests.hooks.conftest import start_registry
 
     password = "Adm1n-password-for-tests"
-    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "hooks-test-secret-key", "MLFLOW_AUTH_ADMIN_PASSWORD": password}
+    from tests.serving.conftest import basic_auth_env
+
+    env = basic_auth_env(tmp_path, password)
     reg = start_registry(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", app="registry-hooks-auth",
                          db=f"sqlite:///{tmp_path / 'hooks.db'}", env=env)
     try:

@@ -178,3 +178,14 @@ def mlflow_server(sklearn_model):
 
 def served_by(pattern: str, text: str) -> int:
     return int(re.search(pattern, text).group(1))
+
+
+def basic_auth_env(root: Path, password: str) -> dict[str, str]:
+    """Environment for ``mlflow server --app-name basic-auth`` (or an app on top of it) whose user
+    store is its own, under ``root``: MLflow's default is ``basic_auth.db`` in the working
+    directory, which every such server would share (with the first one's admin password)."""
+    config = root / "basic_auth.ini"
+    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'basic_auth.db'}\n"
+                      "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": f"secret-{root.name}"}
