@@ -165,7 +165,7 @@ class Reconciler:
         try:
             sync = LineageSync(clients("sagemaker"), self.registry.client)
             try:
-                sync.sync_version(rule.model, version, deployed=(arn, target.lineage_target, None))
+                sync.sync_version(rule.model, version, deployed=(arn, target.lineage_target, target.archive(rule)))
             finally:
                 sync.writer.close()
             outcome = "written"

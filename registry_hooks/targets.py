@@ -48,6 +48,11 @@ class SageMakerTarget:
     def delete(self, rule: Rule) -> None:
         self.deployer.delete(rule.endpoint, rule.config)
 
+    def archive(self, rule: Rule) -> str | None:
+        """The S3 archive the endpoint serves (for lineage)."""
+        described = self.deployer._describe(rule.endpoint)
+        return _live.serving_archive(self.deployer, described["EndpointConfigName"]) if described else None
+
 
 class MultiModelTarget:
     """A rule with ``multi_model_endpoint``: the model named after the deployment on that MME.
@@ -86,6 +91,13 @@ class MultiModelTarget:
 
     def delete(self, rule: Rule) -> None:
         self.mme.delete_model(rule.multi_model_endpoint, rule.name)
+
+    def archive(self, rule: Rule) -> str | None:
+        """The S3 archive the model's pointer names (for lineage)."""
+        model = self.mme._live(rule.multi_model_endpoint)[2]
+        prefix_uri = model["PrimaryContainer"]["ModelDataUrl"].rstrip("/") + "/"
+        pointer = self.mme._pointer(*_mme._split(prefix_uri), rule.name)
+        return prefix_uri + pointer["target_model"] if pointer else None
 
 
 class Targets:

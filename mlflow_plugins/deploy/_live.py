@@ -60,6 +60,20 @@ def observe(deployer: Any, name: str, cfg: dict[str, Any]) -> Live:
                 models=tuple(models_in(config)))
 
 
+def serving_archive(deployer: Any, config_name: str) -> str | None:
+    """The S3 archive (``ModelDataUrl``) of the model the config's first production variant
+    serves; None when the config or model is gone. What lineage records as the deployed archive."""
+    config = deployer._config_or_none(config_name)
+    models = models_in({"ProductionVariants": config["ProductionVariants"]}) if config else []
+    if not models:
+        return None
+    try:
+        model = deployer.sagemaker.describe_model(ModelName=models[0])
+    except deployer.sagemaker.exceptions.ClientError:
+        return None
+    return model.get("PrimaryContainer", {}).get("ModelDataUrl")
+
+
 def collect_orphans(deployer: Any, name: str, live: Live) -> list[str]:
     """Delete this endpoint's suite-made configs and models that ``live`` does not use; their names."""
     sagemaker = deployer.sagemaker

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import mlflow_plugins
-from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling, _invoke
+from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling, _invoke, _live
 from mlflow_plugins.deploy._progress import Progress, wait_delay
 from mlflow_plugins.deploy._origin import model_origin
 from mlflow_plugins.deploy._requests import (
@@ -288,6 +288,7 @@ class SageMakerDeployer:
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
             "shadow_variants": [v["VariantName"] for v in described.get("ShadowProductionVariants", [])],
             "model_uri": labels.get("mlflow-sagemaker-ops:model-uri"),
+            "model_s3_uri": _live.serving_archive(self, described["EndpointConfigName"]),
             "shadow_model_uri": labels.get(SHADOW_URI),
             "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
             "model_version": labels.get("mlflow-sagemaker-ops:model-version"),

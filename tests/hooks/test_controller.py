@@ -41,6 +41,10 @@ def test_stage_transition_through_the_ui_path_deploys_and_writes_tags_back(regis
     context = sm.list_contexts(SourceUri=tags["arn"])["ContextSummaries"][0]["ContextArn"]
     upstream = sm.query_lineage(StartArns=[context], Direction="Ascendants", MaxDepth=10)["Vertices"]
     assert {"ModelDeployment", "Model", "ModelTraining"} <= {v.get("Type") for v in upstream}
+    (action,) = [v["Arn"].split("/")[-1] for v in upstream if v.get("Type") == "ModelDeployment"]
+    served = sm.describe_endpoint_config(EndpointConfigName=sm.describe_endpoint(EndpointName=deployment)["EndpointConfigName"])
+    archive = sm.describe_model(ModelName=served["ProductionVariants"][0]["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+    assert sm.describe_action(ActionName=action)["Properties"]["s3_archive"] == archive
 
     registry.transition(model, "2", "Production")  # archives v1
     eventually(status_is(registry, model, "2", deployment, "IN_SERVICE"), what="v2 IN_SERVICE", explain=controller.output)
@@ -249,6 +253,8 @@ def test_a_rule_on_a_multi_model_endpoint_adds_replaces_and_removes_its_model(re
     actions = [sm.describe_action(ActionName=v["Arn"].split("/")[-1]) for v in upstream if v.get("Type") == "ModelDeployment"]
     assert sorted(a["Properties"]["model"] for a in actions) == [f"models:/{model}/1", f"models:/{model}/2"]
     assert {a["Properties"]["target"] for a in actions} == {"sagemaker-mme"}
+    v2_action = next(a["Properties"] for a in actions if a["Properties"]["model"].endswith("/2"))
+    assert v2_action["s3_archive"].endswith("/" + client.get_deployment(deployment, endpoint="fleet")["target_model"])
     from mlflow_plugins.lineage.sync import LineageSync
 
     resync = LineageSync(sm, registry.client(), tracking_uri=registry.url)

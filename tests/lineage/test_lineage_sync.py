@@ -74,6 +74,12 @@ def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
     deployed = get_deploy_client("sagemaker").create_deployment(
         "churn-ep", f"models:/{name}/{v2}", config={"execution_role_arn": EXECUTION_ROLE_ARN})
     assert deployed["lineage"] == "written"  # the target mirrors a registered version by itself
+    served = sm.describe_endpoint_config(EndpointConfigName=deployed["endpoint_config"])["ProductionVariants"][0]["ModelName"]
+    archive = sm.describe_model(ModelName=served)["PrimaryContainer"]["ModelDataUrl"]
+    assert deployed["model_s3_uri"] == archive
+    (action,) = sm.list_actions(ActionType="ModelDeployment")["ActionSummaries"]
+    properties = sm.describe_action(ActionName=action["ActionName"])["Properties"]
+    assert (properties["target"], properties["s3_archive"], properties["model"]) == ("sagemaker", archive, f"models:/{name}/{v2}")
 
     start = show.start_for_endpoint(sm, "churn-ep")
     types, found = _ascendants(sm, start)
