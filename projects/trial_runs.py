@@ -26,7 +26,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 
-
 class TrialRuns(Protocol):
     def write(self, experiment_id: str, run_name: str, started: int, ended: int, status: str, tags: dict[str, str],
               params: dict[str, Any], metrics: dict[str, float]) -> str:

@@ -63,12 +63,12 @@ def observe(deployer: Any, name: str, cfg: dict[str, Any]) -> Live:
 def serving_archive(deployer: Any, config_name: str) -> str | None:
     """The S3 archive (``ModelDataUrl``) of the model the config's first production variant
     serves; None when the config or model is gone. What lineage records as the deployed archive."""
-    config = deployer._config_or_none(config_name)
-    models = models_in({"ProductionVariants": config["ProductionVariants"]}) if config else []
-    if not models:
+    config = deployer._config_or_none(config_name) or {}
+    served = next((v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")), None)
+    if served is None:
         return None
     try:
-        model = deployer.sagemaker.describe_model(ModelName=models[0])
+        model = deployer.sagemaker.describe_model(ModelName=served)
     except deployer.sagemaker.exceptions.ClientError:
         return None
     return model.get("PrimaryContainer", {}).get("ModelDataUrl")
