@@ -49,7 +49,7 @@ class ClientTrialRuns:
 
 
 class RestTrialRuns:
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, creds: Any = None) -> None:
         from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
                                                   MLFLOW_HTTP_REQUEST_TIMEOUT)
         from mlflow.tracking.request_header.registry import resolve_request_headers
@@ -57,7 +57,7 @@ class RestTrialRuns:
         from mlflow.utils.workspace_context import get_request_workspace
         from mlflow.utils.workspace_utils import WORKSPACE_HEADER_NAME
 
-        creds = get_default_host_creds(tracking_uri)
+        creds = creds or get_default_host_creds(tracking_uri)
         self.base = f"{creds.host.rstrip('/')}/api/2.0/mlflow/runs/"
         self.timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
         # MLflow's own retry policy for its REST calls: 429 and 5xx, with backoff, POST included.
@@ -79,16 +79,6 @@ class RestTrialRuns:
             self.session.verify = creds.server_cert_path
         if creds.client_cert_path:
             self.session.cert = creds.client_cert_path
-
-    @staticmethod
-    def handles(tracking_uri: str) -> bool:
-        """A plain HTTP(S) tracking server, without request signing or an auth plugin."""
-        if not tracking_uri.startswith(("http://", "https://")):
-            return False
-        from mlflow.utils.credentials import get_default_host_creds
-
-        creds = get_default_host_creds(tracking_uri)
-        return not (creds.aws_sigv4 or creds.auth or creds.use_databricks_sdk or creds.client_secret)
 
     def _post(self, call: str, body: dict[str, Any]) -> dict[str, Any]:
         reply = self.session.post(self.base + call, json=body, timeout=self.timeout)
@@ -112,5 +102,14 @@ class RestTrialRuns:
 
 
 def for_tracking_uri(tracking_uri: str | None = None) -> TrialRuns:
+    """:class:`RestTrialRuns` for a plain HTTP(S) tracking server (no request signing, auth plugin
+    or Databricks SDK), else :class:`ClientTrialRuns`."""
+    from mlflow.utils.credentials import get_default_host_creds
+
     uri = tracking_uri or mlflow.get_tracking_uri()
-    return RestTrialRuns(uri) if RestTrialRuns.handles(uri) else ClientTrialRuns(uri)
+    if not uri.startswith(("http://", "https://")):
+        return ClientTrialRuns(uri)
+    creds = get_default_host_creds(uri)
+    if creds.aws_sigv4 or creds.auth or creds.use_databricks_sdk or creds.client_secret:
+        return ClientTrialRuns(uri)
+    return RestTrialRuns(uri, creds)

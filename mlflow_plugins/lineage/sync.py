@@ -37,6 +37,7 @@ class LineageSync:
         self.result = Synced()
         self._edges: set[tuple[str, str, str]] = set()
         self._versions: dict[str, str] = {}  # model version identity -> Artifact ARN, synced in this run
+        self._contexts: dict[str, str | None] = {}  # endpoint or service ARN -> its Context's ARN
 
     def _ensure(self, entity: Entity, update: bool = True) -> str:
         """Each entity is read (and written if need be) once per sync."""
@@ -101,6 +102,11 @@ class LineageSync:
         return action_arn
 
     def _resource_context(self, resource_arn: str) -> str | None:
+        if resource_arn not in self._contexts:
+            self._contexts[resource_arn] = self._find_context(resource_arn)
+        return self._contexts[resource_arn]
+
+    def _find_context(self, resource_arn: str) -> str | None:
         found = self.sagemaker.list_contexts(SourceUri=resource_arn)["ContextSummaries"]
         if found:
             return found[0]["ContextArn"]
