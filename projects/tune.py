@@ -7,7 +7,8 @@ trial's parameters retrained and registered.
   median pruner stops the unpromising ones; their runs end KILLED with ``optuna.state=PRUNED``.
 * Storage is ``sqlite:///optuna.db`` (in the working directory) by default. With
   ``storage=postgresql+psycopg2://...``, ``n_workers`` threads, or separate ``mlflow run``
-  invocations with the same ``study_name``, share one study.
+  invocations with the same ``study_name``, share one study. Workers that start together on a
+  fresh database are safe: the storage's tables are created under a lock (:mod:`.study_storage`).
 * Trial runs are nested under the parent run (``mlflow.parentRunId``) and written by a background
   thread when each trial ends (:mod:`projects.trial_runs`: three REST calls per trial).
 """
@@ -26,7 +27,7 @@ import optuna
 from sklearn.model_selection import train_test_split
 
 from projects import data as data_mod
-from projects import families, tracking, trial_runs
+from projects import families, study_storage, tracking, trial_runs
 from projects import train as train_mod
 
 SPACES = {
@@ -149,8 +150,8 @@ class _Reporter:
 
 
 def study(name: str, storage: str, seed: int) -> optuna.Study:
-    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction="maximize",
-                               sampler=optuna.samplers.TPESampler(seed=seed),
+    return optuna.create_study(study_name=name, storage=study_storage.open_storage(storage), load_if_exists=True,
+                               direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20))
 
 
