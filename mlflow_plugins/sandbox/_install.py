@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from mlflow_plugins.sandbox import _ecs
+from mlflow_plugins.sandbox import _autoscaling, _ecs
 from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api, _runtime_api
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 
@@ -24,6 +25,7 @@ def install() -> None:
     _add_tags_overwrites()
     _scalable_targets_have_a_role()
     _alarms.install()
+    _autoscaling.install()
     _ecs.install()
     _runtime_api.install()
     _installed = True
@@ -64,11 +66,17 @@ def _add_tags_overwrites() -> None:
 
 
 def _tag_lineage_entities() -> None:
-    """Let moto's AddTags/ListTags/DeleteTags find lineage entities by ARN."""
+    """Let moto's AddTags/ListTags/DeleteTags find lineage entities by ARN, and answer a
+    ValidationException for an ARN of nothing (moto fails with a 500 there)."""
     original = SageMakerModelBackend._get_resource_from_arn
 
     def get_resource(self: SageMakerModelBackend, arn: str) -> Any:
         entity = store_for(self).entities.get(arn)
-        return entity if entity is not None else original(self, arn)
+        found = entity if entity is not None else original(self, arn)
+        if found is None:
+            raise ValidationError(f"Could not find the resource {arn}: no SageMaker resource has that ARN in "
+                                  f"account {self.account_id}, region {self.region_name}. Check the ARN (Describe* "
+                                  "returns it) and that the resource was not deleted.")
+        return found
 
     SageMakerModelBackend._get_resource_from_arn = get_resource  # type: ignore[method-assign]

@@ -2,7 +2,7 @@
 
 * CreateModel / CreateEndpointConfig / CreateEndpoint reject a name that exists, as AWS does
   (moto overwrites); CreateModel keeps EnableNetworkIsolation; CreateEndpointConfig keeps
-  ShadowProductionVariants.
+  ShadowProductionVariants and rejects a variant name used twice (production and shadow together).
 * Endpoints have a lifecycle (:mod:`._rollout`): Creating -> InService | Failed, Updating,
   RollingBack, Deleting.
 * UpdateEndpoint (absent from moto) with blue/green, rolling and auto-rollback.
@@ -66,6 +66,7 @@ def create_endpoint_config(response: BaseResponse) -> ActionResult:
     if name in backend.endpoint_configs:
         raise already_exists("endpoint configuration", "endpoint-config", name, backend)
     shadows = params.get("ShadowProductionVariants") or []
+    _require_unique_variant_names(params["ProductionVariants"] + shadows)
     backend.validate_production_variants(shadows)
     config = backend.create_endpoint_config(
         endpoint_config_name=name,
@@ -78,6 +79,15 @@ def create_endpoint_config(response: BaseResponse) -> ActionResult:
     if shadows:
         config.shadow_production_variants = shadows
     return ActionResult({"EndpointConfigArn": config.endpoint_config_arn})
+
+
+def _require_unique_variant_names(variants: list[dict[str, Any]]) -> None:
+    names = [v["VariantName"] for v in variants]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValidationError(f"Variant names must be unique within an endpoint configuration, production and "
+                              f"shadow variants together: {', '.join(repeated)} appear(s) more than once in "
+                              f"{names}. Give each variant its own name.")
 
 
 def describe_endpoint_config(response: BaseResponse) -> ActionResult:

@@ -4,6 +4,11 @@ Follows the API reference (CreateArtifact, DescribeAction, ListContexts, AddAsso
 The three entity kinds differ only in field names (``ArtifactArn`` / ``ActionArn`` /
 ``ContextArn``, ...) and a few members, so one :class:`Entity` serves all three.
 
+Names are unique per entity type in an account and Region, as botocore's documentation of
+``ArtifactName``, ``ActionName`` and ``ContextName`` says: a second Create with a taken name is a
+``ValidationException`` naming the entity that holds it; an UpdateArtifact that renames onto a taken
+name is the ``ConflictException`` UpdateArtifact declares. Artifacts without a name are unconstrained.
+
 Where the sandbox chooses and AWS's reference is silent:
 * AddAssociation of a pair that already exists succeeds and changes nothing.
 * Deleting an entity also deletes its associations.
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
+from moto.sagemaker.exceptions import ConflictException, ResourceNotFound, ValidationError
 from moto.sagemaker.utils import arn_formatter
 
 from mlflow_plugins.sandbox.sagemaker._endpoint import utcnow
@@ -105,6 +110,11 @@ class LineageStore:
                **fields: Any) -> Entity:
         _check_properties(fields.get("properties") or {})
         if kind == "Artifact":
+            taken = self.named("Artifact", name)
+            if taken is not None:
+                raise ValidationError(f'Cannot create already existing artifact "{taken.arn}": the name {name!r} is '
+                                      "taken (artifact names are unique in an account and Region). Describe or "
+                                      "update that artifact, or choose another name.")
             arn = self._arn(kind, _artifact_id(self.account, source))
         else:
             arn = self._arn(kind, name or "")
@@ -123,8 +133,18 @@ class LineageStore:
             raise ResourceNotFound(f"{kind} {key} does not exist.")
         return entity
 
+    def named(self, kind: str, name: str | None) -> Entity | None:
+        """The entity of ``kind`` called ``name`` (``None`` for no name, or none so called)."""
+        if not name:
+            return None
+        return next((e for e in self.entities.values() if e.kind == kind and e.name == name), None)
+
     def update(self, entity: Entity, properties: dict[str, str] | None,
                remove: list[str] | None, **fields: Any) -> Entity:
+        taken = self.named(entity.kind, fields.get("name"))
+        if taken is not None and taken is not entity:
+            raise ConflictException(f"Cannot rename {entity.arn} to {fields['name']!r}: {taken.arn} has that name "
+                                    "(artifact names are unique in an account and Region). Choose another name.")
         merged = {**entity.properties, **(properties or {})}
         for key in remove or []:
             merged.pop(key, None)

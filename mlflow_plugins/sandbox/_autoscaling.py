@@ -1,0 +1,88 @@
+"""Application Auto Scaling, as the API reference states it, where moto differs.
+
+* DeregisterScalableTarget, PutScalingPolicy and PutScheduledAction on a scalable target that is
+  not registered answer ``ObjectNotFoundException`` ("For any operation that depends on the
+  existence of a scalable target, this exception is thrown if the scalable target with the
+  specified service namespace, resource ID, and scalable dimension does not exist"); moto answers
+  a ValidationException for the first and accepts the others.
+* RegisterScalableTarget for a SageMaker variant needs the endpoint and its variant to exist
+  (moto checks ECS services only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+from moto.core.exceptions import JsonRESTError
+
+SAGEMAKER = "sagemaker"
+SAGEMAKER_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+class ObjectNotFound(JsonRESTError):
+    def __init__(self, namespace: str, resource_id: str, dimension: str, operation: str) -> None:
+        super().__init__("ObjectNotFoundException", (
+            f"No scalable target is registered for service namespace {namespace}, resource ID {resource_id}, "
+            f"scalable dimension {dimension}, so {operation} cannot act on it. Call RegisterScalableTarget first "
+            "(DescribeScalableTargets lists the registered ones)."))
+
+
+class NoSuchVariant(JsonRESTError):
+    def __init__(self, resource_id: str, why: str) -> None:
+        super().__init__("ValidationException", (
+            f"Cannot register {resource_id} as a scalable target: {why}. The resource ID must be "
+            "endpoint/<endpoint name>/variant/<variant name> of an existing endpoint (DescribeEndpoint lists "
+            "its ProductionVariants)."))
+
+
+def install() -> None:
+    if getattr(ApplicationAutoscalingBackend, "_sandbox_installed", False):
+        return
+    _needs_a_target("deregister_scalable_target", "DeregisterScalableTarget", 0, 1, 2)
+    _needs_a_target("put_scaling_policy", "PutScalingPolicy", 1, 2, 3)
+    _needs_a_target("put_scheduled_action", "PutScheduledAction", 0, 4, 5)
+    _register_checks_the_variant()
+    ApplicationAutoscalingBackend._sandbox_installed = True  # type: ignore[attr-defined]
+
+
+def _needs_a_target(method: str, operation: str, namespace_at: int, resource_at: int, dimension_at: int) -> None:
+    original = getattr(ApplicationAutoscalingBackend, method)
+
+    def checked(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
+        names = list(original.__code__.co_varnames[1:original.__code__.co_argcount])
+        values = dict(zip(names, args), **kwargs)
+        namespace, resource_id, dimension = (values[names[i]] for i in (namespace_at, resource_at, dimension_at))
+        if not self._scalable_target_exists(resource_id, dimension):
+            raise ObjectNotFound(namespace, resource_id, dimension, operation)
+        return original(self, *args, **kwargs)
+
+    setattr(ApplicationAutoscalingBackend, method, checked)
+
+
+def _register_checks_the_variant() -> None:
+    original = ApplicationAutoscalingBackend.register_scalable_target
+
+    def register(self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str,
+                 min_capacity: Any, max_capacity: Any, role_arn: Any, suspended_state: Any) -> Any:
+        if namespace == SAGEMAKER and dimension == SAGEMAKER_DIMENSION:
+            _variant(self.account_id, self.region_name, r_id)
+        return original(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn, suspended_state)
+
+    ApplicationAutoscalingBackend.register_scalable_target = register  # type: ignore[method-assign]
+
+
+def _variant(account: str, region: str, resource_id: str) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    parts = resource_id.split("/")
+    if len(parts) != 4 or parts[0] != "endpoint" or parts[2] != "variant":
+        raise NoSuchVariant(resource_id, "it is not of the form endpoint/<name>/variant/<name>")
+    endpoint = sagemaker_backends[account][region].endpoints.get(parts[1])
+    if endpoint is None:
+        raise NoSuchVariant(resource_id, f"endpoint {parts[1]} does not exist")
+    fleet = getattr(endpoint, "live", None) or getattr(endpoint, "pending", None)
+    variant = fleet.variant(parts[3]) if fleet is not None else None
+    if variant is None:
+        raise NoSuchVariant(resource_id, f"endpoint {parts[1]} has no production variant {parts[3]}")
+    return variant
