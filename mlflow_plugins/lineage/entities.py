@@ -17,6 +17,12 @@ Context (the one SageMaker creates for every endpoint).
 
 Each entity's name comes from its identity (tracking server and MLflow id), so a sync finds what an
 earlier one wrote by name: no state is kept anywhere else.
+
+No credential is written (:mod:`mlflow_plugins.secrets`): the tracking server's URI and every
+source URI are stripped of user-info and credential query parameters before they become an
+identity (so a rotated password names the same entities), a ``SourceUri`` or a property; params
+and other values whose names or values look like secrets are left out, and ``mlflow.withheld``
+counts them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_plugins import secrets
 from mlflow_plugins.lineage import limits
 
 RUN_STATUS = {"FINISHED": "Completed", "FAILED": "Failed", "RUNNING": "InProgress", "KILLED": "Stopped", "SCHEDULED": "InProgress"}
@@ -46,7 +53,7 @@ class Entity:
         return limits.entity_name(self.label, self.identity)
 
     def source(self) -> dict[str, Any]:
-        uri, _ = limits.source_uri(self.uri)
+        uri, _ = limits.source_uri(secrets.strip_uri(self.uri))
         source: dict[str, Any] = {"SourceUri": uri}
         if self.kind == "Artifact" and self.source_id:
             source["SourceTypes"] = [{"SourceIdType": "Custom", "Value": limits.fit(self.source_id, 256)}]
@@ -55,11 +62,20 @@ class Entity:
         return source
 
     def properties(self) -> dict[str, str]:
-        _, kept = limits.source_uri(self.uri)
-        return limits.properties(self.kind, {**kept, **self.values}, pinned=("source_uri", "mlflow.kind"))
+        _, kept = limits.source_uri(secrets.strip_uri(self.uri))
+        values, withheld = secrets.public({**kept, **self.values})
+        if withheld:
+            values["mlflow.withheld"] = str(withheld)  # how many values that look like secrets were left out
+        return limits.properties(self.kind, values, pinned=("source_uri", "mlflow.kind", "mlflow.withheld"))
+
+
+def server(tracking_uri: str) -> str:
+    """The tracking server as identities and properties name it: no credentials, no trailing slash."""
+    return secrets.strip_uri(tracking_uri).rstrip("/")
 
 
 def experiment(tracking: str, experiment: Any) -> Entity:
+    tracking = server(tracking)
     return Entity("Context", "MLflowExperiment", f"exp-{experiment.name}", f"{tracking}|experiment|{experiment.experiment_id}",
                   f"{tracking}/#/experiments/{experiment.experiment_id}",
                   {"mlflow.kind": "experiment", "name": experiment.name, "experiment_id": experiment.experiment_id},
@@ -67,11 +83,13 @@ def experiment(tracking: str, experiment: Any) -> Entity:
 
 
 def registered_model(tracking: str, name: str) -> Entity:
+    tracking = server(tracking)
     return Entity("Context", "MLflowRegisteredModel", f"rm-{name}", f"{tracking}|registered-model|{name}",
                   f"{tracking}/#/models/{name}", {"mlflow.kind": "registered_model", "name": name}, source_id=name)
 
 
 def run(tracking: str, run: Any) -> Entity:
+    tracking = server(tracking)
     tags = run.data.tags
     values = {"mlflow.kind": "run", "run_id": run.info.run_id, "run_name": run.info.run_name or "",
               "code_version": tags.get("mlflow.source.git.commit", ""), "source_name": tags.get("mlflow.source.name", ""),
@@ -88,7 +106,7 @@ def dataset(dataset_input: Any) -> Entity:
         source = json.loads(data.source)
     except (TypeError, ValueError):
         source = {}
-    uri = source.get("uri") or source.get("url") or source.get("path") or data.source or data.name
+    uri = secrets.strip_uri(str(source.get("uri") or source.get("url") or source.get("path") or data.source or data.name))
     context = next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "")
     return Entity("Artifact", "DataSet", f"data-{data.name}", f"dataset|{data.digest}|{uri}", str(uri),
                   {"mlflow.kind": "dataset", "name": data.name, "digest": data.digest, "source_type": data.source_type,
@@ -96,6 +114,7 @@ def dataset(dataset_input: Any) -> Entity:
 
 
 def model_version(tracking: str, version: Any) -> Entity:
+    tracking = server(tracking)
     return Entity("Artifact", "Model", f"mv-{version.name}-{version.version}", f"{tracking}|model-version|{version.name}|{version.version}",
                   f"models:/{version.name}/{version.version}",
                   {"mlflow.kind": "model_version", "registered_model": version.name, "version": str(version.version),

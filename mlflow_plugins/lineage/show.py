@@ -28,7 +28,7 @@ def start_for_endpoint(sagemaker: Any, endpoint: str) -> str:
 def start_for_version(sagemaker: Any, tracking: str, name: str, version: str) -> str:
     from mlflow_plugins.lineage.writer import LineageWriter
 
-    probe = entities.Entity("Artifact", "Model", f"mv-{name}-{version}", f"{tracking.rstrip('/')}|model-version|{name}|{version}",
+    probe = entities.Entity("Artifact", "Model", f"mv-{name}-{version}", f"{entities.server(tracking)}|model-version|{name}|{version}",
                             f"models:/{name}/{version}")
     writer = LineageWriter(sagemaker)
     try:

@@ -30,8 +30,9 @@ class LineageSync:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.tracking = (tracking_uri or mlflow.get_tracking_uri()).rstrip("/")
-        self.client = mlflow_client or MlflowClient(self.tracking)
+        uri = tracking_uri or mlflow.get_tracking_uri()
+        self.tracking = entities.server(uri)  # identities: the server without credentials (a rotated password changes nothing)
+        self.client = mlflow_client or MlflowClient(uri)
         self.writer = LineageWriter(sagemaker)
         self.sagemaker = sagemaker
         self.result = Synced()
