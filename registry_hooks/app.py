@@ -10,32 +10,35 @@ change anyway.
 
 ``--app-name registry-hooks-auth`` is the same on top of MLflow's ``basic-auth`` app, for servers
 that need both.
+
+Both serve the Deployments page at ``/registry-hooks/deployments`` (with a link on MLflow's UI) and
+refuse anyone but the controller a write of the ``deploy.*`` tags (:mod:`registry_hooks.page`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask, request
 
+from registry_hooks import page
+from registry_hooks.page import state
+
 log = logging.getLogger(__name__)
-WAKE_ENV = "MLFLOW_REGISTRY_HOOKS_WAKE_URLS"
+WAKE_ENV = state.WAKE_ENV
 ROUTES = {
     ("POST", "model-versions/transition-stage"): "transition",
     ("POST", "registered-models/alias"): "alias-set",
     ("DELETE", "registered-models/alias"): "alias-deleted",
 }
-_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="registry-hooks")
-_store = None
 
 
 def create_app(app: Flask | None = None) -> Any:
     app = _flask_app(app)
     app.after_request(_record_after)
+    page.install(app)
     return _served(app)
 
 
@@ -45,7 +48,9 @@ def create_app_with_auth(app: Flask | None = None) -> Any:
 
     app = _flask_app(app)
     app.after_request(_record_after)
-    return auth.create_app(app)
+    served = auth.create_app(app)
+    page.install(app, auth=True)  # after basic-auth's own hooks: a request is signed in before the guard reads it
+    return served
 
 
 def _flask_app(app: Flask | None) -> Flask:
@@ -73,7 +78,8 @@ def event_of(method: str, path: str, body: dict[str, Any]) -> tuple[str, dict[st
         if method == route_method and path.rstrip("/").endswith(f"/mlflow/{suffix}") and "/2.0/" in path:
             version = body.get("version")
             target = body.get("stage") if kind == "transition" else f"@{body.get('alias')}"
-            return kind, {"model": body.get("name"), "version": str(version) if version is not None else None, "target": target}
+            version = str(version) if version is not None else None
+            return kind, {"model": body.get("name"), "version": version, "target": target}
     return None
 
 
@@ -84,7 +90,7 @@ def _record_after(response: Any) -> Any:
             if found is not None:
                 kind, fields = found
                 user = request.authorization.username if request.authorization else None
-                _pool.submit(_record, kind, fields, user)
+                state.pool.submit(_record, kind, fields, user)
     except Exception:  # never break the request
         log.exception("registry-hooks: could not read the request")
     return response
@@ -98,23 +104,8 @@ def _body() -> dict[str, Any]:
 
 
 def _record(kind: str, fields: dict[str, Any], user: str | None) -> None:
-    global _store
     try:
-        from registry_hooks.store import DB_ENV, DEFAULT_URL, Store
-
-        if _store is None:
-            _store = Store(os.environ.get(DB_ENV, DEFAULT_URL))
-        _store.record_event("app", kind, fields["model"], fields["version"], fields["target"], user)
+        state.hooks_store().record_event("app", kind, fields["model"], fields["version"], fields["target"], user)
     except Exception:
         log.exception("registry-hooks: could not record %s %s", kind, json.dumps(fields))
-    _wake()
-
-
-def _wake() -> None:
-    import requests
-
-    for url in filter(None, (u.strip() for u in os.environ.get(WAKE_ENV, "").split(","))):
-        try:
-            requests.post(f"{url.rstrip('/')}/wake", timeout=2)
-        except requests.RequestException as error:
-            log.warning("registry-hooks: could not wake the controller at %s (%s); its poller will find the change", url, error)
+    state.wake_now()

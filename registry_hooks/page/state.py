@@ -1,0 +1,59 @@
+"""What the app plugin shares inside the MLflow server: the controller's database, MLflow's own
+registry store, and the wake-up of the controllers.
+
+The hooks database is ``MLFLOW_REGISTRY_HOOKS_DB`` (default ``sqlite:///registry-hooks.db``), opened
+once per server process. The controllers at ``MLFLOW_REGISTRY_HOOKS_WAKE_URLS`` (comma separated)
+are woken on a background thread: a request never waits for them, and a controller that is away
+finds the change at its next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+WAKE_ENV = "MLFLOW_REGISTRY_HOOKS_WAKE_URLS"
+pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="registry-hooks")
+_lock = threading.Lock()
+_store = None
+
+
+def hooks_store() -> Any:
+    """The controller's database (:class:`registry_hooks.store.Store`), opened at first use."""
+    global _store
+    with _lock:
+        if _store is None:
+            from registry_hooks.store import DB_ENV, DEFAULT_URL, Store
+
+            _store = Store(os.environ.get(DB_ENV, DEFAULT_URL))
+        return _store
+
+
+def registry_store() -> Any:
+    """The MLflow server's own model registry store (read in-process, no HTTP, no auth)."""
+    from mlflow.server.handlers import _get_model_registry_store
+
+    return _get_model_registry_store()
+
+
+def wake_controllers() -> None:
+    """Wake every controller, on the background pool."""
+    pool.submit(wake_now)
+
+
+def wake_now() -> None:
+    import requests
+
+    for url in filter(None, (u.strip() for u in os.environ.get(WAKE_ENV, "").split(","))):
+        try:
+            requests.post(f"{url.rstrip('/')}/wake", timeout=2)
+        except requests.RequestException as error:
+            log.warning("registry-hooks: could not wake the controller at %s (%s); its poller will find the change",
+                        url, error)
+
+
+__all__ = ["WAKE_ENV", "hooks_store", "pool", "registry_store", "wake_controllers", "wake_now"]
