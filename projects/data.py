@@ -11,6 +11,10 @@
   (options: ``weeks`` as ``A-B`` or ``N``, ``total`` weeks of the scenario (8), ``rows`` per week
   (2000), ``seed`` (7), ``new_route_week``). Its label column is ``delayed``.
 
+The target (label column) defaults to the source's own: ``target`` for ``sklearn:NAME``,
+``delayed`` for the scenario and for files that have a ``delayed`` column (the scenario's weeks
+written by the command below). Any other file needs its target named.
+
 Bad data fails with the column and the reason: a missing target, a target with nulls, an
 all-null or constant feature column.
 
@@ -32,6 +36,7 @@ SKLEARN = {
     "breast_cancer": "load_breast_cancer", "wine": "load_wine", "iris": "load_iris",
     "diabetes": "load_diabetes", "digits": "load_digits", "california_housing": "fetch_california_housing",
 }
+SKLEARN_TARGET = "target"  # the label column of every sklearn:NAME frame
 
 
 class DataError(ValueError):
@@ -57,13 +62,25 @@ class Dataset:
         return self.frame[self.target]
 
 
-def load(data: str, target: str) -> Dataset:
-    """The data at ``data``, checked against ``target``."""
+def load(data: str, target: str = "") -> Dataset:
+    """The data at ``data``, checked against ``target`` (empty: the source's own label)."""
     frame = read(data)
-    if data.startswith("sklearn:") and target == "":
-        target = "target"
+    target = target or default_target(data, frame)
     check(frame, target, data)
     return Dataset(frame, target, data)
+
+
+def default_target(data: str, frame: pd.DataFrame) -> str:
+    """The label column the source itself names: ``target`` for ``sklearn:NAME``, ``delayed`` for
+    the scenario (generated, or its weeks written to files)."""
+    from projects import scenario
+
+    if data.startswith("sklearn:"):
+        return SKLEARN_TARGET
+    if data.startswith("scenario:") or scenario.TARGET in frame.columns:
+        return scenario.TARGET
+    raise DataError("(target)", f"{data} does not say which column is the label (columns: "
+                    f"{', '.join(map(str, frame.columns))})", "Pass -P target=<label column>.")
 
 
 def read(data: str) -> pd.DataFrame:
@@ -102,7 +119,7 @@ def _sklearn(name: str) -> pd.DataFrame:
         raise DataError("(source)", f"sklearn:{name} is not a known dataset",
                         f"Use one of: {', '.join('sklearn:' + n for n in SKLEARN)}.")
     bunch = getattr(sklearn.datasets, SKLEARN[name])(as_frame=True)
-    return bunch.frame.rename(columns={bunch.target.name: "target"}) if bunch.target.name != "target" else bunch.frame
+    return bunch.frame.rename(columns={bunch.target.name: SKLEARN_TARGET})
 
 
 def _scenario(data: str) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import argparse
 import mlflow
 import pandas as pd
 
+from projects import cli, families, tracking
 from projects import data as data_mod
-from projects import families, tracking
 
 STAGES = ("Staging", "Production", "Archived", "None")
 
@@ -102,7 +102,7 @@ def _promote(client: mlflow.MlflowClient, version, promote_to: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(parser().parse_args(argv))
+    cli.main(parser(), run, argv)
 
 
 if __name__ == "__main__":

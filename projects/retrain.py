@@ -30,8 +30,8 @@ import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from projects import cli, families, tracking
 from projects import data as data_mod
-from projects import families, tracking
 from projects import train as train_mod
 
 STRATEGIES = ("incremental", "rehearsal", "full")
@@ -124,7 +124,7 @@ def _compare(task: str, parent, child, old_test: pd.DataFrame, new_test: pd.Data
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(parser().parse_args(argv))
+    cli.main(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
-
 SETTINGS = ("data", "target", "task", "family", "test_size", "seed")
 
 

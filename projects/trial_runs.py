@@ -50,8 +50,11 @@ class ClientTrialRuns:
 
 class RestTrialRuns:
     def __init__(self, tracking_uri: str, creds: Any = None) -> None:
-        from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-                                                  MLFLOW_HTTP_REQUEST_TIMEOUT)
+        from mlflow.environment_variables import (
+            MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+            MLFLOW_HTTP_REQUEST_TIMEOUT,
+        )
         from mlflow.tracking.request_header.registry import resolve_request_headers
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.workspace_context import get_request_workspace

@@ -26,8 +26,8 @@ import mlflow
 import optuna
 from sklearn.model_selection import train_test_split
 
+from projects import cli, families, study_storage, tracking, trial_runs
 from projects import data as data_mod
-from projects import families, study_storage, tracking, trial_runs
 from projects import train as train_mod
 
 SPACES = {
@@ -49,7 +49,8 @@ SPACES = {
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.tune", description=__doc__.splitlines()[0])
     p.add_argument("--data", default=data_mod.DEFAULT, help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
-    p.add_argument("--target", default="delayed")
+    p.add_argument("--target", default="", help="the label column (default: the source's own: target for "
+                   "sklearn:NAME, delayed for the scenario)")
     p.add_argument("--family", default="xgboost", choices=families.FAMILIES)
     p.add_argument("--n-trials", type=int, default=20, help="trials this invocation runs (over all its workers)")
     p.add_argument("--n-workers", type=int, default=1, help="threads running trials of the study at once")
@@ -157,20 +158,21 @@ def study(name: str, storage: str, seed: int) -> optuna.Study:
 
 def run(args: argparse.Namespace) -> str:
     dataset = data_mod.load(args.data, args.target)
+    target = dataset.target
     task = families.task_of(dataset.label)
     train, test = train_mod.split(dataset, args.test_size, args.seed, task)
     fit_part, valid = train_test_split(train, test_size=0.25, random_state=args.seed,
-                                       stratify=train[args.target] if task != "regression" else None)
+                                       stratify=train[target] if task != "regression" else None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     the_study = study(args.study_name, args.storage, args.seed)
     with mlflow.start_run() as parent:
         mlflow.set_tags({"project.entry_point": "tune", "optuna.study": args.study_name})
-        tracking.record_settings(data=args.data, target=args.target, task=task, family=args.family,
+        tracking.record_settings(data=args.data, target=target, task=task, family=args.family,
                                  test_size=args.test_size, seed=args.seed)
-        tracking.log_params({"data": args.data, "target": args.target, "family": args.family, "task": task,
+        tracking.log_params({"data": args.data, "target": target, "family": args.family, "task": task,
                              "n_trials": args.n_trials, "n_workers": args.n_workers, "study_name": args.study_name,
                              "storage": _redacted(args.storage), "test_size": args.test_size, "seed": args.seed})
-        objective = Objective(args.family, task, fit_part, valid, args.target, args.seed, args.report_every,
+        objective = Objective(args.family, task, fit_part, valid, target, args.seed, args.report_every,
                               parent.info.experiment_id, parent.info.run_id, args.n_workers)
         started = time.perf_counter()
         try:
@@ -181,16 +183,16 @@ def run(args: argparse.Namespace) -> str:
         states = [t.state for t in the_study.trials]
         best = the_study.best_trial
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        pipeline, _ = train_mod.fit(args.family, task, train, args.target, best.params, args.seed)
-        scores = families.score(task, pipeline, test.drop(columns=[args.target]), test[args.target])
+        pipeline, _ = train_mod.fit(args.family, task, train, target, best.params, args.seed)
+        scores = families.score(task, pipeline, test.drop(columns=[target]), test[target])
         mlflow.log_metrics({"best_val_score": best.value, **{f"test_{k}": v for k, v in scores.items()},
                             "trials_complete": states.count(optuna.trial.TrialState.COMPLETE),
                             "trials_pruned": states.count(optuna.trial.TrialState.PRUNED), "tune_seconds": seconds})
         mlflow.log_dict({"best_trial": best.number, "params": best.params, "value": best.value}, "best_trial.json")
-        tracking.log_dataset(train, args.data, args.target, "train", "training")
+        tracking.log_dataset(train, args.data, target, "train", "training")
         tracking.log_frame(test, "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(train, args.target, 5000, args.seed, task), "replay/train_sample.parquet")
-        info = tracking.log_pipeline(pipeline, train.drop(columns=[args.target]), args.registered_model)
+        tracking.log_frame(families.stratified_sample(train, target, 5000, args.seed, task), "replay/train_sample.parquet")
+        info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)
         print(f"tune: {len(the_study.trials)} trials in study {args.study_name} "
               f"({states.count(optuna.trial.TrialState.PRUNED)} pruned); best #{best.number} val {best.value:.4f}: "
               f"{json.dumps(best.params)}; test_score {scores['score']:.4f}"
@@ -208,7 +210,7 @@ def _redacted(storage: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(parser().parse_args(argv))
+    cli.main(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,25 @@ def test_data_is_read_from_s3_through_boto3(aws, tmp_path):
     assert loaded.frame.equals(week)
     with pytest.raises(Exception, match="NoSuchKey"):
         data.load("s3://training-data/truck/missing.parquet", "delayed")
+
+
+def test_a_source_that_knows_its_label_uses_it_by_default(tmp_path):
+    assert data.load("sklearn:breast_cancer").target == "target"
+    assert data.load("scenario:truck-delay?weeks=0&rows=50").target == "delayed"
+    scenario.week(0, 8, rows=50).to_csv(tmp_path / "week.csv", index=False)
+    assert data.load(str(tmp_path / "week.csv")).target == "delayed"  # the scenario's weeks, written to a file
+    frame().to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(data.DataError, match=r"other.csv does not say which column is the label \(columns: a, b, y\)"
+                                             r"\. Pass -P target=<label column>\."):
+        data.load(str(tmp_path / "other.csv"))
+    assert data.load(str(tmp_path / "other.csv"), "y").target == "y"
+
+
+@pytest.mark.parametrize("module", ["train", "tune"])
+def test_a_data_error_ends_with_its_one_line_message_and_no_traceback(module):
+    done = subprocess.run([sys.executable, "-m", f"projects.{module}", "--data", "sklearn:nope"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"python -m projects.{module}: error: column '(source)': sklearn:nope is not a known dataset. "
+        f"Use one of: {', '.join('sklearn:' + n for n in data.SKLEARN)}."]

@@ -107,6 +107,14 @@ def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
         optuna.delete_study(study_name=study_name, storage=POSTGRES)
 
 
+def test_train_on_a_dataset_that_knows_its_label(tracking, experiment):
+    """No ``target``: sklearn:NAME's own label column (``target``), not the scenario's."""
+    mlflow_run(tracking, "train", experiment, data="sklearn:breast_cancer", family="sgd")
+    (run,) = runs_of(experiment)
+    assert run.data.tags["project.target"] == "target" and run.data.params["task"] == "binary"
+    assert run.data.metrics["test_roc_auc"] > 0.9
+
+
 @pytest.fixture
 def base_model(tracking, experiment):
     """Version 1 of a new registered model, trained in-process (the train entry point itself is

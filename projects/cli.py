@@ -1,0 +1,22 @@
+"""How an entry point ends on a user's mistake (bad data, a model version that does not exist, an
+update its model cannot take): the error's one-line message on stderr, exit status 1, no traceback.
+Anything else is a defect and keeps its traceback."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from projects import data, families, tracking
+
+USER_ERRORS = (data.DataError, families.IncrementalError, tracking.NoSuchVersion)
+
+
+def main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> Any:
+    """``run`` on the parsed ``argv``; a user error exits as ``<prog>: error: <message>``."""
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        raise SystemExit(f"{parser.prog}: error: {error}") from None
