@@ -5,19 +5,29 @@ full pass over every rule runs anyway. After a wake-up the loop waits ``settle_s
 burst of registry changes becomes one pass. A deployment is never run by two threads at once:
 one that is asked for while running is run once more when it finishes (and across replicas the
 lease serializes it).
+
+The policy can be replaced while the controller runs (:meth:`Controller.reload`: on SIGHUP, or
+when :meth:`Controller.watch` sees the file change). A new policy that does not load is refused
+with the reason, and the last good one keeps running; a rule that is gone leaves its endpoint as
+it is (delete it by hand, or set ``on_leave: delete`` and move the version out before removing it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from registry_hooks.policy import Policy, Rule
 from registry_hooks.reconcile import Leases, Reconciler
 from registry_hooks.store import Store
+
+
+WATCH_SECONDS = 1.0  # how often the policy file's size and time are compared (a stat, no read)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,65 @@ class Controller:
         self._wanted: set[str] | None = set()  # model names to look at; None: every rule
         self._retries: dict[str, float] = {}
         self._cursor = store.last_event_id()
+        self._reload_asked = threading.Event()
+
+    # ---- the policy ------------------------------------------------------------------------
+    def reload(self, load: Callable[[], Policy], why: str) -> bool:
+        """Replace the policy with ``load()``; when that fails, keep the current one and say why."""
+        current = self.policy
+        try:
+            fresh = load()
+        except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, the last good policy runs on
+            message = (f"policy {current.file} not reloaded ({why}): {error}; still running the last good policy "
+                       f"({len(current.rules)} deployment(s)). Fix the file; it is read again when it changes or on SIGHUP.")
+            self.say(message)
+            self._audit("reload-refused", message)
+            return False
+        old, new = {r.name: r for r in current.rules}, {r.name: r for r in fresh.rules}
+        if old == new:
+            self.say(f"policy {fresh.file} reloaded ({why}): no deployment changed")
+            return True
+        changes = [f"{label}: {', '.join(names)}" for label, names in (
+            ("added", sorted(new.keys() - old.keys())), ("changed", sorted(n for n in old.keys() & new.keys() if old[n] != new[n])),
+            ("removed (their endpoints are left as they are)", sorted(old.keys() - new.keys()))) if names]
+        with self._lock:
+            self.policy = fresh
+        message = f"policy {fresh.file} reloaded ({why}): {len(fresh.rules)} deployment(s); {'; '.join(changes)}"
+        self.say(message)
+        self._audit("reloaded", message)
+        self.wake(None)
+        return True
+
+    def ask_reload(self) -> None:
+        """Reload at once (from a signal handler: it only sets an event)."""
+        self._reload_asked.set()
+
+    def watch(self, path: str, load: Callable[[], Policy]) -> threading.Thread:
+        """Reload the policy on :meth:`ask_reload` (SIGHUP) and when the file's content changes."""
+        thread = threading.Thread(target=self._watch, args=(Path(path), load), name="hooks-policy-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def _watch(self, path: Path, load: Callable[[], Policy]) -> None:
+        seen, digest = _stat(path), _digest(path)
+        while not self.stopping.is_set():
+            asked = self._reload_asked.wait(WATCH_SECONDS)
+            self._reload_asked.clear()
+            if self.stopping.is_set():
+                return
+            now = _stat(path)
+            if not asked and now == seen:
+                continue
+            seen, content = now, _digest(path)
+            if asked or content != digest:
+                digest = content
+                self.reload(load, "SIGHUP" if asked else "the file changed")
+
+    def _audit(self, result: str, message: str) -> None:
+        try:
+            self.store.log("policy", result, message=message, replica=self.leases.owner)
+        except Exception:  # noqa: BLE001 - the database is away; the line the controller said is the record
+            pass
 
     # ---- wake-ups --------------------------------------------------------------------------
     def wake(self, models: set[str] | None = None) -> None:
@@ -53,6 +122,7 @@ class Controller:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._reload_asked.set()  # the watcher, if any, sees the stop at once
         self._woken.set()
         self.pool.shutdown(wait=True)
 
@@ -131,3 +201,18 @@ class Controller:
                 self.leases.heartbeat()
             except Exception as error:  # the database is away: the leases expire, fencing stops us
                 self.say(f"lease heartbeat failed: {error}")
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size, found.st_ino
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -8,12 +8,15 @@ heartbeat. Lease times are the replicas' own clocks: keep them in sync (NTP), as
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+
+from mlflow_plugins import secrets
 
 DEFAULT_URL = "sqlite:///registry-hooks.db"
 DB_ENV = "MLFLOW_REGISTRY_HOOKS_DB"
@@ -74,18 +77,58 @@ class Row:
     lease_until: float
 
 
+class StoreError(Exception):
+    """The state cannot be opened: a one-line message that names the URL (without its password)
+    and says what to do."""
+
+
 class Store:
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    """``create=False`` opens existing state only (commands that read it must not make it): a
+    missing sqlite file or missing tables raise :class:`StoreError` and nothing is created."""
+
+    def __init__(self, url: str = DEFAULT_URL, create: bool = True) -> None:
         self.url = url
+        try:
+            parsed = sa.engine.make_url(url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise StoreError(f"--db {secrets.strip_uri(url)!r} is not a database URL. Allowed: sqlite:///file.db, or "
+                             "postgresql+psycopg2://user@host:5432/db for replicas. Pass another --db "
+                             f"(env {DB_ENV}).") from None
+        self.shown = parsed.render_as_string(hide_password=True)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and not create and parsed.database not in (None, "", ":memory:") and not os.path.exists(parsed.database):
+            raise self.missing(f"the file {parsed.database} does not exist")
         args: dict[str, Any] = {"future": True}
-        if url.startswith("sqlite"):
+        if sqlite:
             args["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             args.update(pool_pre_ping=True, pool_size=4, max_overflow=4)
-        self.engine = sa.create_engine(url, **args)
-        if url.startswith("sqlite"):
+        try:
+            self.engine = sa.create_engine(url, **args)
+        except (sa.exc.ArgumentError, ImportError) as error:
+            raise StoreError(f"--db {self.shown}: {error}. Allowed: sqlite:///file.db, or "
+                             "postgresql+psycopg2://user@host:5432/db (pip install 'mlflow-sagemaker-ops[postgres]').") from None
+        if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        _create_tables(self.engine)
+        try:
+            if create:
+                _create_tables(self.engine)
+            elif not sa.inspect(self.engine).has_table(audit.name):
+                raise self.missing("it has no registry-hooks tables")
+        except sa.exc.DBAPIError as error:
+            self.engine.dispose()
+            raise self.unreachable(error) from None
+
+    def missing(self, why: str) -> StoreError:
+        return StoreError(f"no registry-hooks state at {self.shown}: {why}. Pass the controller's --db (env {DB_ENV}); "
+                          "`mlflow-sagemaker-ops hooks run` creates it.")
+
+    def unreachable(self, error: BaseException) -> StoreError:
+        """A one-line :class:`StoreError` for a database error (the driver's first line, redacted)."""
+        cause = getattr(error, "orig", None) or error
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        return StoreError(f"cannot use the registry-hooks database {self.shown}: {secrets.redact(first)}. Check --db "
+                          f"(env {DB_ENV}) and that the database is up and reachable.")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -132,6 +175,8 @@ class Store:
 
     def update(self, name: str, owner: str, **values: Any) -> None:
         """Change the deployment's row, only while ``owner`` holds its lease (fencing)."""
+        if values.get("message"):
+            values["message"] = secrets.redact(values["message"])
         with self.engine.begin() as db:
             changed = db.execute(deployments.update().where(deployments.c.name == name, deployments.c.lease_owner == owner)
                                  .values(updated_at=time.time(), **values))
@@ -179,6 +224,8 @@ class Store:
     # ---- audit ---------------------------------------------------------------------------
     def log(self, action: str, result: str, deployment: str | None = None, version: str | None = None,
             trigger: str | None = None, actor: str | None = None, message: str | None = None, replica: str | None = None) -> None:
+        """An audit row; its message and trigger are redacted (:func:`mlflow_plugins.secrets.redact`)."""
+        message, trigger = (secrets.redact(message) if message else message), (secrets.redact(trigger) if trigger else trigger)
         with self.engine.begin() as db:
             db.execute(audit.insert().values(at=time.time(), deployment=deployment, action=action, version=version,
                                              trigger=trigger, actor=actor, result=result, message=message, replica=replica))
