@@ -4,13 +4,22 @@ Why not uvicorn: the runtime needs no ASGI machinery per request, and uvicorn's 
 adds about 48 ms per keep-alive request here (uvicorn issue 3149: small responses wait on Nagle's
 algorithm). Every accepted connection gets ``TCP_NODELAY``.
 
-Requests are handed to the app in batches: every request that arrived while the worker was busy
-is queued, and the queue is drained once per event-loop iteration through
-``app.handle_batch(requests) -> responses``. A lone request is handled at once; under load the
-app can predict queued requests together (see :mod:`.app`). Responses go back in arrival order,
-so pipelined requests on one connection are answered in order. It supports keep-alive,
-pipelining, chunked request bodies and ``Expect: 100-continue``; a body over the limit is
-refused with 413 before it is read.
+The event loop never waits for a model. It runs in its own thread and only reads, parses and
+writes; each request goes to one of three lanes that the app chooses (:meth:`App.lane`):
+
+* ``NOW``: answered on the loop at once (``/ping``, listings). Nothing that can wait on a model.
+* ``WORK``: predictions. Queued for the process's main thread, which takes *everything queued*
+  each time it is free and hands it to ``app.handle_batch(requests) -> responses``, so requests
+  that arrived while it was busy, on any connection, fresh or kept alive, are predicted together
+  where the app allows it. The main thread is where the per-request deadline (SIGALRM) works.
+* ``ADMIN``: slow management calls (a multi-model load or unload) on one helper thread, so they
+  neither block the loop nor wait behind predictions.
+
+Responses on one connection go back in request order, whatever lane answered first, so pipelined
+requests are answered in order. A connection with many unanswered requests stops being read
+until they are answered (back-pressure instead of an unbounded queue). It supports keep-alive,
+pipelining, chunked request bodies and ``Expect: 100-continue``; a body over the limit is refused
+with 413 before it is read.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
@@ -28,6 +40,8 @@ import httptools
 from mlflow_plugins.errors import PayloadTooLarge
 
 log = logging.getLogger(__name__)
+NOW, WORK, ADMIN = "now", "work", "admin"
+MAX_UNANSWERED = 32  # per connection, before it is no longer read
 
 
 @dataclass
@@ -48,33 +62,97 @@ class Response:
 
 
 class App(Protocol):
+    def lane(self, request: Request) -> str:
+        """``NOW``, ``WORK`` or ``ADMIN``: where the request is handled (see the module doc)."""
+
+    def handle(self, request: Request) -> Response:
+        """One response for a ``NOW`` or ``ADMIN`` request; must not raise."""
+
     def handle_batch(self, requests: list[Request]) -> list[Response]:
-        """One response per request, in order; must not raise."""
+        """One response per ``WORK`` request, in order; must not raise."""
+
+
+class WorkQueue:
+    """Requests for the main thread: it takes all that are queued at once."""
+
+    def __init__(self) -> None:
+        self._items: deque = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._closed = False
+
+    def put(self, item: object) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def take_all(self) -> list | None:
+        """Everything queued (waiting for at least one); ``None`` once closed and empty."""
+        with self._ready:
+            while not self._items and not self._closed:
+                self._ready.wait()
+            items = list(self._items)
+            self._items.clear()
+            return items or None
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+
+class _Slot:
+    """A place in a connection's response order."""
+
+    __slots__ = ("response", "keep_alive")
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.response: Response | None = None
+        self.keep_alive = keep_alive
 
 
 class Dispatcher:
-    """The worker's queue of parsed requests, drained once per event-loop iteration."""
+    """Routes parsed requests to their lane and delivers the answers (on the loop thread)."""
 
-    def __init__(self, app: App, on_error: Callable[[Exception], Response]) -> None:
+    def __init__(self, app: App, on_error: Callable[[Exception], Response], work: WorkQueue,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
         self.on_error = on_error
-        self.pending: list[tuple[HttpProtocol, Request, bool]] = []
-        self.scheduled = False
+        self.work = work
+        self.loop = loop
+        self.admin = ThreadPoolExecutor(1, thread_name_prefix="admin")
 
-    def submit(self, protocol: HttpProtocol, request: Request, keep_alive: bool) -> None:
-        self.pending.append((protocol, request, keep_alive))
-        if not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.drain)
-
-    def drain(self) -> None:
-        batch, self.pending, self.scheduled = self.pending, [], False
+    def submit(self, protocol: HttpProtocol, request: Request, slot: _Slot) -> None:
         try:
-            responses = self.app.handle_batch([request for _, request, _ in batch])
+            lane = self.app.lane(request)
+            if lane == NOW:
+                protocol.deliver(slot, self.app.handle(request))
+            elif lane == ADMIN:
+                future = self.loop.run_in_executor(self.admin, self.app.handle, request)
+                future.add_done_callback(lambda done: protocol.deliver(slot, self._result(done)))
+            else:
+                self.work.put((protocol, request, slot))
         except Exception as error:  # the app maps known errors; this is the last resort
-            responses = [self.on_error(error)] * len(batch)
-        for (protocol, _, keep_alive), response in zip(batch, responses):
-            protocol.send(response, keep_alive)
+            protocol.deliver(slot, self.on_error(error))
+
+    def _result(self, future: asyncio.Future) -> Response:
+        error = future.exception()
+        return self.on_error(error) if error is not None else future.result()
+
+    def run_work(self, items: list) -> None:
+        """In the main thread: one ``handle_batch`` over everything that was queued."""
+        try:
+            responses = self.app.handle_batch([request for _, request, _ in items])
+        except Exception as error:
+            responses = [self.on_error(error)] * len(items)
+        try:
+            self.loop.call_soon_threadsafe(self._deliver_all, items, responses)
+        except RuntimeError:  # the loop has stopped: the server is shutting down
+            log.info("dropped %d answers: the server is stopping", len(items))
+
+    @staticmethod
+    def _deliver_all(items: list, responses: list[Response]) -> None:
+        for (protocol, _, slot), response in zip(items, responses):
+            protocol.deliver(slot, response)
 
 
 def _head(status: int, response: Response, keep_alive: bool) -> bytes:
@@ -94,7 +172,7 @@ def _head(status: int, response: Response, keep_alive: bool) -> bytes:
 
 
 class HttpProtocol(asyncio.Protocol):
-    """One connection: parse requests, call the handler, write responses in order."""
+    """One connection: parse requests, dispatch them, write responses in request order."""
 
     def __init__(self, dispatcher: Dispatcher, max_body: int) -> None:
         self.dispatcher = dispatcher
@@ -102,6 +180,9 @@ class HttpProtocol(asyncio.Protocol):
         self.on_error = dispatcher.on_error
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.slots: deque[_Slot] = deque()
+        self.paused = False
+        self.closed = False
         self._reset()
 
     def _reset(self) -> None:
@@ -118,14 +199,22 @@ class HttpProtocol(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.send(Response(400, b'{"message": "Upgrade is not supported"}'), keep_alive=False)
+            self._fail(Response(400, b'{"message": "Upgrade is not supported"}'))
         except httptools.HttpParserError as error:
             body = f'{{"error_code": "BAD_REQUEST", "message": "Malformed HTTP request: {error}"}}'
-            self.send(Response(400, body.encode()), keep_alive=False)
+            self._fail(Response(400, body.encode()))
+
+    def _fail(self, response: Response) -> None:
+        slot = _Slot(keep_alive=False)
+        self.slots.append(slot)
+        self.deliver(slot, response)
 
     # httptools callbacks
     def on_url(self, url: bytes) -> None:
@@ -154,7 +243,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self.parser.should_keep_alive()
         if self.refused is not None:
-            self.send(self.on_error(self.refused), keep_alive=False)
+            refused = self.refused
+            self._reset()
+            self._fail(self.on_error(refused))
             return
         parsed = httptools.parse_url(self.url)
         request = Request(
@@ -165,20 +256,45 @@ class HttpProtocol(asyncio.Protocol):
             body=b"".join(self.body),
         )
         self._reset()
-        self.dispatcher.submit(self, request, keep_alive)
+        slot = _Slot(keep_alive)
+        self.slots.append(slot)
+        if len(self.slots) >= MAX_UNANSWERED and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self.dispatcher.submit(self, request, slot)
 
-    def send(self, response: Response, keep_alive: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
+    def deliver(self, slot: _Slot, response: Response) -> None:
+        """Answer ``slot``, then write every answered response at the head of the order."""
+        slot.response = response
+        while self.slots and self.slots[0].response is not None:
+            ready = self.slots.popleft()
+            if not self._write(ready.response, ready.keep_alive):
+                self.slots.clear()
+                return
+        if self.paused and len(self.slots) < MAX_UNANSWERED // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _write(self, response: Response, keep_alive: bool) -> bool:
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
         self.transport.write(_head(response.status, response, keep_alive) + response.body)
         if not keep_alive:
             self.transport.close()
+            return False
+        return True
 
 
-async def serve_forever(sock: socket.socket, app: App, max_body: int,
-                        on_error: Callable[[Exception], Response], stop: asyncio.Event) -> None:
+async def serve_forever(sock: socket.socket, dispatcher: Dispatcher, max_body: int, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    dispatcher = Dispatcher(app, on_error)
     server = await loop.create_server(lambda: HttpProtocol(dispatcher, max_body), sock=sock, backlog=2048)
-    async with server:
-        await stop.wait()
+    started = getattr(dispatcher.app, "on_loop_start", None)
+    if started is not None:
+        await started()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        stopped = getattr(dispatcher.app, "on_loop_stop", None)
+        if stopped is not None:
+            await stopped()

@@ -1,9 +1,12 @@
 """One loaded MLflow pyfunc model, and invocations against it, one by one or batched.
 
 The signature is enforced by pyfunc's ``predict`` itself, exactly as MLflow does it. An error that
-MLflow raises for the input (a missing column, a wrong type) is a 400 naming the column; anything
-else the model raises is a 500 whose message names only the exception's type, while the traceback
-goes to the server log.
+MLflow raises for the input (a missing column, a wrong type) is a 400 naming the column. When the
+model itself raises, the input is checked for the client mistakes a model cannot score: no rows,
+or another number of columns than the model takes (its signature, or ``n_features_in_`` of a
+scikit-learn-style model); those are 400 too, as in MLflow. Anything else the model raises is a
+500 (a server failure, which SageMaker counts in ``Invocation5XXErrors``) whose message names only
+the exception's type, while the traceback goes to the server log.
 
 Batching: scikit-learn and gradient-boosting models predict each row on its own, and most of a
 call's cost is fixed (2.6 ms for 1 row or 100 rows for a scikit-learn pipeline here), so requests
@@ -54,6 +57,7 @@ class ServedModel:
         self.takes_params = "params" in inspect.signature(self.pyfunc.predict).parameters
         self.size_bytes = directory_bytes(self.path)
         self.row_wise = bool(ROW_WISE_FLAVORS & set(self.metadata.flavors))
+        self.columns = _expected_columns(self.pyfunc, self.schema)
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         try:
@@ -68,8 +72,38 @@ class ServedModel:
         except PredictionTimeout:
             raise
         except Exception as error:
+            mistake = self._client_mistake(data)
+            if mistake is not None:
+                log.info("model %s refused the input: %s (%s: %s)", self.path, mistake, type(error).__name__, error)
+                raise BadRequest(detail=mistake) from None
             log.exception("model %s failed", self.path)
             raise ModelFailure(kind=type(error).__name__) from None
+
+    def _client_mistake(self, data: Any) -> str | None:
+        shape = getattr(data, "shape", None)
+        if not shape:
+            return None
+        if shape[0] == 0:
+            return "The input has no rows. Send at least one row."
+        if self.columns is not None and len(shape) == 2 and shape[1] != self.columns:
+            return (f"The input has {shape[1]} columns; the model takes {self.columns}. "
+                    f"Send rows of exactly {self.columns} values.")
+        return None
+
+
+def _expected_columns(pyfunc: Any, schema: Any) -> int | None:
+    """How many columns the model takes, where it says so."""
+    if schema is not None and schema.has_input_names():
+        return None  # MLflow's schema enforcement matches columns by name (extra ones are ignored)
+    if schema is not None and schema.is_tensor_spec() and len(schema.inputs) == 1:
+        shape = schema.inputs[0].shape
+        return shape[-1] if len(shape) == 2 and shape[-1] > 0 else None
+    try:
+        raw = pyfunc.get_raw_model()
+    except Exception:  # flavors without a raw model
+        return None
+    count = getattr(raw, "n_features_in_", None)
+    return int(count) if isinstance(count, (int, np.integer)) else None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow_plugins.serving.app import error_response
-from mlflow_plugins.serving.http import App, serve_forever
+from mlflow_plugins.serving.http import App, Dispatcher, WorkQueue, serve_forever
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +107,56 @@ def _supervise(listener: Listener, port: int, app: App) -> None:
 
 
 def _serve(sock: socket.socket, app: App, max_body: int, until: threading.Event | None = None) -> None:
-    """Serve ``app`` on ``sock`` until ``until`` is set; SIGTERM or SIGINT end the process."""
-    try:
-        import uvloop
+    """Serve ``app`` on ``sock`` until ``until`` is set; SIGTERM or SIGINT end the process.
 
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
+    The event loop runs in a thread of its own; this (main) thread runs the predictions, so the
+    loop answers ``/ping`` while a model predicts, and SIGALRM deadlines still reach the model.
+    Every thread has ended when this returns (a parent forks its workers next).
+    """
+    loop = _new_loop()
     stop = asyncio.Event()
+    work = WorkQueue()
+    dispatcher = Dispatcher(app, error_response, work, loop)
     signalled = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: (signalled.append(True), stop.set()))
+
+    def on_signal(*_: object) -> None:
+        signalled.append(True)
+        loop.call_soon_threadsafe(stop.set)
+
+    def run_loop() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve_forever(sock, dispatcher, max_body, stop))
+        except Exception:
+            log.exception("the HTTP loop failed")
+        finally:
+            loop.close()
+            work.close()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    http = threading.Thread(target=run_loop, name="http", daemon=True)
+    http.start()
     if until is not None:
         threading.Thread(target=lambda: (until.wait(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
     try:
-        loop.run_until_complete(serve_forever(sock, app, max_body, error_response, stop))
+        while (items := work.take_all()) is not None:
+            dispatcher.run_work(items)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        loop.close()
+        http.join()
+        dispatcher.admin.shutdown(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if signalled:
         raise SystemExit(0)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
 
 
 def _die_with_parent() -> None:

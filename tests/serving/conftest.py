@@ -54,20 +54,33 @@ def save_sklearn_model(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def save_pyfunc_model(path: Path, cls_name: str) -> Path:
+def model_classes():
+    """tests/serving/pyfunc_models.py imported under the top-level name that ``code_paths`` gives
+    it in the server, so pickled classes refer to "pyfunc_models", not "tests.serving.pyfunc_models"."""
     import importlib
 
-    import mlflow.pyfunc
-
-    # Import the module under the top-level name that code_paths gives it in the server, so the
-    # pickled class refers to "pyfunc_models", not "tests.serving.pyfunc_models".
     sys.path.insert(0, str(HERE))
     try:
-        pyfunc_models = importlib.import_module("pyfunc_models")
+        return importlib.import_module("pyfunc_models")
     finally:
         sys.path.remove(str(HERE))
-    model = getattr(pyfunc_models, cls_name)()
-    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")])
+
+
+def save_pyfunc_model(path: Path, cls_name: str, *args, signature=None) -> Path:
+    import mlflow.pyfunc
+
+    model = getattr(model_classes(), cls_name)(*args)
+    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")],
+                             signature=signature)
+    return path
+
+
+def save_gated_sklearn_model(path: Path) -> Path:
+    """A scikit-learn flavored (so batched) model whose predictions a test can hold: GatedDoubler."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(model_classes().GatedDoubler(), str(path), code_paths=[str(HERE / "pyfunc_models.py")],
+                              serialization_format="cloudpickle")
     return path
 
 
