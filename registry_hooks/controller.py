@@ -68,6 +68,7 @@ class Controller:
         old, new = {r.name: r for r in current.rules}, {r.name: r for r in fresh.rules}
         if old == new:
             self.say(f"policy {fresh.file} reloaded ({why}): no deployment changed")
+            self.wake(None)  # a reload is also a full pass
             return True
         changes = [f"{label}: {', '.join(names)}" for label, names in (
             ("added", sorted(new.keys() - old.keys())), ("changed", sorted(n for n in old.keys() & new.keys() if old[n] != new[n])),

@@ -189,18 +189,23 @@ class ReceiverApp:
 
     def _body(self, request: Request) -> bytes:
         """The whole body, within the size limit and the read timeout (chunked bodies too)."""
-        request.max_content_length = self.max_bytes
+        request.max_content_length = self.max_bytes  # a larger Content-Length is refused before reading
         try:
-            body = request.get_data(cache=True)
+            body = _read(request.stream, self.max_bytes + 1)  # a chunked body (no Content-Length) stops at the limit
         except RequestEntityTooLarge:
-            raise Refused(413, f"the body ({request.content_length or 'chunked, more than that'} bytes) exceeds "
-                               f"the {self.max_bytes}-byte limit") from None
-        except (TimeoutError, OSError):
+            body = b"x" * (self.max_bytes + 1)
+        except TimeoutError:
             raise Refused(408, "the body did not arrive within the read timeout") from None
+        except OSError as error:  # werkzeug's dechunker on a malformed (or cut-off) chunk
+            _in_time(request.environ)
+            raise Refused(400, f"the body could not be read: {error}") from None
         finally:
             done = request.environ.get(READ_DONE)
             if done is not None:
                 done()
+        if len(body) > self.max_bytes:
+            raise Refused(413, f"the body ({request.content_length or 'chunked, more than that'} bytes) exceeds "
+                               f"the {self.max_bytes}-byte limit")
         _in_time(request.environ)
         if request.content_length is not None and len(body) < request.content_length:
             raise Refused(408, f"the body ended after {len(body)} of {request.content_length} bytes "
@@ -250,6 +255,18 @@ class ReceiverApp:
         raise Refused(401, f"POST /wake needs {accepted}")
 
 
+def _read(stream: Any, most: int) -> bytes:
+    """Up to ``most`` bytes (a raw stream, like the dechunker, may return fewer per read)."""
+    parts, size = [], 0
+    while size < most:
+        part = stream.read(most - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -276,8 +293,8 @@ def _in_time(environ: dict[str, Any]) -> None:
 
 class _Handler(WSGIRequestHandler):
     """One request per connection (HTTP/1.0 replies), with a socket timeout for every read and a
-    deadline for the whole request to arrive: at the deadline the reading side is shut down, so a
-    client that trickles bytes is cut off too."""
+    deadline for the whole request to arrive, counted from when it was accepted: at the deadline
+    the reading side is shut down, so a client that trickles bytes is cut off too."""
 
     protocol_version = "HTTP/1.0"
     timeout = READ_TIMEOUT  # set per server by Receiver
@@ -285,7 +302,8 @@ class _Handler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._cut_off = threading.Event()
-        self._deadline = threading.Timer(self.timeout, self._cut)
+        accepted = getattr(self.server.accepted, "at", None) or time.monotonic()  # the wait for a worker counts too
+        self._deadline = threading.Timer(max(accepted + self.timeout - time.monotonic(), 0.0), self._cut)
         self._deadline.daemon = True
         self._deadline.start()
 
@@ -329,15 +347,17 @@ class BoundedServer(BaseWSGIServer):
             listener.close()  # the server holds its own duplicate
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hooks-receiver")
         self.slots = threading.BoundedSemaphore(workers + backlog)
+        self.accepted = threading.local()  # when the connection a worker serves was accepted
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
             _busy(request)
             self.shutdown_request(request)
             return
-        self.pool.submit(self._serve, request, client_address)
+        self.pool.submit(self._serve, request, client_address, time.monotonic())
 
-    def _serve(self, request: Any, client_address: Any) -> None:
+    def _serve(self, request: Any, client_address: Any, accepted: float) -> None:
+        self.accepted.at = accepted
         try:
             self.finish_request(request, client_address)
         except Exception:  # noqa: BLE001 - one connection's failure never stops the server
