@@ -29,7 +29,7 @@ RETRY = "/registry-hooks/api/retry"
 ASSETS = {"/registry-hooks/deployments.js": "text/javascript", "/registry-hooks/deployments.css": "text/css"}
 POLL_ENV = "MLFLOW_REGISTRY_HOOKS_PAGE_POLL_MS"
 LINK = ('<a id="registry-hooks-link" href="registry-hooks/deployments" title="Registry hooks: status, history, retry" '
-        'style="position:fixed;right:16px;bottom:16px;z-index:2000;padding:6px 12px;border-radius:4px;'
+        'style="position:fixed;left:16px;bottom:88px;z-index:2000;padding:6px 12px;border-radius:4px;'
         'background:#2272b4;color:#fff;font:14px sans-serif;text-decoration:none">Deployments</a>')
 
 

@@ -75,7 +75,8 @@ function render(data) {
 }
 
 async function loadLineage(d, body) {
-  const key = `${d.endpoint_arn}|${d.serving_version}`;
+  const serving = d.versions.find((v) => v.version === d.serving_version);
+  const key = `${d.endpoint_arn}|${d.serving_version}|${serving ? serving.lineage : ""}`; // written after IN_SERVICE
   if (lineageKeys.get(d.name) === key) return;
   lineageKeys.set(d.name, key);
   let html;
@@ -113,7 +114,7 @@ function graph(g) {
   }).join("");
   const nodes = g.vertices.map((v) => {
     const [x, y] = at.get(v.Arn);
-    const label = `${v.Type || v.LineageType || ""}: ${v.Name}`;
+    const label = `${v.Type || v.LineageType || v.Arn.split(":")[5].split("/")[0]}: ${v.Name}`;
     const short = label.length > 34 ? label.slice(0, 33) + "…" : label;
     const start = v.Arn === g.start ? ' stroke-width="2" stroke="#2272b4"' : ' stroke="#b8c4ce"';
     return `<g class="vertex"><title>${esc(label)}\n${esc(v.Arn)}</title><rect x="${x}" y="${y}" width="200" height="36" rx="4" fill="#fff"${start}/>` +

@@ -1,0 +1,312 @@
+"""The Deployments page (``/registry-hooks/deployments``) and the guard of the ``deploy.*`` tags.
+
+The browser tests drive a real headless chromium (``tests/hooks/browser.py``) against a real
+``mlflow server --app-name registry-hooks``, the controller as a subprocess, and the AWS sandbox.
+Screenshots go to the test's tmp path (``browser/screenshots``); with
+``REGISTRY_HOOKS_DOCS_SCREENSHOT=1`` the page's is also copied to ``docs/deployments-page.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from registry_hooks.page.routes import POLL_ENV
+from registry_hooks.page.token import HEADER, TOKEN_ENV
+from tests.hooks.browser import Browser
+from tests.hooks.conftest import SECRET, Controller, eventually, policy_text, start_registry
+from tests.serving.conftest import basic_auth_env, free_port
+
+TOKEN = "controller-token-for-tests"
+WAKE = {"MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET}  # the app plugin signs its wake-ups as the controllers expect
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "deployments-page.png"
+# Records every status the page shows, per deployment, and marks the document: a reload loses both.
+OBSERVE = """
+window.__notReloaded = true;
+window.__seen = [];
+const record = () => document.querySelectorAll('tbody.deployment').forEach((body) => {
+  const shown = body.querySelector('td.state [data-status]');
+  const entry = shown && body.dataset.deployment + ':' + shown.dataset.status;
+  if (entry && !window.__seen.includes(entry)) window.__seen.push(entry);
+});
+new MutationObserver(record).observe(document.getElementById('deployments'), {subtree: true, childList: true});
+record();
+"""
+
+
+@pytest.fixture(scope="module")
+def page_registry(tmp_path_factory, sandbox):
+    """``mlflow server --app-name registry-hooks`` that can read the sandbox (for lineage); no controller token."""
+    root = tmp_path_factory.mktemp("page")
+    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}",
+                         env={**sandbox.env(), **WAKE, POLL_ENV: "200"})
+    yield reg
+    reg.server.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    opened = Browser(tmp_path / "browser")
+    yield opened
+    opened.shot("last")
+    opened.quit()
+
+
+def status_in_page(browser: Browser, deployment: str):
+    from selenium.webdriver.common.by import By
+
+    def read(driver):
+        found = driver.find_elements(By.CSS_SELECTOR, f"tbody[data-deployment='{deployment}'] td.state [data-status]")
+        return found[0].get_attribute("data-status") if found else None
+
+    return lambda: read(browser.driver)
+
+
+def open_page(browser: Browser, registry) -> None:
+    """MLflow's UI, then its Deployments link."""
+    browser.classic_registry_ui(registry.url)
+    browser.driver.get(f"{registry.url}/")
+    browser.find("#registry-hooks-link").click()
+    browser.wait(lambda d: d.current_url.endswith("/registry-hooks/deployments"), what="the Deployments page")
+
+
+def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without_a_reload(page_registry, controllers, aws,
+                                                                                         browser):
+    registry = page_registry
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-prod"
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    open_page(browser, registry)
+    browser.find(f"tbody[data-deployment='{deployment}']")  # listed after the controller's first pass
+    browser.driver.execute_script(OBSERVE)
+    page = browser.driver.current_window_handle
+
+    browser.driver.switch_to.new_window("window")
+    browser.transition_in_mlflow_ui(registry.url, model, "1", "Production")
+    browser.driver.switch_to.window(page)
+    eventually(lambda: status_in_page(browser, deployment)() == "IN_SERVICE", what="IN_SERVICE on the page",
+               explain=controller.output)
+
+    assert browser.driver.execute_script("return window.__notReloaded === true")
+    seen = [s.split(":", 1)[1] for s in browser.driver.execute_script("return window.__seen") if s.startswith(f"{deployment}:")]
+    assert "DEPLOYING" in seen and seen.index("DEPLOYING") < seen.index("IN_SERVICE"), seen
+    body = browser.find(f"tbody[data-deployment='{deployment}']")
+    assert body.find_element("css selector", "td.model").text == model
+    assert body.find_element("css selector", "td.serving").text == "v1"
+    assert body.find_element("css selector", "td.desired a").get_attribute("href").endswith(f"/#/models/{model}/versions/1")
+    body.find_element("css selector", "summary").click()
+    history = body.find_element("css selector", "details").text
+    assert "create" in history and "succeeded" in history and "app:transition:Production" in history
+    # Lineage, drawn from what `lineage show --endpoint` reads, once the controller has written it.
+    browser.wait(lambda d: body.find_elements("css selector", ".lineage svg g.vertex"), what="the lineage graph")
+    lineage = body.find_element("css selector", ".lineage").text
+    assert "ModelDeployment" in lineage and f"models:/{model}/1" in lineage
+    shot = browser.shot("deployments-page")
+    if os.environ.get("REGISTRY_HOOKS_DOCS_SCREENSHOT") == "1":
+        shutil.copyfile(shot, DOCS)
+
+    body.find_element("css selector", "td.serving a").click()  # to MLflow's page of the version
+    browser.wait(lambda d: "Production" in d.find_element("css selector", ".mlflow-stage-transition-dropdown").text,
+                 what="MLflow's version page with stage Production")
+
+
+def test_retry_from_the_page_after_a_fault(page_registry, controllers, aws, sandbox, browser):
+    registry = page_registry
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-retry"
+    sandbox.control.add_fault("CreateEndpoint", kind="error", code="ResourceLimitExceeded", status=400,
+                              message="account endpoint limit reached", count=10, service="sagemaker")
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    open_page(browser, registry)
+    registry.transition(model, "1", "Production")
+    eventually(lambda: status_in_page(browser, deployment)() == "FAILED", what="FAILED on the page", explain=controller.output)
+    body = browser.find(f"tbody[data-deployment='{deployment}']")
+    assert "ResourceLimitExceeded" in body.find_element("css selector", "td.message").text
+    browser.driver.execute_script(OBSERVE)
+    browser.shot("failed")
+
+    sandbox.control.clear_faults()  # the cause is fixed
+    browser.find(f"tbody[data-deployment='{deployment}'] button.retry").click()
+    assert "will be tried again" in browser.find("#notice").text
+    eventually(lambda: status_in_page(browser, deployment)() == "IN_SERVICE", what="IN_SERVICE after Retry",
+               explain=controller.output)
+    assert browser.driver.execute_script("return window.__notReloaded === true")
+    assert not browser.driver.find_elements("css selector", f"tbody[data-deployment='{deployment}'] button.retry")
+    assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
+    from registry_hooks.store import Store
+
+    asked = [e for e in Store(registry.db).audit_log(deployment) if e["action"] == "retry"]
+    assert [(e["result"], e["trigger"], e["version"]) for e in asked] == [("asked", "page:retry", "1")]
+    browser.shot("retried")
+
+
+def test_without_a_token_the_ui_cannot_edit_deploy_tags_and_the_page_says_what_else_to_set(page_registry):
+    registry = page_registry
+    model = registry.new_model(versions=1)
+    key = f"deploy.{model}-prod.status"
+    body = {"name": model, "version": "1", "key": key, "value": "IN_SERVICE"}
+    refused = requests.post(f"{registry.url}/ajax-api/2.0/mlflow/model-versions/set-tag", json=body, timeout=30)
+    assert refused.status_code == 403 and refused.json()["error_code"] == "PERMISSION_DENIED"
+    assert key in refused.json()["message"] and f"hooks retry {model}-prod" in refused.json()["message"]
+    note = requests.get(f"{registry.url}/registry-hooks/api/deployments", timeout=30).json()
+    assert note["protection"] == "ui" and TOKEN_ENV in note["tag_protection"]
+    other = {"name": model, "version": "1", "key": "reviewed", "value": "yes"}
+    assert requests.post(f"{registry.url}/ajax-api/2.0/mlflow/model-versions/set-tag", json=other, timeout=30).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def guarded_registry(tmp_path_factory, sandbox):
+    """A registry-hooks server with the controller token set: only the controller writes deploy.* tags."""
+    root = tmp_path_factory.mktemp("guarded")
+    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}",
+                         env={**sandbox.env(), **WAKE, TOKEN_ENV: TOKEN})
+    yield reg
+    reg.server.stop()
+
+
+@pytest.mark.parametrize("prefix", ["api", "ajax-api"])
+def test_with_the_token_set_deploy_tags_are_refused_to_every_other_client(guarded_registry, prefix):
+    registry = guarded_registry
+    model = registry.new_model(versions=1)
+    api = f"{registry.url}/{prefix}/2.0/mlflow"
+    key = f"deploy.{model}-prod.status"
+    writes = [
+        ("POST", "model-versions/set-tag", {"name": model, "version": "1", "key": key, "value": "IN_SERVICE"}),
+        ("DELETE", "model-versions/delete-tag", {"name": model, "version": "1", "key": key}),
+        ("POST", "registered-models/set-tag", {"name": model, "key": f"deploy.{model}-prod.version", "value": "1"}),
+        ("DELETE", "registered-models/delete-tag", {"name": model, "key": f"deploy.{model}-prod.version"}),
+        ("POST", "model-versions/create", {"name": model, "source": "s3://b/m", "tags": [{"key": key, "value": "IN_SERVICE"}]}),
+        ("POST", "registered-models/create", {"name": f"{model}-b", "tags": [{"key": key, "value": "x"}]}),
+    ]
+    for method, route, body in writes:
+        for headers in ({}, {HEADER: "not-the-token"}):
+            reply = requests.request(method, f"{api}/{route}", json=body, headers=headers, timeout=30)
+            assert reply.status_code == 403, (route, reply.text)
+            message = reply.json()["message"]
+            assert "deploy." in message and "registry-hooks controller" in message and "/registry-hooks/deployments" in message
+    assert registry.client().get_model_version(model, "1").tags == {}
+    assert len(registry.client().search_model_versions(f"name = '{model}'")) == 1
+    # The controller's token lets the same write through.
+    controller = {HEADER: TOKEN}
+    reply = requests.post(f"{api}/model-versions/set-tag", json=writes[0][2], headers=controller, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert registry.tags(model, "1", f"{model}-prod") == {"status": "IN_SERVICE"}
+    assert requests.get(f"{registry.url}/registry-hooks/api/deployments", timeout=30).json()["protection"] == "all"
+
+
+def test_the_controller_writes_its_tags_through_the_guard_with_the_token(guarded_registry, aws, sandbox, tmp_path):
+    """The controller sends the token by MLflow's request-header plugin (entry point
+    ``mlflow.request_header_provider``): it deploys and its status tags are written."""
+    registry = guarded_registry
+    model = registry.new_model(versions=1)
+    deployment = f"{model}-prod"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(deployment, model))
+    env = {**sandbox.env(), **WAKE, "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1", TOKEN_ENV: TOKEN}
+    controller = Controller(policy, registry, env, "--poll-seconds", "600", "--no-lineage").start()
+    try:
+        registry.transition(model, "1", "Production")
+        eventually(lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE", what="v1 IN_SERVICE",
+                   explain=controller.output)
+        assert registry.client().get_registered_model(model).tags[f"deploy.{deployment}.version"] == "1"
+        assert TOKEN not in controller.output() and TOKEN not in registry.server.output()
+    finally:
+        controller.stop()
+
+
+def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
+    from registry_hooks.store import Store
+
+    password = "Adm1n-password-for-tests"
+    closed = free_port()  # the server has no AWS: lineage says so instead of a graph
+    env = {**basic_auth_env(tmp_path, password), TOKEN_ENV: TOKEN, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+           "AWS_MAX_ATTEMPTS": "1", "AWS_ACCESS_KEY_ID": "none", "AWS_SECRET_ACCESS_KEY": "none", "AWS_REGION": "us-east-1"}
+    reg = start_registry(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", app="registry-hooks-auth",
+                         db=f"sqlite:///{tmp_path / 'hooks.db'}", env=env)
+    try:
+        api, page = f"{reg.url}/api/2.0/mlflow", f"{reg.url}/registry-hooks"
+        admin = ("admin", password)
+        model, deployment = f"secured-{uuid.uuid4().hex[:6]}", "secured-prod"
+        for route, body in (("registered-models/create", {"name": model}),
+                            ("model-versions/create", {"name": model, "source": "s3://models/secured"}),
+                            ("users/create", {"username": "reader", "password": "Reader-password-1234"}),
+                            ("users/create", {"username": "editor", "password": "Editor-password-1234"}),
+                            ("registered-models/permissions/create", {"name": model, "username": "editor", "permission": "EDIT"})):
+            reply = requests.post(f"{api}/{route}", json=body, auth=admin, timeout=30)
+            assert reply.status_code == 200, (route, reply.text)
+        store = Store(reg.db)
+        store.ensure(deployment)
+        assert store.acquire(deployment, "test", 60)
+        store.update(deployment, "test", status="FAILED", desired_version="1", message="failed 3 times, giving up")
+        store.release(deployment, "test")
+        arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{deployment}"
+        for key, value in (("status", "FAILED"), ("arn", arn)):
+            tag = {"name": model, "version": "1", "key": f"deploy.{deployment}.{key}", "value": value}
+            assert requests.post(f"{api}/model-versions/set-tag", json=tag, auth=admin, timeout=30).status_code == 403
+            reply = requests.post(f"{api}/model-versions/set-tag", json=tag, auth=admin, headers={HEADER: TOKEN}, timeout=30)
+            assert reply.status_code == 200, reply.text
+
+        assert requests.get(f"{page}/deployments", timeout=30).status_code == 401
+        assert requests.get(f"{page}/api/deployments", timeout=30).status_code == 401
+        reader, editor = ("reader", "Reader-password-1234"), ("editor", "Editor-password-1234")
+        assert requests.get(f"{page}/deployments", auth=reader, timeout=30).status_code == 200
+        (seen,) = requests.get(f"{page}/api/deployments", auth=reader, timeout=30).json()["deployments"]
+        assert (seen["name"], seen["model"], seen["status"], seen["can_retry"]) == (deployment, model, "FAILED", False)
+        refused = requests.post(f"{page}/api/retry", json={"deployment": deployment}, auth=reader, timeout=30)
+        assert refused.status_code == 403, refused.text
+        assert "'reader'" in refused.json()["message"] and "EDIT" in refused.json()["message"] and model in refused.json()["message"]
+        assert store.get(deployment).status == "FAILED"
+
+        (seen,) = requests.get(f"{page}/api/deployments", auth=editor, timeout=30).json()["deployments"]
+        assert seen["can_retry"] is True
+        form = requests.post(f"{page}/api/retry", data={"deployment": deployment}, auth=editor, timeout=30)
+        assert form.status_code == 400 and "application/json" in form.json()["message"]
+        done = requests.post(f"{page}/api/retry", json={"deployment": deployment}, auth=editor, timeout=30)
+        assert done.status_code == 200, done.text
+        assert store.get(deployment).status == "PENDING"
+        last = store.audit_log(deployment)[-1]
+        assert (last["action"], last["result"], last["actor"], last["trigger"]) == ("retry", "asked", "editor", "page:retry")
+        again = requests.post(f"{page}/api/retry", json={"deployment": deployment}, auth=editor, timeout=30)
+        assert again.status_code == 409 and "PENDING" in again.json()["message"]
+        missing = requests.post(f"{page}/api/retry", json={"deployment": "nope"}, auth=editor, timeout=30)
+        assert missing.status_code == 404 and deployment in missing.json()["message"]
+
+        lineage = requests.get(f"{page}/api/lineage", params={"deployment": deployment}, auth=admin, timeout=120).json()
+        assert lineage["available"] is False
+        assert "could not read SageMaker lineage" in lineage["reason"] and f"lineage show --endpoint {arn}" in lineage["reason"]
+    finally:
+        reg.server.stop()
+
+
+def test_a_delete_in_progress_shows_deleting_with_who_asked(tmp_path):
+    """The page reads DELETING from the audit log while the reconciler does not write it."""
+    from mlflow.entities.model_registry import ModelVersionTag
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    from registry_hooks.page import view
+    from registry_hooks.store import Store
+
+    store, registry = Store(f"sqlite:///{tmp_path / 'hooks.db'}"), SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    registry.create_registered_model("m")
+    registry.create_model_version("m", "s3://b/m")
+    registry.set_model_version_tag("m", "1", ModelVersionTag("deploy.d.status", "IN_SERVICE"))
+    store.ensure("d")
+    assert store.acquire("d", "r", 60)
+    store.update("d", "r", status="IN_SERVICE", serving_version="1")
+    store.log("delete", "started", "d", "1", "app:transition:Archived (event 7)", "ana", None, "r")
+
+    (entry,) = view.snapshot(store, registry, lambda model, need: True)
+    assert (entry["status"], entry["model"], entry["serving_version"]) == ("DELETING", "m", "1")
+    assert (entry["audit"][0]["actor"], entry["audit"][0]["trigger"]) == ("ana", "app:transition:Archived (event 7)")
+    assert entry["links"] == {"1": "#/models/m/versions/1"}
+
+    store.update("d", "r", status="DELETED", serving_version=None)
+    store.log("delete", "succeeded", "d", "1", "app:transition:Archived (event 7)", "ana", "deleted", "r")
+    (entry,) = view.snapshot(store, registry, lambda model, need: True)
+    assert entry["status"] == "DELETED"
+    assert view.snapshot(store, registry, lambda model, need: False) == []  # a user who may not read the model sees nothing
