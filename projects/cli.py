@@ -1,5 +1,6 @@
-"""How an entry point ends on a user's mistake (bad data, a model version that does not exist, an
-update its model cannot take): the error's one-line message on stderr, exit status 1, no traceback.
+"""How an entry point ends on a user's mistake (bad data, a model version that does not exist or has
+no baseline, an update its model cannot take, a window that cannot be compared with the baseline):
+the error's one-line message on stderr, exit status 1, no traceback.
 Anything else is a defect and keeps its traceback."""
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from projects import data, families, tracking
+from projects import baseline, data, drift, families, tracking
 
-USER_ERRORS = (data.DataError, families.IncrementalError, tracking.NoSuchVersion)
+USER_ERRORS = (data.DataError, families.IncrementalError, tracking.NoSuchVersion, baseline.MissingBaseline,
+               drift.DriftError)
 
 
 def main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> Any:

@@ -9,7 +9,7 @@
   california_housing (downloaded once by scikit-learn), digits. Its label column is ``target``;
 * ``scenario:truck-delay?weeks=0-3`` for weeks of the seeded drift scenario, generated in memory
   (options: ``weeks`` as ``A-B`` or ``N``, ``total`` weeks of the scenario (8), ``rows`` per week
-  (2000), ``seed`` (7), ``new_route_week``). Its label column is ``delayed``.
+  (2000), ``seed`` (7), ``new_route_week``, ``drift_from`` (0)). Its label column is ``delayed``.
 
 The target (label column) defaults to the source's own: ``target`` for ``sklearn:NAME``,
 ``delayed`` for the scenario and for files that have a ``delayed`` column (the scenario's weeks
@@ -131,7 +131,7 @@ def _scenario(data: str) -> pd.DataFrame:
     if name != "truck-delay":
         raise DataError("(source)", f"{data!r} names no scenario", "Use scenario:truck-delay?weeks=0-3.")
     options = dict(parse_qsl(query))
-    allowed = {"weeks", "total", "rows", "seed", "new_route_week"}
+    allowed = {"weeks", "total", "rows", "seed", "new_route_week", "drift_from"}
     if set(options) - allowed:
         raise DataError("(source)", f"{data!r} has unknown options {sorted(set(options) - allowed)}",
                         f"Use only {', '.join(sorted(allowed))}.")
@@ -140,9 +140,10 @@ def _scenario(data: str) -> pd.DataFrame:
         indexes = range(int(first), int(last or first) + 1)
         total, rows, seed = int(options.get("total", 8)), int(options.get("rows", 2000)), int(options.get("seed", 7))
         new_route = int(options["new_route_week"]) if "new_route_week" in options else None
+        drift_from = int(options.get("drift_from", 0))
     except ValueError:
         raise DataError("(source)", f"{data!r} has a non-numeric option", "Use numbers: weeks=0-3&rows=2000.") from None
-    return pd.concat([scenario.week(i, total, rows, seed, new_route) for i in indexes], ignore_index=True)
+    return pd.concat([scenario.week(i, total, rows, seed, new_route, drift_from) for i in indexes], ignore_index=True)
 
 
 def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     truck.add_argument("--seed", type=int, default=7)
     truck.add_argument("--new-route-week", type=int, default=None,
                        help="from this week on, a 'mountain' route type appears (unseen by earlier weeks)")
+    truck.add_argument("--drift-from", type=int, default=0, help="weeks before this one do not drift")
     truck.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     truck.add_argument("--out", required=True, help="directory for week_00.parquet, week_01.parquet, ...")
     args = parser.parse_args(argv)
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for index in range(args.weeks):
-        frame = scenario.week(index, args.weeks, args.rows_per_week, args.seed, args.new_route_week)
+        frame = scenario.week(index, args.weeks, args.rows_per_week, args.seed, args.new_route_week, args.drift_from)
         path = out / f"week_{index:02d}.{args.format}"
         frame.to_parquet(path, index=False) if args.format == "parquet" else frame.to_csv(path, index=False)
     print(f"wrote {args.weeks} weeks of {args.rows_per_week} deliveries to {out}")

@@ -18,7 +18,9 @@ Strategies:
 Logged: ``parent.*`` tags (registered model, version, run id), the parent's data and the new data
 as dataset inputs, and metrics on the old-data holdout (the parent's test split) and the new-data
 holdout: ``old_score``, ``new_score``, ``parent_old_score``, ``parent_new_score``, ``forgetting``
-(parent minus child on old data) and ``train_seconds``.
+(parent minus child on old data) and ``train_seconds``; and the baseline of the rows the new
+version was fitted on (``baseline/statistics.json``, ``baseline/constraints.json``), which
+``monitor`` compares the new version's traffic with.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from projects import cli, families, tracking
+from projects import baseline, cli, families, tracking
 from projects import data as data_mod
 from projects import train as train_mod
 
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> str:
         seconds = time.perf_counter() - started
         metrics = _compare(task, parent_model, child, old_test, new_test, target)
         mlflow.log_metrics({**metrics, "train_seconds": seconds})
+        baseline.log(rows.drop(columns=[target]))
         tracking.log_frame(pd.concat([old_test, new_test], ignore_index=True), "holdout/holdout.parquet")
         tracking.log_frame(families.stratified_sample(rows, target, 5000, args.seed, task), "replay/train_sample.parquet")
         name = args.registered_model or parent.name

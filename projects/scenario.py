@@ -9,6 +9,13 @@ The relationships shift week by week, as they do when a fleet's routes and roads
 * from ``new_route_week`` on (off by default), a ``mountain`` route type appears, which earlier
   weeks never saw: the unseen-category case for retraining.
 
+By default the drift starts at once (week 0 is phase 0, the last week phase 1). With
+``drift_from=D`` the weeks before ``D`` all have phase 0 (the same distribution, different rows),
+and the drift runs from week ``D`` (still phase 0) to the last week: the case for drift detection,
+where what the inputs do is known. The inputs that drift are ``distance_km``, ``stops``,
+``planned_hours`` (computed from both) and ``route_type`` (``DRIFTING``); the others keep their
+distribution and only their relation to ``delayed`` changes.
+
 Week ``w`` of seed ``s`` is always the same rows, so any set of weeks can be regenerated.
 """
 
@@ -20,13 +27,15 @@ import pandas as pd
 WEATHER = ("clear", "rain", "fog", "snow")
 ROUTES = ("highway", "urban", "rural")
 TARGET = "delayed"
+DRIFTING = ("distance_km", "stops", "planned_hours", "route_type")  # inputs whose distribution drifts
 OFFSET_PER_PHASE = 80.0  # planners pad schedules as roads get slower, which keeps the late share steady
 
 
-def week(index: int, weeks: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None) -> pd.DataFrame:
+def week(index: int, weeks: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None,
+         drift_from: int = 0) -> pd.DataFrame:
     """The deliveries of week ``index`` (0-based) of a ``weeks``-week scenario."""
     rng = np.random.default_rng([seed, index])
-    phase = index / max(weeks - 1, 1)  # 0 in the first week, 1 in the last
+    phase = phase_of(index, weeks, drift_from)
     routes = list(ROUTES) + (["mountain"] if new_route_week is not None and index >= new_route_week else [])
     route_p = np.array([0.45 - 0.15 * phase, 0.30 + 0.15 * phase, 0.25] + ([0.15] if len(routes) == 4 else []))
     frame = pd.DataFrame({
@@ -44,6 +53,11 @@ def week(index: int, weeks: int, rows: int = 2000, seed: int = 7, new_route_week
     frame["planned_hours"] = (frame.distance_km / 65 + frame.stops * 0.3).round(2)
     frame[TARGET] = (_delay_minutes(frame, phase, rng) > 30).astype("int64")
     return frame
+
+
+def phase_of(index: int, weeks: int, drift_from: int = 0) -> float:
+    """How far week ``index`` has drifted: 0 up to week ``drift_from``, 1 in the last week."""
+    return max(index - drift_from, 0) / max(weeks - 1 - drift_from, 1)
 
 
 def _delay_minutes(frame: pd.DataFrame, phase: float, rng: np.random.Generator) -> np.ndarray:
@@ -65,5 +79,6 @@ def _delay_minutes(frame: pd.DataFrame, phase: float, rng: np.random.Generator) 
     return minutes.to_numpy() - (30.0 + OFFSET_PER_PHASE * phase)
 
 
-def weeks(count: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None) -> list[pd.DataFrame]:
-    return [week(i, count, rows, seed, new_route_week) for i in range(count)]
+def weeks(count: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None,
+          drift_from: int = 0) -> list[pd.DataFrame]:
+    return [week(i, count, rows, seed, new_route_week, drift_from) for i in range(count)]

@@ -4,7 +4,9 @@ Logs: parameters; test metrics (``test_score`` and the task's others) and ``trai
 model with its signature and input example (registered as ``registered_model`` when given); the
 training and test sets as dataset inputs; and two artifacts that ``retrain`` and ``evaluate`` use:
 ``holdout/holdout.parquet`` (the test split) and ``replay/train_sample.parquet`` (a stratified
-sample of the training split, up to ``replay_rows`` rows, for rehearsal).
+sample of the training split, up to ``replay_rows`` rows, for rehearsal); and the training
+features' baseline in SageMaker Model Monitor's formats, ``baseline/statistics.json`` and
+``baseline/constraints.json`` (:mod:`projects.baseline`), which ``monitor`` compares traffic with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 import mlflow
 from sklearn.model_selection import train_test_split
 
-from projects import cli, families, tracking
+from projects import baseline, cli, families, tracking
 from projects import data as data_mod
 
 
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> str:
         mlflow.log_metrics({**{f"test_{k}": v for k, v in scores.items()}, "train_seconds": seconds})
         tracking.log_dataset(train, args.data, target, "train", "training")
         tracking.log_dataset(test, args.data, target, "holdout", "evaluation")
+        baseline.log(train.drop(columns=[target]))
         tracking.log_frame(test, "holdout/holdout.parquet")
         tracking.log_frame(families.stratified_sample(train, target, args.replay_rows, args.seed, task),
                            "replay/train_sample.parquet")

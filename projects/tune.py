@@ -9,6 +9,8 @@ trial's parameters retrained and registered.
   ``storage=postgresql+psycopg2://...``, ``n_workers`` threads, or separate ``mlflow run``
   invocations with the same ``study_name``, share one study. Workers that start together on a
   fresh database are safe: the storage's tables are created under a lock (:mod:`.study_storage`).
+* The parent run logs what ``train`` logs for the best model, the training features' baseline
+  (``baseline/statistics.json``, ``baseline/constraints.json``) included.
 * Trial runs are nested under the parent run (``mlflow.parentRunId``) and written by a background
   thread when each trial ends (:mod:`projects.trial_runs`: three REST calls per trial).
 """
@@ -26,7 +28,7 @@ import mlflow
 import optuna
 from sklearn.model_selection import train_test_split
 
-from projects import cli, families, study_storage, tracking, trial_runs
+from projects import baseline, cli, families, study_storage, tracking, trial_runs
 from projects import data as data_mod
 from projects import train as train_mod
 
@@ -190,6 +192,7 @@ def run(args: argparse.Namespace) -> str:
                             "trials_pruned": states.count(optuna.trial.TrialState.PRUNED), "tune_seconds": seconds})
         mlflow.log_dict({"best_trial": best.number, "params": best.params, "value": best.value}, "best_trial.json")
         tracking.log_dataset(train, args.data, target, "train", "training")
+        baseline.log(train.drop(columns=[target]))
         tracking.log_frame(test, "holdout/holdout.parquet")
         tracking.log_frame(families.stratified_sample(train, target, 5000, args.seed, task), "replay/train_sample.parquet")
         info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)

@@ -3,6 +3,7 @@ a real MLflow tracking server; runs, nested runs, versions, tags and metrics rea
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -37,6 +38,22 @@ def experiment(tracking):
     return f"project-{uuid.uuid4().hex[:8]}"
 
 
+def assert_baseline(run_id: str, features: list[str]) -> None:
+    """The run logged the training features' baseline, in Model Monitor's documented formats."""
+    from projects import baseline
+    from tests.project.test_baseline import validator
+
+    stats, constraints = baseline.load(run_id)
+    validator("statistics").validate(stats)
+    validator("constraints").validate(constraints)
+    assert [f["name"] for f in stats["features"]] == features
+    assert [f["name"] for f in constraints["features"]] == features
+
+
+def features_of(model_uri: str) -> list[str]:
+    return mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+
+
 def runs_of(experiment: str) -> list:
     found = mlflow.get_experiment_by_name(experiment)
     return mlflow.MlflowClient().search_runs([found.experiment_id], order_by=["attributes.start_time ASC"])
@@ -57,6 +74,9 @@ def test_train_logs_params_metrics_datasets_artifacts_and_registers(tracking, ex
     assert version.run_id == run.info.run_id
     info = mlflow.models.get_model_info(f"models:/{name}/1")
     assert info.signature is not None and "distance_km" in info.signature.inputs.input_names()
+    assert_baseline(run.info.run_id, info.signature.inputs.input_names())
+    assert json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/baseline/statistics.json"))["dataset"] == {
+        "item_count": 960}  # the training split of 1,200 rows
 
 
 def test_main_runs_train_on_its_defaults(tracking, experiment):
@@ -84,6 +104,7 @@ def test_tune_makes_a_nested_run_per_trial_prunes_and_registers_the_best(trackin
     assert version.run_id == parent.info.run_id
     study = optuna.load_study(study_name="truck-delay", storage=storage)
     assert len(study.trials) == 10
+    assert_baseline(parent.info.run_id, features_of(f"models:/{name}/1"))
 
 
 def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
@@ -146,6 +167,7 @@ def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment
     assert {"parent-holdout", "new-train"} <= names
     version = client.get_model_version(base_model, "2")
     assert version.run_id == run.info.run_id
+    assert_baseline(run.info.run_id, features_of(f"models:/{base_model}/2"))
 
 
 def test_retrain_refuses_an_unseen_category_naming_the_column_unless_told(tracking, experiment, base_model):
