@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"main": "projects.train", "train": "projects.train", "tune": "projects.tune",
-           "retrain": "projects.retrain", "evaluate": "projects.evaluate"}
+           "retrain": "projects.retrain", "evaluate": "projects.evaluate", "monitor": "projects.monitor"}
 ALIASES = {"xgboost-cpu": "xgboost"}  # the [project] extra installs xgboost without CUDA
 
 

@@ -1,0 +1,85 @@
+"""``monitor``: a version trained on weeks 0-3 of the scenario, then captured windows (Parquet and
+CSV files) of undrifted and drifted weeks, against a real MLflow tracking server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import mlflow
+import pytest
+
+from projects import monitor, scenario, train
+from tests.project.test_mlflow_run import mlflow_run
+
+TRAINING = "scenario:truck-delay?weeks=0-3&rows=1000&drift_from=4"
+
+
+@pytest.fixture
+def version(tracking):
+    """Version 1 of a new registered model, trained in-process (sgd: quick)."""
+    name = f"monitored-{uuid.uuid4().hex[:6]}"
+    mlflow.set_experiment(f"monitor-{uuid.uuid4().hex[:6]}")
+    train.main(["--data", TRAINING, "--family", "sgd", "--registered-model", name])
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    return name
+
+
+def captured(tmp_path, index: int, seed: int = 21, kind: str = "parquet", **options) -> str:
+    """A window of captured rows, as a file: the features and (ignored by monitor) the label."""
+    rows = scenario.week(index, 8, rows=1500, seed=seed, drift_from=4, **options)
+    path = tmp_path / f"week_{index}.{kind}"
+    rows.to_parquet(path, index=False) if kind == "parquet" else rows.to_csv(path, index=False)
+    return str(path)
+
+
+def test_undrifted_and_drifted_windows(version, tmp_path):
+    quiet = monitor.run(monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data",
+                                                     captured(tmp_path, 2)]))
+    assert quiet.verdict == "no drift"
+    loud = monitor.run(monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data",
+                                                    captured(tmp_path, 7, kind="csv")]))
+    assert set(loud.drifted) == set(scenario.DRIFTING)
+
+    client = mlflow.MlflowClient()
+    tags = client.get_model_version(version, "1").tags
+    assert tags["monitor.verdict"] == "drift" and set(tags["monitor.drifted"].split(",")) == set(scenario.DRIFTING)
+    run = client.get_run(tags["monitor.run_id"])
+    assert run.data.tags["monitor.verdict"] == "drift" and run.data.tags["monitor.model_version"] == "1"
+    assert run.data.tags["monitor.baseline_run_id"] == client.get_model_version(version, "1").run_id
+    metrics = run.data.metrics
+    assert metrics["rows"] == 1500 and metrics["drifted_features"] == 4
+    assert metrics["drift.distance_km.drifted"] == 1 and metrics["drift.weather.drifted"] == 0
+    assert metrics["drift.distance_km.ks_statistic"] > 0.1 and "drift.distance_km.wasserstein_std" in metrics
+    assert {"drift.route_type.chi2_pvalue", "drift.route_type.jensen_shannon", "drift.route_type.linf"} <= set(metrics)
+    report = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/drift/report.json")
+    assert report["verdict"] == "drift" and report["thresholds"] == {"numeric": 0.1, "categorical": 0.1}
+
+
+def test_a_version_without_a_baseline_is_named(tracking, tmp_path):
+    """A version registered before baselines were logged: one line saying what to do."""
+    from sklearn.dummy import DummyClassifier
+
+    name = f"old-{uuid.uuid4().hex[:6]}"
+    with mlflow.start_run() as old:
+        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model", registered_model_name=name)
+    done = subprocess.run([sys.executable, "-m", "projects.monitor", "--model", f"models:/{name}/1", "--data",
+                           captured(tmp_path, 1)], capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": tracking})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"python -m projects.monitor: error: run {old.info.run_id} has no baseline/statistics.json and "
+        "constraints.json: it was trained before baselines were logged, or not by this project. Retrain it "
+        "(mlflow run . -e retrain) or train a new version.")
+
+
+def test_monitor_through_mlflow_run(version, tmp_path, tracking):
+    experiment = f"monitor-cli-{uuid.uuid4().hex[:6]}"
+    mlflow_run(tracking, "monitor", experiment, model=f"models:/{version}/1",
+               data=captured(tmp_path, 6, seed=22), threshold="0.2")
+    (run,) = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name(experiment).experiment_id])
+    assert run.data.params["threshold.numeric"] == "0.2"
+    assert run.data.tags["monitor.verdict"] == "drift"
+    assert set(run.data.tags["monitor.drifted"].split(",")) <= set(scenario.DRIFTING)
