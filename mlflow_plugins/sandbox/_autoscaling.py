@@ -7,6 +7,10 @@
   a ValidationException for the first and accepts the others.
 * RegisterScalableTarget for a SageMaker variant needs the endpoint and its variant to exist
   (moto checks ECS services only).
+* Registering a SageMaker variant whose instance count is outside [MinCapacity, MaxCapacity]
+  brings it into the range, as Application Auto Scaling does: the sandbox applies that desired
+  count to the variant (:func:`~.sagemaker._instances.apply_desired_count`), and its serving
+  processes follow.
 """
 
 from __future__ import annotations
@@ -65,9 +69,15 @@ def _register_checks_the_variant() -> None:
 
     def register(self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str,
                  min_capacity: Any, max_capacity: Any, role_arn: Any, suspended_state: Any) -> Any:
-        if namespace == SAGEMAKER and dimension == SAGEMAKER_DIMENSION:
+        sagemaker = namespace == SAGEMAKER and dimension == SAGEMAKER_DIMENSION
+        if sagemaker:
             _variant(self.account_id, self.region_name, r_id)
-        return original(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn, suspended_state)
+        target = original(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn, suspended_state)
+        if sagemaker:
+            from mlflow_plugins.sandbox.sagemaker._instances import apply_desired_count
+
+            apply_desired_count(self.account_id, self.region_name, r_id, target.min_capacity, target.max_capacity)
+        return target
 
     ApplicationAutoscalingBackend.register_scalable_target = register  # type: ignore[method-assign]
 

@@ -13,6 +13,12 @@
                                        containers fail (or pass again) their ping health check
 ``POST   /_sandbox/ecs-service-health`` ``{"cluster", "service", "healthy": false}``: that ECS
                                        service's tasks fail (or pass again) their health check
+``POST   /_sandbox/images``            ``{"image": "<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"}``:
+                                       register that image in the sandbox's ECR (what a docker push
+                                       would do); answers its ``digest``
+``GET    /_sandbox/shadow?endpoint=E``  the requests mirrored to E's shadow variant, oldest first, each
+                                       with both answers (variant, status, latency_ms, body), once the
+                                       copies in flight have finished: ``{"pairs", "in_flight"}``
 =====================================  ==============================================================
 
 Every error answers 400 with ``{"error": ...}`` naming the bad value, what is allowed, and the fix.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from mlflow_plugins.sandbox._faults import KINDS, Fault
 from mlflow_plugins.sandbox._state import SandboxState
@@ -47,6 +54,8 @@ class ControlApp:
             ("DELETE", "faults"): self._clear_faults,
             ("POST", "variant-health"): self._variant_health,
             ("POST", "ecs-service-health"): self._ecs_service_health,
+            ("POST", "images"): self._register_image,
+            ("GET", "shadow"): self._shadow_pairs,
             ("GET", "calls"): lambda _: {"calls": [{"at": at, "service": service, "operation": operation}
                                                    for at, service, operation in list(state.calls)]},
         }
@@ -58,7 +67,9 @@ class ControlApp:
             known = ", ".join(f"{m} {PREFIX}{n}" for m, n in self.routes)
             return _reply(start_response, 404, {"error": f"No control route {method} {PREFIX}{name}. Routes: {known}."})
         try:
-            return _reply(start_response, 200, route(_body(environ)))
+            params = _body(environ)
+            params.update({k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()})
+            return _reply(start_response, 200, route(params))
         except ControlError as error:
             return _reply(start_response, 400, {"error": str(error)})
 
@@ -104,6 +115,27 @@ class ControlApp:
             else:
                 self.state.tasks.failing.add(key)
         return {"cluster": body["cluster"], "service": body["service"], "healthy": body["healthy"]}
+
+
+    def _shadow_pairs(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("endpoint"):
+            raise ControlError("shadow needs endpoint, the name of an endpoint: GET /_sandbox/shadow?endpoint=NAME.")
+        return self.state.shadow.pairs(params["endpoint"])
+
+    def _register_image(self, body: dict[str, Any]) -> dict[str, Any]:
+        from mlflow_plugins.sandbox._server import ACCOUNT_ID
+        from mlflow_plugins.sandbox.sagemaker._images import ECR, REFERENCE, register
+
+        image = body.get("image")
+        match = ECR.fullmatch(image) if isinstance(image, str) else None
+        reference = REFERENCE.fullmatch(match["repo"]) if match else None
+        if match is None or reference is None or match["account"] != ACCOUNT_ID or reference["digest"]:
+            raise ControlError(
+                f"images needs image: an ECR image URI of the sandbox's account with a tag, "
+                f"{ACCOUNT_ID}.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]; got {image!r}.")
+        with self.state.lock:
+            digest = register(ACCOUNT_ID, match["region"], reference["name"], reference["tag"] or "latest")
+        return {"image": image, "digest": digest}
 
 
 def _body(environ: dict[str, Any]) -> dict[str, Any]:

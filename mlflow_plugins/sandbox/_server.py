@@ -17,9 +17,11 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+import mlflow_plugins
 from mlflow_plugins.sandbox import _control, _state, _wire
 from mlflow_plugins.sandbox._install import install
 from mlflow_plugins.sandbox._state import SandboxState
+from mlflow_plugins.sandbox.sagemaker._images import seed_suite_image
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,8 @@ class SandboxServer:
         self.reset()
 
     def reset(self) -> None:
-        """Wipe every resource (moto's reset wipes IAM too), then seed the execution role."""
+        """Wipe every resource (moto's reset wipes IAM too), then seed the execution role and the
+        suite's serving image."""
         self.state.clear()
         with self.state.lock:
             BackendDict.reset()
@@ -108,3 +111,4 @@ class SandboxServer:
             tags=[],
             max_session_duration="3600",
         )
+        seed_suite_image(ACCOUNT_ID, mlflow_plugins.__version__)

@@ -33,6 +33,7 @@ class SandboxState:
     tasks: Any = None  # _ecs_tasks.TaskHost: the ECS tasks' processes
     logs: Any = None  # _ecs_tasks.LogSink
     url: str = ""  # where the sandbox answers (tasks reach S3 through it)
+    shadow: Any = None  # sagemaker._traffic.ShadowMirror: copies to shadow variants, mirrored pairs
     # Every AWS call answered since the last reset: (Unix time, service, operation), newest 10,000.
     calls: deque = field(default_factory=lambda: deque(maxlen=10_000))
 
@@ -42,6 +43,7 @@ class SandboxState:
     def start(self) -> SandboxState:
         from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
         from mlflow_plugins.sandbox.sagemaker._serving_host import ServingHost
+        from mlflow_plugins.sandbox.sagemaker._traffic import ShadowMirror
 
         from mlflow_plugins.sandbox._ecs_tasks import LogSink, TaskHost
         from mlflow_plugins.sandbox._server import ACCOUNT_ID
@@ -51,6 +53,7 @@ class SandboxState:
         self.logs = LogSink(ACCOUNT_ID, self.lock)
         self.tasks = TaskHost(Path(tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-ecs-")), self.logs)
         self.lifecycle = Lifecycle(self.scheduler, self.host, self.timings, alarms_in_alarm)
+        self.shadow = ShadowMirror()
         return self
 
     def clear(self) -> None:
@@ -63,6 +66,7 @@ class SandboxState:
             self.switches.clear()
             self.faults.clear()
             self.calls.clear()
+            self.shadow.clear()
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -71,6 +75,8 @@ class SandboxState:
             self.host.stop_all()
         if self.tasks is not None:
             self.tasks.stop_all()
+        if self.shadow is not None:
+            self.shadow.stop()
 
     def task_env(self, region: str) -> dict[str, str]:
         """What an ECS task's container gets to reach AWS: the sandbox, with its credentials

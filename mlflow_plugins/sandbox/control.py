@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -40,6 +41,17 @@ class SandboxControl:
     def set_ecs_service_health(self, cluster: str, service: str, healthy: bool) -> None:
         """Make an ECS service's tasks fail (or pass again) their health check."""
         self._call("POST", "ecs-service-health", {"cluster": cluster, "service": service, "healthy": healthy})
+
+    def register_image(self, image: str) -> str:
+        """Register ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]`` in the
+        sandbox's ECR, as a ``docker push`` would; returns its digest."""
+        return self._call("POST", "images", {"image": image})["digest"]
+
+    def shadow_pairs(self, endpoint: str) -> list[dict[str, Any]]:
+        """The requests mirrored to ``endpoint``'s shadow variant, each with the production and
+        the shadow answer (``variant``, ``status``, ``latency_ms``, ``content_type``, ``body``),
+        once the copies in flight have finished."""
+        return self._call("GET", f"shadow?endpoint={urllib.parse.quote(endpoint)}")["pairs"]
 
     def _call(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

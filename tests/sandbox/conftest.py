@@ -4,9 +4,14 @@ from typing import Any
 
 import pytest
 
+import mlflow_plugins
+from mlflow_plugins.packaging import model_archive
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+from tests.serving.conftest import save_sklearn_model
 
 ALARM = "endpoint-5xx"
+# The suite's serving image: the sandbox registers it in its ECR at start and after every reset.
+SUITE_IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
 
 
 class Hosting:
@@ -16,7 +21,7 @@ class Hosting:
         self.aws = aws
         self.sm = aws("sagemaker")
 
-    def model(self, name: str, image: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ops:1") -> str:
+    def model(self, name: str, image: str = SUITE_IMAGE) -> str:
         self.sm.create_model(
             ModelName=name,
             ExecutionRoleArn=EXECUTION_ROLE_ARN,
@@ -50,6 +55,25 @@ class Hosting:
             ComparisonOperator="GreaterThanThreshold",
         )
         return name
+
+
+@pytest.fixture(scope="module")
+def model_archives(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    dirs = {name: save_sklearn_model(root / name, seed=seed) for name, seed in (("a", 0), ("b", 5))}
+    return {name: (path, model_archive(path)) for name, path in dirs.items()}
+
+
+@pytest.fixture
+def served(aws, model_archives):
+    s3, sm = aws("s3"), aws("sagemaker")
+    s3.create_bucket(Bucket="models")
+    for name, (_, data) in model_archives.items():
+        s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=data)
+        s3.put_object(Bucket="models", Key=f"mme/{name}.tar.gz", Body=data)
+        sm.create_model(ModelName=f"model-{name}", ExecutionRoleArn=EXECUTION_ROLE_ARN,
+                        PrimaryContainer={"Image": "ops:1", "ModelDataUrl": f"s3://models/{name}/model.tar.gz"})
+    return aws
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.sandbox.conftest import ALARM, blue_green
+from tests.sandbox.conftest import ALARM, SUITE_IMAGE, blue_green
 
 BAKING = {
     "operation": "DescribeEndpoint", "delay": 0.05, "maxAttempts": 400,
@@ -30,7 +30,7 @@ def test_create_goes_creating_then_in_service_and_delete_removes_it(aws, hosting
     assert described["EndpointArn"] == arn
     variant = described["ProductionVariants"][0]
     assert (variant["CurrentInstanceCount"], variant["CurrentWeight"]) == (4, 1.0)
-    assert variant["DeployedImages"][0]["SpecifiedImage"].endswith("ops:1")
+    assert variant["DeployedImages"][0]["SpecifiedImage"] == SUITE_IMAGE
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["ep"]
 
     sm.delete_endpoint(EndpointName="ep")

@@ -13,34 +13,15 @@ from botocore.exceptions import ClientError, WaiterError
 from mlflow_plugins.packaging import model_archive
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 from tests.processes import exits_within
-from tests.serving.conftest import delivery_frame, save_sklearn_model
+from tests.serving.conftest import delivery_frame
 
 ROWS, _ = delivery_frame(n=5, seed=3)
 PAYLOAD = json.dumps({"dataframe_split": json.loads(ROWS.to_json(orient="split", index=False))})
 
 
-@pytest.fixture(scope="module")
-def model_archives(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    dirs = {name: save_sklearn_model(root / name, seed=seed) for name, seed in (("a", 0), ("b", 5))}
-    return {name: (path, model_archive(path)) for name, path in dirs.items()}
-
-
-@pytest.fixture
-def served(aws, model_archives):
-    s3, sm = aws("s3"), aws("sagemaker")
-    s3.create_bucket(Bucket="models")
-    for name, (_, data) in model_archives.items():
-        s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=data)
-        s3.put_object(Bucket="models", Key=f"mme/{name}.tar.gz", Body=data)
-        sm.create_model(ModelName=f"model-{name}", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                        PrimaryContainer={"Image": "ops:1", "ModelDataUrl": f"s3://models/{name}/model.tar.gz"})
-    return aws
-
-
-def variant(name, model, weight=1.0):
+def variant(name, model, weight=1.0, count=1):
     return {"VariantName": name, "ModelName": model, "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": 1, "InitialVariantWeight": weight}
+            "InitialInstanceCount": count, "InitialVariantWeight": weight}
 
 
 def local_predictions(model_dir: Path) -> list:

@@ -1,16 +1,16 @@
 """The seam between the endpoint lifecycle and whatever runs a variant's container.
 
-The lifecycle asks a :class:`VariantHost` to launch a fleet when provisioning starts, to check
-it after the provisioning time has passed (the ping health check), and to stop it when the fleet
-is retired. :class:`~._serving_host.ServingHost` implements it with one serving-runtime process per
-variant.
+The lifecycle asks a :class:`VariantHost` to launch a fleet when provisioning starts, to scale a
+variant to a number of instances (rolling batches, capacity changes), to check it after the
+provisioning time has passed (the ping health check), and to stop it when the fleet is retired.
+:class:`~._serving_host.ServingHost` implements it with one serving-runtime process per instance.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet
+from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, Variant
 
 PENDING = "pending"  # check(): the containers have not answered their health check yet
 
@@ -18,6 +18,9 @@ PENDING = "pending"  # check(): the containers have not answered their health ch
 class VariantHost(Protocol):
     def launch(self, endpoint: str, fleet: Fleet) -> None:
         """Start the fleet's containers; must not block on them becoming healthy."""
+
+    def scale(self, endpoint: str, fleet: Fleet, variant: Variant, count: int) -> None:
+        """Run ``count`` instances of the variant (within the host's cap); must not block."""
 
     def check(self, endpoint: str, fleet: Fleet) -> str | None:
         """``None`` when every variant passes its health check, :data:`PENDING` while they

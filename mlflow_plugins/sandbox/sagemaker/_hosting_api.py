@@ -1,12 +1,13 @@
 """SageMaker hosting operations that moto lacks or gets wrong.
 
+* CreateModel refuses an image path off the documented formats (:mod:`._images`).
 * CreateModel / CreateEndpointConfig / CreateEndpoint reject a name that exists, as AWS does
   (moto overwrites); CreateModel keeps EnableNetworkIsolation; CreateEndpointConfig keeps
   ShadowProductionVariants and rejects a variant name used twice (production and shadow together).
 * Endpoints have a lifecycle (:mod:`._rollout`): Creating -> InService | Failed, Updating,
   RollingBack, Deleting.
 * UpdateEndpoint (absent from moto) with blue/green, rolling and auto-rollback.
-* UpdateEndpointWeightsAndCapacities moves the endpoint through Updating.
+* UpdateEndpointWeightsAndCapacities moves the endpoint through Updating (:mod:`._instances`).
 * CreateEndpoint also creates the endpoint's lineage Context, as SageMaker does. Its name
   follows the ``<endpoint>-<epoch seconds>-aws-endpoint`` form seen on AWS; find it by its
   source URI (the endpoint ARN), never by name. It outlives the endpoint.
@@ -20,12 +21,12 @@ from typing import Any
 from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 from moto.sagemaker.exceptions import ValidationError
 
-from mlflow_plugins.sandbox._clock import Wait
-from mlflow_plugins.sandbox.sagemaker import _alarms
+from mlflow_plugins.sandbox.sagemaker import _alarms, _images
 from mlflow_plugins.sandbox.sagemaker._endpoint import SandboxEndpoint
 from mlflow_plugins.sandbox.sagemaker._handlers import (
     already_exists, backend_of, not_found, request, state,
 )
+from mlflow_plugins.sandbox.sagemaker._instances import capacity_body
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 from mlflow_plugins.sandbox.sagemaker._rollout import (
     Guard, blue_green_body, create_body, delete_body, rolling_body,
@@ -39,6 +40,7 @@ def create_model(response: BaseResponse) -> ActionResult:
     name = params["ModelName"]
     if name in backend._models:
         raise already_exists("model", "model", name, backend)
+    _images.check_model_images(params)
     model = backend.create_model(
         model_name=name,
         execution_role_arn=params.get("ExecutionRoleArn"),
@@ -184,23 +186,8 @@ def update_endpoint_weights_and_capacities(response: BaseResponse) -> ActionResu
                     f'The variant name(s) "{name}" is/are not present within endpoint '
                     f'configuration "{endpoint.endpoint_config_name}".'
                 )
-        sandbox.lifecycle.run(endpoint, _weights_body(endpoint, changes))
+        sandbox.lifecycle.run(endpoint, capacity_body(sandbox.lifecycle, endpoint, changes))
     return ActionResult({"EndpointArn": endpoint.arn})
-
-
-def _weights_body(endpoint: SandboxEndpoint, changes: list[dict[str, Any]]):
-    endpoint.set_status("Updating")
-    for change in changes:
-        variant = endpoint.live.variant(change["VariantName"])
-        if "DesiredWeight" in change:
-            variant.desired_weight = float(change["DesiredWeight"])
-        if "DesiredInstanceCount" in change:
-            variant.desired_count = int(change["DesiredInstanceCount"])
-        variant.set_status("Updating")
-    yield Wait(state().timings.provision / 3, "weights")
-    for variant in endpoint.live.variants:
-        variant.go_live()
-    endpoint.set_status("InService")
 
 
 def _endpoint(response: BaseResponse, name: str) -> SandboxEndpoint:

@@ -8,7 +8,8 @@ SageMaker's deployment guardrails documentation
   ``WaitIntervalInSeconds`` after each step (CANARY and LINEAR: not after the final step);
   wait ``TerminationWaitInSeconds``; retire the old fleet.
 * rolling: per batch of ``MaximumBatchSize`` instances, provision new instances, move their share
-  of traffic, bake ``WaitIntervalInSeconds``, retire the same number of old instances.
+  of traffic, bake ``WaitIntervalInSeconds``, retire the same number of old instances (the host
+  starts and stops their processes batch by batch).
 * auto-rollback: any alarm of ``AutoRollbackConfiguration`` in ALARM at any point of the
   deployment, or ``MaximumExecutionTimeoutInSeconds`` passing, rolls back to the old fleet.
 
@@ -190,14 +191,17 @@ def rolling_body(
     old_variant, new_variant = old.variants[0], new.variants[0]
     batch = capacity_in_instances(policy["MaximumBatchSize"], new_variant.desired_count)
     try:
-        life.host.launch(ep.endpoint_name, new)
+        for shadow in new.shadow_variants:
+            life.host.scale(ep.endpoint_name, new, shadow, shadow.desired_count)
         while new_variant.current_count < new_variant.desired_count:
             step = min(batch, new_variant.desired_count - new_variant.current_count)
             new.set_status("Creating", f"Provisioning a batch of {step} instance(s)")
+            life.host.scale(ep.endpoint_name, new, new_variant, new_variant.current_count + step)
             yield Wait(life.timings.provision, "provision")
             yield from _require_healthy(life, ep, new)
             new_variant.current_count += step
             old_variant.current_count = max(old_variant.current_count - step, 0)
+            life.host.scale(ep.endpoint_name, old, old_variant, old_variant.current_count)
             _shift(old, new, new_variant.current_count / new_variant.desired_count)
             new.set_status("Baking", f"{new_variant.current_count} new instance(s) in service")
             yield from life.bake(guard, policy["WaitIntervalInSeconds"])
@@ -283,6 +287,7 @@ def _roll_back(
     life.host.stop(ep.endpoint_name, new)
     for variant in old.all_variants():
         variant.go_live()
+        life.host.scale(ep.endpoint_name, old, variant, variant.desired_count)  # a rolling update retired some
     ep.pending = None
     ep.set_status("InService", reason)
 

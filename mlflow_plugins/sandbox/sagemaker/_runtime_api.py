@@ -7,14 +7,11 @@ model's S3 prefix: it is fetched and loaded on its first invoke (``POST /models`
 A container's error answer comes back as SageMaker's ``ModelError`` (HTTP 424) with the original
 status and message.
 
-Shadow variants: a request answered by the production variant is copied to the fleet's shadow
-variant with the probability of the shadow's weight relative to the production variant's (AWS's
-shadow-variant guide); the shadow's answer is discarded. Every answered request adds one
-``Invocations`` datum to CloudWatch (``AWS/SageMaker``, dimensions EndpointName and VariantName),
-as SageMaker publishes it, so a test reads how much traffic each variant took.
-
-Where the sandbox differs from SageMaker: the copy to the shadow is made before the production
-answer returns (SageMaker copies asynchronously), so a slow shadow slows the caller here.
+Shadow variants: a request to a production variant is copied to the fleet's shadow variant with
+the probability of the shadow's weight relative to the production variant's (AWS's shadow-variant
+guide), in the background; the shadow's answer is discarded. Every request that reaches a
+container publishes SageMaker's invocation metrics and, when the endpoint captures data, a capture
+record (:mod:`._traffic`).
 """
 
 from __future__ import annotations
@@ -23,13 +20,14 @@ import hashlib
 import json
 import random
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import requests
-from moto.cloudwatch.models import cloudwatch_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -39,6 +37,7 @@ from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, V
 from mlflow_plugins.sandbox.sagemaker._serving_host import (
     Container, ServingHost, download_failure, extract_model, s3_bytes,
 )
+from mlflow_plugins.sandbox.sagemaker._traffic import Answer, Request, capture, publish
 
 SERVING_STATES = ("InService", "Updating", "RollingBack", "SystemUpdating")
 FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id")
@@ -89,8 +88,18 @@ def pick_shadow(fleet: Fleet, variant: Variant) -> Variant | None:
     return None
 
 
-def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Container, Container | None]:
-    """The variant that answers, its container, and the shadow container that gets a copy."""
+@dataclass
+class Route:
+    """Where one request goes: the fleet, the variant and container that answer, and the shadow
+    container that gets a copy (if sampling picked one)."""
+
+    fleet: Fleet
+    variant: Variant
+    container: Container
+    shadow: Container | None
+
+
+def _route(response: SageMakerRuntimeResponse, name: str) -> Route:
     sandbox = current()
     with sandbox.lock:
         endpoint = sagemaker_backends[response.current_account][response.region].endpoints.get(name)
@@ -107,27 +116,7 @@ def _route(response: SageMakerRuntimeResponse, name: str) -> tuple[Variant, Cont
         raise InvokeError(424, "ModelError", f"The sandbox runs no container for variant {variant.name} of "
                             f"endpoint {name}: its model has no ModelDataUrl to serve.",
                             OriginalStatusCode=503, OriginalMessage="no container")
-    return variant, container, shadow_container
-
-
-def record_invocation(account: str, region: str, endpoint: str, variant: str) -> None:
-    """One ``AWS/SageMaker`` ``Invocations`` datum, as SageMaker publishes per variant."""
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-    cloudwatch_backends[account][region].put_metric_data(
-        "AWS/SageMaker", [{"MetricName": "Invocations", "Value": 1.0, "Unit": "None", "Dimensions": dimensions}])
-
-
-def _mirror(shadow: Container | None, body: bytes, headers: dict[str, str], account: str, region: str,
-            endpoint: str) -> None:
-    """Copy the request to the shadow variant; its answer (or failure) never reaches the caller."""
-    if shadow is None or shadow.port is None:
-        return
-    try:
-        reply = requests.post(shadow.url + "/invocations", data=body, headers=headers, timeout=120)
-    except requests.RequestException:
-        return
-    if reply.status_code < 400:
-        record_invocation(account, region, endpoint, shadow.variant)
+    return Route(fleet, variant, container, shadow_container)
 
 
 def runtime_name(target: str) -> str:
@@ -143,7 +132,8 @@ def _load_target(container: Container, target: str, account: str) -> None:
         if target in container.models:
             return
         url = container.model_data.rstrip("/") + "/" + target.lstrip("/")
-        local = Path(current().host.workdir) / "mme" / container.variant / target.replace("/", "_")
+        instance = f"{container.variant}-{container.instance}"  # each instance keeps its own cache
+        local = Path(current().host.workdir) / "mme" / instance / target.replace("/", "_")
         try:
             extract_model(account, url, local)
         except Exception:
@@ -166,9 +156,11 @@ def _model_error(reply: requests.Response, variant: str) -> InvokeError:
 
 
 def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], Any]:
+    arrived = time.perf_counter()
     try:
         name = unquote(self.path.split("/")[2])
-        variant, container, shadow = _route(self, name)
+        route = _route(self, name)
+        container = route.container
         headers = {h: self.headers[h] for h in FORWARDED if self.headers.get(h)}
         path = "/invocations"
         if container.multi_model:
@@ -179,13 +171,22 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str]
             headers["X-Amzn-SageMaker-Target-Model"] = target
             path = f"/models/{runtime_name(target)}/invoke"
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        request = Request(self.current_account, self.region, name, body, headers, route.fleet.data_capture,
+                          inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"))
+        started = time.perf_counter()
         reply = requests.post(container.url + path, data=body, headers=headers, timeout=120)
+        model_seconds = time.perf_counter() - started
+        container.answered += 1
+        answer = Answer.of(route.variant.name, reply, model_seconds)
+        publish(request, route.variant.name, reply.status_code, model_seconds,
+                time.perf_counter() - arrived - model_seconds)
+        capture(request, answer)
+        if route.shadow is not None and route.shadow.port is not None and not container.multi_model:
+            current().shadow.mirror(request, answer, route.shadow.variant, route.shadow.url)
         if reply.status_code >= 400:
-            raise _model_error(reply, variant.name)
-        record_invocation(self.current_account, self.region, name, variant.name)
-        _mirror(shadow, body, headers, self.current_account, self.region, name)
+            raise _model_error(reply, route.variant.name)
         return 200, {"Content-Type": reply.headers.get("Content-Type", "application/json"),
-                     "x-Amzn-Invoked-Production-Variant": variant.name}, reply.content
+                     "x-Amzn-Invoked-Production-Variant": route.variant.name}, reply.content
     except InvokeError as error:
         return error.response()
 
@@ -196,7 +197,8 @@ def invoke_endpoint_async(self: SageMakerRuntimeResponse) -> tuple[int, dict[str
     try:
         name = unquote(self.path.split("/")[2])
         output = _async_output(self, name)
-        variant, container, _ = _route(self, name)
+        route = _route(self, name)
+        variant, container = route.variant, route.container
         input_location = self.headers.get("X-Amzn-SageMaker-InputLocation", "")
         inference_id = self.headers.get("X-Amzn-SageMaker-Inference-Id") or str(uuid.uuid4())
         output_uri = f"{output['S3OutputPath'].rstrip('/')}/{inference_id}.out"

@@ -1,13 +1,19 @@
-"""Variants that really serve: one serving-runtime process per production (or shadow) variant.
+"""Variants that really serve: one serving-runtime process per instance of each production (or
+shadow) variant, up to :data:`MAX_PROCESSES_PER_VARIANT`.
 
 For a variant whose model has a ``ModelDataUrl``, launching reads the archive from the sandbox's
 S3 (in-process), extracts it, and starts ``mlflow-sagemaker-ops serve`` on a free port with the
-container's ``Environment``; a ``Mode: MultiModel`` container starts in multi-model mode, its
-models fetched from the S3 prefix on first invoke. The health check is the container's
-``GET /ping``, as SageMaker does it.
+container's ``Environment``, once per instance; a ``Mode: MultiModel`` container starts in
+multi-model mode, its models fetched from the S3 prefix on first invoke (each instance keeps its
+own cache, as on SageMaker). The health check is every instance's ``GET /ping``, as SageMaker does
+it. :meth:`ServingHost.scale` starts or stops a variant's processes to follow its instance count
+(rolling updates, UpdateEndpointWeightsAndCapacities, autoscaling), and :meth:`ServingHost.container`
+spreads requests over a variant's running instances in turn.
 
-Where the sandbox differs from SageMaker: one process serves a variant whatever its instance
-count; a variant with no ``ModelDataUrl`` runs nothing (the sandbox cannot run arbitrary images)
+Where the sandbox differs from SageMaker: a variant runs at most ``MAX_PROCESSES_PER_VARIANT``
+processes whatever its instance count (each costs memory and about a second to start; counts
+above it are reported by DescribeEndpoint but served by that many); a serverless variant runs
+one; a variant with no ``ModelDataUrl`` runs nothing (the sandbox cannot run arbitrary images)
 and answers invocations with an error; the start-up health check waits up to
 ``STARTUP_SECONDS`` of real time, whatever the time scale.
 """
@@ -34,9 +40,11 @@ from moto.s3.models import s3_backends
 
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, Variant
 from mlflow_plugins.sandbox.sagemaker._hosting import PENDING, HealthSwitches, health_failure
+from mlflow_plugins.sandbox.sagemaker._images import missing_from_ecr, pull_failure
 
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 180.0
+MAX_PROCESSES_PER_VARIANT = 3
 _ANNOUNCE = re.compile(r"^Serving on http://[^:]+:(\d+)")
 _RUNTIME = [sys.executable, "-c", "from mlflow_plugins.cli import cli; cli()", "serve"]
 
@@ -46,12 +54,14 @@ class Container:
     """One running serving-runtime process."""
 
     variant: str
+    instance: int
     process: subprocess.Popen
     multi_model: bool
     model_data: str
     port: int | None = None
     output: deque = field(default_factory=lambda: deque(maxlen=40))
     models: dict[str, str] = field(default_factory=dict)  # MME: TargetModel -> local directory
+    answered: int = 0  # requests this instance answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -89,41 +99,83 @@ def download_failure(url: str) -> str:
             "permissions to download the object.")
 
 
+def processes_for(variant: Variant, count: int | None = None) -> int:
+    """How many processes serve ``variant`` at ``count`` instances (its desired count by default)."""
+    if variant.serverless:
+        return 1
+    wanted = variant.desired_count if count is None else count
+    return max(0, min(wanted, MAX_PROCESSES_PER_VARIANT))
+
+
+Key = tuple[str, str, str]  # endpoint, endpoint config, variant
+
+
 class ServingHost:
-    """Runs each served variant as a process; health from ``/ping`` and the control switches."""
+    """Runs each served variant's instances as processes; health from ``/ping`` and the control switches."""
 
     def __init__(self, switches: HealthSwitches, workdir: str | None = None) -> None:
         self.switches = switches
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-sandbox-"))
-        self.containers: dict[tuple[str, str, str], Container] = {}
-        self.failures: dict[tuple[str, str, str], str] = {}
+        self.containers: dict[tuple[str, str, str, int], Container] = {}
+        self.failures: dict[Key, str] = {}
         self.started: dict[tuple[str, str], float] = {}
+        self._turn: dict[Key, int] = {}
 
     def launch(self, endpoint: str, fleet: Fleet) -> None:
-        self.started[(endpoint, fleet.config_name)] = time.monotonic()
         for variant in fleet.all_variants():
-            key = (endpoint, fleet.config_name, variant.name)
-            url = variant.container.get("ModelDataUrl")
-            if not url or key in self.containers:
-                continue
+            self.scale(endpoint, fleet, variant, processes_for(variant))
+
+    def scale(self, endpoint: str, fleet: Fleet, variant: Variant, count: int) -> None:
+        """Run ``min(count, MAX_PROCESSES_PER_VARIANT)`` processes for ``variant``: start the
+        missing instances, stop the surplus (the newest first)."""
+        key = (endpoint, fleet.config_name, variant.name)
+        wanted = processes_for(variant, count)
+        running = self._instances(key)
+        for index in running[wanted:]:
+            _terminate(self.containers.pop((*key, index)).process)
+        if wanted <= len(running) or key in self.failures:
+            return
+        missing = missing_from_ecr(variant.image, fleet.account)
+        if missing:  # the pull fails before any container starts
+            self.failures[key] = (f"{pull_failure(variant.name)} In the sandbox's ECR, {missing}: push "
+                                  "the image, or register it with ECR's PutImage.")
+            return
+        url = variant.container.get("ModelDataUrl")
+        if not url:
+            return
+        self.started[(endpoint, fleet.config_name)] = time.monotonic()  # new instances get their start-up time
+        free = [i for i in range(MAX_PROCESSES_PER_VARIANT) if (*key, i) not in self.containers]
+        for index in free[:wanted - len(running)]:
             try:
-                self.containers[key] = self._start(key, fleet.account, variant, url)
+                self.containers[(*key, index)] = self._start(key, index, fleet.account, variant, url)
             except Exception as error:  # missing object, bad archive: the endpoint fails with the reason
                 log.info("sandbox: variant %s cannot start: %s", key, error)
                 self.failures[key] = download_failure(url)
+                return
 
-    def _start(self, key: tuple[str, str, str], account: str, variant: Variant, url: str) -> Container:
+    def running(self, endpoint: str, config: str, variant: str) -> int:
+        """How many processes serve the variant now."""
+        return len(self._instances((endpoint, config, variant)))
+
+    def _instances(self, key: Key) -> list[int]:
+        return sorted(k[3] for k in self.containers if k[:3] == key)
+
+    def _start(self, key: Key, index: int, account: str, variant: Variant, url: str) -> Container:
         multi = variant.container.get("Mode") == "MultiModel"
         target = self.workdir.joinpath(*key)
-        args = ["--multi-model"] if multi else ["--model-dir", str(extract_model(account, url, target / "model"))]
+        model_dir = target / "model"
+        if not multi and not model_dir.exists():  # the instances of a variant share the extracted model
+            extract_model(account, url, model_dir)
+        args = ["--multi-model"] if multi else ["--model-dir", str(model_dir)]
         environment = {k: str(v) for k, v in (variant.container.get("Environment") or {}).items()}
         process = subprocess.Popen(
             [*_RUNTIME, *args, "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
             env={**os.environ, **environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )
-        container = Container(variant.name, process, multi, url)
-        threading.Thread(target=container.read_output, name=f"sandbox-{variant.name}", daemon=True).start()
+        container = Container(variant.name, index, process, multi, url)
+        name = f"sandbox-{variant.name}-{index}"
+        threading.Thread(target=container.read_output, name=name, daemon=True).start()
         return container
 
     def check(self, endpoint: str, fleet: Fleet) -> str | None:
@@ -134,18 +186,17 @@ class ServingHost:
                 return health_failure(endpoint, variant.name)
             if key in self.failures:
                 return self.failures[key]
-            status = self._ping(endpoint, variant.name, self.containers.get(key))
-            if status not in (None, PENDING):
-                return status
-            pending = pending or status == PENDING
+            for index in self._instances(key):
+                status = self._ping(endpoint, variant.name, self.containers[(*key, index)])
+                if status not in (None, PENDING):
+                    return status
+                pending = pending or status == PENDING
         started = self.started.get((endpoint, fleet.config_name), time.monotonic())
         if pending and time.monotonic() - started > STARTUP_SECONDS:
             return f"{health_failure(endpoint, fleet.variants[0].name)} It did not answer within {STARTUP_SECONDS:g} s."
         return PENDING if pending else None
 
-    def _ping(self, endpoint: str, variant: str, container: Container | None) -> str | None:
-        if container is None:
-            return None
+    def _ping(self, endpoint: str, variant: str, container: Container) -> str | None:
         if container.process.poll() is not None:
             return f"{health_failure(endpoint, variant)} The container exited: {container.tail()}"
         if container.port is None:
@@ -158,20 +209,29 @@ class ServingHost:
             return None
         if reply.status_code == 503:
             return PENDING
-        detail = reply.json().get("message", reply.text) if reply.headers.get("Content-Type", "").startswith("application/json") else reply.text
+        json_reply = reply.headers.get("Content-Type", "").startswith("application/json")
+        detail = reply.json().get("message", reply.text) if json_reply else reply.text
         return f"{health_failure(endpoint, variant)} {detail}"
 
     def container(self, endpoint: str, config: str, variant: str) -> Container | None:
-        return self.containers.get((endpoint, config, variant))
+        """The next running instance of the variant, in turn (``None`` when none has started)."""
+        key = (endpoint, config, variant)
+        ready = [self.containers[(*key, i)] for i in self._instances(key)]
+        ready = [c for c in ready if c.port is not None and c.process.poll() is None] or ready
+        if not ready:
+            return None
+        turn = self._turn.get(key, 0)
+        self._turn[key] = turn + 1
+        return ready[turn % len(ready)]
 
     def stop(self, endpoint: str, fleet: Fleet) -> None:
         self.started.pop((endpoint, fleet.config_name), None)
         for variant in fleet.all_variants():
             key = (endpoint, fleet.config_name, variant.name)
             self.failures.pop(key, None)
-            container = self.containers.pop(key, None)
-            if container is not None:
-                _terminate(container.process)
+            self._turn.pop(key, None)
+            for index in self._instances(key):
+                _terminate(self.containers.pop((*key, index)).process)
 
     def stop_all(self) -> None:
         for container in self.containers.values():
@@ -179,6 +239,7 @@ class ServingHost:
         self.containers.clear()
         self.failures.clear()
         self.started.clear()
+        self._turn.clear()
 
 
 def _terminate(process: subprocess.Popen) -> None:
