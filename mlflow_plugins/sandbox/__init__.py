@@ -5,61 +5,27 @@
         ...
         sandbox.control.add_fault("CreateEndpoint", kind="throttle", count=2)
 
-See README.md ("The AWS sandbox") for what it adds and where it may differ from AWS.
+See README.md ("The AWS sandbox") for what it adds and where it may differ from AWS, and
+docs/sandbox-audit.md for every AWS operation the suite calls against what the sandbox does.
+
+The names below are imported on first use, so ``mlflow_plugins.sandbox.shadow_report`` (which
+reads only AWS APIs) and ``mlflow_plugins.sandbox.control`` can be imported without moto.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
-
-from mlflow_plugins.sandbox._server import EXECUTION_ROLE_ARN, SandboxServer
-from mlflow_plugins.sandbox._state import SandboxState
-from mlflow_plugins.sandbox.control import SandboxControl
-from mlflow_plugins.sandbox.sagemaker._rollout import Timings
 
 __all__ = ["Sandbox", "SandboxControl", "Timings", "EXECUTION_ROLE_ARN", "DEFAULT_PORT", "DEFAULT_TIME_SCALE"]
 
-DEFAULT_PORT = 5055
-DEFAULT_TIME_SCALE = 0.01
+_WHERE = {"Sandbox": "_sandbox", "DEFAULT_PORT": "_sandbox", "DEFAULT_TIME_SCALE": "_sandbox",
+          "EXECUTION_ROLE_ARN": "_server", "SandboxControl": "control", "Timings": "sagemaker._rollout"}
 
 
-class Sandbox:
-    """One sandbox in this process (moto's backends are process-wide: at most one at a time)."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 time_scale: float = DEFAULT_TIME_SCALE, timings: Timings | None = None,
-                 verbose: bool = False) -> None:
-        state = SandboxState(time_scale=time_scale, timings=timings or Timings())
-        self._server = SandboxServer(state, host, port, verbose)
-        self.control = SandboxControl("")
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> Sandbox:
-        self._server.start()
-        self.control = SandboxControl(self.url)
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def reset(self) -> None:
-        self._server.reset()
-
-    def env(self) -> dict[str, str]:
-        """Environment that points boto3 (and subprocesses) at this sandbox."""
-        return {
-            "AWS_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
