@@ -94,3 +94,14 @@ class GatedDoubler(BaseEstimator):
         if gates:
             _wait_for_release(gates[0])
         return (X["x"].astype(float) * 2).to_numpy()
+
+
+class Busy(mlflow.pyfunc.PythonModel):
+    """Computes in Python (holding the GIL) for ``seconds``: a slow CPU-bound model."""
+
+    def predict(self, context, model_input, params=None):
+        until = time.perf_counter() + float(model_input["seconds"].iloc[0])
+        spins = 0
+        while time.perf_counter() < until:
+            spins += 1
+        return [spins]

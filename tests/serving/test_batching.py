@@ -39,8 +39,8 @@ def test_batched_predictions_equal_one_by_one_predictions(runtime, sklearn_model
     by_body = {}
     for reply in replies:
         assert reply.status_code == 200, reply.text
-        by_body.setdefault(reply.request.body if isinstance(reply.request.body, str) else reply.request.body.decode(), set()).add(
-            tuple(reply.json()["predictions"]))
+        sent = reply.request.body if isinstance(reply.request.body, str) else reply.request.body.decode()
+        by_body.setdefault(sent, set()).add(tuple(reply.json()["predictions"]))
     for index, text in enumerate(bodies):
         assert by_body[text] == {(expected[index],)}
     assert max(int(r.headers["X-Batch-Size"]) for r in replies) > 1
