@@ -61,6 +61,27 @@ class Browser:
 
         return self.wait(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, css)), None), timeout, css)
 
+    def text(self, css: str, timeout: float = 60.0) -> str:
+        """The text of the first element that matches ``css`` now (the page redraws what changed)."""
+        return self._fresh(css, lambda element: element.text, timeout)
+
+    def attribute(self, css: str, name: str, timeout: float = 60.0) -> str:
+        return self._fresh(css, lambda element: element.get_attribute(name), timeout)
+
+    def click(self, css: str, timeout: float = 60.0) -> None:
+        self._fresh(css, lambda element: element.click(), timeout)
+
+    def _fresh(self, css: str, use: Callable[[Any], Any], timeout: float) -> Any:
+        """Find ``css`` and use it; found again when a redraw replaced it in between."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(20):
+            try:
+                return use(self.find(css, timeout))
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError(f"{css} was redrawn 20 times in a row")
+
     def classic_registry_ui(self, server: str) -> None:
         """Switch MLflow's "New model registry UI" off (the stage dropdown lives in the classic one)."""
         self.driver.get(f"{server}/")

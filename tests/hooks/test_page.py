@@ -58,13 +58,10 @@ def browser(tmp_path):
 
 
 def status_in_page(browser: Browser, deployment: str):
-    from selenium.webdriver.common.by import By
-
-    def read(driver):
-        found = driver.find_elements(By.CSS_SELECTOR, f"tbody[data-deployment='{deployment}'] td.state [data-status]")
-        return found[0].get_attribute("data-status") if found else None
-
-    return lambda: read(browser.driver)
+    """Reads the status the page shows now (in the page itself: a redraw cannot come in between)."""
+    css = f"tbody[data-deployment='{deployment}'] td.state [data-status]"
+    return lambda: browser.driver.execute_script("const s = document.querySelector(arguments[0]); "
+                                                 "return s ? s.dataset.status : null;", css)
 
 
 def open_page(browser: Browser, registry) -> None:
@@ -95,22 +92,22 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
     assert browser.driver.execute_script("return window.__notReloaded === true")
     seen = [s.split(":", 1)[1] for s in browser.driver.execute_script("return window.__seen") if s.startswith(f"{deployment}:")]
     assert "DEPLOYING" in seen and seen.index("DEPLOYING") < seen.index("IN_SERVICE"), seen
-    body = browser.find(f"tbody[data-deployment='{deployment}']")
-    assert body.find_element("css selector", "td.model").text == model
-    assert body.find_element("css selector", "td.serving").text == "v1"
-    assert body.find_element("css selector", "td.desired a").get_attribute("href").endswith(f"/#/models/{model}/versions/1")
-    body.find_element("css selector", "summary").click()
-    history = body.find_element("css selector", "details").text
+    row = f"tbody[data-deployment='{deployment}']"
+    assert browser.text(f"{row} td.model") == model
+    assert browser.text(f"{row} td.serving") == "v1"
+    assert browser.attribute(f"{row} td.desired a", "href").endswith(f"/#/models/{model}/versions/1")
+    browser.click(f"{row} summary")
+    history = browser.text(f"{row} details")
     assert "create" in history and "succeeded" in history and "app:transition:Production" in history
     # Lineage, drawn from what `lineage show --endpoint` reads, once the controller has written it.
-    browser.wait(lambda d: body.find_elements("css selector", ".lineage svg g.vertex"), what="the lineage graph")
-    lineage = body.find_element("css selector", ".lineage").text
+    browser.find(f"{row} details[open] .lineage svg g.vertex")
+    lineage = browser.text(f"{row} .lineage")
     assert "ModelDeployment" in lineage and f"models:/{model}/1" in lineage
     shot = browser.shot("deployments-page")
     if os.environ.get("REGISTRY_HOOKS_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(shot, DOCS)
 
-    body.find_element("css selector", "td.serving a").click()  # to MLflow's page of the version
+    browser.click(f"{row} td.serving a")  # to MLflow's page of the version
     browser.wait(lambda d: "Production" in d.find_element("css selector", ".mlflow-stage-transition-dropdown").text,
                  what="MLflow's version page with stage Production")
 
@@ -125,18 +122,18 @@ def test_retry_from_the_page_after_a_fault(page_registry, controllers, aws, sand
     open_page(browser, registry)
     registry.transition(model, "1", "Production")
     eventually(lambda: status_in_page(browser, deployment)() == "FAILED", what="FAILED on the page", explain=controller.output)
-    body = browser.find(f"tbody[data-deployment='{deployment}']")
-    assert "ResourceLimitExceeded" in body.find_element("css selector", "td.message").text
+    row = f"tbody[data-deployment='{deployment}']"
+    assert "ResourceLimitExceeded" in browser.text(f"{row} td.message")
     browser.driver.execute_script(OBSERVE)
     browser.shot("failed")
 
     sandbox.control.clear_faults()  # the cause is fixed
-    browser.find(f"tbody[data-deployment='{deployment}'] button.retry").click()
-    assert "will be tried again" in browser.find("#notice").text
+    browser.click(f"{row} button.retry")
+    browser.wait(lambda d: "will be tried again" in d.find_element("css selector", "#notice").text, what="Retry's answer")
     eventually(lambda: status_in_page(browser, deployment)() == "IN_SERVICE", what="IN_SERVICE after Retry",
                explain=controller.output)
     assert browser.driver.execute_script("return window.__notReloaded === true")
-    assert not browser.driver.find_elements("css selector", f"tbody[data-deployment='{deployment}'] button.retry")
+    assert not browser.driver.find_elements("css selector", f"{row} button.retry")
     assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
     from registry_hooks.store import Store
 
