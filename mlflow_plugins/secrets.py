@@ -41,7 +41,8 @@ TOKEN_PATTERNS = (
     re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),  # AWS access key id
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    re.compile(r"\b(?:Bearer|Basic)\s+(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{12,}"),  # an Authorization header's value
+    # an Authorization header's value
+    re.compile(r"\b(?:Bearer|Basic)\s+(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),  # GitHub
     re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack
     re.compile(r"\bhf_[A-Za-z0-9]{30,}"),  # Hugging Face
@@ -151,4 +152,5 @@ def install_log_redaction() -> None:
         logging.setLogRecordFactory(RedactingRecords(current))
 
 
-__all__ = ["MASK", "install_log_redaction", "looks_secret", "public", "redact", "secret_name", "secret_value", "strip_uri"]
+__all__ = ["MASK", "install_log_redaction", "looks_secret", "public", "redact", "secret_name", "secret_value",
+           "strip_uri"]

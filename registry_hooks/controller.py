@@ -26,7 +26,6 @@ from registry_hooks.policy import Policy, Rule
 from registry_hooks.reconcile import Leases, Reconciler
 from registry_hooks.store import Store
 
-
 WATCH_SECONDS = 1.0  # how often the policy file's size and time are compared (a stat, no read)
 
 
@@ -61,7 +60,8 @@ class Controller:
             fresh = load()
         except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, the last good policy runs on
             message = (f"policy {current.file} not reloaded ({why}): {error}; still running the last good policy "
-                       f"({len(current.rules)} deployment(s)). Fix the file; it is read again when it changes or on SIGHUP.")
+                       f"({len(current.rules)} deployment(s)). Fix the file; it is read again when it changes or "
+                       "on SIGHUP.")
             self.say(message)
             self._audit("reload-refused", message)
             return False
@@ -70,8 +70,9 @@ class Controller:
             self.say(f"policy {fresh.file} reloaded ({why}): no deployment changed")
             self.wake(None)  # a reload is also a full pass
             return True
+        changed = sorted(n for n in old.keys() & new.keys() if old[n] != new[n])
         changes = [f"{label}: {', '.join(names)}" for label, names in (
-            ("added", sorted(new.keys() - old.keys())), ("changed", sorted(n for n in old.keys() & new.keys() if old[n] != new[n])),
+            ("added", sorted(new.keys() - old.keys())), ("changed", changed),
             ("removed (their endpoints are left as they are)", sorted(old.keys() - new.keys()))) if names]
         with self._lock:
             self.policy = fresh
@@ -182,7 +183,8 @@ class Controller:
         except Exception as error:  # a pass never kills the loop; the next poll tries again
             self.say(f"{rule.name}: pass failed: {type(error).__name__}: {error}")
             try:
-                self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}", replica=self.leases.owner)
+                self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}",
+                               replica=self.leases.owner)
             except Exception:
                 pass  # the database is what failed; the line above said it
         with self._lock:

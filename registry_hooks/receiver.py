@@ -59,7 +59,8 @@ MAX_BYTES = 1 << 20
 REPLAY_WINDOW = 300.0
 READ_TIMEOUT = 10.0
 WORKERS = 8
-PHRASES = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 408: "Request Timeout",
+PHRASES = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           408: "Request Timeout",
            413: "Payload Too Large", 503: "Service Unavailable"}
 
 
@@ -84,7 +85,8 @@ def verify(headers: dict[str, str], body: bytes, secret: str, now: float,
                             "replay window")
     signed = f"{delivery}.{stamp}.".encode() + body
     expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
-    offered = [part.split(",", 1)[1] for part in headers.get("x-mlflow-signature", "").split() if part.startswith("v1,")]
+    offered = [part.split(",", 1)[1] for part in headers.get("x-mlflow-signature", "").split()
+               if part.startswith("v1,")]
     if not any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in offered):
         return Refusal(401, "X-MLflow-Signature does not match the body under the shared secret")
     return None
@@ -392,7 +394,8 @@ class Receiver:
     def __init__(self, app: ReceiverApp, host: str, port: int, workers: int = WORKERS,
                  read_timeout: float = READ_TIMEOUT, backlog: int | None = None) -> None:
         self.app = app
-        self._server = BoundedServer(host, port, app, workers, 4 * workers if backlog is None else backlog, read_timeout)
+        backlog = 4 * workers if backlog is None else backlog
+        self._server = BoundedServer(host, port, app, workers, backlog, read_timeout)
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="hooks-receiver-accept", daemon=True)
 

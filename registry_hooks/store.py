@@ -96,7 +96,8 @@ class Store:
                              f"(env {DB_ENV}).") from None
         self.shown = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
-        if sqlite and not create and parsed.database not in (None, "", ":memory:") and not os.path.exists(parsed.database):
+        on_disk = parsed.database not in (None, "", ":memory:")
+        if sqlite and not create and on_disk and not os.path.exists(parsed.database):
             raise self.missing(f"the file {parsed.database} does not exist")
         args: dict[str, Any] = {"future": True}
         if sqlite:
@@ -106,8 +107,8 @@ class Store:
         try:
             self.engine = sa.create_engine(url, **args)
         except (sa.exc.ArgumentError, ImportError) as error:
-            raise StoreError(f"--db {self.shown}: {error}. Allowed: sqlite:///file.db, or "
-                             "postgresql+psycopg2://user@host:5432/db (pip install 'mlflow-sagemaker-ops[postgres]').") from None
+            raise StoreError(f"--db {self.shown}: {error}. Allowed: sqlite:///file.db, or postgresql+psycopg2://"
+                             "user@host:5432/db (pip install 'mlflow-sagemaker-ops[postgres]').") from None
         if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -178,8 +179,8 @@ class Store:
         if values.get("message"):
             values["message"] = secrets.redact(values["message"])
         with self.engine.begin() as db:
-            changed = db.execute(deployments.update().where(deployments.c.name == name, deployments.c.lease_owner == owner)
-                                 .values(updated_at=time.time(), **values))
+            mine = deployments.update().where(deployments.c.name == name, deployments.c.lease_owner == owner)
+            changed = db.execute(mine.values(updated_at=time.time(), **values))
         if changed.rowcount != 1:
             raise LeaseLost(name)
 
@@ -188,7 +189,8 @@ class Store:
         with self.engine.begin() as db:
             changed = db.execute(deployments.update().where(deployments.c.name == name,
                                                             deployments.c.status.in_(("FAILED", "ROLLED_BACK")))
-                                 .values(status="PENDING", attempts=0, retry_at=0.0, message="retry asked for", updated_at=time.time()))
+                                 .values(status="PENDING", attempts=0, retry_at=0.0, message="retry asked for",
+                                         updated_at=time.time()))
         return changed.rowcount == 1
 
     # ---- events --------------------------------------------------------------------------
@@ -197,15 +199,17 @@ class Store:
         """The event's id, or None when its delivery id was seen before (a redelivery)."""
         try:
             with self.engine.begin() as db:
-                made = db.execute(events.insert().values(at=time.time(), source=source, kind=kind, model=model, version=version,
-                                                         target=target, actor=actor, delivery_id=delivery_id))
+                made = db.execute(events.insert().values(at=time.time(), source=source, kind=kind, model=model,
+                                                         version=version, target=target, actor=actor,
+                                                         delivery_id=delivery_id))
             return made.inserted_primary_key[0]
         except IntegrityError:
             return None
 
     def events_after(self, event_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as db:
-            return [dict(r) for r in db.execute(sa.select(events).where(events.c.id > event_id).order_by(events.c.id)).mappings()]
+            query = sa.select(events).where(events.c.id > event_id).order_by(events.c.id)
+            return [dict(r) for r in db.execute(query).mappings()]
 
     def last_event_id(self) -> int:
         with self.engine.connect() as db:
@@ -223,12 +227,15 @@ class Store:
 
     # ---- audit ---------------------------------------------------------------------------
     def log(self, action: str, result: str, deployment: str | None = None, version: str | None = None,
-            trigger: str | None = None, actor: str | None = None, message: str | None = None, replica: str | None = None) -> None:
+            trigger: str | None = None, actor: str | None = None, message: str | None = None,
+            replica: str | None = None) -> None:
         """An audit row; its message and trigger are redacted (:func:`mlflow_plugins.secrets.redact`)."""
-        message, trigger = (secrets.redact(message) if message else message), (secrets.redact(trigger) if trigger else trigger)
+        message = secrets.redact(message) if message else message
+        trigger = secrets.redact(trigger) if trigger else trigger
         with self.engine.begin() as db:
             db.execute(audit.insert().values(at=time.time(), deployment=deployment, action=action, version=version,
-                                             trigger=trigger, actor=actor, result=result, message=message, replica=replica))
+                                             trigger=trigger, actor=actor, result=result, message=message,
+                                             replica=replica))
 
     def audit_log(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
@@ -240,7 +247,8 @@ class Store:
 
 class LeaseLost(Exception):
     def __init__(self, name: str) -> None:
-        super().__init__(f"this replica no longer holds the lease of deployment {name!r}; another replica drives it now")
+        super().__init__(f"this replica no longer holds the lease of deployment {name!r}; "
+                         "another replica drives it now")
         self.name = name
 
 

@@ -97,7 +97,8 @@ def check(policy_path: str) -> None:
 @click.option("--policy", "policy_path", required=True,
               help="The deploy policy (YAML). Read again on SIGHUP and when it changes; a bad one is refused.")
 @db_option
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None, help="The MLflow server (env MLFLOW_TRACKING_URI).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
+              help="The MLflow server (env MLFLOW_TRACKING_URI).")
 @click.option("--listen", default="127.0.0.1:8470", show_default=True,
               help="host:port of the webhook receiver and wake-up endpoint (port 0 picks one); 'off' for none.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
@@ -151,8 +152,8 @@ def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_s
                 host, _, port = listen.rpartition(":")
                 receiver = Receiver(app, host or "127.0.0.1", int(port), receiver_workers, read_timeout).start()
             except (OSError, ValueError) as error:
-                raise click.ClickException(f"--listen {listen!r}: {error}. Allowed: host:port with a free port (0 picks "
-                                           "one), or off. Pass another --listen.") from None
+                raise click.ClickException(f"--listen {listen!r}: {error}. Allowed: host:port with a free port "
+                                           "(0 picks one), or off. Pass another --listen.") from None
             wake = " or ".join(["bearer token"] * bool(token) + ["webhook signature"] * bool(secret)) or \
                 f"off: set {TOKEN_ENV}"
             _say(f"Receiver listening on {receiver.url} (POST /webhooks/mlflow "
@@ -218,12 +219,12 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
         try:
             reply = requests.post(f"{wake_url.rstrip('/')}/wake", headers=headers, timeout=10)
         except requests.RequestException as error:
-            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} could not "
-                                       f"be woken ({type(error).__name__}); it retries at its next poll.") from None
+            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} could "
+                                       f"not be woken ({type(error).__name__}); it retries at its next poll.") from None
         if reply.status_code != 202:
-            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} refused "
-                                       f"the wake-up ({reply.status_code}: {reply.text[:200]}); set {TOKEN_ENV} to its "
-                                       "token, or wait for its next poll.")
+            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} "
+                                       f"refused the wake-up ({reply.status_code}: {reply.text[:200]}); set "
+                                       f"{TOKEN_ENV} to its token, or wait for its next poll.")
     click.echo(f"{deployment}: will be tried again" + (" now" if wake_url else " at the controller's next poll"))
 
 
@@ -234,5 +235,6 @@ def status(db: str) -> None:
     with _state(db) as store:
         rows = store.all()
     for row in rows:
-        click.echo(f"{row.name}: {row.status}; wants v{row.desired_version or '-'}, serves v{row.serving_version or '-'}; "
-                   f"{row.deploys} deploy(s), attempts {row.attempts}" + (f"; {row.message}" if row.message else ""))
+        click.echo(f"{row.name}: {row.status}; wants v{row.desired_version or '-'}, "
+                   f"serves v{row.serving_version or '-'}; {row.deploys} deploy(s), attempts {row.attempts}"
+                   + (f"; {row.message}" if row.message else ""))

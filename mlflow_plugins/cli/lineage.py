@@ -1,9 +1,13 @@
-"""``mlflow-sagemaker-ops lineage sync|show``: mirror MLflow lineage into SageMaker, read it back."""
+"""``mlflow-sagemaker-ops lineage sync|show``: mirror MLflow lineage into SageMaker, read it back.
+
+Errors are one line without a traceback and without credentials (an unreachable tracking server,
+AWS refusing a call)."""
 
 from __future__ import annotations
 
 import click
 
+from mlflow_plugins.cli.hooks import OneLineErrors
 from mlflow_plugins.errors import OpsError
 
 
@@ -13,7 +17,7 @@ def _sagemaker(region: str | None):
     return make_clients(AwsSettings(region=region))("sagemaker")
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 def lineage() -> None:
     """SageMaker ML Lineage Tracking for MLflow runs, datasets, model versions and deployments."""
 

@@ -7,12 +7,13 @@
 | run | Action | ``ModelTraining`` (source: the run's page; code version and params as properties) |
 | dataset input of a run | Artifact | ``DataSet`` (source: the dataset's source, keyed by its digest) |
 | model version | Artifact | ``Model`` (source: ``models:/name/version``) |
-| deployment | Action | ``ModelDeployment`` (source: the endpoint or service ARN; the model's S3 archive as a property) |
+| deployment | Action | ``ModelDeployment`` (source: the endpoint or service ARN; its S3 archive as a property) |
 
 Associations, as SageMaker's own lineage uses them (source → destination): a DataSet
 ``ContributedTo`` the run; the run ``Produced`` the Model; the run is ``AssociatedWith`` its
 experiment and the Model with its registered model; a parent Model is ``DerivedFrom``-linked to
-the retrained one (AWS: "the destination is a modification of the source"); the Model ``ContributedTo`` a deployment, which is ``AssociatedWith`` the endpoint's own
+the retrained one (AWS: "the destination is a modification of the source"); the Model ``ContributedTo`` a
+deployment, which is ``AssociatedWith`` the endpoint's own
 Context (the one SageMaker creates for every endpoint).
 
 Each entity's name comes from its identity (tracking server and MLflow id), so a sync finds what an
@@ -34,7 +35,8 @@ from typing import Any
 from mlflow_plugins import secrets
 from mlflow_plugins.lineage import limits
 
-RUN_STATUS = {"FINISHED": "Completed", "FAILED": "Failed", "RUNNING": "InProgress", "KILLED": "Stopped", "SCHEDULED": "InProgress"}
+RUN_STATUS = {"FINISHED": "Completed", "FAILED": "Failed", "RUNNING": "InProgress", "KILLED": "Stopped",
+              "SCHEDULED": "InProgress"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def server(tracking_uri: str) -> str:
 
 def experiment(tracking: str, experiment: Any) -> Entity:
     tracking = server(tracking)
-    return Entity("Context", "MLflowExperiment", f"exp-{experiment.name}", f"{tracking}|experiment|{experiment.experiment_id}",
+    return Entity("Context", "MLflowExperiment", f"exp-{experiment.name}",
+                  f"{tracking}|experiment|{experiment.experiment_id}",
                   f"{tracking}/#/experiments/{experiment.experiment_id}",
                   {"mlflow.kind": "experiment", "name": experiment.name, "experiment_id": experiment.experiment_id},
                   source_id=experiment.experiment_id)
@@ -92,10 +95,12 @@ def run(tracking: str, run: Any) -> Entity:
     tracking = server(tracking)
     tags = run.data.tags
     values = {"mlflow.kind": "run", "run_id": run.info.run_id, "run_name": run.info.run_name or "",
-              "code_version": tags.get("mlflow.source.git.commit", ""), "source_name": tags.get("mlflow.source.name", ""),
+              "code_version": tags.get("mlflow.source.git.commit", ""),
+              "source_name": tags.get("mlflow.source.name", ""),
               "entry_point": tags.get("mlflow.project.entryPoint", ""), "user": run.info.user_id or ""}
     values.update({f"param.{k}": v for k, v in run.data.params.items()})
-    return Entity("Action", "ModelTraining", f"run-{run.info.run_name or run.info.run_id}", f"{tracking}|run|{run.info.run_id}",
+    return Entity("Action", "ModelTraining", f"run-{run.info.run_name or run.info.run_id}",
+                  f"{tracking}|run|{run.info.run_id}",
                   f"{tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", values,
                   status=RUN_STATUS.get(run.info.status, "Unknown"), source_id=run.info.run_id)
 
@@ -106,7 +111,8 @@ def dataset(dataset_input: Any) -> Entity:
         source = json.loads(data.source)
     except (TypeError, ValueError):
         source = {}
-    uri = secrets.strip_uri(str(source.get("uri") or source.get("url") or source.get("path") or data.source or data.name))
+    found = source.get("uri") or source.get("url") or source.get("path") or data.source or data.name
+    uri = secrets.strip_uri(str(found))
     context = next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "")
     return Entity("Artifact", "DataSet", f"data-{data.name}", f"dataset|{data.digest}|{uri}", str(uri),
                   {"mlflow.kind": "dataset", "name": data.name, "digest": data.digest, "source_type": data.source_type,
@@ -115,7 +121,8 @@ def dataset(dataset_input: Any) -> Entity:
 
 def model_version(tracking: str, version: Any) -> Entity:
     tracking = server(tracking)
-    return Entity("Artifact", "Model", f"mv-{version.name}-{version.version}", f"{tracking}|model-version|{version.name}|{version.version}",
+    return Entity("Artifact", "Model", f"mv-{version.name}-{version.version}",
+                  f"{tracking}|model-version|{version.name}|{version.version}",
                   f"models:/{version.name}/{version.version}",
                   {"mlflow.kind": "model_version", "registered_model": version.name, "version": str(version.version),
                    "run_id": version.run_id or "", "source": version.source or "", "tracking_uri": tracking},

@@ -31,7 +31,7 @@ class LineageSync:
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri or mlflow.get_tracking_uri()
-        self.tracking = entities.server(uri)  # identities: the server without credentials (a rotated password changes nothing)
+        self.tracking = entities.server(uri)  # identities: no credentials (a rotated password changes nothing)
         self.client = mlflow_client or MlflowClient(uri)
         self.writer = LineageWriter(sagemaker)
         self.sagemaker = sagemaker
@@ -75,10 +75,12 @@ class LineageSync:
             self._associate(run_arn, model_arn, "Produced")
             for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
                 self._associate(self._ensure(entities.dataset(dataset_input)), run_arn, "ContributedTo")
-            parent_name, parent_version = run.data.tags.get("parent.registered_model"), run.data.tags.get("parent.version")
+            parent_name = run.data.tags.get("parent.registered_model")
+            parent_version = run.data.tags.get("parent.version")
             if parent_name and parent_version:
                 parent_arn = self.sync_version(parent_name, parent_version)
-                self._associate(parent_arn, model_arn, "DerivedFrom")  # AWS: the destination is a modification of the source
+                # AWS: the destination is a modification of the source
+                self._associate(parent_arn, model_arn, "DerivedFrom")
         if deployed:  # first: the status tags may already name this deployment, by its ARN only
             arn, target, archive = deployed
             self.record_deployment(arn, model, model_arn, target, archive)

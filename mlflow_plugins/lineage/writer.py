@@ -42,7 +42,8 @@ class LineageWriter:
         wanted = entity.properties()
         live = self.describe(entity)
         if live is None:
-            request: dict[str, Any] = {f"{kind}Name": entity.name, "Source": entity.source(), f"{kind}Type": entity.type,
+            request: dict[str, Any] = {f"{kind}Name": entity.name, "Source": entity.source(),
+                                       f"{kind}Type": entity.type,
                                        "Properties": wanted}
             if entity.status is not None:
                 request["Status"] = entity.status

@@ -13,7 +13,7 @@ import uuid
 
 import requests
 
-from tests.hooks.conftest import BIN, SECRET, eventually, policy_text
+from tests.hooks.conftest import BIN, eventually, policy_text
 from tests.hooks.test_webhooks import signed
 
 TOKEN = "wake-token-for-tests"
@@ -93,7 +93,8 @@ def test_every_unexpected_json_shape_is_answered_400_and_audited(registry, contr
         reply = requests.post(f"{controller.url}/webhooks/mlflow", data=body, headers=signed(body), timeout=10)
         assert reply.status_code == 400, (body, reply.status_code, reply.text)
         assert "not an MLflow webhook payload" in reply.json()["error"]
-    refused = [e for e in audit(registry.db) if e["result"] == "refused-400" and "webhook payload" in (e["message"] or "")]
+    refused = [e for e in audit(registry.db)
+               if e["result"] == "refused-400" and "webhook payload" in (e["message"] or "")]
     assert len(refused) >= len(shapes)
     assert requests.get(f"{controller.url}/health", timeout=10).status_code == 200
 
@@ -164,7 +165,7 @@ def test_sighup_and_an_edited_policy_reload_and_a_bad_one_keeps_the_last_good(pl
     eventually(lambda: f"added: {second}-b" in controller.output(), timeout=30, what="the edited policy to load",
                explain=controller.output)
     plain_registry.client().set_registered_model_alias(second, "champion", "1")
-    os.kill(controller.process.pid, signal.SIGHUP)  # also a full pass: the new rule deploys without waiting for the poll
+    os.kill(controller.process.pid, signal.SIGHUP)  # also a full pass: the new rule deploys before the poll
     eventually(lambda: "reloaded (SIGHUP): no deployment changed" in controller.output(), timeout=30,
                what="SIGHUP to reload", explain=controller.output)
     assert controller.process.poll() is None, controller.output()

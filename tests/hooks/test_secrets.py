@@ -59,7 +59,8 @@ def _secret_run(client: Any, model_dir: Path, artifact_location: str | None = No
 def setup(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"secrets-{request.param}")
     if request.param == "http":  # the server has no auth: any user and password are let through
-        registry = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}")
+        registry = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True,
+                                  db=f"sqlite:///{root / 'hooks.db'}")
         tracking = with_password(registry.url, TRACKING_PASSWORD, "alice")
         model = _secret_run(registry.client(), save_sklearn_model(root / "secret-model", seed=3))
         db = registry.db

@@ -25,7 +25,8 @@ def signed(body: bytes, secret: str = SECRET, stamp: int | None = None, delivery
 
 def test_forged_replayed_stale_and_oversized_webhooks_are_refused_and_logged(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-wh", model, source="alias: champion"), registry, "--poll-seconds", "600")
+    controller = controllers(policy_text(f"{model}-wh", model, source="alias: champion"), registry,
+                             "--poll-seconds", "600")
     url = f"{controller.url}/webhooks/mlflow"
     body = json.dumps({"entity": "model_version_alias", "action": "created", "timestamp": "now",
                        "data": {"name": model, "alias": "champion", "version": "1"}}).encode()
@@ -52,14 +53,16 @@ def test_forged_replayed_stale_and_oversized_webhooks_are_refused_and_logged(reg
     assert results == ["duplicate", "refused-401", "refused-401", "refused-400", "refused-400", "refused-413"]
     recorded = [e for e in __import__("registry_hooks.store", fromlist=["Store"]).Store(registry.db).events_after(0)
                 if e["model"] == model]
-    assert [(e["source"], e["kind"], e["delivery_id"]) for e in recorded] == [("webhook", "alias-set", good["X-MLflow-Delivery-Id"])]
+    assert [(e["source"], e["kind"], e["delivery_id"]) for e in recorded] == \
+        [("webhook", "alias-set", good["X-MLflow-Delivery-Id"])]
 
 
 def test_verify_accepts_any_listed_signature_and_refuses_clock_skew_both_ways():
     body = b'{"entity": "x"}'
     headers = {k.lower(): v for k, v in signed(body, stamp=1_000_000).items()}
     assert verify(headers, body, SECRET, now=1_000_000) is None
-    rotated = {**headers, "x-mlflow-signature": f"v1,AAAA {headers['x-mlflow-signature']}"}  # secret rotation: two entries
+    # secret rotation: two entries
+    rotated = {**headers, "x-mlflow-signature": f"v1,AAAA {headers['x-mlflow-signature']}"}
     assert verify(rotated, body, SECRET, now=1_000_000) is None
     assert verify(headers, body, SECRET, now=1_000_000 + 301).status == 400
     assert verify(headers, body, SECRET, now=1_000_000 - 301).status == 400

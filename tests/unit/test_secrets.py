@@ -49,7 +49,8 @@ def test_redact_strips_every_uri_in_a_message_and_masks_tokens():
 
 
 @pytest.mark.parametrize("name", ["password", "db_password", "dbPassword", "AWS_SECRET_ACCESS_KEY", "api_key", "apiKey",
-                                  "hf_token", "access-key", "private.key", "client_secret", "Authorization", "sas_token"])
+                                  "hf_token", "access-key", "private.key", "client_secret", "Authorization",
+                                  "sas_token"])
 def test_secret_names(name):
     assert secrets.secret_name(name)
 
@@ -60,7 +61,8 @@ def test_names_that_are_not_secret(name):
     assert not secrets.secret_name(name)
 
 
-@pytest.mark.parametrize("value", ["AKIAIOSFODNN7EXAMPLE", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlMTIz",
+@pytest.mark.parametrize("value", ["AKIAIOSFODNN7EXAMPLE",
+                                   "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlMTIz",
                                    "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
                                    "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "sk-abcdefghijklmnopqrstuvwx",
                                    "Bearer 0a1b2c3d4e5f6a7b8c9d", "token=abcd1234"])
@@ -69,8 +71,10 @@ def test_secret_values(value):
 
 
 def test_public_leaves_secrets_out_keeps_the_rest_and_counts():
-    kept, withheld = secrets.public({"param.lr": "0.1", "param.db_password": PASSWORD, "param.notes": "AKIAIOSFODNN7EXAMPLE",
-                                     "source_name": f"https://bot:{PASSWORD}@github.com/o/r.git", "param.max_tokens": "512"})
+    kept, withheld = secrets.public({"param.lr": "0.1", "param.db_password": PASSWORD,
+                                     "param.notes": "AKIAIOSFODNN7EXAMPLE",
+                                     "source_name": f"https://bot:{PASSWORD}@github.com/o/r.git",
+                                     "param.max_tokens": "512"})
     assert kept == {"param.lr": "0.1", "source_name": "https://github.com/o/r.git", "param.max_tokens": "512"}
     assert withheld == 2
 
