@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from mlflow_plugins import secrets
 from mlflow_plugins.cli.hooks import OneLineErrors
 from mlflow_plugins.errors import OpsError
 
@@ -20,6 +21,7 @@ def _sagemaker(region: str | None):
 @click.group(cls=OneLineErrors)
 def lineage() -> None:
     """SageMaker ML Lineage Tracking for MLflow runs, datasets, model versions and deployments."""
+    secrets.install_log_redaction()  # MLflow's own log lines may quote the tracking URI with its password
 
 
 @lineage.command()

@@ -9,11 +9,10 @@ import os
 import signal
 import socket
 import subprocess
-import uuid
 
 import requests
 
-from tests.hooks.conftest import BIN, eventually, policy_text
+from tests.hooks.conftest import BIN, eventually, fresh_postgres_db, policy_text
 from tests.hooks.test_webhooks import signed
 
 TOKEN = "wake-token-for-tests"
@@ -188,8 +187,7 @@ def test_commands_that_read_state_never_create_it(tmp_path):
         assert "no registry-hooks state at sqlite:///registry-hooks.db" in done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert list(tmp_path.iterdir()) == []
-    empty = f"postgresql+psycopg2://postgres@127.0.0.1:5432/test?application_name={uuid.uuid4().hex[:6]}"
-    done = _cli("status", "--db", empty, cwd=str(tmp_path))  # a database without the controller's tables
+    done = _cli("status", "--db", fresh_postgres_db(), cwd=str(tmp_path))  # a database without the controller's tables
     assert done.returncode == 1 and "has no registry-hooks tables" in done.stderr, done.stderr
 
 
