@@ -340,7 +340,8 @@ class BoundedServer(BaseWSGIServer):
     multithread = True
 
     def __init__(self, host: str, port: int, app: Any, workers: int, backlog: int, read_timeout: float) -> None:
-        handler = type("ReceiverHandler", (_Handler,), {"timeout": read_timeout})
+        # protocol_version set here too: werkzeug turns on keep-alive for a threaded server's handler otherwise
+        handler = type("ReceiverHandler", (_Handler,), {"timeout": read_timeout, "protocol_version": "HTTP/1.0"})
         # Bound here, so a busy port is an OSError to report (werkzeug would print and exit).
         listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
