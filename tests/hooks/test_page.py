@@ -229,12 +229,13 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
         api, page = f"{reg.url}/api/2.0/mlflow", f"{reg.url}/registry-hooks"
         admin = ("admin", password)
         model, deployment = f"secured-{uuid.uuid4().hex[:6]}", "secured-prod"
-        for route, body in (("registered-models/create", {"name": model}),
-                            ("model-versions/create", {"name": model, "source": "s3://models/secured"}),
-                            ("users/create", {"username": "reader", "password": "Reader-password-1234"}),
-                            ("users/create", {"username": "editor", "password": "Editor-password-1234"}),
-                            ("registered-models/permissions/create", {"name": model, "username": "editor", "permission": "EDIT"})):
-            reply = requests.post(f"{api}/{route}", json=body, auth=admin, timeout=30)
+        grant = {"username": "editor", "resource_type": "registered_model", "resource_id": model, "permission": "EDIT"}
+        for route, body in (("2.0/mlflow/registered-models/create", {"name": model}),
+                            ("2.0/mlflow/model-versions/create", {"name": model, "source": "s3://models/secured"}),
+                            ("2.0/mlflow/users/create", {"username": "reader", "password": "Reader-password-1234"}),
+                            ("2.0/mlflow/users/create", {"username": "editor", "password": "Editor-password-1234"}),
+                            ("3.0/mlflow/users/permissions/grant", grant)):
+            reply = requests.post(f"{reg.url}/api/{route}", json=body, auth=admin, timeout=30)
             assert reply.status_code == 200, (route, reply.text)
         store = Store(reg.db)
         store.ensure(deployment)
