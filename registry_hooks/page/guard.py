@@ -25,18 +25,23 @@ from registry_hooks.page import token
 log = logging.getLogger(__name__)
 PREFIX = "deploy."
 ROUTES = {  # (method, route): the request names one tag (key) or creates an entity with tags
-    ("POST", "model-versions/set-tag"): "key", ("DELETE", "model-versions/delete-tag"): "key",
-    ("POST", "registered-models/set-tag"): "key", ("DELETE", "registered-models/delete-tag"): "key",
-    ("POST", "model-versions/create"): "tags", ("POST", "registered-models/create"): "tags",
+    ("POST", "model-versions/set-tag"): "key",
+    ("DELETE", "model-versions/delete-tag"): "key",
+    ("POST", "registered-models/set-tag"): "key",
+    ("DELETE", "registered-models/delete-tag"): "key",
+    ("POST", "model-versions/create"): "tags",
+    ("POST", "registered-models/create"): "tags",
 }
 
 
 def install(app: Any) -> None:
     app.before_request(refuse_foreign_deploy_tags)
     if token.configured() is None:
-        log.warning("registry-hooks: %s is not set: deploy.* tag edits are refused from the MLflow UI only. Set the "
-                    "same token here and in the controller's environment to refuse them from every other client too.",
-                    token.TOKEN_ENV)
+        log.warning(
+            "registry-hooks: %s is not set: deploy.* tag edits are refused from the MLflow UI only. Set the "
+            "same token here and in the controller's environment to refuse them from every other client too.",
+            token.TOKEN_ENV,
+        )
 
 
 def protection() -> str:
@@ -55,8 +60,13 @@ def refuse_foreign_deploy_tags() -> Response | None:
     if token.configured() is None and "/ajax-api/" not in request.path:
         return None
     user = request.authorization.username if request.authorization else None
-    log.warning("registry-hooks: refused %s %s of tag %r (user %s): deploy.* tags are the controller's",
-                request.method, request.path, key, user or "-")
+    log.warning(
+        "registry-hooks: refused %s %s of tag %r (user %s): deploy.* tags are the controller's",
+        request.method,
+        request.path,
+        key,
+        user or "-",
+    )
     return _forbidden(key)
 
 
@@ -78,14 +88,16 @@ def _keys(field: str) -> list[str]:
 
 
 def _forbidden(key: str) -> Response:
-    deployment = key[len(PREFIX):].rsplit(".", 1)[0] or "<deployment>"
+    deployment = key[len(PREFIX) :].rsplit(".", 1)[0] or "<deployment>"
     from mlflow.server.handlers import _add_static_prefix
 
     page = f"{request.host_url.rstrip('/')}{_add_static_prefix('/registry-hooks/deployments')}"
-    message = (f"Tag {key!r} is written only by the registry-hooks controller: the deploy.* tags report what is really "
-               f"deployed, so they cannot be set or deleted by hand. Allowed: any tag key that does not start with "
-               f"{PREFIX!r}. To deploy again, use Retry on the Deployments page ({page}) or run "
-               f"`mlflow-sagemaker-ops hooks retry {deployment}`; to serve another version, change its stage or alias.")
+    message = (
+        f"Tag {key!r} is written only by the registry-hooks controller: the deploy.* tags report what is really "
+        f"deployed, so they cannot be set or deleted by hand. Allowed: any tag key that does not start with "
+        f"{PREFIX!r}. To deploy again, use Retry on the Deployments page ({page}) or run "
+        f"`mlflow-sagemaker-ops hooks retry {deployment}`; to serve another version, change its stage or alias."
+    )
     body = {"error_code": "PERMISSION_DENIED", "message": message}
     return Response(json.dumps(body), status=403, mimetype="application/json")
 

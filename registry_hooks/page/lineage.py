@@ -27,10 +27,14 @@ def for_endpoint(arn: str | None, deployment: str) -> dict[str, Any]:
     except OpsError as error:
         return {"available": False, "reason": str(error)}
     except Exception as error:  # noqa: BLE001 - no AWS access from the server: said on the page, never a 500
-        return {"available": False, "reason": (
-            f"the MLflow server could not read SageMaker lineage ({type(error).__name__}: {error}). Give the server "
-            f"AWS access (AWS_PROFILE or credentials, AWS_REGION), or run "
-            f"`mlflow-sagemaker-ops lineage show --endpoint {arn}` where AWS is reachable.")}
+        return {
+            "available": False,
+            "reason": (
+                f"the MLflow server could not read SageMaker lineage ({type(error).__name__}: {error}). Give the "
+                f"server AWS access (AWS_PROFILE or credentials, AWS_REGION), or run "
+                f"`mlflow-sagemaker-ops lineage show --endpoint {arn}` where AWS is reachable."
+            ),
+        }
     return {"available": True, "graph": found, "text": show.render(found, "text")}
 
 

@@ -28,9 +28,11 @@ LINEAGE = "/registry-hooks/api/lineage"
 RETRY = "/registry-hooks/api/retry"
 ASSETS = {"/registry-hooks/deployments.js": "text/javascript", "/registry-hooks/deployments.css": "text/css"}
 POLL_ENV = "MLFLOW_REGISTRY_HOOKS_PAGE_POLL_MS"
-LINK = ('<a id="registry-hooks-link" href="registry-hooks/deployments" title="Registry hooks: status, history, retry" '
-        'style="position:fixed;left:16px;bottom:88px;z-index:2000;padding:6px 12px;border-radius:4px;'
-        'background:#2272b4;color:#fff;font:14px sans-serif;text-decoration:none">Deployments</a>')
+LINK = (
+    '<a id="registry-hooks-link" href="registry-hooks/deployments" title="Registry hooks: status, history, retry" '
+    'style="position:fixed;left:16px;bottom:88px;z-index:2000;padding:6px 12px;border-radius:4px;'
+    'background:#2272b4;color:#fff;font:14px sans-serif;text-decoration:none">Deployments</a>'
+)
 
 
 def install(app: Any, auth: bool) -> None:
@@ -39,8 +41,12 @@ def install(app: Any, auth: bool) -> None:
     routes = [(PAGE, "GET", _page), (API, "GET", _deployments), (LINEAGE, "GET", _lineage), (RETRY, "POST", _retry)]
     routes += [(path, "GET", _asset) for path in ASSETS]
     for path, method, handler in routes:
-        app.add_url_rule(_add_static_prefix(path), endpoint=f"registry_hooks{path.replace('/', '_').replace('.', '_')}",
-                         view_func=handler, methods=[method])
+        app.add_url_rule(
+            _add_static_prefix(path),
+            endpoint=f"registry_hooks{path.replace('/', '_').replace('.', '_')}",
+            view_func=handler,
+            methods=[method],
+        )
     app.after_request(_link_in_mlflow_ui)
     app.config["REGISTRY_HOOKS_AUTH"] = auth
     if auth:  # MLflow's fail-closed net refuses routes it has no validator for: signed-in users may open these
@@ -65,8 +71,9 @@ def _deployments() -> Response:
     from registry_hooks.page import state
 
     found = view.snapshot(state.hooks_store(), state.registry_store(), _permission())
-    return _json({"deployments": found, "user": _user(), "protection": guard.protection(),
-                  "tag_protection": _protection_text()})
+    return _json(
+        {"deployments": found, "user": _user(), "protection": guard.protection(), "tag_protection": _protection_text()}
+    )
 
 
 def _lineage() -> Response:
@@ -82,21 +89,34 @@ def _retry() -> Response:
 
     body = request.get_json(silent=True) if request.is_json else None
     if not isinstance(body, dict) or not isinstance(body.get("deployment"), str):
-        return _error(400, "INVALID_PARAMETER_VALUE", "Retry takes a JSON body {\"deployment\": NAME} (Content-Type: "
-                      f"application/json); got {request.content_type or 'no content type'}. Use the Retry button, "
-                      "or `mlflow-sagemaker-ops hooks retry NAME`.")
+        return _error(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            'Retry takes a JSON body {"deployment": NAME} (Content-Type: '
+            f"application/json); got {request.content_type or 'no content type'}. Use the Retry button, "
+            "or `mlflow-sagemaker-ops hooks retry NAME`.",
+        )
     entry = _find(body["deployment"], need="update")
     if isinstance(entry, Response):
         return entry
     store, name, user = state.hooks_store(), entry["name"], _user()
     if not store.retry(name):
         now = store.get(name).status
-        return _error(409, "INVALID_STATE", f"Deployment {name!r} is {now}, not FAILED or ROLLED_BACK: nothing "
-                      "to retry. Only a FAILED or ROLLED_BACK deployment can be retried; the page shows its progress.")
+        return _error(
+            409,
+            "INVALID_STATE",
+            f"Deployment {name!r} is {now}, not FAILED or ROLLED_BACK: nothing "
+            "to retry. Only a FAILED or ROLLED_BACK deployment can be retried; the page shows its progress.",
+        )
     store.log("retry", "asked", name, entry["desired_version"], "page:retry", user, "Retry on the Deployments page")
     state.wake_controllers()
-    return _json({"deployment": name, "status": "PENDING",
-                  "message": f"{name}: will be tried again (the controller was woken; else at its next poll)"})
+    return _json(
+        {
+            "deployment": name,
+            "status": "PENDING",
+            "message": f"{name}: will be tried again (the controller was woken; else at its next poll)",
+        }
+    )
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -108,13 +128,20 @@ def _find(name: str, need: str = "read") -> dict[str, Any] | Response:
     entries = {e["name"]: e for e in view.snapshot(state.hooks_store(), state.registry_store(), allowed, audit_limit=1)}
     if name not in entries:
         known = ", ".join(entries) or "none"
-        return _error(404, "RESOURCE_DOES_NOT_EXIST", f"No deployment {name!r}. Deployments you can see: {known}. "
-                      "Pick one from the Deployments page.")
+        return _error(
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+            f"No deployment {name!r}. Deployments you can see: {known}. Pick one from the Deployments page.",
+        )
     entry = entries[name]
     if need == "update" and not (allowed(entry["model"], "update") if entry["model"] else _is_admin()):
-        return _error(403, "PERMISSION_DENIED", f"User {_user()!r} may not retry deployment {name!r}: that needs EDIT "
-                      f"or MANAGE on registered model {entry['model']!r}, or an admin. Ask the model's owner for EDIT, "
-                      "or an admin to retry it.")
+        return _error(
+            403,
+            "PERMISSION_DENIED",
+            f"User {_user()!r} may not retry deployment {name!r}: that needs EDIT "
+            f"or MANAGE on registered model {entry['model']!r}, or an admin. Ask the model's owner for EDIT, "
+            "or an admin to retry it.",
+        )
     return entry
 
 
@@ -157,8 +184,10 @@ def _user() -> str | None:
 def _protection_text() -> str:
     if guard.protection() == "all":
         return "deploy.* tags are the controller's: edits by anyone else are refused (403)."
-    return ("deploy.* tags are the controller's: edits from the MLflow UI are refused (403); set "
-            "MLFLOW_REGISTRY_HOOKS_CONTROLLER_TOKEN on the server and the controller to refuse other clients too.")
+    return (
+        "deploy.* tags are the controller's: edits from the MLflow UI are refused (403); set "
+        "MLFLOW_REGISTRY_HOOKS_CONTROLLER_TOKEN on the server and the controller to refuse other clients too."
+    )
 
 
 def _link_in_mlflow_ui(response: Response) -> Response:

@@ -54,12 +54,17 @@ def wake_now() -> None:
         try:
             reply = requests.post(f"{url.rstrip('/')}/wake", data=body, headers=wake_headers(body), timeout=2)
         except requests.RequestException as error:
-            log.warning("registry-hooks: could not wake the controller at %s (%s); its poller will find the change",
-                        url, error)
+            log.warning(
+                "registry-hooks: could not wake the controller at %s (%s); its poller will find the change", url, error
+            )
             continue
         if reply.status_code >= 300:
-            log.warning("registry-hooks: the controller at %s refused the wake-up (%s: %s); its poller will find the "
-                        "change", url, reply.status_code, reply.text[:300])
+            log.warning(
+                "registry-hooks: the controller at %s refused the wake-up (%s: %s); its poller will find the change",
+                url,
+                reply.status_code,
+                reply.text[:300],
+            )
 
 
 def wake_headers(body: bytes) -> dict[str, str]:
@@ -80,8 +85,12 @@ def wake_headers(body: bytes) -> dict[str, str]:
     if secret := os.environ.get(SECRET_ENV):
         delivery, stamp = f"registry-hooks-wake-{uuid.uuid4().hex}", str(int(time.time()))
         digest = hmac.new(secret.encode(), f"{delivery}.{stamp}.".encode() + body, hashlib.sha256).digest()
-        return {**headers, "X-MLflow-Delivery-Id": delivery, "X-MLflow-Timestamp": stamp,
-                "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}"}
+        return {
+            **headers,
+            "X-MLflow-Delivery-Id": delivery,
+            "X-MLflow-Timestamp": stamp,
+            "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}",
+        }
     return headers
 
 

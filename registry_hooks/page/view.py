@@ -44,10 +44,17 @@ def tagged_versions(registry: Any, deployment: str) -> list[dict[str, Any]]:
     matches = registry.search_model_versions(f"tags.`{prefix}status` LIKE '%'", max_results=1000)
     versions = []
     for mv in sorted(matches, key=lambda v: (v.name, -int(v.version))):
-        tags = {k[len(prefix):]: v for k, v in (mv.tags or {}).items() if k.startswith(prefix)}
-        versions.append({"model": mv.name, "version": str(mv.version), "stage": mv.current_stage,
-                         "aliases": list(getattr(mv, "aliases", None) or []), "link": version_link(mv.name, mv.version),
-                         **{field: tags.get(field) for field in ("status", "message", "time", "arn", "lineage")}})
+        tags = {k[len(prefix) :]: v for k, v in (mv.tags or {}).items() if k.startswith(prefix)}
+        versions.append(
+            {
+                "model": mv.name,
+                "version": str(mv.version),
+                "stage": mv.current_stage,
+                "aliases": list(getattr(mv, "aliases", None) or []),
+                "link": version_link(mv.name, mv.version),
+                **{field: tags.get(field) for field in ("status", "message", "time", "arn", "lineage")},
+            }
+        )
     return versions
 
 
@@ -63,20 +70,35 @@ def model_of(registry: Any, deployment: str) -> str | None:
     return versions[0]["model"] if versions else None
 
 
-def _entry(store: Store, registry: Any, row: dict[str, Any], model: str | None, versions: list[dict[str, Any]],
-           allowed: Permission, audit_limit: int) -> dict[str, Any]:
+def _entry(
+    store: Store,
+    registry: Any,
+    row: dict[str, Any],
+    model: str | None,
+    versions: list[dict[str, Any]],
+    allowed: Permission,
+    audit_limit: int,
+) -> dict[str, Any]:
     name = row["name"]
     audit = store.audit_log(name, audit_limit)
     status = "DELETING" if _deleting(row, audit) else row["status"]
     by_version = {v["version"]: v for v in versions}
     shown = by_version.get(row["desired_version"] or "") or by_version.get(row["serving_version"] or "") or {}
     return {
-        "name": name, "model": model, "status": status, "desired_version": row["desired_version"],
-        "serving_version": row["serving_version"], "registry_serving_version": _registry_serving(registry, model, name),
-        "message": row["message"] or shown.get("message"), "updated_at": _iso(row["updated_at"]),
-        "attempts": row["attempts"], "deploys": row["deploys"], "endpoint_arn": _arn(versions, row),
+        "name": name,
+        "model": model,
+        "status": status,
+        "desired_version": row["desired_version"],
+        "serving_version": row["serving_version"],
+        "registry_serving_version": _registry_serving(registry, model, name),
+        "message": row["message"] or shown.get("message"),
+        "updated_at": _iso(row["updated_at"]),
+        "attempts": row["attempts"],
+        "deploys": row["deploys"],
+        "endpoint_arn": _arn(versions, row),
         "links": {v: version_link(model, v) for v in (row["desired_version"], row["serving_version"]) if model and v},
-        "versions": versions, "audit": [_audit(a) for a in reversed(audit)],
+        "versions": versions,
+        "audit": [_audit(a) for a in reversed(audit)],
         "can_retry": status in RETRYABLE and model is not None and allowed(model, "update"),
     }
 

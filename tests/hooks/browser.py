@@ -15,12 +15,24 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-         # a page in a window that is not in front keeps its timers (the Deployments page polls)
-         "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-         "--disable-backgrounding-occluded-windows")
-CLASSIC_REGISTRY_UI = "_mlflow_user_setting_dismiss_next_model_registry_ui"  # MLflow's "New model registry UI" switch, off
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+    # a page in a window that is not in front keeps its timers (the Deployments page polls)
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+)
+CLASSIC_REGISTRY_UI = (
+    "_mlflow_user_setting_dismiss_next_model_registry_ui"  # MLflow's "New model registry UI" switch, off
+)
 
 
 class Browser:
@@ -93,13 +105,17 @@ class Browser:
 
         self.driver.get(f"{server}/#/models/{model}/versions/{version}")
         self.find(".mlflow-stage-transition-dropdown").click()
-        self.wait(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "li[role=menuitem]") if e.text.endswith(stage)],
-                  what=f"the 'Transition to {stage}' menu item")[0].click()
+        self.wait(
+            lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "li[role=menuitem]") if e.text.endswith(stage)],
+            what=f"the 'Transition to {stage}' menu item",
+        )[0].click()
         dialog = self.find("[role=dialog]")
         box = dialog.find_element(By.CSS_SELECTOR, "input[type=checkbox]")
         if box.is_selected() != archive:
             box.click()
         self.shot(f"mlflow-transition-{model}-v{version}-{stage}")
         next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.text == "OK").click()
-        self.wait(lambda d: stage in d.find_element(By.CSS_SELECTOR, ".mlflow-stage-transition-dropdown").text,
-                  what=f"the version page to show stage {stage}")
+        self.wait(
+            lambda d: stage in d.find_element(By.CSS_SELECTOR, ".mlflow-stage-transition-dropdown").text,
+            what=f"the version page to show stage {stage}",
+        )

@@ -43,8 +43,13 @@ record();
 def page_registry(tmp_path_factory, sandbox):
     """``mlflow server --app-name registry-hooks`` that can read the sandbox (for lineage); no controller token."""
     root = tmp_path_factory.mktemp("page")
-    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}",
-                         env={**sandbox.env(), **WAKE, POLL_ENV: "200"})
+    reg = start_registry(
+        root,
+        f"sqlite:///{root / 'mlflow.db'}",
+        app=True,
+        db=f"sqlite:///{root / 'hooks.db'}",
+        env={**sandbox.env(), **WAKE, POLL_ENV: "200"},
+    )
     yield reg
     reg.server.stop()
 
@@ -60,8 +65,9 @@ def browser(tmp_path):
 def status_in_page(browser: Browser, deployment: str):
     """Reads the status the page shows now (in the page itself: a redraw cannot come in between)."""
     css = f"tbody[data-deployment='{deployment}'] td.state [data-status]"
-    return lambda: browser.driver.execute_script("const s = document.querySelector(arguments[0]); "
-                                                 "return s ? s.dataset.status : null;", css)
+    return lambda: browser.driver.execute_script(
+        "const s = document.querySelector(arguments[0]); return s ? s.dataset.status : null;", css
+    )
 
 
 def open_page(browser: Browser, registry) -> None:
@@ -72,8 +78,9 @@ def open_page(browser: Browser, registry) -> None:
     browser.wait(lambda d: d.current_url.endswith("/registry-hooks/deployments"), what="the Deployments page")
 
 
-def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without_a_reload(page_registry, controllers, aws,
-                                                                                         browser):
+def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without_a_reload(
+    page_registry, controllers, aws, browser
+):
     registry = page_registry
     model = registry.new_model(versions=1)
     deployment = f"{model}-prod"
@@ -86,11 +93,18 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
     browser.driver.switch_to.new_window("window")
     browser.transition_in_mlflow_ui(registry.url, model, "1", "Production")
     browser.driver.switch_to.window(page)
-    eventually(lambda: status_in_page(browser, deployment)() == "IN_SERVICE", what="IN_SERVICE on the page",
-               explain=controller.output)
+    eventually(
+        lambda: status_in_page(browser, deployment)() == "IN_SERVICE",
+        what="IN_SERVICE on the page",
+        explain=controller.output,
+    )
 
     assert browser.driver.execute_script("return window.__notReloaded === true")
-    seen = [s.split(":", 1)[1] for s in browser.driver.execute_script("return window.__seen") if s.startswith(f"{deployment}:")]
+    seen = [
+        s.split(":", 1)[1]
+        for s in browser.driver.execute_script("return window.__seen")
+        if s.startswith(f"{deployment}:")
+    ]
     assert "DEPLOYING" in seen and seen.index("DEPLOYING") < seen.index("IN_SERVICE"), seen
     row = f"tbody[data-deployment='{deployment}']"
     assert browser.text(f"{row} td.model") == model
@@ -108,20 +122,31 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
         shutil.copyfile(shot, DOCS)
 
     browser.click(f"{row} td.serving a")  # to MLflow's page of the version
-    browser.wait(lambda d: "Production" in d.find_element("css selector", ".mlflow-stage-transition-dropdown").text,
-                 what="MLflow's version page with stage Production")
+    browser.wait(
+        lambda d: "Production" in d.find_element("css selector", ".mlflow-stage-transition-dropdown").text,
+        what="MLflow's version page with stage Production",
+    )
 
 
 def test_retry_from_the_page_after_a_fault(page_registry, controllers, aws, sandbox, browser):
     registry = page_registry
     model = registry.new_model(versions=1)
     deployment = f"{model}-retry"
-    sandbox.control.add_fault("CreateEndpoint", kind="error", code="ResourceLimitExceeded", status=400,
-                              message="account endpoint limit reached", count=10, service="sagemaker")
+    sandbox.control.add_fault(
+        "CreateEndpoint",
+        kind="error",
+        code="ResourceLimitExceeded",
+        status=400,
+        message="account endpoint limit reached",
+        count=10,
+        service="sagemaker",
+    )
     controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
     open_page(browser, registry)
     registry.transition(model, "1", "Production")
-    eventually(lambda: status_in_page(browser, deployment)() == "FAILED", what="FAILED on the page", explain=controller.output)
+    eventually(
+        lambda: status_in_page(browser, deployment)() == "FAILED", what="FAILED on the page", explain=controller.output
+    )
     row = f"tbody[data-deployment='{deployment}']"
     assert "ResourceLimitExceeded" in browser.text(f"{row} td.message")
     browser.driver.execute_script(OBSERVE)
@@ -129,9 +154,14 @@ def test_retry_from_the_page_after_a_fault(page_registry, controllers, aws, sand
 
     sandbox.control.clear_faults()  # the cause is fixed
     browser.click(f"{row} button.retry")
-    browser.wait(lambda d: "will be tried again" in d.find_element("css selector", "#notice").text, what="Retry's answer")
-    eventually(lambda: status_in_page(browser, deployment)() == "IN_SERVICE", what="IN_SERVICE after Retry",
-               explain=controller.output)
+    browser.wait(
+        lambda d: "will be tried again" in d.find_element("css selector", "#notice").text, what="Retry's answer"
+    )
+    eventually(
+        lambda: status_in_page(browser, deployment)() == "IN_SERVICE",
+        what="IN_SERVICE after Retry",
+        explain=controller.output,
+    )
     assert browser.driver.execute_script("return window.__notReloaded === true")
     assert not browser.driver.find_elements("css selector", f"{row} button.retry")
     assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
@@ -153,15 +183,23 @@ def test_without_a_token_the_ui_cannot_edit_deploy_tags_and_the_page_says_what_e
     note = requests.get(f"{registry.url}/registry-hooks/api/deployments", timeout=30).json()
     assert note["protection"] == "ui" and TOKEN_ENV in note["tag_protection"]
     other = {"name": model, "version": "1", "key": "reviewed", "value": "yes"}
-    assert requests.post(f"{registry.url}/ajax-api/2.0/mlflow/model-versions/set-tag", json=other, timeout=30).status_code == 200
+    assert (
+        requests.post(f"{registry.url}/ajax-api/2.0/mlflow/model-versions/set-tag", json=other, timeout=30).status_code
+        == 200
+    )
 
 
 @pytest.fixture(scope="module")
 def guarded_registry(tmp_path_factory, sandbox):
     """A registry-hooks server with the controller token set: only the controller writes deploy.* tags."""
     root = tmp_path_factory.mktemp("guarded")
-    reg = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}",
-                         env={**sandbox.env(), **WAKE, TOKEN_ENV: TOKEN})
+    reg = start_registry(
+        root,
+        f"sqlite:///{root / 'mlflow.db'}",
+        app=True,
+        db=f"sqlite:///{root / 'hooks.db'}",
+        env={**sandbox.env(), **WAKE, TOKEN_ENV: TOKEN},
+    )
     yield reg
     reg.server.stop()
 
@@ -177,7 +215,11 @@ def test_with_the_token_set_deploy_tags_are_refused_to_every_other_client(guarde
         ("DELETE", "model-versions/delete-tag", {"name": model, "version": "1", "key": key}),
         ("POST", "registered-models/set-tag", {"name": model, "key": f"deploy.{model}-prod.version", "value": "1"}),
         ("DELETE", "registered-models/delete-tag", {"name": model, "key": f"deploy.{model}-prod.version"}),
-        ("POST", "model-versions/create", {"name": model, "source": "s3://b/m", "tags": [{"key": key, "value": "IN_SERVICE"}]}),
+        (
+            "POST",
+            "model-versions/create",
+            {"name": model, "source": "s3://b/m", "tags": [{"key": key, "value": "IN_SERVICE"}]},
+        ),
         ("POST", "registered-models/create", {"name": f"{model}-b", "tags": [{"key": key, "value": "x"}]}),
     ]
     for method, route, body in writes:
@@ -185,7 +227,11 @@ def test_with_the_token_set_deploy_tags_are_refused_to_every_other_client(guarde
             reply = requests.request(method, f"{api}/{route}", json=body, headers=headers, timeout=30)
             assert reply.status_code == 403, (route, reply.text)
             message = reply.json()["message"]
-            assert "deploy." in message and "registry-hooks controller" in message and "/registry-hooks/deployments" in message
+            assert (
+                "deploy." in message
+                and "registry-hooks controller" in message
+                and "/registry-hooks/deployments" in message
+            )
     assert registry.client().get_model_version(model, "1").tags == {}
     assert len(registry.client().search_model_versions(f"name = '{model}'")) == 1
     # The controller's token lets the same write through.
@@ -208,8 +254,11 @@ def test_the_controller_writes_its_tags_through_the_guard_with_the_token(guarded
     controller = Controller(policy, registry, env, "--poll-seconds", "600", "--no-lineage").start()
     try:
         registry.transition(model, "1", "Production")
-        eventually(lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE", what="v1 IN_SERVICE",
-                   explain=controller.output)
+        eventually(
+            lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE",
+            what="v1 IN_SERVICE",
+            explain=controller.output,
+        )
         assert registry.client().get_registered_model(model).tags[f"deploy.{deployment}.version"] == "1"
         assert TOKEN not in controller.output() and TOKEN not in registry.server.output()
     finally:
@@ -221,20 +270,34 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
 
     password = "Adm1n-password-for-tests"
     closed = free_port()  # the server has no AWS: lineage says so instead of a graph
-    env = {**basic_auth_env(tmp_path, password), TOKEN_ENV: TOKEN, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
-           "AWS_MAX_ATTEMPTS": "1", "AWS_ACCESS_KEY_ID": "none", "AWS_SECRET_ACCESS_KEY": "none", "AWS_REGION": "us-east-1"}
-    reg = start_registry(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", app="registry-hooks-auth",
-                         db=f"sqlite:///{tmp_path / 'hooks.db'}", env=env)
+    env = {
+        **basic_auth_env(tmp_path, password),
+        TOKEN_ENV: TOKEN,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_ACCESS_KEY_ID": "none",
+        "AWS_SECRET_ACCESS_KEY": "none",
+        "AWS_REGION": "us-east-1",
+    }
+    reg = start_registry(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        app="registry-hooks-auth",
+        db=f"sqlite:///{tmp_path / 'hooks.db'}",
+        env=env,
+    )
     try:
         api, page = f"{reg.url}/api/2.0/mlflow", f"{reg.url}/registry-hooks"
         admin = ("admin", password)
         model, deployment = f"secured-{uuid.uuid4().hex[:6]}", "secured-prod"
         grant = {"username": "editor", "resource_type": "registered_model", "resource_id": model, "permission": "EDIT"}
-        for route, body in (("2.0/mlflow/registered-models/create", {"name": model}),
-                            ("2.0/mlflow/model-versions/create", {"name": model, "source": "s3://models/secured"}),
-                            ("2.0/mlflow/users/create", {"username": "reader", "password": "Reader-password-1234"}),
-                            ("2.0/mlflow/users/create", {"username": "editor", "password": "Editor-password-1234"}),
-                            ("3.0/mlflow/users/permissions/grant", grant)):
+        for route, body in (
+            ("2.0/mlflow/registered-models/create", {"name": model}),
+            ("2.0/mlflow/model-versions/create", {"name": model, "source": "s3://models/secured"}),
+            ("2.0/mlflow/users/create", {"username": "reader", "password": "Reader-password-1234"}),
+            ("2.0/mlflow/users/create", {"username": "editor", "password": "Editor-password-1234"}),
+            ("3.0/mlflow/users/permissions/grant", grant),
+        ):
             reply = requests.post(f"{reg.url}/api/{route}", json=body, auth=admin, timeout=30)
             assert reply.status_code == 200, (route, reply.text)
         store = Store(reg.db)
@@ -246,7 +309,9 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
         for key, value in (("status", "FAILED"), ("arn", arn)):
             tag = {"name": model, "version": "1", "key": f"deploy.{deployment}.{key}", "value": value}
             assert requests.post(f"{api}/model-versions/set-tag", json=tag, auth=admin, timeout=30).status_code == 403
-            reply = requests.post(f"{api}/model-versions/set-tag", json=tag, auth=admin, headers={HEADER: TOKEN}, timeout=30)
+            reply = requests.post(
+                f"{api}/model-versions/set-tag", json=tag, auth=admin, headers={HEADER: TOKEN}, timeout=30
+            )
             assert reply.status_code == 200, reply.text
 
         assert requests.get(f"{page}/deployments", timeout=30).status_code == 401
@@ -257,7 +322,11 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
         assert (seen["name"], seen["model"], seen["status"], seen["can_retry"]) == (deployment, model, "FAILED", False)
         refused = requests.post(f"{page}/api/retry", json={"deployment": deployment}, auth=reader, timeout=30)
         assert refused.status_code == 403, refused.text
-        assert "'reader'" in refused.json()["message"] and "EDIT" in refused.json()["message"] and model in refused.json()["message"]
+        assert (
+            "'reader'" in refused.json()["message"]
+            and "EDIT" in refused.json()["message"]
+            and model in refused.json()["message"]
+        )
         assert store.get(deployment).status == "FAILED"
 
         (seen,) = requests.get(f"{page}/api/deployments", auth=editor, timeout=30).json()["deployments"]
@@ -268,7 +337,12 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
         assert done.status_code == 200, done.text
         assert store.get(deployment).status == "PENDING"
         last = store.audit_log(deployment)[-1]
-        assert (last["action"], last["result"], last["actor"], last["trigger"]) == ("retry", "asked", "editor", "page:retry")
+        assert (last["action"], last["result"], last["actor"], last["trigger"]) == (
+            "retry",
+            "asked",
+            "editor",
+            "page:retry",
+        )
         again = requests.post(f"{page}/api/retry", json={"deployment": deployment}, auth=editor, timeout=30)
         assert again.status_code == 409 and "PENDING" in again.json()["message"]
         missing = requests.post(f"{page}/api/retry", json={"deployment": "nope"}, auth=editor, timeout=30)
@@ -276,7 +350,10 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
 
         lineage = requests.get(f"{page}/api/lineage", params={"deployment": deployment}, auth=admin, timeout=120).json()
         assert lineage["available"] is False
-        assert "could not read SageMaker lineage" in lineage["reason"] and f"lineage show --endpoint {arn}" in lineage["reason"]
+        assert (
+            "could not read SageMaker lineage" in lineage["reason"]
+            and f"lineage show --endpoint {arn}" in lineage["reason"]
+        )
     finally:
         reg.server.stop()
 
@@ -289,7 +366,10 @@ def test_a_delete_in_progress_shows_deleting_with_who_asked(tmp_path):
     from registry_hooks.page import view
     from registry_hooks.store import Store
 
-    store, registry = Store(f"sqlite:///{tmp_path / 'hooks.db'}"), SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store, registry = (
+        Store(f"sqlite:///{tmp_path / 'hooks.db'}"),
+        SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow.db'}"),
+    )
     registry.create_registered_model("m")
     registry.create_model_version("m", "s3://b/m")
     registry.set_model_version_tag("m", "1", ModelVersionTag("deploy.d.status", "IN_SERVICE"))
@@ -307,4 +387,5 @@ def test_a_delete_in_progress_shows_deleting_with_who_asked(tmp_path):
     store.log("delete", "succeeded", "d", "1", "app:transition:Archived (event 7)", "ana", "deleted", "r")
     (entry,) = view.snapshot(store, registry, lambda model, need: True)
     assert entry["status"] == "DELETED"
-    assert view.snapshot(store, registry, lambda model, need: False) == []  # a user who may not read the model sees nothing
+    # A user who may not read the model sees nothing.
+    assert view.snapshot(store, registry, lambda model, need: False) == []
