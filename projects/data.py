@@ -149,7 +149,8 @@ def _scenario(data: str) -> pd.DataFrame:
 def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
     """Raise :class:`DataError` for a missing or null target and all-null or constant features."""
     if target not in frame.columns:
-        raise DataError(target, f"the target is not a column of {source} (columns: {', '.join(map(str, frame.columns))})",
+        columns = ", ".join(map(str, frame.columns))
+        raise DataError(target, f"the target is not a column of {source} (columns: {columns})",
                         "Pass -P target=<label column>.")
     if frame[target].isna().any():
         raise DataError(target, f"the target has {int(frame[target].isna().sum())} null values",
@@ -161,7 +162,8 @@ def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
         if values.isna().all():
             raise DataError(column, "every value is null", "Drop the column or fill it.")
         if values.nunique(dropna=True) <= 1:
-            raise DataError(column, f"it is constant ({values.dropna().iloc[0]})", "Drop the column: it carries no signal.")
+            raise DataError(column, f"it is constant ({values.dropna().iloc[0]})",
+                            "Drop the column: it carries no signal.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,7 +40,8 @@ def task_of(label: pd.Series) -> str:
     return "binary" if label.nunique() <= 2 else "multiclass"
 
 
-def build(family: str, task: str, features: pd.DataFrame, params: dict[str, Any] | None = None, seed: int = 0) -> Pipeline:
+def build(family: str, task: str, features: pd.DataFrame, params: dict[str, Any] | None = None,
+          seed: int = 0) -> Pipeline:
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is not valid. Allowed: {', '.join(FAMILIES)}. Pass -P family=xgboost.")
     return Pipeline([("prep", preprocessor(features)), ("model", estimator(family, task, params or {}, seed))])
@@ -108,7 +109,8 @@ def incremental(pipeline: Pipeline, features: pd.DataFrame, label: pd.Series, n_
                 on_unseen_category: str = "error") -> Pipeline:
     """A copy of the fitted pipeline, updated on the new data by the family's own mechanism."""
     if on_unseen_category not in UNSEEN_POLICIES:
-        raise ValueError(f"on_unseen_category={on_unseen_category!r} is not valid. Allowed: {', '.join(UNSEEN_POLICIES)}.")
+        raise ValueError(f"on_unseen_category={on_unseen_category!r} is not valid. "
+                         f"Allowed: {', '.join(UNSEEN_POLICIES)}.")
     unseen = unseen_categories(pipeline, features)
     if unseen and on_unseen_category == "error":
         column, values = next(iter(unseen.items()))

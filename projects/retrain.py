@@ -42,7 +42,8 @@ STRATEGIES = ("incremental", "rehearsal", "full")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.retrain", description=__doc__.splitlines()[0])
     p.add_argument("--base-model", required=True, help="models:/name@alias, models:/name/Stage or models:/name/N")
-    p.add_argument("--new-data", default="scenario:truck-delay?weeks=4", help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
+    p.add_argument("--new-data", default="scenario:truck-delay?weeks=4",
+                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
     p.add_argument("--strategy", default="rehearsal", choices=STRATEGIES)
     p.add_argument("--replay-fraction", type=float, default=0.5, help="rehearsal: replay rows per new training row")
     p.add_argument("--n-more", type=int, default=100, help="boosting rounds, trees, iterations or epochs added")
@@ -84,16 +85,19 @@ def run(args: argparse.Namespace) -> str:
         mlflow.log_metrics({**metrics, "train_seconds": seconds})
         baseline.log(rows.drop(columns=[target]))
         tracking.log_frame(pd.concat([old_test, new_test], ignore_index=True), "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(rows, target, 5000, args.seed, task), "replay/train_sample.parquet")
+        tracking.log_frame(families.stratified_sample(rows, target, 5000, args.seed, task),
+                           "replay/train_sample.parquet")
         name = args.registered_model or parent.name
         info = tracking.log_pipeline(child, rows.drop(columns=[target]), name)
-        print(f"retrain ({args.strategy}): {name} version {info.registered_model_version} from version {parent.version}; "
+        print(f"retrain ({args.strategy}): {name} version {info.registered_model_version} "
+              f"from version {parent.version}; "
               f"old {metrics['old_score']:.4f} new {metrics['new_score']:.4f} forgetting {metrics['forgetting']:+.4f} "
               f"in {seconds:.2f} s")
         return active.info.run_id
 
 
-def _training_rows(args: argparse.Namespace, parent_run, new_train: pd.DataFrame, target: str, task: str) -> pd.DataFrame:
+def _training_rows(args: argparse.Namespace, parent_run, new_train: pd.DataFrame, target: str,
+                   task: str) -> pd.DataFrame:
     if args.strategy == "incremental":
         return new_train
     if args.strategy == "rehearsal":
@@ -111,7 +115,8 @@ def _training_rows(args: argparse.Namespace, parent_run, new_train: pd.DataFrame
 def _update(args: argparse.Namespace, parent_model, rows: pd.DataFrame, target: str, task: str, family: str):
     features, label = rows.drop(columns=[target]), rows[target]
     if args.strategy == "full" or (args.strategy == "rehearsal" and families.unseen_categories(parent_model, features)):
-        params = {k: v for k, v in parent_model.named_steps["model"].get_params().items() if k in ("max_depth", "learning_rate")}
+        params = {k: v for k, v in parent_model.named_steps["model"].get_params().items()
+                  if k in ("max_depth", "learning_rate")}
         return families.build(family, task, features, params, args.seed).fit(features, label)
     return families.incremental(parent_model, features, label, args.n_more, args.on_unseen_category)
 

@@ -24,7 +24,8 @@ from projects import data as data_mod
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.train", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=data_mod.DEFAULT, help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
+    p.add_argument("--data", default=data_mod.DEFAULT,
+                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
     p.add_argument("--target", default="", help="the label column (default: the source's own: target for "
                    "sklearn:NAME, delayed for the scenario)")
     p.add_argument("--family", default="xgboost", choices=families.FAMILIES)
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> str:
         tracking.log_frame(families.stratified_sample(train, target, args.replay_rows, args.seed, task),
                            "replay/train_sample.parquet")
         info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)
-        version = f", registered {args.registered_model} version {info.registered_model_version}" if args.registered_model else ""
+        version = (f", registered {args.registered_model} version {info.registered_model_version}"
+                   if args.registered_model else "")
         print(f"train: {args.family} on {len(train)} rows, test_score {scores['score']:.4f}, "
               f"run {active.info.run_id}{version}")
         return active.info.run_id

@@ -64,8 +64,9 @@ class RestTrialRuns:
         self.base = f"{creds.host.rstrip('/')}/api/2.0/mlflow/runs/"
         self.timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
         # MLflow's own retry policy for its REST calls: 429 and 5xx, with backoff, POST included.
-        retry = Retry(total=MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(),
-                      backoff_max=60, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None, raise_on_status=False)
+        retry = Retry(total=MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(),
+                      backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(), backoff_max=60,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None, raise_on_status=False)
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -99,7 +100,8 @@ class RestTrialRuns:
                                         "tags": [{"key": k, "value": v} for k, v in tags.items()]})
         run_id = created["run"]["info"]["run_id"]
         self._post("log-batch", {"run_id": run_id, "params": [{"key": k, "value": str(v)} for k, v in params.items()],
-                                 "metrics": [{"key": k, "value": v, "timestamp": ended, "step": 0} for k, v in metrics.items()]})
+                                 "metrics": [{"key": k, "value": v, "timestamp": ended, "step": 0}
+                                             for k, v in metrics.items()]})
         self._post("update", {"run_id": run_id, "status": status, "end_time": ended})
         return run_id
 

@@ -50,14 +50,16 @@ SPACES = {
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.tune", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=data_mod.DEFAULT, help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
+    p.add_argument("--data", default=data_mod.DEFAULT,
+                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
     p.add_argument("--target", default="", help="the label column (default: the source's own: target for "
                    "sklearn:NAME, delayed for the scenario)")
     p.add_argument("--family", default="xgboost", choices=families.FAMILIES)
     p.add_argument("--n-trials", type=int, default=20, help="trials this invocation runs (over all its workers)")
     p.add_argument("--n-workers", type=int, default=1, help="threads running trials of the study at once")
     p.add_argument("--study-name", default="truck-delay")
-    p.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna storage URL (sqlite or postgresql+psycopg2)")
+    p.add_argument("--storage", default="sqlite:///optuna.db",
+                   help="Optuna storage URL (sqlite or postgresql+psycopg2)")
     p.add_argument("--report-every", type=int, default=10, help="xgboost: boosting rounds between pruning checks")
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
@@ -124,8 +126,8 @@ class Objective:
         tags = {"mlflow.parentRunId": self.parent_run_id, "optuna.trial": str(trial.number),
                 "optuna.study": trial.study.study_name, "optuna.state": state, "project.entry_point": "tune"}
         ended = int(time.time() * 1000)  # now, not when the writer gets to it
-        self.writes.append(self.writer.submit(self.runs.write, self.experiment_id, f"trial-{trial.number}", started, ended,
-                                              status, tags, params, metrics))
+        self.writes.append(self.writer.submit(self.runs.write, self.experiment_id, f"trial-{trial.number}", started,
+                                              ended, status, tags, params, metrics))
 
     def flush(self) -> None:
         """Wait for every trial's run to be written; raise the first failure."""
@@ -194,12 +196,14 @@ def run(args: argparse.Namespace) -> str:
         tracking.log_dataset(train, args.data, target, "train", "training")
         baseline.log(train.drop(columns=[target]))
         tracking.log_frame(test, "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(train, target, 5000, args.seed, task), "replay/train_sample.parquet")
+        tracking.log_frame(families.stratified_sample(train, target, 5000, args.seed, task),
+                           "replay/train_sample.parquet")
         info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)
         print(f"tune: {len(the_study.trials)} trials in study {args.study_name} "
               f"({states.count(optuna.trial.TrialState.PRUNED)} pruned); best #{best.number} val {best.value:.4f}: "
               f"{json.dumps(best.params)}; test_score {scores['score']:.4f}"
-              + (f"; registered {args.registered_model} version {info.registered_model_version}" if args.registered_model else ""))
+              + (f"; registered {args.registered_model} version {info.registered_model_version}"
+                 if args.registered_model else ""))
         return parent.info.run_id
 
 

@@ -26,7 +26,8 @@ def test_the_scenario_is_seeded_and_drifts():
 
 
 def test_the_generator_command_writes_one_file_per_week(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "projects.data", "truck-delay", "--weeks", "3", "--rows-per-week", "50",
+    done = subprocess.run([sys.executable, "-m", "projects.data", "truck-delay", "--weeks", "3",
+                           "--rows-per-week", "50",
                            "--format", "csv", "--out", str(tmp_path)], capture_output=True, text=True, check=True)
     assert "wrote 3 weeks of 50 deliveries" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["week_00.csv", "week_01.csv", "week_02.csv"]
@@ -70,7 +71,8 @@ def test_sklearn_datasets_load_with_their_target():
 def test_every_family_updates_incrementally_and_leaves_the_parent_alone(family):
     old, new = scenario.week(0, 8, rows=400), scenario.week(7, 8, rows=400)
     x_old, y_old = old.drop(columns=["delayed"]), old.delayed
-    parent = families.build(family, "binary", x_old, {"n_estimators": 20} if family in ("xgboost", "rf") else {}).fit(x_old, y_old)
+    params = {"n_estimators": 20} if family in ("xgboost", "rf") else {}
+    parent = families.build(family, "binary", x_old, params).fit(x_old, y_old)
     before = parent.predict_proba(x_old)
     child = families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, n_more=10)
     assert np.array_equal(parent.predict_proba(x_old), before)
@@ -83,7 +85,8 @@ def test_every_family_updates_incrementally_and_leaves_the_parent_alone(family):
 def test_an_unseen_category_is_refused_or_ignored_as_documented():
     old = scenario.week(0, 8, rows=300)
     new = scenario.week(6, 8, rows=300, new_route_week=6)
-    parent = families.build("sgd", "binary", old.drop(columns=["delayed"])).fit(old.drop(columns=["delayed"]), old.delayed)
+    old_x = old.drop(columns=["delayed"])
+    parent = families.build("sgd", "binary", old_x).fit(old_x, old.delayed)
     assert families.unseen_categories(parent, new) == {"route_type": ["mountain"]}
     with pytest.raises(families.IncrementalError, match=r"column 'route_type': values \['mountain'\]"):
         families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, 1)

@@ -21,8 +21,10 @@ NEW = "scenario:truck-delay?weeks=2&rows=600"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
-def mlflow_run(tracking: str, entry: str, experiment: str, check: bool = True, **params: str) -> subprocess.CompletedProcess:
-    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local", "--experiment-name", experiment]
+def mlflow_run(tracking: str, entry: str, experiment: str, check: bool = True,
+               **params: str) -> subprocess.CompletedProcess:
+    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local",
+               "--experiment-name", experiment]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -116,7 +118,8 @@ def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
                        "--experiment-name", experiment, "-P", f"data={SMALL}", "-P", "n_trials=4",
                        "-P", f"study_name={study_name}", "-P", f"storage={POSTGRES}", "-P", "family=sgd"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    workers = [subprocess.Popen(command(), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers = [subprocess.Popen(command(), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
                for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     try:

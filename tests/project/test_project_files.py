@@ -43,7 +43,8 @@ def test_parameters_match_the_modules_options(entry):
             assert action.required, f"{entry}.{name} has no default in MLproject but is optional in the code"
             continue
         assert not action.required, f"{entry}.{name} has an MLproject default but the code requires it"
-        assert str(param["default"]) == str(action.default), f"{entry}.{name}: {param['default']!r} != {action.default!r}"
+        assert str(param["default"]) == str(action.default), \
+            f"{entry}.{name}: {param['default']!r} != {action.default!r}"
         if action.choices:
             assert param["default"] in action.choices
 

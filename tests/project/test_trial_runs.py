@@ -25,13 +25,15 @@ def test_the_rest_writer_makes_the_run_mlflows_client_makes(tracking, tmp_path):
     assert isinstance(trial_runs.for_tracking_uri(tracking), trial_runs.RestTrialRuns)
     assert isinstance(trial_runs.for_tracking_uri(f"sqlite:///{tmp_path / 'local.db'}"), trial_runs.ClientTrialRuns)
     experiment = mlflow.MlflowClient().create_experiment(f"trial-runs-{uuid.uuid4().hex[:6]}")
-    rest, client = written(trial_runs.RestTrialRuns(tracking), experiment), written(trial_runs.ClientTrialRuns(tracking), experiment)
+    rest = written(trial_runs.RestTrialRuns(tracking), experiment)
+    client = written(trial_runs.ClientTrialRuns(tracking), experiment)
 
     def shape(run):
         info = run.info
         return (info.run_name, info.status, info.end_time - info.start_time, info.experiment_id, run.data.tags,
-                run.data.params, run.data.metrics, [(m.value, m.timestamp - info.start_time, m.step)
-                                                    for m in mlflow.MlflowClient().get_metric_history(info.run_id, "val_score")])
+                run.data.params, run.data.metrics,
+                [(m.value, m.timestamp - info.start_time, m.step)
+                 for m in mlflow.MlflowClient().get_metric_history(info.run_id, "val_score")])
 
     assert shape(rest) == shape(client)
     assert shape(rest)[:2] == ("trial-7", "KILLED") and rest.data.params == {"max_depth": "4", "learning_rate": "0.05"}
