@@ -113,10 +113,11 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
     browser.click(f"{row} summary")
     history = browser.text(f"{row} details")
     assert "create" in history and "succeeded" in history and "app:transition:Production" in history
-    # Lineage, drawn from what `lineage show --endpoint` reads, once the controller has written it.
-    browser.find(f"{row} details[open] .lineage svg g.vertex")
-    lineage = browser.text(f"{row} .lineage")
-    assert "ModelDeployment" in lineage and f"models:/{model}/1" in lineage
+    # Lineage, drawn from what `lineage show --endpoint` reads; the page reads it again once the
+    # controller has written it all (deploy.<d>.lineage: written, after IN_SERVICE).
+    browser.wait(lambda d: "ModelDeployment" in browser.text(f"{row} .lineage"), what="the deployment in the lineage")
+    assert f"models:/{model}/1" in browser.text(f"{row} .lineage")
+    assert len(browser.driver.find_elements("css selector", f"{row} details[open] .lineage svg g.vertex")) >= 4
     shot = browser.shot("deployments-page")
     if os.environ.get("REGISTRY_HOOKS_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(shot, DOCS)
