@@ -2,8 +2,9 @@
 
 * The controller's row (:mod:`registry_hooks.store`): the version it should serve, the version it
   serves, the status, the message, the time of the last change.
-* The registry: every version that carries the deployment's ``deploy.<d>.*`` tags (so the model
-  and each version's own status and message), and ``deploy.<d>.version`` on the registered model.
+* The registry (:mod:`.tags`): every version that carries the deployment's ``deploy.<d>.*`` tags
+  (so the model and each version's own status and message), and ``deploy.<d>.version`` on the
+  registered model.
 * The audit log: who and which event started each deploy, retry and delete.
 
 A delete in progress is ``DELETING``: the row's status when the reconciler writes it, otherwise
@@ -18,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from registry_hooks.page import tags
 from registry_hooks.store import Store, deployments
 
 RETRYABLE = ("FAILED", "ROLLED_BACK")
@@ -28,51 +30,51 @@ def snapshot(store: Store, registry: Any, allowed: Permission, audit_limit: int 
     """Every deployment the user may read, in name order. ``registry``: MLflow's registry store."""
     with store.engine.connect() as db:
         rows = [dict(r) for r in db.execute(sa.select(deployments).order_by(deployments.c.name)).mappings()]
+    index = tags.read(registry) or api_index(registry, [row["name"] for row in rows])
     found = []
     for row in rows:
-        versions = tagged_versions(registry, row["name"])
+        versions = index.versions(row["name"])
         model = versions[0]["model"] if versions else None
         if model is not None and not allowed(model, "read"):
             continue
-        found.append(_entry(store, registry, row, model, versions, allowed, audit_limit))
+        found.append(_entry(store, index, row, model, versions, allowed, audit_limit))
     return found
 
 
 def tagged_versions(registry: Any, deployment: str) -> list[dict[str, Any]]:
-    """The versions that carry ``deploy.<deployment>.*`` tags, newest first."""
+    """The versions that carry ``deploy.<deployment>.*`` tags, newest first, through MLflow's API."""
     prefix = f"deploy.{deployment}."
     matches = registry.search_model_versions(f"tags.`{prefix}status` LIKE '%'", max_results=1000)
-    versions = []
-    for mv in sorted(matches, key=lambda v: (v.name, -int(v.version))):
-        tags = {k[len(prefix) :]: v for k, v in (mv.tags or {}).items() if k.startswith(prefix)}
-        versions.append(
-            {
-                "model": mv.name,
-                "version": str(mv.version),
-                "stage": mv.current_stage,
-                "aliases": list(getattr(mv, "aliases", None) or []),
-                "link": version_link(mv.name, mv.version),
-                **{field: tags.get(field) for field in ("status", "message", "time", "arn", "lineage")},
-            }
+    return [
+        tags.version_entry(
+            mv.name,
+            str(mv.version),
+            mv.current_stage,
+            sorted(getattr(mv, "aliases", None) or []),
+            {k[len(prefix) :]: v for k, v in (mv.tags or {}).items() if k.startswith(prefix)},
         )
-    return versions
+        for mv in sorted(matches, key=lambda v: (v.name, -int(v.version)))
+    ]
 
 
-def version_link(model: str, version: str | int) -> str:
-    """The MLflow UI's model-version page, relative to the server's root."""
-    from urllib.parse import quote
-
-    return f"#/models/{quote(model, safe='')}/versions/{version}"
-
-
-def model_of(registry: Any, deployment: str) -> str | None:
-    versions = tagged_versions(registry, deployment)
-    return versions[0]["model"] if versions else None
+def api_index(registry: Any, names: list[str]) -> tags.Index:
+    """The index through MLflow's API (a registry store without SQL): one search per deployment."""
+    versions = {name: tagged_versions(registry, name) for name in names}
+    serving = {}
+    for name, found in versions.items():
+        if found:
+            model = registry.get_registered_model(found[0]["model"])  # search results carry no aliases
+            for entry in found:
+                entry["aliases"] = sorted(a for a, v in (model.aliases or {}).items() if str(v) == entry["version"])
+            value = (model.tags or {}).get(f"deploy.{name}.version")
+            if value is not None:
+                serving[(model.name, name)] = value
+    return tags.Index(versions, serving)
 
 
 def _entry(
     store: Store,
-    registry: Any,
+    index: tags.Index,
     row: dict[str, Any],
     model: str | None,
     versions: list[dict[str, Any]],
@@ -90,13 +92,15 @@ def _entry(
         "status": status,
         "desired_version": row["desired_version"],
         "serving_version": row["serving_version"],
-        "registry_serving_version": _registry_serving(registry, model, name),
+        "registry_serving_version": index.serving(model, name),
         "message": row["message"] or shown.get("message"),
         "updated_at": _iso(row["updated_at"]),
         "attempts": row["attempts"],
         "deploys": row["deploys"],
         "endpoint_arn": _arn(versions, row),
-        "links": {v: version_link(model, v) for v in (row["desired_version"], row["serving_version"]) if model and v},
+        "links": {
+            v: tags.version_link(model, v) for v in (row["desired_version"], row["serving_version"]) if model and v
+        },
         "versions": versions,
         "audit": [_audit(a) for a in reversed(audit)],
         "can_retry": status in RETRYABLE and model is not None and allowed(model, "update"),
@@ -108,12 +112,6 @@ def _deleting(row: dict[str, Any], audit: list[dict[str, Any]]) -> bool:
         return True
     last = audit[-1] if audit else None
     return bool(last and last["action"] == "delete" and last["result"] == "started" and row["status"] != "DELETED")
-
-
-def _registry_serving(registry: Any, model: str | None, deployment: str) -> str | None:
-    if model is None:
-        return None
-    return (registry.get_registered_model(model).tags or {}).get(f"deploy.{deployment}.version")
 
 
 def _arn(versions: list[dict[str, Any]], row: dict[str, Any]) -> str | None:
@@ -133,4 +131,4 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["RETRYABLE", "Permission", "model_of", "snapshot", "tagged_versions", "version_link"]
+__all__ = ["RETRYABLE", "Permission", "api_index", "snapshot", "tagged_versions"]

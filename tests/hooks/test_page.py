@@ -361,10 +361,10 @@ def test_with_basic_auth_retry_needs_edit_or_manage_on_the_model(tmp_path):
 
 def test_a_delete_in_progress_shows_deleting_with_who_asked(tmp_path):
     """The page reads DELETING from the audit log while the reconciler does not write it."""
-    from mlflow.entities.model_registry import ModelVersionTag
+    from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
-    from registry_hooks.page import view
+    from registry_hooks.page import tags, view
     from registry_hooks.store import Store
 
     store, registry = (
@@ -379,8 +379,14 @@ def test_a_delete_in_progress_shows_deleting_with_who_asked(tmp_path):
     store.update("d", "r", status="IN_SERVICE", serving_version="1")
     store.log("delete", "started", "d", "1", "app:transition:Archived (event 7)", "ana", None, "r")
 
+    registry.set_registered_model_alias("m", "champion", "1")
+    registry.set_registered_model_tag("m", RegisteredModelTag("deploy.d.version", "1"))
     (entry,) = view.snapshot(store, registry, lambda model, need: True)
     assert (entry["status"], entry["model"], entry["serving_version"]) == ("DELETING", "m", "1")
+    assert entry["registry_serving_version"] == "1" and entry["versions"][0]["aliases"] == ["champion"]
+    # The SQL index (three queries) and MLflow's API (a search per deployment) read the same.
+    assert tags.read(registry).versions("d") == view.api_index(registry, ["d"]).versions("d") == entry["versions"]
+    assert view.api_index(registry, ["d"]).serving("m", "d") == "1"
     assert (entry["audit"][0]["actor"], entry["audit"][0]["trigger"]) == ("ana", "app:transition:Archived (event 7)")
     assert entry["links"] == {"1": "#/models/m/versions/1"}
 
