@@ -70,14 +70,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mlflow_plugins", "mlflow_plugins.*", "registry_hooks", "registry_hooks.*"]),
-    package_data={"mlflow_plugins.serving": ["docker/Dockerfile"]},
+    package_data={"mlflow_plugins.serving": ["docker/Dockerfile"], "registry_hooks.page": ["static/*"]},
     install_requires=[
         "mlflow>=3.17,<3.19",
         "boto3>=1.34",
         "click>=8",
-        # The sandbox extends moto's backends in-process; their internals change between
-        # releases, so the version is pinned exactly.
-        "moto[server]==5.2.5",
         "pyyaml>=6",
         "requests>=2.31",  # imported directly (sandbox, ECS invoke, registry hooks, trial runs)
         "urllib3>=2",
@@ -88,18 +85,24 @@ setup(
     extras_require={
         # Flask-WTF (mlflow[auth]) is in dev because the tests run --app-name registry-hooks-auth.
         # sagemaker-core: the SageMaker SDK's lineage query reads what `lineage sync` writes (tests).
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2", "sagemaker-core>=2.27,<3"],
+        # selenium drives Debian's chromium + chromium-driver in the Deployments page's browser tests.
+        # The offline AWS sandbox (`mlflow-sagemaker-ops sandbox`, the demo, the tests) extends
+        # moto's backends in-process; their internals change between releases, so the version is
+        # pinned exactly. Not a runtime dependency: a controller or serving image does not carry it.
+        "sandbox": ["moto[server]==5.2.5"],
+        "dev": ["moto[server]==5.2.5", "jsonschema>=4", "ruff==0.17.6", "import-linter==2.17", "mypy>=1.10", "pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2", "sagemaker-core>=2.27,<3",
+                "selenium>=4.20"],
         # --app-name registry-hooks-auth: MLflow's basic-auth app needs Flask-WTF.
         "auth": ["Flask-WTF<2"],
         "postgres": ["psycopg2-binary>=2.9"],
         # The MLflow project (projects/, MLproject). xgboost-cpu is xgboost without the CUDA
         # libraries (NCCL alone is ~300 MB); it installs the same `xgboost` module.
-        "project": ["xgboost-cpu>=2", "optuna>=4", "pyarrow>=15", "scikit-learn>=1.5"],
+        "project": ["xgboost-cpu>=2", "optuna>=4", "pyarrow>=15", "scikit-learn>=1.5", "scipy>=1.11", "filelock>=3.12"],
     },
     cmdclass={"build_py": BuildWithPth, "editable_wheel": EditableWithPth},
     entry_points={
         "console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"],
-        "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.deploy.sagemaker", "ecs=mlflow_plugins.deploy.ecs"],
+        "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.clients.sagemaker", "ecs=mlflow_plugins.clients.ecs"],
         "mlflow.app": ["registry-hooks=registry_hooks.app:create_app",
                        "registry-hooks-auth=registry_hooks.app:create_app_with_auth"],
     },

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mlflow_plugins.sandbox import Sandbox  # noqa: E402
 from registry_hooks.store import Store  # noqa: E402
-from tests.hooks.conftest import SECRET, Controller, eventually, policy_text, start_registry  # noqa: E402
+from tests.hooks.conftest import SECRET, WAKE_TOKEN, Controller, eventually, policy_text, start_registry  # noqa: E402
 
 
 def first_call_after_start(sandbox_url: str, store: Store, deployment: str, since: float) -> float:
@@ -91,7 +91,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="hooks-bench-"))
     with Sandbox(port=0, time_scale=0.002) as sandbox:
         env = {**os.environ, **sandbox.env(), "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1",
-               "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET}
+               "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET, "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
         os.environ.update(sandbox.env())
         with_app = start_registry(root / "app", f"sqlite:///{root / 'app.db'}", app=True, db=f"sqlite:///{root / 'hooks-app.db'}")
         plain = start_registry(root / "plain", f"sqlite:///{root / 'plain.db'}", app=False, db=f"sqlite:///{root / 'hooks-plain.db'}")

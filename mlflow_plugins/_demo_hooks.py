@@ -4,6 +4,7 @@ as subprocesses beside the sandbox, with what the demo needs to drive and watch 
 from __future__ import annotations
 
 import os
+import uuid
 import socket
 import subprocess
 import sys
@@ -102,7 +103,9 @@ class Running:
 
         port, wake = _free_port(), _free_port()
         env = {**os.environ, "MLFLOW_REGISTRY_HOOKS_DB": self.db, "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": f"http://127.0.0.1:{wake}",
-               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+               # the app plugin signs its wake-ups with it, and the controller accepts only those
+               "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": os.environ.get("MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN") or uuid.uuid4().hex}
         try:
             self.processes.append(Process([str(BIN / "mlflow"), "server", "--app-name", "registry-hooks", "--backend-store-uri",
                                            self.backend, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

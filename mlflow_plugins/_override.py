@@ -4,7 +4,7 @@ MLflow binds the target name ``sagemaker`` to its own module when ``mlflow.deplo
 is imported, after the entry points are loaded, so an entry point cannot claim it. The wheel
 installs ``mlflow_sagemaker_ops.pth``, which imports this module at interpreter start. It only puts
 a finder on ``sys.meta_path`` that waits for that one module; when it is imported, ``sagemaker``
-is registered again to ``mlflow_plugins.deploy.sagemaker``. ``MLFLOW_SAGEMAKER_OPS_OVERRIDE=0``
+is registered again to ``mlflow_plugins.clients.sagemaker``. ``MLFLOW_SAGEMAKER_OPS_OVERRIDE=0``
 turns it off. Nothing else happens at start (no mlflow import).
 
 It also mends one MLflow bug that stops ``mlflow deployments create-endpoint`` before any plugin
@@ -18,7 +18,7 @@ import sys
 
 TARGET = "mlflow.deployments.interface"
 CLI = "mlflow.deployments.cli"
-CLIENT = "mlflow_plugins.deploy.sagemaker"
+CLIENT = "mlflow_plugins.clients.sagemaker"
 
 
 def _rebind(module):

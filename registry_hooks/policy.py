@@ -7,8 +7,8 @@
       truck-delay-prod:                 # the deployment: also the endpoint name unless `endpoint` says
         model: truck-delay              # a registered model
         stage: Production               # or `alias: champion` (exactly one of the two)
-        target: sagemaker:/us-east-1    # sagemaker or sagemaker-ops, [:/region[/assume_role_arn]]
-        config:                         # the target's config keys (`mlflow deployments help -t sagemaker`)
+        target: sagemaker:/us-east-1    # sagemaker or sagemaker-ops [:/region[/assume_role_arn]], or ecs[:/region]
+        config:                         # the target's config keys (`mlflow deployments help -t sagemaker|ecs`)
           execution_role_arn: arn:aws:iam::123456789012:role/SageMakerExecutionRole
           strategy: canary
         on_leave: delete                # when no version holds the stage/alias: delete or keep (default)
@@ -18,7 +18,8 @@
 
 Every error names the file and line, the bad value, what is allowed and the fix. Duplicate YAML
 keys are errors (PyYAML would silently keep the last one), and each ``config`` is checked by the
-same validation as ``mlflow deployments ... -C`` (:func:`mlflow_plugins.deploy.config.parse`).
+same validation as ``mlflow deployments ... -C`` (:func:`mlflow_plugins.deploy.parse_config`). With
+``target: ecs``, ``endpoint`` names the ECS service (in ``config.cluster``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from typing import Any
 
 import yaml
 
-from mlflow_plugins.deploy import config as target_config
-from mlflow_plugins.deploy.sagemaker import parse_target
+from mlflow_plugins.deploy import parse_config, parse_target
 from mlflow_plugins.errors import OpsError
 
-TARGETS = ("sagemaker", "sagemaker-ops")
+TARGETS = ("sagemaker", "sagemaker-ops", "ecs")
+SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+ECS_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
 STAGES = ("Staging", "Production")
 ON_LEAVE = ("keep", "delete")
 RULE_KEYS = ("model", "stage", "alias", "target", "endpoint", "multi_model_endpoint", "config", "on_leave", "max_attempts")
@@ -70,6 +72,18 @@ class Rule:
     def where(self) -> str:
         """What serves it, for messages: the endpoint, or ``mme/model`` on a multi-model endpoint."""
         return f"{self.multi_model_endpoint}/{self.name}" if self.multi_model_endpoint else self.endpoint
+
+    @property
+    def kind(self) -> str:
+        """The deployment target (:func:`mlflow_plugins.deploy.make_target`) that serves it."""
+        if self.multi_model_endpoint:
+            return "sagemaker-mme"
+        return "ecs" if self.target.split(":", 1)[0] == "ecs" else "sagemaker"
+
+    @property
+    def deployment(self) -> str:
+        """The target's name for it: the endpoint or service, or ``MME/MODEL``."""
+        return self.where
 
     @property
     def region(self) -> str | None:
@@ -154,7 +168,15 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
         raise fail("target", f"target={target!r} is not a target this controller deploys to", ", ".join(TARGETS) +
                    " (with optional :/region[/assume_role_arn])", "Use target: sagemaker:/us-east-1 (for example).")
     endpoint = values.get("endpoint", name)
-    if not isinstance(endpoint, str) or not target_config.SAGEMAKER_NAME.match(endpoint):
+    if scheme == "ecs":
+        if not isinstance(endpoint, str) or not ECS_NAME.fullmatch(endpoint):
+            raise fail("endpoint" if "endpoint" in values else "model", f"service name {endpoint!r} breaks ECS's naming rule",
+                       "1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
+                       "Rename the deployment or set `endpoint:` (the ECS service).")
+        if parse_target(str(target))[1]:
+            raise fail("target", f"target={target!r}: the ecs target takes a region only", "ecs or ecs:/REGION",
+                       "Set credentials with AWS_PROFILE.")
+    elif not isinstance(endpoint, str) or not SAGEMAKER_NAME.fullmatch(endpoint):
         raise fail("endpoint" if "endpoint" in values else "model", f"endpoint name {endpoint!r} breaks SageMaker's naming rule",
                    "1 to 63 letters, digits and hyphens, starting with a letter or digit",
                    "Rename the deployment or set `endpoint:`.")
@@ -167,39 +189,47 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
         raise fail("max_attempts", f"max_attempts={attempts!r} is not a count", "an integer from 1 to 100", "Write `max_attempts: 5`.")
     mme = values.get("multi_model_endpoint")
     if mme is not None:
-        if not isinstance(mme, str) or not target_config.SAGEMAKER_NAME.match(mme):
+        if scheme == "ecs":
+            raise fail("multi_model_endpoint", "multi_model_endpoint is a SageMaker endpoint; the rule's target is ecs",
+                       "multi_model_endpoint with target: sagemaker", "Remove one of the two.")
+        if not isinstance(mme, str) or not SAGEMAKER_NAME.fullmatch(mme):
             raise fail("multi_model_endpoint", f"multi_model_endpoint={mme!r} breaks SageMaker's naming rule",
                        "an endpoint name: letters, digits and hyphens", "Name the multi-model endpoint made with create-endpoint.")
         if "endpoint" in values or values.get("config"):
             key = "endpoint" if "endpoint" in values else "config"
             raise fail(key, f"`{key}` does not go with multi_model_endpoint (a model on an MME has no endpoint or settings of its own)",
                        "multi_model_endpoint alone", f"Remove `{key}`; set the MME's settings with `mlflow deployments update-endpoint`.")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", name):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
             raise fail("multi_model_endpoint", f"deployment name {name!r} cannot name a model on an MME",
                        "1 to 63 letters, digits, '.', '_' and '-'", "Rename the deployment.")
     config = values.get("config") or {}
     if not isinstance(config, dict):
         raise fail("config", f"config={config!r} is not a mapping", "a mapping of target config keys",
                    "Write the keys under `config:`, one per line.")
-    _check_config(name, config, keys.get("config"), file, at.get("config", line))
+    kind = "ecs" if scheme == "ecs" else ("sagemaker-mme" if mme is not None else "sagemaker")
+    _check_config(name, kind, config, keys.get("config"), file, at.get("config", line))
     return Rule(name=name, model=values["model"], stage=stage, alias=alias, target=str(target), endpoint=endpoint,
                 config=config, on_leave=on_leave, max_attempts=attempts, line=line, multi_model_endpoint=mme)
 
 
-def _check_config(name: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str, line: int) -> None:
+def _check_config(name: str, kind: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str,
+                  line: int) -> None:
     """The target's own validation; the error points at the line of the key it names."""
     lines: dict[str, int] = {}
     if entry is not None and isinstance(entry[1], yaml.MappingNode):
         lines = {k.value: _line(k) for k, _ in entry[1].value}
     try:
-        checked = target_config.parse(config, where=f"deployment {name!r} config")
+        checked = parse_config(kind, config, where=f"deployment {name!r} config")
     except OpsError as error:
-        key = error.fields.get("key") or error.fields.get("name")
-        raise PolicyError(file=file, line=lines.get(key, line), problem=str(error).split(". Allowed:")[0],
-                          allowed=error.fields.get("allowed", "see `mlflow deployments help -t sagemaker`"),
+        key = str(error.fields.get("key") or error.fields.get("name") or "")
+        raise PolicyError(file=file, line=lines.get(key.split(":")[0], line), problem=str(error).split(". Allowed:")[0],
+                          allowed=error.fields.get("allowed", f"see `mlflow deployments help -t {kind.split('-')[0]}`"),
                           fix=error.fields.get("fix", "Fix the config key.")) from None
-    if checked["mode"] not in (None, "replace") or checked["synchronous"] is False:
-        key = "mode" if checked["mode"] not in (None, "replace") else "synchronous"
+    if checked is None:
+        return
+    mode = getattr(checked, "mode", None)
+    if mode not in (None, "replace") or checked.synchronous is False:
+        key = "mode" if mode not in (None, "replace") else "synchronous"
         raise PolicyError(file=file, line=lines.get(key, line), problem=f"deployment {name!r}: config {key}={config[key]!r} "
                           "is decided by the controller", allowed="leave it out", fix=f"Remove `{key}` from the config.")
 
@@ -208,7 +238,7 @@ def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
     """No two rules drive one endpoint, unless both put differently named models on one MME (a
     rule without a region uses the default one, which may be the other rule's region)."""
     def touches(rule: Rule) -> str:
-        return rule.multi_model_endpoint or rule.endpoint
+        return ("ecs service " if rule.kind == "ecs" else "") + (rule.multi_model_endpoint or rule.endpoint)
 
     for index, rule in enumerate(rules):
         for earlier in rules[:index]:

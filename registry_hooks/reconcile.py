@@ -101,11 +101,11 @@ class Reconciler:
                 self._status(rule, want, "PENDING", f"{rule.source} -> {rule.where}: waiting to deploy")
             row = self.store.get(rule.name)
         target = self.targets(rule)
-        live = target.observe(rule)
+        live = target.observe()
         serving = live.version if live.exists and live.registered_model == rule.model else None
         if want is None:
             return self._leave(rule, row, target, live, serving)
-        if serving == want and live.status == "InService":
+        if serving == want and live.serving:
             self._confirm(rule, row, target, live, want)
             self._lineage(rule, want, live.arn, target)  # retried at every pass until written
             return None
@@ -119,7 +119,7 @@ class Reconciler:
 
     def _confirm(self, rule: Rule, row: Row, target: Any, live: Any, want: str) -> None:
         """The endpoint serves the wanted version: make the tags and the row say so."""
-        target.clean(rule, live)
+        target.clean(live)
         if row.status == "IN_SERVICE" and row.serving_version == want:
             return
         self._serving(rule, want, live.arn, previous=row.serving_version, message=f"serving {rule.where}")
@@ -134,8 +134,8 @@ class Reconciler:
         self._set(rule, status="DEPLOYING", deploys=row.deploys + 1)
         self.store.log(verb, "started", rule.name, want, trigger, actor, None, self.replica)
         try:
-            target.clean(rule, live)
-            arn = target.deploy(rule, live, f"models:/{rule.model}/{want}")
+            target.clean(live)
+            arn = target.deploy(live, f"models:/{rule.model}/{want}")
         except LeaseLost:
             raise
         except OpsError as error:
@@ -155,28 +155,28 @@ class Reconciler:
 
     def _lineage(self, rule: Rule, version: str, arn: str | None, target: Any) -> None:
         """Mirror the served version (run, datasets, parents, this deployment) into SageMaker
-        lineage. A failure never fails the deployment: it goes to the ``deploy.<d>.lineage`` tag
-        and the next pass tries again; ``written`` there ends the retries."""
-        clients = getattr(target, "clients", None)
-        if not self.lineage or clients is None or not arn or self.registry.status_of(rule, version).get("lineage") == "written":
+        lineage, with the one lineage step both front doors use. A failure never fails the
+        deployment: it goes to the ``deploy.<d>.lineage`` tag and the next pass tries again;
+        ``written`` there ends the retries."""
+        if not self.lineage or not arn or self.registry.status_of(rule, version).get("lineage") == "written":
             return
-        from mlflow_plugins.lineage.sync import LineageSync
+        from mlflow_plugins.lineage import after_deploy
 
         try:
-            sync = LineageSync(clients("sagemaker"), self.registry.client)
-            try:
-                sync.sync_version(rule.model, version, deployed=(arn, target.lineage_target, target.archive(rule)))
-            finally:
-                sync.writer.close()
-            outcome = "written"
+            failure = after_deploy(target.clients("sagemaker"), rule.model, version, arn, target.kind, target.archive(),
+                                   tracking_client=self.registry.client)
         except LeaseLost:
             raise
-        except Exception as error:  # noqa: BLE001 - reported on the version, retried next pass
-            outcome = f"failed: {type(error).__name__}: {error}"
+        except Exception as error:  # noqa: BLE001 - reading the archive failed: reported, retried next pass
+            failure = f"{type(error).__name__}: {error}"
+        if rule.name in self.leases.lost:  # the fence stopped the writes: this replica may write nothing more
+            raise LeaseLost(rule.name)
+        outcome = "written" if failure is None else f"failed: {failure}"
+        if failure is not None:
             self.say(f"{rule.name}: lineage of version {version} {outcome}")
         self.registry.set_lineage(rule, version, outcome)
 
-    def _conflict(self, rule: Rule, want: str, live: Any) -> None:
+    def _conflict(self, rule: Rule, want: str, live: Any) -> float | None:
         """The endpoint exists and is not this model's (another model's, or not made by the suite):
         it is never taken over."""
         owner = f"registered model {live.registered_model!r}" if live.registered_model else "no registered model of the suite"
@@ -185,6 +185,7 @@ class Reconciler:
         self._status(rule, want, "FAILED", message)
         self._set(rule, status="FAILED", message=message)
         self.store.log("deploy", "conflict", rule.name, want, *self._trigger(rule, want), message, self.replica)
+        return None
 
     def _failed(self, rule: Rule, row: Row, want: str, verb: str, trigger: str, actor: str | None,
                 error: Exception) -> float | None:
@@ -224,12 +225,12 @@ class Reconciler:
         trigger, actor = self._trigger(rule, None)
         self.store.log("delete", "started", rule.name, serving, trigger, actor, None, self.replica)
         try:
-            target.delete(rule)
+            target.delete()
         except LeaseLost:
             raise
         except Exception as error:
             return self._failed(rule, row, serving, "delete", trigger, actor, error)
-        kind = "model" if rule.multi_model_endpoint else "endpoint"
+        kind = {"sagemaker-mme": "model", "ecs": "ECS service"}.get(rule.kind, "endpoint")
         message = f"left {rule.source}; {kind} {rule.where} deleted (on_leave: delete)"
         self._status(rule, serving, "DELETED", message)
         self.registry.set_serving(rule, None)

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlflow.exceptions import MlflowException
+from mlflow_plugins import secrets
 
 from registry_hooks.policy import Rule
 
@@ -57,7 +58,7 @@ class Registry:
         """Write the deployment's status tags on the version (a deleted version is skipped). MLflow
         sets one tag per call, so ``status`` goes last: once it reads new, the others are too."""
         assert status in STATUSES, status
-        values = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "message": message[:4900]}
+        values = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "message": secrets.redact(message)[:4900]}
         if arn:
             values["arn"] = arn
         values["status"] = status
@@ -71,7 +72,7 @@ class Registry:
     def set_lineage(self, rule: Rule, version: str, outcome: str) -> None:
         """``deploy.<d>.lineage``: ``written``, or ``failed: <reason>`` (retried)."""
         try:
-            self.client.set_model_version_tag(rule.model, version, tag(rule.name, "lineage"), outcome[:4900])
+            self.client.set_model_version_tag(rule.model, version, tag(rule.name, "lineage"), secrets.redact(outcome)[:4900])
         except MlflowException as error:
             if error.error_code not in MISSING:
                 raise

@@ -68,6 +68,7 @@ class AwsClients:
         self.config = config or retry_config(session._session)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._account: str | None = None
 
     @property
     def region(self) -> str:
@@ -75,6 +76,12 @@ class AwsClients:
         if not region:
             raise _no_region()
         return region
+
+    def account_id(self) -> str:
+        """The caller's account (GetCallerIdentity), asked once per session."""
+        if self._account is None:
+            self._account = self("sts").get_caller_identity()["Account"]
+        return self._account
 
     def __call__(self, service_name: str) -> Any:
         with self._lock:

@@ -142,7 +142,7 @@ def test_a_load_balanced_service_registers_its_tasks_and_scales_on_alb_requests(
     assert metric["ResourceLabel"] == f"{balancer_id}/targetgroup/churn/{group['TargetGroupArn'].rsplit('/', 1)[1]}"
 
     from mlflow_plugins.aws import AwsSettings, make_clients
-    from mlflow_plugins.deploy._ecs import EcsDeployer
+    from mlflow_plugins.deploy.ecs._deployer import EcsDeployer
 
     deployer = EcsDeployer(make_clients(AwsSettings()))
     cluster, service = deployer.locate("churn")

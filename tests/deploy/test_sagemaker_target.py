@@ -28,7 +28,7 @@ def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", ["all_at_once", "canary", "linear", "rolling"])
-def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strategy, monkeypatch, capfd):
+def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strategy, monkeypatch, caplog):
     # Through get_deploy_client: the CLI path of update is covered by the shadow, rollback and
     # settings tests, and each CLI start costs seconds of CPU.
     monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
@@ -36,7 +36,7 @@ def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strate
     config = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 4}
     client.create_deployment("churn", models["v1"], config=config)
     client.update_deployment("churn", models["v2"], config={**config, "strategy": strategy, "bake_seconds": 60})
-    assert f"({strategy})" in capfd.readouterr().err
+    assert f"({strategy})" in caplog.text  # the deploy's progress goes to the mlflow_plugins logger
     described = aws("sagemaker").describe_endpoint(EndpointName="churn")
     assert described["EndpointStatus"] == "InService"
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["primary"]
@@ -46,10 +46,9 @@ def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strate
 
 
 def client_deployment_config(strategy: str) -> dict:
-    from mlflow_plugins.deploy import config as target_config
-    from mlflow_plugins.deploy._requests import deployment_config
+    from mlflow_plugins.deploy.sagemaker import deployment_config, parse
 
-    return deployment_config(target_config.parse({"strategy": strategy, "bake_seconds": 60}))
+    return deployment_config(parse({"strategy": strategy, "bake_seconds": 60}))
 
 
 def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models):
@@ -74,12 +73,18 @@ def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models
     assert len(leftovers(aws)["models"]) == 1  # the rolled-back model was removed
 
 
+SERVERLESS = '{"MemorySizeInMB": 2048, "MaxConcurrency": 5}'
+
+
 @pytest.mark.parametrize("args, words", [
     (["-C", "instnce_type=ml.m5.large"], "Did you mean 'instance_type'?"),
     (["-C", "instance_count=many"], "instance_count='many' is not valid"),
-    (["-C", 'serverless_config={"MemorySizeInMB": 2048}', "-C", 'vpc_config={"Subnets": ["s"]}'], "cannot run in a VPC"),
-    (["-C", "strategy=rolling", "-C", 'serverless_config={"MemorySizeInMB": 2048}'], "does not roll serverless"),
-    (["-C", "strategy=shadow", "-C", 'serverless_config={"MemorySizeInMB": 2048}'], "shadow variants run on instances"),
+    (["-C", f"serverless_config={SERVERLESS}", "-C", 'vpc_config={"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}'],
+     "cannot run in a VPC"),
+    (["-C", "strategy=rolling", "-C", f"serverless_config={SERVERLESS}"], "does not roll serverless"),
+    (["-C", "strategy=shadow", "-C", f"serverless_config={SERVERLESS}"], "shadow variants run on instances"),
+    (["-C", 'serverless_config={"MemorySizeInMB": 1000, "MaxConcurrency": 5}'], "1024 to 6144"),
+    (["-C", 'env={"WORKERS": 2}'], "env: WORKERS"),
     (["-C", "shadow_sampling_percent=0"], "shadow_sampling_percent='0' is not valid: it is out of range"),
     (["--name", "bad_name!"], "breaks SageMaker's endpoint naming rule"),
     (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
@@ -235,12 +240,12 @@ def test_a_variant_name_change_under_blue_green_is_refused_before_any_change(cli
 
 def test_a_bad_update_config_fails_before_any_aws_call(aws, models, sandbox):
     from mlflow_plugins.aws import AwsSettings, make_clients
-    from mlflow_plugins.deploy._sagemaker import SageMakerDeployer
+    from mlflow_plugins.deploy import make_target
     from mlflow_plugins.errors import UnknownKey
 
     clients = make_clients(AwsSettings(region="us-east-1"))
     calls = []
     clients("sagemaker").meta.events.register("before-call", lambda model, **_: calls.append(model.name))
     with pytest.raises(UnknownKey):
-        SageMakerDeployer(clients).update("churn", models["v2"], {"strategi": "canary"})
+        make_target("sagemaker", clients).update("churn", models["v2"], {"strategi": "canary"})
     assert calls == []

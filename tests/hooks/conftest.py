@@ -21,8 +21,9 @@ from tests.serving.conftest import BIN, Server, free_port, ready_session, save_s
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 SECRET = "s3cret-for-tests"
+WAKE_TOKEN = "wake-token-for-tests"
 WEBHOOK_ENV = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-               "MLFLOW_WEBHOOK_CACHE_TTL": "0"}
+               "MLFLOW_WEBHOOK_CACHE_TTL": "0", "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
 
 
 @dataclass
@@ -180,7 +181,8 @@ class Controller:
 def controllers(aws, sandbox, tmp_path):
     """Start controllers for this test; every one is stopped at the end."""
     started: list[Controller] = []
-    env = {**sandbox.env(), "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1", "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET}
+    env = {**sandbox.env(), "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1", "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET,
+           "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
 
     def start(policy: str, registry: Registry, *extra: str, **kwargs: Any) -> Controller:
         path = tmp_path / f"policy-{len(started)}.yaml"

@@ -8,8 +8,13 @@ import inspect
 import mlflow.sagemaker
 import pytest
 
-from mlflow_plugins.deploy import config
+from mlflow_plugins.deploy.sagemaker import config
 from mlflow_plugins.errors import InvalidValue, UnknownKey
+
+
+SERVERLESS = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b/capture",
+           "CaptureOptions": [{"CaptureMode": "Input"}]}
 
 
 def test_every_key_of_mlflows_builtin_client_is_accepted():
@@ -21,17 +26,17 @@ def test_every_key_of_mlflows_builtin_client_is_accepted():
 
 @pytest.mark.parametrize("raw, expected", [("true", True), ("True", True), ("1", True), ("false", False), ("0", False), (True, True)])
 def test_cli_booleans(raw, expected):
-    assert config.parse({"synchronous": raw})["synchronous"] is expected
+    assert config.parse({"synchronous": raw}).synchronous is expected
 
 
 def test_cli_strings_become_their_types_and_the_callers_dict_is_untouched():
     given = {"instance_count": "3", "env": '{"A": "1"}', "alarms": "a, b", "tags": {"team": "ml"}}
     before = copy.deepcopy(given)
     parsed = config.parse(given)
-    assert (parsed["instance_count"], parsed["env"], parsed["alarms"]) == (3, {"A": "1"}, ["a", "b"])
-    parsed["tags"]["team"] = "changed"
+    assert (parsed.instance_count, parsed.env, parsed.alarms) == (3, {"A": "1"}, ["a", "b"])
+    parsed.tags["team"] = "changed"
     assert given == before
-    assert parsed["instance_type"] == "ml.m5.large" and parsed["strategy"] == "all_at_once"
+    assert parsed.instance_type == "ml.m5.large" and parsed.strategy == "all_at_once"
 
 
 def test_an_unknown_key_is_named_with_a_suggestion():
@@ -49,7 +54,7 @@ def test_an_unknown_key_is_named_with_a_suggestion():
     ("canary_size", "75", "from 1 to 50"),
     ("variant_name", "main_variant", "naming rule"),
     ("execution_role_arn", "SageMakerRole", "naming rule"),
-    ("instance_type", "m5.large", "naming rule"),
+    ("instance_type", "m5.large", "not one of AWS's values"),
     ("env", "{not json", "not JSON"),
     ("mode", "upsert", "create, replace, add"),
 ])
@@ -61,11 +66,13 @@ def test_bad_values_name_the_key_the_value_and_the_fix(key, value, words):
 
 
 @pytest.mark.parametrize("given, key", [
-    ({"serverless_config": {"MemorySizeInMB": 2048}, "vpc_config": {"Subnets": ["s"]}}, "vpc_config"),
-    ({"serverless_config": {"MemorySizeInMB": 2048}, "data_capture_config": {"EnableCapture": True}}, "data_capture_config"),
-    ({"serverless_config": {"MemorySizeInMB": 2048}, "mode": "add"}, "mode"),
-    ({"serverless_config": {"MemorySizeInMB": 2048}, "strategy": "rolling"}, "strategy"),
-    ({"serverless_config": {"MemorySizeInMB": 2048}, "async_inference_config": {"OutputConfig": {}}}, "async_inference_config"),
+    ({"serverless_config": SERVERLESS, "vpc_config": {"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}},
+     "vpc_config"),
+    ({"serverless_config": SERVERLESS, "data_capture_config": CAPTURE}, "data_capture_config"),
+    ({"serverless_config": SERVERLESS, "mode": "add"}, "mode"),
+    ({"serverless_config": SERVERLESS, "strategy": "rolling"}, "strategy"),
+    ({"serverless_config": SERVERLESS, "async_inference_config": {"OutputConfig": {"S3OutputPath": "s3://b/a"}}},
+     "async_inference_config"),
     ({"mode": "add", "strategy": "canary"}, "strategy"),
 ])
 def test_combinations_aws_forbids_fail_before_any_call(given, key):
@@ -75,15 +82,39 @@ def test_combinations_aws_forbids_fail_before_any_call(given, key):
 
 
 def test_help_documents_every_key_with_type_default_and_example():
-    text = config.help_text()
+    text = config.sagemaker_help()
     for key in config.KEYS:
         assert f"  {key.name} (" in text and f"-C {key.name}=" in text
 
 
-def test_the_readme_documents_every_key():
+def test_the_readme_tables_are_generated_from_the_key_tables():
+    """`python -m mlflow_plugins.deploy.docs` rewrites them; a key added without it fails here."""
     from pathlib import Path
 
+    from mlflow_plugins.deploy import docs
+
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme.split("<!-- config-keys -->")[1].split("<!-- /config-keys -->")[0]
-    for key in config.KEYS:
-        assert f"| `{key.name}`" in table and key.example in table
+    assert docs.rewrite(readme) == readme
+    assert all(f"| `{key.name}`" in readme for key in config.KEYS)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    # nested AWS values are checked against botocore's request shapes before any AWS call
+    ("vpc_config", "[1]", ["vpc_config=", "not an object", "SecurityGroupIds, Subnets"]),
+    ("vpc_config", '{"Subnets": ["subnet-0a1b2c3d"]}', ["vpc_config: SecurityGroupIds", "required member is missing"]),
+    ("serverless_config", '{"MemorySizeInMB": 1000, "MaxConcurrency": 5}', ["serverless_config: MemorySizeInMB", "1024 to 6144"]),
+    ("env", '{"WORKERS": 2}', ["env: WORKERS", "not text"]),
+    ("data_capture_config", '{"InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b", "CaptureOptions": []}',
+     ["data_capture_config: CaptureOptions", "1 to 32 items"]),
+    ("instance_type", "ml.m5.huge", ["not one of AWS's values", "ml.t2.medium"]),
+    ("tags", {f"t{i}": "v" for i in range(51)}, ["51 tags", "at most 40"]),
+    ("tags", '{"team": "' + "x" * 300 + '"}', ["at most 256 characters"]),
+    ("tags", '{"mlflow-sagemaker-ops:model-version": "9"}', ["suite's own", "Rename the tag"]),
+    ("variant_name", "primary\n", ["naming rule"]),
+    ("execution_role_arn", "arn:aws:iam::123456789012:role/x\n", ["naming rule"]),
+])
+def test_values_aws_would_refuse_fail_here_with_the_key_and_the_fix(key, value, words):
+    with pytest.raises(InvalidValue) as caught:
+        config.parse({key: value})
+    message = str(caught.value)
+    assert all(word in message for word in words), message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_plugins.deploy import _ecs_spec, ecs_config
+from mlflow_plugins.deploy.ecs import _spec as _ecs_spec, config as ecs_config
 from mlflow_plugins.errors import InvalidValue, MissingSetting, UnknownKey
 
 ROLE = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
@@ -14,9 +14,9 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/churn/0123
 
 def test_cli_strings_become_their_types_with_safe_defaults():
     parsed = ecs_config.parse({**BASE, "cpu": "2048", "memory": "4096", "desired_count": "2", "assign_public_ip": "true"})
-    assert parsed["subnets"] == ["subnet-0a1b2c3d", "subnet-4e5f6a7b"]
-    assert (parsed["cpu"], parsed["memory"], parsed["desired_count"], parsed["assign_public_ip"]) == (2048, 4096, 2, True)
-    assert (parsed["circuit_breaker"], parsed["rollback"], parsed["cluster"]) == (True, True, "default")
+    assert parsed.subnets == ["subnet-0a1b2c3d", "subnet-4e5f6a7b"]
+    assert (parsed.cpu, parsed.memory, parsed.desired_count, parsed.assign_public_ip) == (2048, 4096, 2, True)
+    assert (parsed.circuit_breaker, parsed.rollback, parsed.cluster) == (True, True, "default")
 
 
 @pytest.mark.parametrize("extra, error, words", [
@@ -60,4 +60,4 @@ def test_a_live_service_reads_back_as_the_config_it_was_deployed_with():
     again = ecs_config.parse(live)
     assert _ecs_spec.same_task(_ecs_spec.task_definition("churn", again, "img:1", uri, "us-east-1", []), definition)
     assert _ecs_spec.service_settings(again) == _ecs_spec.service_settings(cfg)
-    assert (again["bucket"], again["tags"], _ecs_spec.model_uri_of(definition)) == ("models-bucket", {"team": "ml"}, uri)
+    assert (again.bucket, again.tags, _ecs_spec.model_uri_of(definition)) == ("models-bucket", {"team": "ml"}, uri)

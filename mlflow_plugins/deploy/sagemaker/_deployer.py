@@ -19,30 +19,37 @@
 
 from __future__ import annotations
 
+import builtins
+
+import logging
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
-import mlflow_plugins
-from mlflow_plugins.deploy import _alarms, _artifacts, _autoscaling, _invoke, _live
-from mlflow_plugins.deploy._progress import Progress, wait_delay
-from mlflow_plugins.deploy._origin import model_origin
-from mlflow_plugins.deploy._requests import (
+from mlflow_plugins import secrets
+from mlflow_plugins.deploy.common import archives, images, labels as suite_labels, s3uri
+from mlflow_plugins.deploy.common.journal import Journal, outcome
+from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.common.progress import Progress, wait_delay
+from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _invoke, _live
+from mlflow_plugins.deploy.sagemaker._requests import (
     MANAGED, deployment_config, layout, models_in, resource_name, resource_tags, variant as variant_spec,
 )
-from mlflow_plugins.deploy.config import SAGEMAKER_NAME, parse
+from mlflow_plugins.deploy.sagemaker.config import SAGEMAKER_NAME, SageMakerConfig, parse
 from mlflow_plugins.errors import (
     AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, as_domain_error,
 )
 
 SHADOW_URI = "mlflow-sagemaker-ops:shadow-model-uri"
-DEPLOYMENT_ID = "mlflow-sagemaker-ops:deployment-id"
+DEPLOYMENT_ID = suite_labels.DEPLOYMENT_ID
 Say = Callable[[str], None]
+log = logging.getLogger("mlflow_plugins.deploy.sagemaker")
 
 
 def stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """The default progress line: the ``mlflow_plugins.deploy`` logger (the front doors give it
+    a stderr handler when the application configured none)."""
+    log.info("%s", message)
 
 
 class SageMakerDeployer:
@@ -52,192 +59,239 @@ class SageMakerDeployer:
         self.say = say
 
     # ---- create -------------------------------------------------------------------------
-    def create(self, name: str, model_uri: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    def create(self, name: str, model_uri: str, config: dict[str, Any] | SageMakerConfig | None) -> dict[str, Any]:
         cfg = parse(config)
-        _check_name(name)
-        role = _require_role(cfg)
-        if self._describe(name) is not None:
+        check_name(name)
+        role = require_role(cfg)
+        if self.describe(name) is not None:
             raise ResourceConflict(kind="SageMaker endpoint", name=name,
                                    fix="Use `mlflow deployments update`, or delete it first.")
-        model = self._upload(name, model_uri, cfg)
-        created: list[tuple[str, str]] = []
+        local = archives.local_pyfunc_model(model_uri)  # before any write: a missing model makes no bucket
+        model = self._upload(name, local, cfg)
+        created = self.journal(name)
+        if model.bytes_uploaded:  # a new archive: a failed create takes it away again
+            created.add("archive", model.s3_uri)
         try:
-            self._auto_alarms(name, cfg, created)
+            cfg = self.auto_alarms(name, cfg, created)
             config_name, _ = self._model_and_config(name, model, cfg, role, model_uri, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
                                            Tags=resource_tags(cfg, model, model_uri, config_name,
                                                               model_origin(model_uri, model.local_dir)))
-            created.append(("endpoint", name))
+            created.add("endpoint", name)
+            self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
+            if cfg.synchronous:
+                self.wait(name, "endpoint_in_service", cfg)
+                self.scale(name, cfg, created)
         except Exception as error:
-            self._undo(created)
-            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create again.") from None
-        self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
-        if cfg["synchronous"]:
-            self._wait(name, "endpoint_in_service", cfg)
-            self._scale(name, cfg)
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create again")) from None
         return self.get(name)
 
-    def _scale(self, name: str, cfg: dict[str, Any]) -> None:
-        """Register autoscaling when configured; without the key, a registration survives."""
-        if cfg["autoscaling"]:
-            _autoscaling.apply(self.clients("application-autoscaling"), name, cfg["variant_name"], cfg["autoscaling"])
-            self.say(f"Autoscaling {name}/{cfg['variant_name']}: {cfg['autoscaling']['min_capacity']} to "
-                     f"{cfg['autoscaling']['max_capacity']} instances, target {cfg['autoscaling']['target']}")
+    def journal(self, name: str) -> Journal:
+        """The undo steps of one operation on endpoint ``name``."""
+        def sagemaker_delete(kind: str, field: str) -> Callable[[str], None]:
+            return lambda resource: getattr(self.sagemaker, f"delete_{kind}")(**{field: resource})
 
-    def _model_and_config(self, name: str, model: Any, cfg: dict[str, Any], role: str, model_uri: str,
-                          created: list[tuple[str, str]], live: dict[str, Any] | None = None) -> tuple[str, list[str]]:
+        def delete_endpoint(resource: str) -> None:
+            self.sagemaker.delete_endpoint(EndpointName=resource)
+            self.wait(resource, "endpoint_deleted", parse(None))
+
+        return Journal({
+            "endpoint": delete_endpoint,
+            "endpoint_config": sagemaker_delete("endpoint_config", "EndpointConfigName"),
+            "model": sagemaker_delete("model", "ModelName"),
+            "alarms": lambda resource: _alarms.delete(self.clients("cloudwatch"), *resource.split("/", 1)),
+            "scaling": lambda resource: _autoscaling.remove(self.clients("application-autoscaling"), *resource.split("/", 1)),
+            "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
+        }, deployment=name)
+
+    def scale(self, name: str, cfg: SageMakerConfig, created: Journal | None = None) -> None:
+        """Register autoscaling when configured; without the key, a registration survives."""
+        if cfg.autoscaling:
+            if created is not None:
+                created.add("scaling", f"{name}/{cfg.variant_name}")
+            _autoscaling.apply(self.clients("application-autoscaling"), name, cfg.variant_name, cfg.autoscaling)
+            self.say(f"Autoscaling {name}/{cfg.variant_name}: {cfg.autoscaling['min_capacity']} to "
+                     f"{cfg.autoscaling['max_capacity']} instances, target {cfg.autoscaling['target']}")
+
+    def _model_and_config(self, name: str, model: Any, cfg: SageMakerConfig, role: str, model_uri: str,
+                          created: Journal, live: dict[str, Any] | None = None) -> tuple[str, builtins.list[str]]:
         """A new SageMaker model for ``model`` and an endpoint config serving it, laid out by
         :func:`._requests.layout` against the ``live`` endpoint config: the config's name and
         the models it serves."""
         resource = resource_name(name)
         labels = resource_tags(cfg, model, model_uri, resource, model_origin(model_uri, model.local_dir))
         self._create_model(resource, model.s3_uri, cfg, role, labels)
-        created.append(("model", resource))
+        created.add("model", resource)
         serves = self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
-        created.append(("endpoint_config", resource))
+        created.add("endpoint_config", resource)
         return resource, serves
 
-    def _create_model(self, resource: str, s3_uri: str, cfg: dict[str, Any], role: str, labels: list[dict[str, str]]) -> None:
-        container = {"Image": self._image(cfg), "ModelDataUrl": s3_uri, "Environment": cfg["env"] or {}}
+    def _create_model(self, resource: str, s3_uri: str, cfg: SageMakerConfig, role: str, labels: builtins.list[dict[str, str]]) -> None:
+        container = {"Image": images.image_uri(self.clients, cfg.image_url), "ModelDataUrl": s3_uri, "Environment": cfg.env or {}}
         model_args: dict[str, Any] = {"ModelName": resource, "ExecutionRoleArn": role,
                                       "PrimaryContainer": container, "Tags": labels,
-                                      "EnableNetworkIsolation": cfg["network_isolation"]}
-        if cfg["vpc_config"]:
-            model_args["VpcConfig"] = cfg["vpc_config"]
+                                      "EnableNetworkIsolation": cfg.network_isolation}
+        if cfg.vpc_config:
+            model_args["VpcConfig"] = cfg.vpc_config
         self.sagemaker.create_model(**model_args)
 
-    def _create_config(self, resource: str, variants: list[dict[str, Any]], shadows: list[dict[str, Any]],
-                       cfg: dict[str, Any], labels: list[dict[str, str]]) -> list[str]:
+    def _create_config(self, resource: str, variants: builtins.list[dict[str, Any]], shadows: builtins.list[dict[str, Any]],
+                       cfg: SageMakerConfig, labels: builtins.list[dict[str, str]]) -> builtins.list[str]:
         config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": variants, "Tags": labels}
         if shadows:
             config_args["ShadowProductionVariants"] = shadows
         for key, field in (("data_capture_config", "DataCaptureConfig"), ("async_inference_config", "AsyncInferenceConfig"),
                            ("kms_key_id", "KmsKeyId")):
-            if cfg[key]:
-                config_args[field] = cfg[key]
+            if getattr(cfg, key):
+                config_args[field] = getattr(cfg, key)
         self.sagemaker.create_endpoint_config(**config_args)
         return models_in(config_args)
 
     # ---- update -------------------------------------------------------------------------
-    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None) -> dict[str, Any]:
         """Roll out ``model_uri`` with the configured strategy. ``strategy=shadow`` puts it in a
         shadow variant beside the live model; an update without a model URI then promotes the
         shadow's model to production (with the configured strategy)."""
         parse(config)  # a bad config fails before any AWS call
-        current = self._describe(name)
+        current = self.describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
-        cfg = parse({**self._carried_over(current, live), **(config or {})})
+        given = config.given_values() if isinstance(config, SageMakerConfig) else dict(config or {})
+        cfg = parse({**self.carried_over(current, live), **given})
         shadows = live.get("ShadowProductionVariants") or []
-        if model_uri is None and not (shadows and cfg["strategy"] != "shadow"):
+        if model_uri is None and not (shadows and cfg.strategy != "shadow"):
             raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI, or none to promote a shadow variant",
                                  fix="Pass -m models:/name/version." + ("" if shadows else
                                      f" Endpoint {name} has no shadow variant to promote."))
         live_variants = [v["VariantName"] for v in current.get("ProductionVariants", [])]
-        if cfg["mode"] == "add" and cfg["variant_name"] in live_variants:
-            raise InvalidValue(name="variant_name", value=cfg["variant_name"], reason="mode=add adds a new variant; this one serves already",
+        if cfg.mode == "add" and cfg.variant_name in live_variants:
+            raise InvalidValue(name="variant_name", value=cfg.variant_name, reason="mode=add adds a new variant; this one serves already",
                                allowed=f"a name other than {', '.join(live_variants)}", fix="Pass -C variant_name=<new name>.")
-        if cfg["mode"] == "create":
+        if cfg.mode == "create":
             raise InvalidValue(name="mode", value="create", reason=f"endpoint {name} exists; update changes it",
                                allowed="replace, add", fix="Leave mode out (replace), or delete the endpoint first.")
-        if cfg["strategy"] != "all_at_once" and live_variants != [cfg["variant_name"]]:
-            raise InvalidValue(name="variant_name", value=cfg["variant_name"],
-                               reason=f"a {cfg['strategy']} update keeps the variant names; the endpoint has {live_variants}",
+        if cfg.strategy != "all_at_once" and live_variants != [cfg.variant_name]:
+            raise InvalidValue(name="variant_name", value=cfg.variant_name,
+                               reason=f"a {cfg.strategy} update keeps the variant names; the endpoint has {live_variants}",
                                allowed=", ".join(live_variants), fix=f"Pass -C variant_name={live_variants[0]}.")
         if model_uri is None:
             return self._promote(name, current, live, cfg)
-        role = _require_role(cfg)
-        model = self._upload(name, model_uri, cfg)
-        created: list[tuple[str, str]] = []
-        shadowing = cfg["strategy"] == "shadow"
+        role = require_role(cfg)
+        model = self._upload(name, archives.local_pyfunc_model(model_uri), cfg)
+        created = self.journal(name)
+        if model.bytes_uploaded:
+            created.add("archive", model.s3_uri)
+        shadowing = cfg.strategy == "shadow"
         try:
-            self._auto_alarms(name, cfg, [])  # the endpoint's alarms: a failed update keeps them
+            cfg = self.auto_alarms(name, cfg, self.journal(name))  # the endpoint's alarms: a failed update keeps them
             config_name, serves = self._model_and_config(name, model, cfg, role, model_uri, created, live)
             # Adding a variant changes the variant names, which a DeploymentConfig (blue/green
             # guardrails) forbids; without one SageMaker applies the new config all at once.
-            guarded = {} if cfg["mode"] == "add" else {"DeploymentConfig": deployment_config(cfg)}
+            guarded = {} if cfg.mode == "add" else {"DeploymentConfig": deployment_config(cfg)}
             self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name, **guarded)
         except Exception as error:
-            self._undo(created)
-            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update again.") from None
-        self.say(f"Updating endpoint {name} to {config_name} ({cfg['strategy']}); uploaded {model.bytes_uploaded} bytes")
-        if not cfg["synchronous"]:
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update again")) from None
+        self.say(f"Updating endpoint {name} to {config_name} ({cfg.strategy}); uploaded {model.bytes_uploaded} bytes")
+        if not cfg.synchronous:
             return self.get(name)
-        after = self._settle(name, config_name, created, cfg)
-        if shadowing or cfg["mode"] == "add":  # the endpoint's model tags stay those of the production model
-            labels = [{"Key": SHADOW_URI, "Value": model_uri[:256]}] if shadowing else []
+        after = self.settle(name, config_name, created, cfg)
+        if shadowing or cfg.mode == "add":  # the endpoint's model tags stay those of the production model
+            labels = [{"Key": SHADOW_URI, "Value": secrets.strip_uri(model_uri)[:256]}] if shadowing else []
             labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
         else:
             labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
-        self._retag(after["EndpointArn"], labels, drop_shadow=bool(shadows) and not shadowing)
-        self._scale(name, cfg)
-        self._retire(live, serves, cfg)
+        self._finish(name, after, labels, bool(shadows) and not shadowing, live, serves, cfg)
         return self.get(name)
 
-    def _promote(self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    def _promote(self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig) -> dict[str, Any]:
         """The shadow variant's model becomes the production model, with the configured strategy."""
         shadow_model = live["ShadowProductionVariants"][0]["ModelName"]
         labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(
             ResourceArn=self.sagemaker.describe_model(ModelName=shadow_model)["ModelArn"])["Tags"]}
         resource = resource_name(name)
-        created: list[tuple[str, str]] = []
+        created = self.journal(name)
         try:
-            self._auto_alarms(name, cfg, [])
+            cfg = self.auto_alarms(name, cfg, self.journal(name))
             self._create_config(resource, [variant_spec(shadow_model, cfg)], [], cfg,
                                 [{"Key": k, "Value": v} for k, v in {**labels, DEPLOYMENT_ID: resource}.items()])
-            created.append(("endpoint_config", resource))
+            created.add("endpoint_config", resource)
             self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource,
                                            DeploymentConfig=deployment_config(cfg))
         except Exception as error:
-            self._undo(created)
-            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update again.") from None
-        self.say(f"Promoting the shadow model {shadow_model} of {name} ({cfg['strategy']})")
-        if not cfg["synchronous"]:
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update again")) from None
+        self.say(f"Promoting the shadow model {shadow_model} of {name} ({cfg.strategy})")
+        if not cfg.synchronous:
             return self.get(name)
-        after = self._settle(name, resource, created, cfg)
+        after = self.settle(name, resource, created, cfg)
         promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
-        self._retag(after["EndpointArn"], [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()],
-                    drop_shadow=True)
-        self._scale(name, cfg)
-        self._retire(live, [shadow_model], cfg)
+        labels = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
+        self._finish(name, after, labels, True, live, [shadow_model], cfg)
         return self.get(name)
 
-    def _settle(self, name: str, config_name: str, created: list[tuple[str, str]], cfg: dict[str, Any]) -> dict[str, Any]:
+    def settle(self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig) -> dict[str, Any]:
         """Wait for the update to finish; a rollback deletes what the update created and fails
         with SageMaker's reason (the alarm named)."""
-        self._wait(name, "endpoint_in_service", cfg)
+        self.wait(name, "endpoint_in_service", cfg)
         after = self.sagemaker.describe_endpoint(EndpointName=name)
         if after["EndpointConfigName"] != config_name:
-            self._undo(created)
+            created.undo()
             raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
                                 detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
                                 fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
         return after
 
-    def _retag(self, arn: str, labels: list[dict[str, str]], drop_shadow: bool) -> None:
+    def _finish(self, name: str, after: dict[str, Any], labels: builtins.list[dict[str, str]], drop_shadow: bool,
+                live: dict[str, Any], serves: builtins.list[str], cfg: SageMakerConfig) -> None:
+        """Once the new config serves: tag the endpoint, apply autoscaling, retire what it replaced.
+        Each step is tried even when one fails, and a failure says truthfully that the endpoint
+        serves the new config and what is unfinished."""
+        steps = (("tag the endpoint with its new model", lambda: self._retag(after["EndpointArn"], labels, drop_shadow)),
+                 ("apply autoscaling", lambda: self.scale(name, cfg)),
+                 ("delete the replaced config and models", lambda: self.retire(live, serves, cfg)))
+        unfinished = []
+        for step, run in steps:
+            try:
+                run()
+            except Exception as error:  # noqa: BLE001 - every step is tried, every failure named
+                unfinished.append(f"{step} ({error})")
+        if unfinished:
+            raise AwsCallFailed(operation="UpdateEndpoint", code="Unfinished",
+                                detail=f"endpoint {name} serves {after['EndpointConfigName']} now, but could not "
+                                       + "; ".join(unfinished),
+                                fix="The registry hooks finish it at their next pass (observe and clean); by hand, "
+                                    "`mlflow deployments update` again replaces it cleanly.")
+
+    def _retag(self, arn: str, labels: builtins.list[dict[str, str]], drop_shadow: bool) -> None:
         """The endpoint's tags say what it serves now (AddTags overwrites existing keys)."""
         self.sagemaker.add_tags(ResourceArn=arn, Tags=labels)
         if drop_shadow:
             self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[SHADOW_URI])
 
-    def _retire(self, live: dict[str, Any], serving: list[str], cfg: dict[str, Any]) -> None:
+    def retire(self, live: dict[str, Any], serving: builtins.list[str], cfg: SageMakerConfig) -> None:
         """Once the new config serves, delete the old config and every model of it that the new
         one does not serve (kept with ``archive=true``)."""
-        if cfg["archive"]:
+        if cfg.archive:
             return
-        gone = [("model", m) for m in models_in(live) if m not in serving]
-        self._undo([("endpoint_config", live["EndpointConfigName"]), *gone])
+        retired = self.journal(live["EndpointConfigName"])
+        retired.add("endpoint_config", live["EndpointConfigName"])
+        for model in models_in(live):
+            if model not in serving:
+                retired.add("model", model)
+        retired.undo()
 
-    def _auto_alarms(self, name: str, cfg: dict[str, Any], created: list[tuple[str, str]]) -> None:
+    def auto_alarms(self, name: str, cfg: SageMakerConfig, created: Journal) -> SageMakerConfig:
         """With auto_alarms, create the usual alarms and add them to the rollback alarms."""
-        if not cfg["auto_alarms"]:
-            return
-        made = _alarms.create(self.clients("cloudwatch"), name, cfg["variant_name"])
-        created.append(("alarms", f"{name}/{cfg['variant_name']}"))
-        cfg["alarms"] = sorted(set(cfg["alarms"] or []) | set(made))
+        if not cfg.auto_alarms:
+            return cfg
+        created.add("alarms", f"{name}/{cfg.variant_name}")
+        made = _alarms.create(self.clients("cloudwatch"), name, cfg.variant_name)
+        return cfg.replace(alarms=sorted(set(cfg.alarms or []) | set(made)))
 
-    def _carried_over(self, current: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    def carried_over(self, current: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """The live deployment's settings, for every key an update does not repeat (MLflow's own
         client loses data capture, env and the rest on update: mlflow/mlflow#7255, #9159)."""
         variant = config["ProductionVariants"][0]
@@ -262,23 +316,33 @@ class SageMakerDeployer:
         return {key: value for key, value in kept.items() if value is not None}
 
     # ---- delete, get, list --------------------------------------------------------------
-    def delete(self, name: str, config: dict[str, Any] | None = None) -> None:
+    def delete(self, name: str, config: dict[str, Any] | SageMakerConfig | None = None) -> None:
         cfg = parse(config)
-        current = self._describe(name)
+        current = self.describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
-        live = self._config_or_none(current["EndpointConfigName"])
+        live = self.config_or_none(current["EndpointConfigName"])
         for variant in current.get("ProductionVariants", []):
             _autoscaling.remove(self.clients("application-autoscaling"), name, variant["VariantName"])
             _alarms.delete(self.clients("cloudwatch"), name, variant["VariantName"])
         self.sagemaker.delete_endpoint(EndpointName=name)
         self.say(f"Deleting endpoint {name}")
-        if cfg["synchronous"]:
-            self._wait(name, "endpoint_deleted", cfg)
-        self._undo([("endpoint_config", current["EndpointConfigName"]), *[("model", m) for m in models_in(live)]])
+        if cfg.synchronous:
+            self.wait(name, "endpoint_deleted", cfg)
+        served = [self.sagemaker.describe_model(ModelName=m)["PrimaryContainer"].get("ModelDataUrl", "") for m in models_in(live)]
+        gone = self.journal(name)
+        gone.add("endpoint_config", current["EndpointConfigName"])
+        for model in models_in(live):
+            gone.add("model", model)
+        left = gone.undo()
+        for bucket in sorted({s3uri.split(uri)[0] for uri in served if uri.startswith("s3://")}):
+            s3uri.delete_prefix(self.clients("s3"), _live.archive_prefix(bucket, name))  # its content-addressed archives
+        if left:
+            raise AwsCallFailed(operation="delete", code="Incomplete", detail=f"endpoint {name} is deleted; left: {'; '.join(left)}",
+                                fix="Run delete again, or delete them by hand.")
 
     def get(self, name: str) -> dict[str, Any]:
-        described = self._describe(name)
+        described = self.describe(name)
         if described is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
         labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
@@ -299,7 +363,7 @@ class SageMakerDeployer:
             "failure_reason": described.get("FailureReason"),
         }
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         found = []
         for page in self.sagemaker.get_paginator("list_endpoints").paginate():
             for summary in page["Endpoints"]:
@@ -312,87 +376,67 @@ class SageMakerDeployer:
     def invoke(self, name: str, body: bytes, content_type: str = "application/json",
                target_variant: str | None = None) -> str:
         """The endpoint's JSON answer to ``body`` (through S3 for an asynchronous endpoint)."""
-        described = self._describe(name)
+        described = self.describe(name)
         if described is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
         return _invoke.invoke(self.clients, described, body, content_type, target_variant, self.say)
 
     # ---- helpers ------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return self._describe(name) is not None
+        return self.describe(name) is not None
 
-    def _config_or_none(self, config_name: str) -> dict[str, Any] | None:
+    def config_or_none(self, config_name: str) -> dict[str, Any] | None:
         try:
             return self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
         except self.sagemaker.exceptions.ClientError:
             return None  # already gone: nothing of it to clean up
 
-    def _describe(self, name: str) -> dict[str, Any] | None:
+    def describe(self, name: str) -> dict[str, Any] | None:
         try:
             return self.sagemaker.describe_endpoint(EndpointName=name)
         except self.sagemaker.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] == "ValidationException" and _is_missing(error):
+            # A missing endpoint is a ValidationException, and so are other faults: the code alone
+            # cannot tell them apart, so absence is confirmed by listing (never by message text).
+            if error.response["Error"]["Code"] == "ValidationException" and not self._listed(name):
                 return None
             raise as_domain_error(error, "Check your AWS credentials and region.") from None
 
-    def _upload(self, name: str, model_uri: str, cfg: dict[str, Any]) -> Any:
+    def _listed(self, name: str) -> bool:
+        pages = self.sagemaker.get_paginator("list_endpoints").paginate(NameContains=name)
+        return any(e["EndpointName"] == name for page in pages for e in page["Endpoints"])
+
+    def _upload(self, name: str, local_dir: str, cfg: SageMakerConfig) -> archives.UploadedModel:
         s3 = self.clients("s3")
-        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
-        _artifacts.ensure_bucket(s3, bucket, self.clients.region)
-        return _artifacts.upload_model(s3, bucket, name, _artifacts.local_model_dir(model_uri), cfg["kms_key_id"])
+        bucket = cfg.bucket or archives.default_bucket(self.clients)
+        archives.ensure_bucket(s3, bucket, self.clients.region)
+        return archives.upload_model(s3, bucket, name, local_dir, cfg.kms_key_id)
 
-    def _image(self, cfg: dict[str, Any]) -> str:
-        if cfg["image_url"]:
-            return cfg["image_url"]
-        account = self.clients("sts").get_caller_identity()["Account"]
-        return f"{account}.dkr.ecr.{self.clients.region}.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
-
-    def _wait(self, name: str, waiter: str, cfg: dict[str, Any]) -> None:
+    def wait(self, name: str, waiter: str, cfg: SageMakerConfig) -> None:
         delay = wait_delay()
-        progress = Progress(self.say)
+        progress = Progress(self.say, name)
         events = self.sagemaker.meta.events
         events.register("after-call.sagemaker.DescribeEndpoint", progress)
         try:
             self.sagemaker.get_waiter(waiter).wait(
                 EndpointName=name,
-                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg["timeout_seconds"] / delay), 1)})
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg.timeout_seconds / delay), 1)})
         except Exception as error:  # WaiterError: Failed status or timeout
             raise AwsCallFailed(operation=f"waiting for {waiter}", code=type(error).__name__, detail=str(error),
                                 fix=f"See `mlflow deployments get -t sagemaker --name {name}` for the endpoint's state.") from None
         finally:
             events.unregister("after-call.sagemaker.DescribeEndpoint", progress)
 
-    def _undo(self, created: list[tuple[str, str]]) -> None:
-        for kind, resource in reversed(created):
-            if not resource:
-                continue
-            try:
-                if kind == "alarms":
-                    _alarms.delete(self.clients("cloudwatch"), *resource.split("/", 1))
-                    continue
-                getattr(self.sagemaker, f"delete_{kind}")(**{_NAME_FIELD[kind]: resource})
-            except Exception as error:  # report, keep cleaning
-                self.say(f"Could not delete {kind} {resource}: {error}")
-
-
-_NAME_FIELD = {"endpoint": "EndpointName", "endpoint_config": "EndpointConfigName", "model": "ModelName"}
-
-
-def _check_name(name: str) -> None:
-    if not SAGEMAKER_NAME.match(name or ""):
+def check_name(name: str) -> None:
+    if not SAGEMAKER_NAME.fullmatch(name or ""):
         raise InvalidValue(name="deployment name", value=name, reason="it breaks SageMaker's endpoint naming rule",
                            allowed="1 to 63 letters, digits and hyphens, starting with a letter or digit",
                            fix="Pass --name churn-prod (for example).")
 
 
-def _require_role(cfg: dict[str, Any]) -> str:
-    if not cfg["execution_role_arn"]:
+def require_role(cfg: SageMakerConfig) -> str:
+    if not cfg.execution_role_arn:
         raise MissingSetting(name="execution_role_arn", allowed="an IAM role ARN that SageMaker can assume",
                              fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.")
-    return cfg["execution_role_arn"]
+    return cfg.execution_role_arn
 
 
-def _is_missing(error: Any) -> bool:
-    # DescribeEndpoint reports a missing endpoint as a ValidationException; the botocore waiter
-    # EndpointDeleted relies on the same code. The message is not parsed.
-    return error.operation_name == "DescribeEndpoint"

@@ -20,8 +20,8 @@ from typing import Any
 
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
-from mlflow_plugins.deploy._ecs_spec import CONTAINER, STREAM_PREFIX
-from mlflow_plugins.deploy._progress import Say, wait_delay
+from mlflow_plugins.deploy.common.progress import Say, wait_delay
+from mlflow_plugins.deploy.ecs._spec import CONTAINER, STREAM_PREFIX
 
 LOG_LINES = 5
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy.config import BUCKET, ROLE_ARN, Key, help_text, typed_values
+from mlflow_plugins.deploy.common.keys import BUCKET, ROLE_ARN, Config, Key, build, help_text, typed_values
 from mlflow_plugins.errors import InvalidValue, MissingSetting
 
-ECS_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")  # clusters, services, task families
-SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
-TARGET_GROUP = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}$")
-LOG_GROUP = re.compile(r"^[\w./#-]{1,512}$")
+ECS_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")  # clusters, services, task families
+SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
+SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
+TARGET_GROUP = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}")
+LOG_GROUP = re.compile(r"[\w./#-]{1,512}")
 
 # Fargate task sizes: cpu units -> the memory values (MiB) allowed with it.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -35,7 +36,8 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 METRICS = ("ECSServiceAverageCPUUtilization", "ECSServiceAverageMemoryUtilization", "ALBRequestCountPerTarget")
 SCALING_KEYS = ("min_capacity", "max_capacity", "target", "metric", "scale_in_cooldown", "scale_out_cooldown")
 SCALING_EXAMPLE = '{"min_capacity": 1, "max_capacity": 4, "target": 60, "metric": "ECSServiceAverageCPUUtilization"}'
-RESERVED_ENV = ("SAGEMAKER_BIND_TO_PORT",)  # set from container_port
+RESERVED_ENV = ("SAGEMAKER_BIND_TO_PORT",)
+DEFAULT_TIMEOUT = 1800  # set from container_port
 
 KEYS: tuple[Key, ...] = (
     Key("cluster", "str", "default", "ECS cluster of the service (it must exist)", "models", pattern=ECS_NAME),
@@ -61,19 +63,53 @@ KEYS: tuple[Key, ...] = (
     Key("bucket", "str", None, "S3 bucket for model archives; default mlflow-sagemaker-ops-<account>-<region>, created if missing", "my-models", pattern=BUCKET),
     Key("kms_key_id", "str", None, "KMS key for the uploaded archive", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
     Key("region_name", "str", None, "AWS region; default from the target URI, AWS_REGION, AWS_DEFAULT_REGION or the profile", "eu-west-1"),
-    Key("tags", "json", None, "tags for the service and the task definition", '{"team": "ml"}'),
+    Key("tags", "tags", None, "tags for the service and the task definition", '{"team": "ml"}'),
     Key("synchronous", "bool", True, "wait for a steady service (or a rollback) before returning", "false"),
-    Key("timeout_seconds", "int", 1800, "how long a synchronous call waits", "3600", minimum=1),
+    Key("timeout_seconds", "int", DEFAULT_TIMEOUT, "how long a synchronous call waits", "3600", minimum=1),
 )
 CONFIG_KEYS = tuple(key.name for key in KEYS)
 
 
-def parse(config: Mapping[str, Any] | None) -> dict[str, Any]:
+
+
+@dataclass(frozen=True)
+class EcsConfig(Config):
+    cluster: str
+    subnets: list[str]
+    security_groups: list[str] | None
+    assign_public_ip: bool
+    cpu: int
+    memory: int
+    desired_count: int
+    image: str | None
+    execution_role_arn: str
+    task_role_arn: str
+    target_group_arn: str | None
+    container_port: int
+    health_check_grace_seconds: int | None
+    env: dict[str, Any] | None
+    autoscaling: dict[str, Any] | None
+    circuit_breaker: bool
+    rollback: bool
+    minimum_healthy_percent: int
+    maximum_percent: int
+    log_group: str | None
+    bucket: str | None
+    kms_key_id: str | None
+    region_name: str | None
+    tags: dict[str, str] | None
+    synchronous: bool
+    timeout_seconds: int
+
+
+def parse(config: Mapping[str, Any] | EcsConfig | None) -> EcsConfig:
     """Every key with its typed value; raises on the first problem, before any AWS call."""
+    if isinstance(config, EcsConfig):
+        return config
     values = typed_values(config, KEYS, "ecs target config", "ecs")
     values["cpu"] = int(values["cpu"])
     check(values)
-    return values
+    return build(EcsConfig, values, config)
 
 
 def _bad(name: str, value: Any, reason: str, allowed: str, fix: str) -> InvalidValue:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlflow_plugins.deploy.ecs_config import RESERVED_ENV
+from mlflow_plugins.deploy.common import labels
+from mlflow_plugins.deploy.ecs.config import RESERVED_ENV, EcsConfig
 
 CONTAINER = "model"
 STREAM_PREFIX = "mlflow"
 MANAGED = "mlflow-sagemaker-ops:managed"
-MODEL_URI_TAG = "mlflow-sagemaker-ops:model-uri"
+MODEL_URI_TAG = labels.MODEL_URI
 _PING = "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/ping', timeout=4)"
 
 
@@ -24,10 +25,10 @@ def default_log_group(cluster: str, name: str) -> str:
     return f"/mlflow-sagemaker-ops/ecs/{cluster}/{name}"
 
 
-def task_definition(name: str, cfg: dict[str, Any], image: str, model_s3_uri: str, region: str,
+def task_definition(name: str, cfg: EcsConfig, image: str, model_s3_uri: str, region: str,
                     tags: list[dict[str, str]]) -> dict[str, Any]:
-    port = cfg["container_port"]
-    env = {str(k): str(v) for k, v in (cfg["env"] or {}).items()}
+    port = cfg.container_port
+    env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
     container = {
         "name": CONTAINER,
@@ -39,42 +40,42 @@ def task_definition(name: str, cfg: dict[str, Any], image: str, model_s3_uri: st
         "healthCheck": {"command": ["CMD", "python", "-c", _PING.format(port=port)],
                         "interval": 15, "timeout": 5, "retries": 3, "startPeriod": 60},
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": cfg["log_group"], "awslogs-region": region, "awslogs-stream-prefix": STREAM_PREFIX}},
+            "awslogs-group": cfg.log_group, "awslogs-region": region, "awslogs-stream-prefix": STREAM_PREFIX}},
     }
     return {
         "family": name,
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"],
-        "cpu": str(cfg["cpu"]),
-        "memory": str(cfg["memory"]),
-        "executionRoleArn": cfg["execution_role_arn"],
-        "taskRoleArn": cfg["task_role_arn"],
+        "cpu": str(cfg.cpu),
+        "memory": str(cfg.memory),
+        "executionRoleArn": cfg.execution_role_arn,
+        "taskRoleArn": cfg.task_role_arn,
         "containerDefinitions": [container],
         "tags": tags,
     }
 
 
-def network(cfg: dict[str, Any]) -> dict[str, Any]:
-    awsvpc: dict[str, Any] = {"subnets": cfg["subnets"], "assignPublicIp": "ENABLED" if cfg["assign_public_ip"] else "DISABLED"}
-    if cfg["security_groups"]:
-        awsvpc["securityGroups"] = cfg["security_groups"]
+def network(cfg: EcsConfig) -> dict[str, Any]:
+    awsvpc: dict[str, Any] = {"subnets": cfg.subnets, "assignPublicIp": "ENABLED" if cfg.assign_public_ip else "DISABLED"}
+    if cfg.security_groups:
+        awsvpc["securityGroups"] = cfg.security_groups
     return {"awsvpcConfiguration": awsvpc}
 
 
-def deployment_configuration(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {"deploymentCircuitBreaker": {"enable": cfg["circuit_breaker"], "rollback": cfg["rollback"]},
-            "maximumPercent": cfg["maximum_percent"], "minimumHealthyPercent": cfg["minimum_healthy_percent"]}
+def deployment_configuration(cfg: EcsConfig) -> dict[str, Any]:
+    return {"deploymentCircuitBreaker": {"enable": cfg.circuit_breaker, "rollback": cfg.rollback},
+            "maximumPercent": cfg.maximum_percent, "minimumHealthyPercent": cfg.minimum_healthy_percent}
 
 
-def service_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+def service_settings(cfg: EcsConfig) -> dict[str, Any]:
     """The settings CreateService and UpdateService share."""
-    settings: dict[str, Any] = {"desiredCount": cfg["desired_count"], "networkConfiguration": network(cfg),
+    settings: dict[str, Any] = {"desiredCount": cfg.desired_count, "networkConfiguration": network(cfg),
                                 "deploymentConfiguration": deployment_configuration(cfg)}
-    if cfg["target_group_arn"]:
-        settings["loadBalancers"] = [{"targetGroupArn": cfg["target_group_arn"], "containerName": CONTAINER,
-                                      "containerPort": cfg["container_port"]}]
-        if cfg["health_check_grace_seconds"] is not None:
-            settings["healthCheckGracePeriodSeconds"] = cfg["health_check_grace_seconds"]
+    if cfg.target_group_arn:
+        settings["loadBalancers"] = [{"targetGroupArn": cfg.target_group_arn, "containerName": CONTAINER,
+                                      "containerPort": cfg.container_port}]
+        if cfg.health_check_grace_seconds is not None:
+            settings["healthCheckGracePeriodSeconds"] = cfg.health_check_grace_seconds
     return settings
 
 

@@ -1,22 +1,21 @@
 """The ``mlflow deployments`` target ``ecs[:/region]``: MLflow models as Amazon ECS (Fargate) services.
 
-A thin adapter: MLflow's plugin contract on one side, :class:`._ecs.EcsDeployer` on the other.
-A deployment is named by its service, ``NAME`` or ``CLUSTER/NAME`` (a bare name is looked up in
-every cluster, and must be unique).
+A thin adapter: MLflow's plugin contract on one side, the ``ecs`` target of
+:mod:`mlflow_plugins.deploy` on the other. A deployment is named by its service, ``NAME`` or
+``CLUSTER/NAME`` (a bare name is looked up in every cluster, and must be unique).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
 from mlflow.exceptions import MlflowException
 
-from mlflow_plugins.aws import AwsSettings, make_clients
-from mlflow_plugins.deploy import _ecs, ecs_config
-from mlflow_plugins.deploy.sagemaker import FLAVOR, _mlflow_errors, _payload, _with_lineage, parse_target
-from mlflow_plugins.deploy.sagemaker import run_local as run_local  # the same local runtime
+from mlflow_plugins.clients import _base
+from mlflow_plugins.clients._base import mlflow_errors, run_local as run_local  # the same local runtime
+from mlflow_plugins.deploy import parse_target
+from mlflow_plugins.deploy.ecs import ecs_help
 from mlflow_plugins.errors import InvalidValue
 
 PREDICT_VIA_ENV = "MLFLOW_SAGEMAKER_OPS_ECS_PREDICT_VIA"  # load_balancer | task (MLflow's predict CLI has no params)
@@ -27,56 +26,47 @@ class EcsDeploymentClient(BaseDeploymentClient):
 
     def __init__(self, target_uri: str) -> None:
         super().__init__(target_uri)
-        self.region, role = parse_target(target_uri)
+        region, role = parse_target(target_uri)
         if role:
             raise InvalidValue(name="target", value=target_uri, reason="the ecs target takes a region only",
                                allowed="ecs or ecs:/REGION", fix="Pass -t ecs:/eu-west-1; set credentials with AWS_PROFILE.")
-        self._clients: dict[AwsSettings, Any] = {}
-
-    def _deployer(self, config: dict[str, Any] | None = None) -> _ecs.EcsDeployer:
-        region = (config or {}).get("region_name") or self.region
-        settings = AwsSettings(region=region)
-        if settings not in self._clients:  # boto3 clients are thread-safe; making one costs ~50 ms
-            self._clients[settings] = make_clients(settings)
-        return _ecs.EcsDeployer(self._clients[settings])
+        self.targets = _base.Targets(region)
 
     @staticmethod
     def _checked(flavor: str | None, endpoint: str | None) -> None:
-        if flavor not in (None, FLAVOR):
-            raise InvalidValue(name="flavor", value=flavor, reason="the serving runtime serves pyfunc models",
-                               allowed=FLAVOR, fix="Leave --flavor out.")
+        _base.check_flavor(flavor)
         if endpoint is not None:
             raise InvalidValue(name="--endpoint", value=endpoint, reason="an ECS service serves one model",
                                allowed="no --endpoint", fix="Use -t sagemaker --endpoint for a multi-model endpoint.")
 
-    @_mlflow_errors
+    @mlflow_errors
     def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
         self._checked(flavor, endpoint)
-        deployer = self._deployer(config)
-        return _with_lineage(deployer, deployer.create(name, model_uri, config), "ecs")
+        target = self.targets("ecs", config)
+        return _base.with_lineage(target, target.create(name, model_uri, target.parse(config)))
 
-    @_mlflow_errors
+    @mlflow_errors
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None):
         self._checked(flavor, endpoint)
-        deployer = self._deployer(config)
-        return _with_lineage(deployer, deployer.update(name, model_uri, config), "ecs")
+        target = self.targets("ecs", config)
+        return _base.with_lineage(target, target.update(name, model_uri, config))
 
-    @_mlflow_errors
+    @mlflow_errors
     def delete_deployment(self, name, config=None, endpoint=None):
         self._checked(None, endpoint)
-        self._deployer(config).delete(name, config)
+        self.targets("ecs", config).delete(name, config)
 
-    @_mlflow_errors
+    @mlflow_errors
     def list_deployments(self, endpoint=None):
         self._checked(None, endpoint)
-        return self._deployer().list()
+        return self.targets("ecs").list()
 
-    @_mlflow_errors
+    @mlflow_errors
     def get_deployment(self, name, endpoint=None):
         self._checked(None, endpoint)
-        return self._deployer().get(name)
+        return self.targets("ecs").get(name)
 
-    @_mlflow_errors
+    @mlflow_errors
     def predict(self, deployment_name=None, inputs=None, endpoint=None, params=None):
         """``params``: ``ContentType`` as for SageMaker, and ``via`` (``load_balancer``, the default
         when the service has one, or ``task``: a running task's address, reachable inside the VPC
@@ -84,11 +74,9 @@ class EcsDeploymentClient(BaseDeploymentClient):
         self._checked(None, endpoint)
         params = dict(params or {})
         via = params.pop("via", None) or os.environ.get(PREDICT_VIA_ENV) or None
-        body, content_type, target_variant = _payload(inputs, params)
-        if target_variant is not None:
-            raise InvalidValue(name="TargetVariant", value=target_variant, reason="an ECS service has no variants",
-                               allowed="no TargetVariant", fix="Drop the TargetVariant param.")
-        return PredictionsResponse.from_json(self._deployer().invoke(deployment_name, body, content_type, via))
+        body, content_type, target_variant = _base.payload(inputs, params)
+        options = {"via": via, "TargetVariant": target_variant}
+        return PredictionsResponse.from_json(self.targets("ecs").invoke(deployment_name, body, content_type, options))
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
         raise MlflowException("explain is not supported by the ecs target: the runtime serves predictions only.",
@@ -105,5 +93,5 @@ def target_help():
         "carried over. delete removes the service, its task definitions, autoscaling, log group and archives.\n"
         f"predict: through the load balancer when there is one, else a running task's address (inside the VPC);\n"
         f"params via=load_balancer|task, or {PREDICT_VIA_ENV} for the CLI.\n\n"
-        "Config keys (-C key=value):\n" + ecs_config.ecs_help()
+        "Config keys (-C key=value):\n" + ecs_help()
     )

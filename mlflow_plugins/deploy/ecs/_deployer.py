@@ -18,19 +18,28 @@ service is left as it was. A failed ``create`` leaves nothing behind.
 
 from __future__ import annotations
 
+import builtins
+
+import logging
+import math
 from datetime import datetime, timezone
 from typing import Any
 
-import mlflow_plugins
-from mlflow_plugins.deploy import _artifacts, _ecs_invoke, _ecs_scaling, _ecs_spec as spec, ecs_config
-from mlflow_plugins.deploy._ecs_wait import deployment_of, wait_for_deployment, why_tasks_failed
-from mlflow_plugins.deploy._origin import model_origin
-from mlflow_plugins.deploy._progress import Say
-from mlflow_plugins.deploy._requests import MANAGED
-from mlflow_plugins.deploy._sagemaker import stderr
+from mlflow_plugins.deploy.common import archives, images, labels as suite_labels, s3uri
+from mlflow_plugins.deploy.common.journal import Journal, outcome
+from mlflow_plugins.deploy.common.labels import MANAGED
+from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.common.progress import Say, wait_delay
+from mlflow_plugins.deploy.ecs import _invoke as _ecs_invoke, _scaling as _ecs_scaling, _spec as spec, config as ecs_config
+from mlflow_plugins.deploy.ecs._wait import deployment_of, wait_for_deployment, why_tasks_failed
 from mlflow_plugins.errors import AwsCallFailed, InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
 SUITE_TAGS = ("mlflow-sagemaker-ops:",)
+log = logging.getLogger("mlflow_plugins.deploy.ecs")
+
+
+def stderr(message: str) -> None:
+    log.info("%s", message)
 
 
 class RolledBack(AwsCallFailed):
@@ -46,78 +55,86 @@ class EcsDeployer:
         self.ecs = clients("ecs")
 
     # ---- create ------------------------------------------------------------------------
-    def create(self, name: str, model_uri: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    def create(self, name: str, model_uri: str, config: dict[str, Any] | ecs_config.EcsConfig | None) -> dict[str, Any]:
         cfg = ecs_config.parse(config)
         _check_name(name)
-        cluster = cfg["cluster"]
-        cfg["log_group"] = cfg["log_group"] or spec.default_log_group(cluster, name)
+        cluster = cfg.cluster
+        log_group = cfg.log_group or spec.default_log_group(cluster, name)
+        cfg = cfg.replace(log_group=log_group)
         self._check_cluster(cluster)
         if self._describe(cluster, name) is not None:
             raise ResourceConflict(kind="ECS service", name=f"{cluster}/{name}",
                                    fix="Use `mlflow deployments update -t ecs`, or delete it first.")
         self._check_target_group(cfg)
-        created: list[tuple[str, str]] = []
+        local = archives.local_pyfunc_model(model_uri)  # before any write
+        created = self.journal(name, cfg)
         try:
-            model = self._upload(cluster, name, model_uri, cfg)
+            model = self._upload(cluster, name, local, cfg)
             if model.bytes_uploaded:
-                created.append(("archive", model.s3_uri))
-            if self._ensure_log_group(cfg["log_group"]):
-                created.append(("log_group", cfg["log_group"]))
+                created.add("archive", model.s3_uri)
+            if self._ensure_log_group(log_group):
+                created.add("log_group", log_group)
             labels = self._tags(cfg, model, model_uri)
             definition = self._register(name, cfg, model, labels)
-            created.append(("task_definition", definition))
+            created.add("task_definition", definition)
             started = datetime.now(timezone.utc)
             service = self.ecs.create_service(
                 cluster=cluster, serviceName=name, taskDefinition=definition, launchType="FARGATE",
                 propagateTags="SERVICE", enableECSManagedTags=True, tags=labels, **spec.service_settings(cfg))["service"]
-            created.append(("service", f"{cluster}/{name}"))
+            created.add("service", f"{cluster}/{name}")
             self.say(f"Creating ECS service {cluster}/{name} ({definition.split('/')[-1]}); uploaded {model.bytes_uploaded} bytes")
-            if cfg["synchronous"]:
+            if cfg.synchronous:
                 self._settle(cluster, name, service["deployments"][0]["id"], cfg, started, first=True)
+                if cfg.autoscaling is not None:
+                    created.add("scaling", f"{cluster}/{name}")
                 self._scale(cluster, name, cfg)
         except Exception as error:
-            self._undo(created)
-            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create again.") from None
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create again")) from None
         return self.get(f"{cluster}/{name}")
 
     # ---- update ------------------------------------------------------------------------
-    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | None) -> dict[str, Any]:
+    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None) -> dict[str, Any]:
+        given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
+        config = given
         cluster, service = self.locate(name, (config or {}).get("cluster"))
         name = service["serviceName"]
         if config and "cluster" in config and config["cluster"] != cluster:
             raise InvalidValue(name="cluster", value=config["cluster"], reason="a service cannot move to another cluster",
                                allowed=cluster, fix="Delete it and create it in the other cluster.")
-        live = self._task_definition(service["taskDefinition"])
+        live = self.task_definition(service["taskDefinition"])
         user_tags = {t["key"]: t["value"] for t in live.get("tags", []) if not t["key"].startswith(SUITE_TAGS)}
         cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **(config or {})})
         labels_of_live = {t["key"]: t["value"] for t in live.get("tags", [])}
         source_uri = model_uri or labels_of_live.get(spec.MODEL_URI_TAG, "")
-        created: list[tuple[str, str]] = []
+        local = archives.local_pyfunc_model(model_uri) if model_uri is not None else None
+        created = self.journal(name, cfg)
         try:
-            if self._ensure_log_group(cfg["log_group"]):
-                created.append(("log_group", cfg["log_group"]))
-            if model_uri is not None:
-                model = self._upload(cluster, name, model_uri, cfg)
+            if cfg.log_group and self._ensure_log_group(cfg.log_group):
+                created.add("log_group", cfg.log_group)
+            if local is not None:
+                model = self._upload(cluster, name, local, cfg)
                 if model.bytes_uploaded:
-                    created.append(("archive", model.s3_uri))
+                    created.add("archive", model.s3_uri)
             else:
-                model = _artifacts.UploadedModel(spec.model_uri_of(live["taskDefinition"]),
+                model = archives.UploadedModel(spec.model_uri_of(live["taskDefinition"]),
                                                  labels_of_live.get("mlflow-sagemaker-ops:model-digest", ""), 0, "")
             labels = self._tags(cfg, model, source_uri, labels_of_live if model_uri is None else None)
-            wanted = spec.task_definition(name, cfg, self._image(cfg), model.s3_uri, self.clients.region, labels)
+            wanted = spec.task_definition(name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri,
+                                          self.clients.region, labels)
             definition = service["taskDefinition"]
             if not spec.same_task(wanted, live["taskDefinition"]):
                 definition = self.ecs.register_task_definition(**wanted)["taskDefinition"]["taskDefinitionArn"]
-                created.append(("task_definition", definition))
+                created.add("task_definition", definition)
             started = datetime.now(timezone.utc)
             updated = self.ecs.update_service(cluster=cluster, service=name, taskDefinition=definition,
                                               **spec.service_settings(cfg))["service"]
         except Exception as error:
-            self._undo(created)
-            raise as_domain_error(error, "The service was not changed. Check the message, then run update again.") from None
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "The service was not changed.", "run update again")) from None
         self.say(f"Updating ECS service {cluster}/{name} to {definition.split('/')[-1]}")
         deployment = next(d for d in updated["deployments"] if d["status"] == "PRIMARY")
-        if cfg["synchronous"]:
+        if cfg.synchronous:
             self._settle(cluster, name, deployment["id"], cfg, started, first=False, failed_definition=definition,
                          live_definition=service["taskDefinition"])
             self._cleanup(name, definition)
@@ -128,10 +145,10 @@ class EcsDeployer:
         return self.get(f"{cluster}/{name}")
 
     # ---- waiting and the outcome ---------------------------------------------------------
-    def _settle(self, cluster: str, name: str, deployment_id: str, cfg: dict[str, Any], started: datetime,
+    def _settle(self, cluster: str, name: str, deployment_id: str, cfg: ecs_config.EcsConfig, started: datetime,
                 first: bool, failed_definition: str | None = None, live_definition: str | None = None) -> None:
         try:
-            service = wait_for_deployment(self.ecs, cluster, name, deployment_id, cfg["timeout_seconds"], self.say, started)
+            service = wait_for_deployment(self.ecs, cluster, name, deployment_id, cfg.timeout_seconds, self.say, started)
         except Exception as error:  # WaiterError: timeout, or the service went away
             raise AwsCallFailed(operation="waiting for the ECS deployment", code=type(error).__name__, detail=str(error),
                                 fix=f"See `mlflow deployments get -t ecs --name {cluster}/{name}` and the service's events.") from None
@@ -146,51 +163,51 @@ class EcsDeployer:
                                 fix="Fix the cause (the model, env or image), then run the command again.")
         self.say(f"The deployment failed; ECS is rolling back ({primary['id']}).")
         try:
-            wait_for_deployment(self.ecs, cluster, name, primary["id"], cfg["timeout_seconds"], self.say, started)
+            wait_for_deployment(self.ecs, cluster, name, primary["id"], cfg.timeout_seconds, self.say, started)
         except Exception as error:
             detail += f" The rollback did not settle either: {error}."
         if failed_definition and failed_definition != live_definition:
-            self._remove_revision(failed_definition, keep=primary["taskDefinition"])
+            self.remove_revision(failed_definition, keep=primary["taskDefinition"])
         raise RolledBack(service=f"{cluster}/{name}", live=primary["taskDefinition"].split("/")[-1], operation="UpdateService",
                          code="RolledBack", detail=detail,
                          fix="The service runs the previous model as before; fix the cause, then run update again.")
 
     def _cleanup(self, name: str, live_definition: str) -> None:
         """After a completed update: older revisions and their archives go."""
-        for arn in self._revisions(name):
+        for arn in self.revisions(name):
             if arn != live_definition:
-                self._remove_revision(arn, keep=live_definition)
+                self.remove_revision(arn, keep=live_definition)
 
-    def _remove_revision(self, arn: str, keep: str) -> None:
-        kept_uri = spec.model_uri_of(self._task_definition(keep)["taskDefinition"])
-        gone = self._task_definition(arn)["taskDefinition"]
-        self._delete_revisions([arn])
+    def remove_revision(self, arn: str, keep: str) -> None:
+        kept_uri = spec.model_uri_of(self.task_definition(keep)["taskDefinition"])
+        gone = self.task_definition(arn)["taskDefinition"]
+        self.delete_revisions([arn])
         uri = spec.model_uri_of(gone)
         if uri and uri != kept_uri:
-            _delete_object(self.clients("s3"), uri)
+            s3uri.delete_object(self.clients("s3"), uri)
 
     # ---- delete, get, list -------------------------------------------------------------
-    def delete(self, name: str, config: dict[str, Any] | None = None) -> None:
-        cluster, service = self.locate(name, (config or {}).get("cluster"))
+    def delete(self, name: str, config: dict[str, Any] | ecs_config.EcsConfig | None = None) -> None:
+        given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
+        cluster, service = self.locate(name, given.get("cluster"))
         name = service["serviceName"]
         _ecs_scaling.remove(self.clients, cluster, name)
-        definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
+        definition = self.task_definition(service["taskDefinition"])["taskDefinition"]
         if service["status"] == "ACTIVE":
             self.ecs.delete_service(cluster=cluster, service=name, force=True)
             self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
-        self.ecs.get_waiter("services_inactive").wait(
-            cluster=cluster, services=[name], WaiterConfig={"Delay": _delay(), "MaxAttempts": 10_000})
-        self._delete_revisions(self._revisions(name) + self._revisions(name, "INACTIVE"))
+        self._wait_inactive(cluster, name, int(given.get("timeout_seconds") or ecs_config.DEFAULT_TIMEOUT))
+        self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
         self._delete_log_group(((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get("awslogs-group"))
         uri = spec.model_uri_of(definition)
         if uri:
-            _delete_prefix(self.clients("s3"), uri.rsplit("/", 2)[0] + "/")
+            s3uri.delete_prefix(self.clients("s3"), uri.rsplit("/", 2)[0] + "/")
         self.say(f"Deleted ECS service {cluster}/{name}, its task definitions, log group and model archives")
 
     def get(self, name: str) -> dict[str, Any]:
         cluster, service = self.locate(name)
         labels = {t["key"]: t["value"] for t in service.get("tags") or []}
-        definition = self._task_definition(service["taskDefinition"])["taskDefinition"]
+        definition = self.task_definition(service["taskDefinition"])["taskDefinition"]
         balancers = service.get("loadBalancers") or []
         scaling = _ecs_scaling.registered(self.clients, cluster, service["serviceName"])
         return {
@@ -211,7 +228,7 @@ class EcsDeployer:
             "autoscaling": {"min_capacity": scaling["MinCapacity"], "max_capacity": scaling["MaxCapacity"]} if scaling else None,
         }
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         found = []
         for cluster_arn in self._paginate("list_clusters", "clusterArns"):
             cluster = cluster_arn.split("/")[-1]
@@ -262,27 +279,27 @@ class EcsDeployer:
             raise ResourceNotFound(kind="ECS cluster", name=cluster,
                                    fix=f"Create it (`aws ecs create-cluster --cluster-name {cluster}`) or pass -C cluster=NAME.")
 
-    def _check_target_group(self, cfg: dict[str, Any]) -> None:
-        if not cfg["target_group_arn"]:
+    def _check_target_group(self, cfg: ecs_config.EcsConfig) -> None:
+        if not cfg.target_group_arn:
             return
         elbv2 = self.clients("elbv2")
         try:
-            group = elbv2.describe_target_groups(TargetGroupArns=[cfg["target_group_arn"]])["TargetGroups"][0]
+            group = elbv2.describe_target_groups(TargetGroupArns=[cfg.target_group_arn])["TargetGroups"][0]
         except elbv2.exceptions.TargetGroupNotFoundException:
-            raise ResourceNotFound(kind="target group", name=cfg["target_group_arn"], fix="Check -C target_group_arn.") from None
+            raise ResourceNotFound(kind="target group", name=cfg.target_group_arn, fix="Check -C target_group_arn.") from None
         if group.get("TargetType") != "ip":
-            raise InvalidValue(name="target_group_arn", value=cfg["target_group_arn"],
+            raise InvalidValue(name="target_group_arn", value=cfg.target_group_arn,
                                reason=f"its target type is {group.get('TargetType')}; Fargate tasks register by IP",
                                allowed="a target group with TargetType ip", fix="Create the target group with --target-type ip.")
         if not group.get("LoadBalancerArns"):
-            raise InvalidValue(name="target_group_arn", value=cfg["target_group_arn"], reason="no load balancer forwards to it",
+            raise InvalidValue(name="target_group_arn", value=cfg.target_group_arn, reason="no load balancer forwards to it",
                                allowed="a target group behind a listener", fix="Add a listener rule that forwards to it.")
 
-    def _upload(self, cluster: str, name: str, model_uri: str, cfg: dict[str, Any]) -> _artifacts.UploadedModel:
+    def _upload(self, cluster: str, name: str, local_dir: str, cfg: ecs_config.EcsConfig) -> archives.UploadedModel:
         s3 = self.clients("s3")
-        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
-        _artifacts.ensure_bucket(s3, bucket, self.clients.region)
-        return _artifacts.upload_model(s3, bucket, f"ecs/{cluster}/{name}", _artifacts.local_model_dir(model_uri), cfg["kms_key_id"])
+        bucket = cfg.bucket or archives.default_bucket(self.clients)
+        archives.ensure_bucket(s3, bucket, self.clients.region)
+        return archives.upload_model(s3, bucket, f"ecs/{cluster}/{name}", local_dir, cfg.kms_key_id)
 
     def _ensure_log_group(self, group: str) -> bool:
         logs = self.clients("logs")
@@ -303,86 +320,65 @@ class EcsDeployer:
         if tags.get(MANAGED) == "true":  # a group the user named and made is theirs
             logs.delete_log_group(logGroupName=group)
 
-    def _tags(self, cfg: dict[str, Any], model: Any, model_uri: str, carried: dict[str, str] | None = None) -> list[dict[str, str]]:
+    def _tags(self, cfg: ecs_config.EcsConfig, model: Any, model_uri: str, carried: dict[str, str] | None = None) -> builtins.list[dict[str, str]]:
         if carried is not None:  # the same model: its provenance tags stay
             values = {k: v for k, v in carried.items() if k.startswith(SUITE_TAGS)}
         else:
             origin = model_origin(model_uri, model.local_dir)
-            values = {MANAGED: "true", spec.MODEL_URI_TAG: model_uri[:256], "mlflow-sagemaker-ops:model-digest": model.digest[:64],
-                      **origin.tags()}
-        values["mlflow-sagemaker-ops:version"] = mlflow_plugins.__version__
-        values.update({str(k): str(v) for k, v in (cfg["tags"] or {}).items()})
+            values = suite_labels.suite_tags(model_uri, model.digest, origin)
+        values = suite_labels.with_user_tags(values, cfg.tags)
         return [{"key": k, "value": v} for k, v in values.items()]
 
-    def _register(self, name: str, cfg: dict[str, Any], model: Any, labels: list[dict[str, str]]) -> str:
-        request = spec.task_definition(name, cfg, self._image(cfg), model.s3_uri, self.clients.region, labels)
+    def _register(self, name: str, cfg: ecs_config.EcsConfig, model: Any, labels: builtins.list[dict[str, str]]) -> str:
+        request = spec.task_definition(name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri,
+                                       self.clients.region, labels)
         return self.ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
 
-    def _image(self, cfg: dict[str, Any]) -> str:
-        if cfg["image"]:
-            return cfg["image"]
-        account = self.clients("sts").get_caller_identity()["Account"]
-        return f"{account}.dkr.ecr.{self.clients.region}.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
-
-    def _task_definition(self, arn: str) -> dict[str, Any]:
+    def task_definition(self, arn: str) -> dict[str, Any]:
         return self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
 
-    def _revisions(self, family: str, status: str = "ACTIVE") -> list[str]:
+    def revisions(self, family: str, status: str = "ACTIVE") -> builtins.list[str]:
         arns = self._paginate("list_task_definitions", "taskDefinitionArns", familyPrefix=family, status=status)
         return [arn for arn in arns if arn.split("/")[-1].rsplit(":", 1)[0] == family]  # familyPrefix is a prefix on AWS
 
-    def _delete_revisions(self, arns: list[str]) -> None:
+    def delete_revisions(self, arns: builtins.list[str]) -> None:
         for arn in arns:
             if self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == "ACTIVE":
                 self.ecs.deregister_task_definition(taskDefinition=arn)
         for start in range(0, len(arns), 10):  # DeleteTaskDefinitions takes up to 10
             self.ecs.delete_task_definitions(taskDefinitions=arns[start:start + 10])
 
-    def _scale(self, cluster: str, name: str, cfg: dict[str, Any]) -> None:
+    def _scale(self, cluster: str, name: str, cfg: ecs_config.EcsConfig) -> None:
         _ecs_scaling.apply(self.clients, cluster, name, cfg)
 
-    def _paginate(self, operation: str, key: str, **kwargs: Any) -> list[str]:
+    def _paginate(self, operation: str, key: str, **kwargs: Any) -> builtins.list[str]:
         return [item for page in self.ecs.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
-    def _undo(self, created: list[tuple[str, str]]) -> None:
-        for kind, resource in reversed(created):
-            try:
-                if kind == "service":
-                    cluster, name = resource.split("/", 1)
-                    self.ecs.delete_service(cluster=cluster, service=name, force=True)
-                    self.ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[name],
-                                                                  WaiterConfig={"Delay": _delay(), "MaxAttempts": 10_000})
-                elif kind == "task_definition":
-                    self._delete_revisions([resource])
-                elif kind == "log_group":
-                    self.clients("logs").delete_log_group(logGroupName=resource)
-                elif kind == "archive":
-                    _delete_object(self.clients("s3"), resource)
-            except Exception as error:  # report, keep cleaning
-                self.say(f"Could not delete {kind} {resource}: {error}")
+    def journal(self, name: str, cfg: ecs_config.EcsConfig) -> Journal:
+        """The undo steps of one operation on service ``name``."""
+        def delete_service(resource: str) -> None:
+            cluster, service = resource.split("/", 1)
+            self.ecs.delete_service(cluster=cluster, service=service, force=True)
+            self._wait_inactive(cluster, service, cfg.timeout_seconds)
+
+        return Journal({
+            "service": delete_service,
+            "task_definition": lambda arn: self.delete_revisions([arn]),
+            "log_group": lambda group: self.clients("logs").delete_log_group(logGroupName=group),
+            "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
+            "scaling": lambda resource: _ecs_scaling.remove(self.clients, *resource.split("/", 1)),
+        }, deployment=name)
+
+    def _wait_inactive(self, cluster: str, name: str, timeout_seconds: int) -> None:
+        """botocore's ``services_inactive`` waiter, bounded by the config's timeout (not days)."""
+        delay = wait_delay()
+        self.ecs.get_waiter("services_inactive").wait(
+            cluster=cluster, services=[name],
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(timeout_seconds / delay), 1)})
 
 
 def _check_name(name: str) -> None:
-    if not ecs_config.ECS_NAME.match(name or ""):
+    if not ecs_config.ECS_NAME.fullmatch(name or ""):
         raise InvalidValue(name="deployment name", value=name, reason="it breaks ECS's service naming rule",
                            allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
                            fix="Pass --name churn-prod (for example).")
-
-
-def _delay() -> float:
-    from mlflow_plugins.deploy._progress import wait_delay
-
-    return wait_delay()
-
-
-def _delete_object(s3: Any, uri: str) -> None:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    s3.delete_object(Bucket=bucket, Key=key)
-
-
-def _delete_prefix(s3: Any, uri: str) -> None:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

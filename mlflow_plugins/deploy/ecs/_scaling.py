@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlflow_plugins.deploy.ecs_config import METRICS
+from mlflow_plugins.deploy.ecs.config import METRICS, EcsConfig
 
 NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
 
@@ -16,18 +16,18 @@ def resource_id(cluster: str, name: str) -> str:
     return f"service/{cluster}/{name}"
 
 
-def apply(clients: Any, cluster: str, name: str, cfg: dict[str, Any]) -> None:
+def apply(clients: Any, cluster: str, name: str, cfg: EcsConfig) -> None:
     scaling = clients("application-autoscaling")
     resource = resource_id(cluster, name)
-    spec = cfg["autoscaling"]
+    spec = cfg.autoscaling
     if spec is None:
         remove(clients, cluster, name)
         return
     scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
                                      MinCapacity=int(spec["min_capacity"]), MaxCapacity=int(spec["max_capacity"]))
     metric: dict[str, Any] = {"PredefinedMetricType": spec.get("metric", METRICS[0])}
-    if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget":
-        metric["ResourceLabel"] = resource_label(clients("elbv2"), cfg["target_group_arn"])
+    if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget" and cfg.target_group_arn:
+        metric["ResourceLabel"] = resource_label(clients("elbv2"), cfg.target_group_arn)
     tracking: dict[str, Any] = {"TargetValue": float(spec["target"]), "PredefinedMetricSpecification": metric}
     for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
         if key in spec:

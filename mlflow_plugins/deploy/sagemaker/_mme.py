@@ -19,16 +19,20 @@ import json
 import re
 from typing import Any
 
-from mlflow_plugins.deploy import _artifacts, _compat
-from mlflow_plugins.deploy._origin import model_origin
-from mlflow_plugins.deploy._requests import MANAGED, deployment_config, resource_name, variant as variant_spec
-from mlflow_plugins.deploy._sagemaker import DEPLOYMENT_ID, SageMakerDeployer, Say, _check_name, _require_role, stderr
-from mlflow_plugins.deploy.config import parse
+from mlflow_plugins import secrets
+from mlflow_plugins.deploy.common import archives as _artifacts, images, s3uri
+from mlflow_plugins.deploy.common.journal import Journal, outcome
+from mlflow_plugins.deploy.common.labels import DEPLOYMENT_ID, MANAGED
+from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.sagemaker import _compat
+from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, require_role, stderr
+from mlflow_plugins.deploy.sagemaker._requests import deployment_config, resource_name, variant as variant_spec
+from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
 from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
 MULTI_MODEL = "mlflow-sagemaker-ops:multi-model"
 LINEAGE_TARGET = "sagemaker-mme"  # the ``target`` property of a deployment's lineage Action
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NOT_FOR_MME = ("serverless_config", "async_inference_config")
 _PREFIXES: dict[tuple[str, str], tuple[str, str]] = {}  # (region, endpoint) -> (bucket, prefix), for invoke
 
@@ -41,57 +45,60 @@ class MultiModelDeployer:
     # ---- the endpoint ---------------------------------------------------------------------
     def create_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
         cfg = parse(config, where="multi-model endpoint config")
-        _check_name(name)
+        check_name(name)
         for key in NOT_FOR_MME:
-            if cfg[key]:
-                raise InvalidValue(name=key, value=cfg[key], reason="SageMaker multi-model endpoints run on instances only",
+            if getattr(cfg, key):
+                raise InvalidValue(name=key, value=getattr(cfg, key), reason="SageMaker multi-model endpoints run on instances only",
                                    allowed="leave it out", fix="Create a single-model endpoint for serverless or async.")
-        role = _require_role(cfg)
+        role = require_role(cfg)
         if self.base.exists(name):
             raise ResourceConflict(kind="SageMaker endpoint", name=name, fix="Use `mlflow deployments update-endpoint`, or delete it first.")
-        bucket = cfg["bucket"] or _artifacts.default_bucket(self.clients)
+        bucket = cfg.bucket or _artifacts.default_bucket(self.clients)
         _artifacts.ensure_bucket(self.s3, bucket, self.clients.region)
         prefix = f"{_artifacts.PREFIX}/mme/{name}/"
-        manifest = cfg["image_manifest"] or _compat.this_environment(_installed())
+        manifest = cfg.image_manifest or _compat.this_environment(_installed())
         if not isinstance(manifest, dict) or not isinstance(manifest.get("python"), str) or not isinstance(manifest.get("packages"), dict):
             raise InvalidValue(name="image_manifest", value=manifest, reason="it needs python and packages",
                                allowed='{"python": "3.11", "packages": {"name": "version"}}',
                                fix="Pass the image-manifest.json that build-image wrote, or leave the key out.")
         self.s3.put_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json", Body=json.dumps(manifest).encode())
-        created: list[tuple[str, str]] = []
+        created = self.base.journal(name)
         try:
-            self.base._auto_alarms(name, cfg, created)
+            cfg = self.base.auto_alarms(name, cfg, created)
             resource = self._model_and_config(name, f"s3://{bucket}/{prefix}", cfg, role, created)
             self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=resource, Tags=self._labels(cfg, resource))
-            created.append(("endpoint", name))
+            created.add("endpoint", name)
+            self.say(f"Creating multi-model endpoint {name} ({resource}) over s3://{bucket}/{prefix}")
+            self.base.wait(name, "endpoint_in_service", cfg)
+            self.base.scale(name, cfg, created)
         except Exception as error:
-            self.base._undo(created)
-            self._empty(bucket, prefix)
-            raise as_domain_error(error, "Nothing was left behind. Check the message, then run create-endpoint again.") from None
-        self.say(f"Creating multi-model endpoint {name} ({resource}) over s3://{bucket}/{prefix}")
-        self.base._wait(name, "endpoint_in_service", cfg)
-        self.base._scale(name, cfg)
+            left = created.undo()
+            try:
+                s3uri.delete_prefix(self.s3, f"s3://{bucket}/{prefix}")
+            except Exception as cleanup:  # noqa: BLE001 - named in the message
+                left.append(f"objects under s3://{bucket}/{prefix} ({cleanup})")
+            raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create-endpoint again")) from None
         return self.get_endpoint(name)
 
     def update_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
-        parse(config, where="multi-model endpoint config")
-        current, live, model = self._live(name)
-        kept = {k: v for k, v in self.base._carried_over(current, live).items() if k not in NOT_FOR_MME}
+        parse(config, where="multi-model endpoint config")  # a bad config fails before any AWS call
+        current, live, model = self.live(name)
+        kept = {k: v for k, v in self.base.carried_over(current, live).items() if k not in NOT_FOR_MME}
         cfg = parse({**kept, **(config or {})}, where="multi-model endpoint config")
-        role = _require_role({**cfg, "execution_role_arn": cfg["execution_role_arn"] or model["ExecutionRoleArn"]})
-        created: list[tuple[str, str]] = []
+        role = require_role(cfg.replace(execution_role_arn=cfg.execution_role_arn or model["ExecutionRoleArn"]))
+        created = self.base.journal(name)
         try:
-            self.base._auto_alarms(name, cfg, [])
+            cfg = self.base.auto_alarms(name, cfg, self.base.journal(name))
             resource = self._model_and_config(name, model["PrimaryContainer"]["ModelDataUrl"], cfg, role, created)
             self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg))
         except Exception as error:
-            self.base._undo(created)
-            raise as_domain_error(error, "The endpoint is unchanged. Check the message, then run update-endpoint again.") from None
-        self.say(f"Updating multi-model endpoint {name} to {resource} ({cfg['strategy']})")
-        after = self.base._settle(name, resource, created, cfg)
+            left = created.undo()
+            raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update-endpoint again")) from None
+        self.say(f"Updating multi-model endpoint {name} to {resource} ({cfg.strategy})")
+        after = self.base.settle(name, resource, created, cfg)
         self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=[{"Key": DEPLOYMENT_ID, "Value": resource}])
-        self.base._scale(name, cfg)
-        self.base._retire(live, [resource], cfg)
+        self.base.scale(name, cfg)
+        self.base.retire(live, [resource], cfg)
         return self.get_endpoint(name)
 
     def delete_endpoint(self, name: str) -> None:
@@ -99,13 +106,13 @@ class MultiModelDeployer:
         endpoint is not an error (MLflow's contract: deletion is idempotent)."""
         if not self.base.exists(name):
             return
-        bucket, prefix = _split(self._live(name)[2]["PrimaryContainer"]["ModelDataUrl"])
+        bucket, prefix = split(self.live(name)[2]["PrimaryContainer"]["ModelDataUrl"])
         _PREFIXES.pop((self.clients.region, name), None)
         self.base.delete(name)
-        self._empty(bucket, prefix)
+        s3uri.delete_prefix(self.s3, f"s3://{bucket}/{prefix}")
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
-        current, live, model = self._live(name)
+        current, live, model = self.live(name)
         variant = live["ProductionVariants"][0]
         return {"name": name, "endpoint_arn": current["EndpointArn"], "status": current["EndpointStatus"],
                 "multi_model": True, "model_data_prefix": model["PrimaryContainer"]["ModelDataUrl"], "endpoint_config": live["EndpointConfigName"],
@@ -125,9 +132,9 @@ class MultiModelDeployer:
     # ---- the models on it -------------------------------------------------------------------
     def add_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> dict[str, Any]:
         _check_model_name(name)
-        current, _, container = self._live(endpoint)
-        bucket, prefix = _split(container["PrimaryContainer"]["ModelDataUrl"])
-        before = self._pointer(bucket, prefix, name)
+        current, _, container = self.live(endpoint)
+        bucket, prefix = split(container["PrimaryContainer"]["ModelDataUrl"])
+        before = self.pointer(bucket, prefix, name)
         if before is not None and not replace:
             raise ResourceConflict(kind=f"model on multi-model endpoint {endpoint}", name=name,
                                    fix=f"Use `mlflow deployments update --endpoint {endpoint} --name {name}`.")
@@ -140,7 +147,7 @@ class MultiModelDeployer:
         uploaded = _artifacts.upload_model(self.s3, bucket, f"mme/{endpoint}/{name}", local, None)
         target = uploaded.s3_uri.split(f"s3://{bucket}/{prefix}", 1)[1]
         origin = model_origin(model_uri, local)
-        pointer = {"name": name, "target_model": target, "model_uri": model_uri, "digest": uploaded.digest,
+        pointer = {"name": name, "target_model": target, "model_uri": secrets.strip_uri(model_uri), "digest": uploaded.digest,
                    "registered_model": origin.registered_model, "model_version": origin.version, "run_id": origin.run_id}
         self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
         if before is not None and before["target_model"] != target:  # only now: the pointer names the new archive
@@ -151,8 +158,8 @@ class MultiModelDeployer:
                 "status": current["EndpointStatus"], "model_s3_uri": uploaded.s3_uri}
 
     def delete_model(self, endpoint: str, name: str) -> None:
-        bucket, prefix = self._prefix(endpoint)
-        pointer = self._pointer(bucket, prefix, name)
+        bucket, prefix = self.prefix(endpoint)
+        pointer = self.pointer(bucket, prefix, name)
         if pointer is None:
             raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
                                    fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
@@ -160,15 +167,15 @@ class MultiModelDeployer:
         self.s3.delete_object(Bucket=bucket, Key=prefix + pointer["target_model"])
 
     def get_model(self, endpoint: str, name: str) -> dict[str, Any]:
-        bucket, prefix = self._prefix(endpoint)
-        pointer = self._pointer(bucket, prefix, name)
+        bucket, prefix = self.prefix(endpoint)
+        pointer = self.pointer(bucket, prefix, name)
         if pointer is None:
             raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
                                    fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
         return {**pointer, "endpoint": endpoint, "flavor": "python_function"}
 
     def list_models(self, endpoint: str) -> list[dict[str, Any]]:
-        bucket, prefix = self._prefix(endpoint)
+        bucket, prefix = self.prefix(endpoint)
         found = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}_models/"):
             for item in page.get("Contents", []):
@@ -181,8 +188,8 @@ class MultiModelDeployer:
         key = (self.clients.region, endpoint)
         try:
             if key not in _PREFIXES:
-                _PREFIXES[key] = self._prefix(endpoint)
-            pointer = self._pointer(*_PREFIXES[key], name)
+                _PREFIXES[key] = self.prefix(endpoint)
+            pointer = self.pointer(*_PREFIXES[key], name)
             if pointer is None:
                 raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
                                        fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
@@ -194,31 +201,32 @@ class MultiModelDeployer:
         return reply["Body"].read().decode()
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _model_and_config(self, name: str, prefix_uri: str, cfg: dict[str, Any], role: str, created: list[tuple[str, str]]) -> str:
+    def _model_and_config(self, name: str, prefix_uri: str, cfg: SageMakerConfig, role: str, created: Journal) -> str:
         resource = resource_name(name)
-        container = {"Image": self.base._image(cfg), "Mode": "MultiModel", "ModelDataUrl": prefix_uri, "Environment": cfg["env"] or {}}
+        container = {"Image": images.image_uri(self.clients, cfg.image_url), "Mode": "MultiModel", "ModelDataUrl": prefix_uri, "Environment": cfg.env or {}}
         self.sagemaker.create_model(ModelName=resource, ExecutionRoleArn=role, PrimaryContainer=container,
-                                    Tags=self._labels(cfg, resource), EnableNetworkIsolation=cfg["network_isolation"],
-                                    **({"VpcConfig": cfg["vpc_config"]} if cfg["vpc_config"] else {}))
-        created.append(("model", resource))
+                                    Tags=self._labels(cfg, resource), EnableNetworkIsolation=cfg.network_isolation,
+                                    **({"VpcConfig": cfg.vpc_config} if cfg.vpc_config else {}))
+        created.add("model", resource)
         config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [variant_spec(resource, cfg)],
                                        "Tags": self._labels(cfg, resource)}
-        for key, field in (("data_capture_config", "DataCaptureConfig"), ("kms_key_id", "KmsKeyId")):
-            if cfg[key]:
-                config_args[field] = cfg[key]
+        if cfg.data_capture_config:
+            config_args["DataCaptureConfig"] = cfg.data_capture_config
+        if cfg.kms_key_id:
+            config_args["KmsKeyId"] = cfg.kms_key_id
         self.sagemaker.create_endpoint_config(**config_args)
-        created.append(("endpoint_config", resource))
+        created.add("endpoint_config", resource)
         return resource
 
     @staticmethod
-    def _labels(cfg: dict[str, Any], resource: str) -> list[dict[str, str]]:
+    def _labels(cfg: SageMakerConfig, resource: str) -> list[dict[str, str]]:
         values = {MANAGED: "true", MULTI_MODEL: "true", DEPLOYMENT_ID: resource,
-                  **{str(k): str(v) for k, v in (cfg["tags"] or {}).items()}}
+                  **{str(k): str(v) for k, v in (cfg.tags or {}).items()}}
         return [{"Key": k, "Value": v} for k, v in values.items()]
 
-    def _live(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def live(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """DescribeEndpoint, DescribeEndpointConfig and DescribeModel of a multi-model endpoint."""
-        current = self.base._describe(name)
+        current = self.base.describe(name)
         if current is None:
             raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list-endpoints`.")
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
@@ -228,33 +236,27 @@ class MultiModelDeployer:
                                fix="Leave --endpoint out to manage it, or create a multi-model endpoint with create-endpoint.")
         return current, live, model
 
-    def _prefix(self, endpoint: str) -> tuple[str, str]:
-        return _split(self._live(endpoint)[2]["PrimaryContainer"]["ModelDataUrl"])
+    def prefix(self, endpoint: str) -> tuple[str, str]:
+        return split(self.live(endpoint)[2]["PrimaryContainer"]["ModelDataUrl"])
 
-    def _pointer(self, bucket: str, prefix: str, name: str) -> dict[str, Any] | None:
+    def pointer(self, bucket: str, prefix: str, name: str) -> dict[str, Any] | None:
         try:
             return json.loads(self.s3.get_object(Bucket=bucket, Key=_pointer_key(prefix, name))["Body"].read())
         except self.s3.exceptions.NoSuchKey:
             return None
 
-    def _empty(self, bucket: str, prefix: str) -> None:
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-
-
 def _pointer_key(prefix: str, name: str) -> str:
     return f"{prefix}_models/{name}.json"
 
 
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
+def split(uri: str) -> tuple[str, str]:
+    """An MME's model-data prefix: (bucket, key prefix ending in /)."""
+    bucket, key = s3uri.split(uri)
     return bucket, key if key.endswith("/") else key + "/"
 
 
 def _check_model_name(name: str) -> None:
-    if not MODEL_NAME.match(name or ""):
+    if not MODEL_NAME.fullmatch(name or ""):
         raise InvalidValue(name="model name (--name)", value=name, reason="it becomes a path in the endpoint's S3 prefix",
                            allowed="1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
                            fix="Pass --name churn-v3 (for example).")

@@ -21,19 +21,25 @@ def wait_delay() -> float:
 
 
 class Progress:
-    """Prints each status change seen by the waiter's DescribeEndpoint calls, with elapsed time."""
+    """Prints each status change of endpoint ``name`` seen by DescribeEndpoint calls, with the
+    elapsed time. The hook sits on a client that other threads share (the controller deploys
+    several endpoints at once), so it ignores every other endpoint's answers."""
 
-    def __init__(self, say: Say) -> None:
-        self.say, self.last, self.started = say, None, datetime.now(timezone.utc)
+    def __init__(self, say: Say, name: str) -> None:
+        self.say, self.name, self.started = say, name, datetime.now(timezone.utc)
+        self.last: tuple[Any, ...] | None = None
+        self.thread = threading.get_ident()
 
     def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("EndpointName") != self.name or threading.get_ident() != self.thread:
+            return
         pending = parsed.get("PendingDeploymentSummary", {}).get("ProductionVariants", [])
         steps = [s.get("StatusMessage") or s["Status"] for v in pending for s in v.get("VariantStatus", [])]
         state = (parsed.get("EndpointStatus"), tuple(steps))
         if state != self.last and parsed.get("EndpointStatus"):
             elapsed = (datetime.now(timezone.utc) - self.started).total_seconds()
             detail = f" ({'; '.join(steps)})" if steps else ""
-            self.say(f"  [{elapsed:6.1f}s] {parsed['EndpointStatus']}{detail}")
+            self.say(f"  [{elapsed:6.1f}s] {self.name} {parsed['EndpointStatus']}{detail}")
             self.last = state
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import botocore.waiter
 
-from mlflow_plugins.deploy._progress import wait_delay
+from mlflow_plugins.deploy.common import s3uri
+from mlflow_plugins.deploy.common.progress import wait_delay
 from mlflow_plugins.errors import AwsCallFailed, InvalidValue, as_domain_error
 
 ASYNC_WAIT_SECONDS = 3600.0
@@ -48,15 +49,15 @@ def invoke_async(clients: Any, name: str, body: bytes, content_type: str, config
                  say: Callable[[str], None]) -> str:
     """Upload the input next to the output path, InvokeEndpointAsync, wait for the answer."""
     s3, runtime = clients("s3"), clients("sagemaker-runtime")
-    bucket, prefix = _split(config["OutputConfig"]["S3OutputPath"].rstrip("/"))
+    bucket, prefix = s3uri.split(config["OutputConfig"]["S3OutputPath"].rstrip("/"))
     suffix = "csv" if content_type.startswith("text/csv") else "json"
     key = f"{prefix}/inputs/{uuid.uuid4().hex}.{suffix}".lstrip("/")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
     reply = runtime.invoke_endpoint_async(EndpointName=name, InputLocation=f"s3://{bucket}/{key}",
                                           ContentType=content_type, Accept="application/json")
     say(f"Invoked {name} asynchronously (inference {reply['InferenceId']}); waiting for {reply['OutputLocation']}")
-    out_bucket, out_key = _split(reply["OutputLocation"])
-    fail_bucket, fail_key = _split(reply.get("FailureLocation", ""))
+    out_bucket, out_key = s3uri.split(reply["OutputLocation"])
+    fail_bucket, fail_key = s3uri.split(reply.get("FailureLocation", ""))
     delay = wait_delay()
     waiter_config = {"Delay": delay, "MaxAttempts": max(int(ASYNC_WAIT_SECONDS / delay), 1)}
     try:
@@ -94,8 +95,3 @@ def _failure(s3: Any, bucket: str, key: str) -> str | None:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
         return None
-
-
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/") if uri.startswith("s3://") else ("", "", "")
-    return bucket, key

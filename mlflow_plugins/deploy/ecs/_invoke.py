@@ -57,6 +57,8 @@ def _balancer_address(elbv2: Any, target_group_arn: str) -> str:
     balancer_arn = group["LoadBalancerArns"][0]
     balancer = elbv2.describe_load_balancers(LoadBalancerArns=[balancer_arn])["LoadBalancers"][0]
     listeners = elbv2.describe_listeners(LoadBalancerArn=balancer_arn)["Listeners"]
-    listener = next((l for l in listeners if any(a.get("TargetGroupArn") == target_group_arn for a in l.get("DefaultActions", []))),
-                    listeners[0] if listeners else {"Protocol": "HTTP", "Port": 80})
+    default: dict[str, Any] = listeners[0] if listeners else {"Protocol": "HTTP", "Port": 80}
+    listener: dict[str, Any] = next(
+        (found for found in listeners
+         if any(a.get("TargetGroupArn") == target_group_arn for a in found.get("DefaultActions", []))), default)
     return f"{listener['Protocol'].lower()}://{balancer['DNSName']}:{listener['Port']}"

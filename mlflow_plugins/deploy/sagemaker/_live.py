@@ -15,42 +15,33 @@ For a controller that can be killed at any moment (registry hooks):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy._requests import MANAGED, models_in
+from mlflow_plugins.deploy.common import archives, s3uri
+from mlflow_plugins.deploy.common.labels import MANAGED
+from mlflow_plugins.deploy.contract import Live
+from mlflow_plugins.deploy.sagemaker._requests import models_in
+from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig
 
 TAG = "mlflow-sagemaker-ops:"
 IN_FLIGHT = {"Creating": "endpoint_in_service", "Updating": "endpoint_in_service", "SystemUpdating": "endpoint_in_service",
              "RollingBack": "endpoint_in_service", "UpdateRollbackFailed": None, "Deleting": "endpoint_deleted"}
 
 
-@dataclass(frozen=True)
-class Live:
-    exists: bool
-    status: str | None = None
-    arn: str | None = None
-    config: str | None = None
-    registered_model: str | None = None
-    version: str | None = None
-    failure_reason: str | None = None
-    models: tuple[str, ...] = ()
-
-
-def observe(deployer: Any, name: str, cfg: dict[str, Any]) -> Live:
+def observe(deployer: Any, name: str, cfg: SageMakerConfig) -> Live:
     sagemaker = deployer.sagemaker
-    described = deployer._describe(name)
+    described = deployer.describe(name)
     waiter = IN_FLIGHT.get(described["EndpointStatus"]) if described else None
     if waiter:
         deployer.say(f"Endpoint {name} is {described['EndpointStatus']}; waiting for it to settle")
         try:
-            deployer._wait(name, waiter, cfg)
+            deployer.wait(name, waiter, cfg)
         except Exception:  # Failed: reported below from DescribeEndpoint
             pass
-        described = deployer._describe(name)
+        described = deployer.describe(name)
     if described is None:
         return Live(exists=False)
-    config = deployer._config_or_none(described["EndpointConfigName"])
+    config = deployer.config_or_none(described["EndpointConfigName"])
     labels = _tags(sagemaker, config["EndpointConfigArn"]) if config else {}
     if config and labels.get(MANAGED):
         _repair_endpoint_tags(sagemaker, described["EndpointArn"], labels)
@@ -63,7 +54,7 @@ def observe(deployer: Any, name: str, cfg: dict[str, Any]) -> Live:
 def serving_archive(deployer: Any, config_name: str) -> str | None:
     """The S3 archive (``ModelDataUrl``) of the model the config's first production variant
     serves; None when the config or model is gone. What lineage records as the deployed archive."""
-    config = deployer._config_or_none(config_name) or {}
+    config = deployer.config_or_none(config_name) or {}
     served = next((v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")), None)
     if served is None:
         return None
@@ -74,7 +65,7 @@ def serving_archive(deployer: Any, config_name: str) -> str | None:
     return model.get("PrimaryContainer", {}).get("ModelDataUrl")
 
 
-def collect_orphans(deployer: Any, name: str, live: Live) -> list[str]:
+def collect_orphans(deployer: Any, name: str, live: Live, bucket: str | None = None) -> list[str]:
     """Delete this endpoint's suite-made configs and models that ``live`` does not use; their names."""
     sagemaker = deployer.sagemaker
     mine = re.compile(rf"^{re.escape(name[:40])}-\d{{14}}-[0-9a-f]{{6}}$")
@@ -91,8 +82,40 @@ def collect_orphans(deployer: Any, name: str, live: Live) -> list[str]:
             if mine.match(model) and model not in live.models:
                 sagemaker.delete_model(ModelName=model)
                 gone.append(model)
+    gone += collect_archives(deployer, name, live, bucket)
     if gone:
         deployer.say(f"Deleted what an interrupted deploy of {name} left behind: {', '.join(gone)}")
+    return gone
+
+
+def archive_prefix(bucket: str, name: str) -> str:
+    return f"s3://{bucket}/{archives.PREFIX}/{name}/"
+
+
+def collect_archives(deployer: Any, name: str, live: Live, bucket: str | None) -> list[str]:
+    """Archives under this endpoint's prefix that no live model serves (an upload whose deploy
+    died before CreateModel, or whose model an earlier failure orphaned)."""
+    if not bucket:
+        return []
+    s3 = deployer.clients("s3")
+    served = set()
+    for model in live.models:
+        try:
+            served.add(deployer.sagemaker.describe_model(ModelName=model)["PrimaryContainer"].get("ModelDataUrl"))
+        except deployer.sagemaker.exceptions.ClientError:
+            continue
+    prefix_bucket, prefix = s3uri.split(archive_prefix(bucket, name))
+    gone = []
+    try:
+        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=prefix_bucket, Prefix=prefix))
+    except s3.exceptions.NoSuchBucket:
+        return []
+    for page in pages:
+        for item in page.get("Contents", []):
+            uri = f"s3://{prefix_bucket}/{item['Key']}"
+            if uri not in served:
+                s3.delete_object(Bucket=prefix_bucket, Key=item["Key"])
+                gone.append(uri)
     return gone
 
 

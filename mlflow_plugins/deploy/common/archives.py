@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_plugins.deploy._progress import UploadBar
-from mlflow_plugins.errors import ResourceNotFound
+from mlflow_plugins.deploy.common.progress import UploadBar
+from mlflow_plugins.errors import InvalidValue, ResourceNotFound
 from mlflow_plugins.packaging import digest, model_archive
 
 PREFIX = "mlflow-sagemaker-ops"
@@ -41,8 +41,23 @@ def local_model_dir(model_uri: str) -> str:
     return path
 
 
+def local_pyfunc_model(model_uri: str) -> str:
+    """:func:`local_model_dir`, refused before any upload unless the serving runtime can load it
+    (the ``python_function`` flavor): otherwise the endpoint would only go Failed after it."""
+    import yaml
+
+    path = local_model_dir(model_uri)
+    flavors = (yaml.safe_load((Path(path) / "MLmodel").read_text()) or {}).get("flavors") or {}
+    if "python_function" not in flavors:
+        raise InvalidValue(name=f"model {model_uri} flavors", value=sorted(flavors),
+                           reason="the serving runtime loads models through their python_function flavor",
+                           allowed="a model with python_function (every built-in MLflow flavor adds it)",
+                           fix="Log the model with mlflow.<flavor>.log_model or mlflow.pyfunc.log_model.")
+    return path
+
+
 def default_bucket(clients: Any) -> str:
-    account = clients("sts").get_caller_identity()["Account"]
+    account = clients.account_id() if hasattr(clients, "account_id") else clients("sts").get_caller_identity()["Account"]
     return f"{PREFIX}-{account}-{clients.region}"
 
 

@@ -1,0 +1,47 @@
+"""The undo journal of one operation: every resource it creates is written down, and on a
+failure undone in reverse order. What could not be undone is reported, never hidden: the
+message then names it, instead of claiming that nothing was left behind."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+log = logging.getLogger("mlflow_plugins.deploy")
+
+
+class Journal:
+    def __init__(self, undoers: Mapping[str, Callable[[str], None]], deployment: str = "") -> None:
+        self.undoers = undoers
+        self.deployment = deployment
+        self.steps: list[tuple[str, str]] = []
+
+    def add(self, kind: str, resource: str) -> None:
+        if kind not in self.undoers:
+            raise KeyError(f"no undo for {kind!r}; known: {', '.join(self.undoers)}")
+        self.steps.append((kind, resource))
+
+    def __contains__(self, kind: str) -> bool:
+        return any(k == kind for k, _ in self.steps)
+
+    def undo(self) -> list[str]:
+        """Undo every step, newest first, going on past failures; what is left, as ``kind resource``."""
+        left = []
+        for kind, resource in reversed(self.steps):
+            if not resource:
+                continue
+            try:
+                self.undoers[kind](resource)
+            except Exception as error:  # noqa: BLE001 - reported, and the cleanup goes on
+                log.warning("%s: could not delete %s %s: %s", self.deployment, kind, resource, error)
+                left.append(f"{kind} {resource}")
+        self.steps.clear()
+        return left
+
+
+def outcome(left: list[str], unchanged: str, rerun: str) -> str:
+    """The true end of a failed operation's message: the old state intact, or what is left."""
+    if not left:
+        return f"{unchanged} Check the message, then {rerun}."
+    return (f"The cleanup could not delete: {'; '.join(left)}. Delete them by hand (or run `mlflow deployments "
+            f"delete`), then {rerun}.")

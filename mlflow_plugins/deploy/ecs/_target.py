@@ -1,0 +1,136 @@
+"""The ECS implementation of :class:`mlflow_plugins.deploy.contract.Target`: a Fargate service,
+named ``NAME`` or ``CLUSTER/NAME``. What serves is the primary deployment's task definition,
+whose tags (immutable, like a SageMaker endpoint config's) name the model and its provenance."""
+
+from __future__ import annotations
+
+import builtins
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_plugins.deploy.common import labels as suite_labels, s3uri
+from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
+from mlflow_plugins.deploy.ecs import _spec as spec
+from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
+from mlflow_plugins.deploy.ecs._wait import wait_for_deployment
+from mlflow_plugins.deploy.ecs.config import DEFAULT_TIMEOUT, EcsConfig, parse
+from mlflow_plugins.errors import InvalidValue, ResourceNotFound
+
+ROLLOUT_STATUS = {"COMPLETED": SERVING, "FAILED": FAILED}
+
+
+class EcsTarget:
+    kind = "ecs"
+
+    def __init__(self, clients: Any, say: Any = stderr) -> None:
+        self.clients = clients
+        self.say = say
+        self.deployer = EcsDeployer(clients, say)
+
+    def parse(self, config: Mapping[str, Any] | EcsConfig | None) -> EcsConfig:
+        return parse(config)
+
+    def observe(self, name: str, config: Any) -> Live:
+        found = self._service(name, config)
+        if found is None:
+            return Live(exists=False)
+        cluster, service = found
+        primary = _primary(service)
+        if primary is not None and primary.get("rolloutState") == "IN_PROGRESS":
+            self.say(f"ECS service {cluster}/{service['serviceName']} is deploying; waiting for it to settle")
+            timeout = self.parse(config).timeout_seconds if config else DEFAULT_TIMEOUT
+            try:
+                service = wait_for_deployment(self.deployer.ecs, cluster, service["serviceName"], primary["id"], timeout, self.say)
+            except Exception:  # noqa: BLE001 - the state is read again below
+                found = self._service(name, config)
+                if found is None:
+                    return Live(exists=False)
+                cluster, service = found
+            primary = _primary(service)
+        definition = self.deployer.task_definition(service["taskDefinition"])
+        # The service's tags name the model once its deployment completed (an update that keeps the
+        # task definition, the same model, registers no new revision, so its tags would be stale).
+        tags = suite_labels.as_dict(service.get("tags") or [], "key", "value")
+        state = (primary or {}).get("rolloutState")
+        return Live(exists=True, status=ROLLOUT_STATUS.get(state or "", state), arn=service["serviceArn"],
+                    config=service["taskDefinition"], registered_model=tags.get(suite_labels.REGISTERED_MODEL),
+                    version=tags.get(suite_labels.MODEL_VERSION), failure_reason=(primary or {}).get("rolloutStateReason"),
+                    models=(spec.model_uri_of(definition["taskDefinition"]),))
+
+    def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
+        cluster, service = _split(name, config)
+        return self.deployer.create(service, model_uri, self._with_cluster(config, cluster))
+
+    def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
+        return self.deployer.update(name, model_uri, config)
+
+    def delete(self, name: str, config: Any = None) -> None:
+        self.deployer.delete(name, config)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.deployer.get(name)
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return self.deployer.list()
+
+    def invoke(self, name: str, body: bytes, content_type: str, options: Mapping[str, Any]) -> str:
+        if options.get("TargetVariant") is not None:
+            raise InvalidValue(name="TargetVariant", value=options["TargetVariant"], reason="an ECS service has no variants",
+                               allowed="no TargetVariant", fix="Drop the TargetVariant param.")
+        answer = self.deployer.invoke(name, body, content_type, options.get("via"))
+        return answer.decode() if isinstance(answer, bytes) else answer
+
+    def clean(self, name: str, live: Live, config: Any) -> builtins.list[str]:
+        """Task definition revisions of the service's family (and their archives) that the live
+        service does not run: what a create or update killed after RegisterTaskDefinition left."""
+        family = name.split("/", 1)[-1]
+        gone = []
+        for arn in self.deployer.revisions(family):
+            if arn != live.config:
+                if live.config:
+                    self.deployer.remove_revision(arn, keep=live.config)
+                else:
+                    archive = spec.model_uri_of(self.deployer.task_definition(arn)["taskDefinition"])
+                    self.deployer.delete_revisions([arn])
+                    if archive:
+                        s3uri.delete_object(self.clients("s3"), archive)
+                gone.append(arn)
+        if gone:
+            self.say(f"Deleted what an interrupted deploy of {name} left behind: {', '.join(gone)}")
+        return gone
+
+    def archive(self, name: str) -> str | None:
+        found = self._service(name, None)
+        if found is None:
+            return None
+        return spec.model_uri_of(self.deployer.task_definition(found[1]["taskDefinition"])["taskDefinition"]) or None
+
+    def _service(self, name: str, config: Any) -> tuple[str, dict[str, Any]] | None:
+        cluster, service = _split(name, config)
+        try:
+            return self.deployer.locate(service, cluster)
+        except ResourceNotFound:
+            return None
+
+    @staticmethod
+    def _with_cluster(config: Any, cluster: str | None) -> Any:
+        if cluster is None:
+            return config
+        if isinstance(config, EcsConfig):
+            return config.replace(cluster=cluster)
+        return {**(config or {}), "cluster": cluster}
+
+
+def _split(name: str, config: Any) -> tuple[str | None, str]:
+    """``CLUSTER/NAME`` or ``NAME`` (with the config's cluster, if it names one)."""
+    if "/" in name:
+        cluster, service = name.split("/", 1)
+        return cluster, service
+    if isinstance(config, EcsConfig):
+        return (config.cluster if "cluster" in config.given else None), name
+    return (config or {}).get("cluster"), name
+
+
+def _primary(service: dict[str, Any]) -> dict[str, Any] | None:
+    return next((d for d in service.get("deployments") or [] if d["status"] == "PRIMARY"), None)
