@@ -8,6 +8,7 @@ from mlflow_plugins.sandbox._server import SandboxServer
 from mlflow_plugins.sandbox._state import SandboxState
 from mlflow_plugins.sandbox.control import SandboxControl
 from mlflow_plugins.sandbox.sagemaker._rollout import Timings
+from mlflow_plugins.sandbox.sagemaker._serving_host import MAX_PROCESSES_PER_VARIANT
 
 DEFAULT_PORT = 5055
 DEFAULT_TIME_SCALE = 0.01
@@ -18,8 +19,10 @@ class Sandbox:
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  time_scale: float = DEFAULT_TIME_SCALE, timings: Timings | None = None,
-                 verbose: bool = False) -> None:
-        state = SandboxState(time_scale=time_scale, timings=timings or Timings())
+                 verbose: bool = False, instance_cap: int = MAX_PROCESSES_PER_VARIANT) -> None:
+        """``instance_cap``: at most this many serving processes per variant, whatever its
+        instance count (each costs memory and about a second to start)."""
+        state = SandboxState(time_scale=time_scale, timings=timings or Timings(), instance_cap=instance_cap)
         self._server = SandboxServer(state, host, port, verbose)
         self.control = SandboxControl("")
 

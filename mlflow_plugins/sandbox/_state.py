@@ -23,6 +23,7 @@ from mlflow_plugins.sandbox.sagemaker._rollout import Lifecycle, Timings
 @dataclass
 class SandboxState:
     time_scale: float
+    instance_cap: int = 3  # serving processes per variant at most (_serving_host.MAX_PROCESSES_PER_VARIANT)
     timings: Timings = field(default_factory=Timings)
     lock: threading.RLock = field(default_factory=threading.RLock)
     switches: HealthSwitches = field(default_factory=HealthSwitches)
@@ -41,15 +42,14 @@ class SandboxState:
         self.calls.append((time.time(), service, operation))
 
     def start(self) -> SandboxState:
+        from mlflow_plugins.sandbox._ecs_tasks import LogSink, TaskHost
+        from mlflow_plugins.sandbox._server import ACCOUNT_ID
         from mlflow_plugins.sandbox.sagemaker._alarms import alarms_in_alarm
         from mlflow_plugins.sandbox.sagemaker._serving_host import ServingHost
         from mlflow_plugins.sandbox.sagemaker._traffic import ShadowMirror
 
-        from mlflow_plugins.sandbox._ecs_tasks import LogSink, TaskHost
-        from mlflow_plugins.sandbox._server import ACCOUNT_ID
-
         self.scheduler = Scheduler(self.lock, self.time_scale)
-        self.host = self.host or ServingHost(self.switches)
+        self.host = self.host or ServingHost(self.switches, cap=self.instance_cap)
         self.logs = LogSink(ACCOUNT_ID, self.lock)
         self.tasks = TaskHost(Path(tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-ecs-")), self.logs)
         self.lifecycle = Lifecycle(self.scheduler, self.host, self.timings, alarms_in_alarm)

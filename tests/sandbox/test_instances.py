@@ -3,6 +3,8 @@ them, rolling updates replace them batch by batch, and capacity changes and auto
 
 from __future__ import annotations
 
+import pytest
+
 from mlflow_plugins.sandbox.sagemaker._serving_host import MAX_PROCESSES_PER_VARIANT
 from tests.processes import exits_within
 from tests.sandbox.test_endpoints import BAKING
@@ -88,3 +90,16 @@ def test_autoscaling_brings_the_instance_count_into_the_registered_range(served,
     described = served("sagemaker").describe_endpoint(EndpointName="ep")["ProductionVariants"][0]
     assert (described["DesiredInstanceCount"], described["CurrentInstanceCount"]) == (2, 2)
     assert len(processes(sandbox, "c")) == 2
+
+
+def test_the_cap_is_a_setting_of_at_least_one(tmp_path):
+    from mlflow_plugins.sandbox.sagemaker._endpoint import Variant
+    from mlflow_plugins.sandbox.sagemaker._hosting import HealthSwitches
+    from mlflow_plugins.sandbox.sagemaker._serving_host import ServingHost, processes_for
+
+    with pytest.raises(ValueError, match="instance_cap=0"):
+        ServingHost(HealthSwitches(), str(tmp_path), cap=0)
+    instances = Variant("v", "m", None, "ml.m5.large", None, 1.0, 5)
+    serverless = Variant("s", "m", None, None, {"MemorySizeInMB": 2048, "MaxConcurrency": 5}, 1.0, 0)
+    assert [processes_for(instances, 5, cap) for cap in (1, 2, 3)] == [1, 2, 3]
+    assert processes_for(instances, 0) == 0 and processes_for(serverless, 0) == 1

@@ -1,5 +1,6 @@
 """Variants that really serve: one serving-runtime process per instance of each production (or
-shadow) variant, up to :data:`MAX_PROCESSES_PER_VARIANT`.
+shadow) variant, up to the host's cap (:data:`MAX_PROCESSES_PER_VARIANT` unless the sandbox sets
+another: ``Sandbox(instance_cap=N)``).
 
 For a variant whose model has a ``ModelDataUrl``, launching reads the archive from the sandbox's
 S3 (in-process), extracts it, and starts ``mlflow-sagemaker-ops serve`` on a free port with the
@@ -10,7 +11,7 @@ it. :meth:`ServingHost.scale` starts or stops a variant's processes to follow it
 (rolling updates, UpdateEndpointWeightsAndCapacities, autoscaling), and :meth:`ServingHost.container`
 spreads requests over a variant's running instances in turn.
 
-Where the sandbox differs from SageMaker: a variant runs at most ``MAX_PROCESSES_PER_VARIANT``
+Where the sandbox differs from SageMaker: a variant runs at most the cap's number of
 processes whatever its instance count (each costs memory and about a second to start; counts
 above it are reported by DescribeEndpoint but served by that many); a serverless variant runs
 one; a variant with no ``ModelDataUrl`` runs nothing (the sandbox cannot run arbitrary images)
@@ -99,12 +100,11 @@ def download_failure(url: str) -> str:
             "permissions to download the object.")
 
 
-def processes_for(variant: Variant, count: int | None = None) -> int:
-    """How many processes serve ``variant`` at ``count`` instances (its desired count by default)."""
+def processes_for(variant: Variant, count: int, cap: int = MAX_PROCESSES_PER_VARIANT) -> int:
+    """How many processes serve ``variant`` at ``count`` instances."""
     if variant.serverless:
         return 1
-    wanted = variant.desired_count if count is None else count
-    return max(0, min(wanted, MAX_PROCESSES_PER_VARIANT))
+    return max(0, min(count, cap))
 
 
 Key = tuple[str, str, str]  # endpoint, endpoint config, variant
@@ -113,8 +113,12 @@ Key = tuple[str, str, str]  # endpoint, endpoint config, variant
 class ServingHost:
     """Runs each served variant's instances as processes; health from ``/ping`` and the control switches."""
 
-    def __init__(self, switches: HealthSwitches, workdir: str | None = None) -> None:
-        self.switches = switches
+    def __init__(self, switches: HealthSwitches, workdir: str | None = None,
+                 cap: int = MAX_PROCESSES_PER_VARIANT) -> None:
+        if cap < 1:
+            raise ValueError(f"instance_cap={cap!r}: a variant needs at least 1 process; use 1 to "
+                             f"{MAX_PROCESSES_PER_VARIANT} (the default) or more if memory allows.")
+        self.switches, self.cap = switches, cap
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-sandbox-"))
         self.containers: dict[tuple[str, str, str, int], Container] = {}
         self.failures: dict[Key, str] = {}
@@ -123,13 +127,13 @@ class ServingHost:
 
     def launch(self, endpoint: str, fleet: Fleet) -> None:
         for variant in fleet.all_variants():
-            self.scale(endpoint, fleet, variant, processes_for(variant))
+            self.scale(endpoint, fleet, variant, variant.desired_count)
 
     def scale(self, endpoint: str, fleet: Fleet, variant: Variant, count: int) -> None:
-        """Run ``min(count, MAX_PROCESSES_PER_VARIANT)`` processes for ``variant``: start the
+        """Run ``min(count, cap)`` processes for ``variant`` (one if serverless): start the
         missing instances, stop the surplus (the newest first)."""
         key = (endpoint, fleet.config_name, variant.name)
-        wanted = processes_for(variant, count)
+        wanted = processes_for(variant, count, self.cap)
         running = self._instances(key)
         for index in running[wanted:]:
             _terminate(self.containers.pop((*key, index)).process)
@@ -144,7 +148,7 @@ class ServingHost:
         if not url:
             return
         self.started[(endpoint, fleet.config_name)] = time.monotonic()  # new instances get their start-up time
-        free = [i for i in range(MAX_PROCESSES_PER_VARIANT) if (*key, i) not in self.containers]
+        free = [i for i in range(self.cap) if (*key, i) not in self.containers]
         for index in free[:wanted - len(running)]:
             try:
                 self.containers[(*key, index)] = self._start(key, index, fleet.account, variant, url)
