@@ -19,8 +19,14 @@ from typing import Any
 
 __all__ = ["Sandbox", "SandboxControl", "Timings", "EXECUTION_ROLE_ARN", "DEFAULT_PORT", "DEFAULT_TIME_SCALE"]
 
-_WHERE = {"Sandbox": "_sandbox", "DEFAULT_PORT": "_sandbox", "DEFAULT_TIME_SCALE": "_sandbox",
-          "EXECUTION_ROLE_ARN": "_server", "SandboxControl": "control", "Timings": "sagemaker._rollout"}
+_WHERE = {
+    "Sandbox": "_sandbox",
+    "DEFAULT_PORT": "_sandbox",
+    "DEFAULT_TIME_SCALE": "_sandbox",
+    "EXECUTION_ROLE_ARN": "_server",
+    "SandboxControl": "control",
+    "Timings": "sagemaker._rollout",
+}
 
 
 def __getattr__(name: str) -> Any:

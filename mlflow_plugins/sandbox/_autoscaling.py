@@ -26,18 +26,26 @@ SAGEMAKER_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 class ObjectNotFound(JsonRESTError):
     def __init__(self, namespace: str, resource_id: str, dimension: str, operation: str) -> None:
-        super().__init__("ObjectNotFoundException", (
-            f"No scalable target is registered for service namespace {namespace}, resource ID {resource_id}, "
-            f"scalable dimension {dimension}, so {operation} cannot act on it. Call RegisterScalableTarget first "
-            "(DescribeScalableTargets lists the registered ones)."))
+        super().__init__(
+            "ObjectNotFoundException",
+            (
+                f"No scalable target is registered for service namespace {namespace}, resource ID {resource_id}, "
+                f"scalable dimension {dimension}, so {operation} cannot act on it. Call RegisterScalableTarget first "
+                "(DescribeScalableTargets lists the registered ones)."
+            ),
+        )
 
 
 class NoSuchVariant(JsonRESTError):
     def __init__(self, resource_id: str, why: str) -> None:
-        super().__init__("ValidationException", (
-            f"Cannot register {resource_id} as a scalable target: {why}. The resource ID must be "
-            "endpoint/<endpoint name>/variant/<variant name> of an existing endpoint (DescribeEndpoint lists "
-            "its ProductionVariants)."))
+        super().__init__(
+            "ValidationException",
+            (
+                f"Cannot register {resource_id} as a scalable target: {why}. The resource ID must be "
+                "endpoint/<endpoint name>/variant/<variant name> of an existing endpoint (DescribeEndpoint lists "
+                "its ProductionVariants)."
+            ),
+        )
 
 
 def install() -> None:
@@ -54,7 +62,7 @@ def _needs_a_target(method: str, operation: str, namespace_at: int, resource_at:
     original = getattr(ApplicationAutoscalingBackend, method)
 
     def checked(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
-        names = list(original.__code__.co_varnames[1:original.__code__.co_argcount])
+        names = list(original.__code__.co_varnames[1 : original.__code__.co_argcount])
         values = dict(zip(names, args), **kwargs)
         namespace, resource_id, dimension = (values[names[i]] for i in (namespace_at, resource_at, dimension_at))
         if not self._scalable_target_exists(resource_id, dimension):
@@ -67,8 +75,16 @@ def _needs_a_target(method: str, operation: str, namespace_at: int, resource_at:
 def _register_checks_the_variant() -> None:
     original = ApplicationAutoscalingBackend.register_scalable_target
 
-    def register(self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str,
-                 min_capacity: Any, max_capacity: Any, role_arn: Any, suspended_state: Any) -> Any:
+    def register(
+        self: ApplicationAutoscalingBackend,
+        namespace: str,
+        r_id: str,
+        dimension: str,
+        min_capacity: Any,
+        max_capacity: Any,
+        role_arn: Any,
+        suspended_state: Any,
+    ) -> Any:
         sagemaker = namespace == SAGEMAKER and dimension == SAGEMAKER_DIMENSION
         if sagemaker:
             _variant(self.account_id, self.region_name, r_id)

@@ -56,12 +56,16 @@ class ControlApp:
             ("POST", "ecs-service-health"): self._ecs_service_health,
             ("POST", "images"): self._register_image,
             ("GET", "shadow"): self._shadow_pairs,
-            ("GET", "calls"): lambda _: {"calls": [{"at": at, "service": service, "operation": operation}
-                                                   for at, service, operation in list(state.calls)]},
+            ("GET", "calls"): lambda _: {
+                "calls": [
+                    {"at": at, "service": service, "operation": operation}
+                    for at, service, operation in list(state.calls)
+                ]
+            },
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method, name = environ["REQUEST_METHOD"], environ["PATH_INFO"][len(PREFIX):].strip("/")
+        method, name = environ["REQUEST_METHOD"], environ["PATH_INFO"][len(PREFIX) :].strip("/")
         route = self.routes.get((method, name))
         if route is None:
             known = ", ".join(f"{m} {PREFIX}{n}" for m, n in self.routes)
@@ -116,7 +120,6 @@ class ControlApp:
                 self.state.tasks.failing.add(key)
         return {"cluster": body["cluster"], "service": body["service"], "healthy": body["healthy"]}
 
-
     def _shadow_pairs(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("endpoint"):
             raise ControlError("shadow needs endpoint, the name of an endpoint: GET /_sandbox/shadow?endpoint=NAME.")
@@ -132,7 +135,8 @@ class ControlApp:
         if match is None or reference is None or match["account"] != ACCOUNT_ID or reference["digest"]:
             raise ControlError(
                 f"images needs image: an ECR image URI of the sandbox's account with a tag, "
-                f"{ACCOUNT_ID}.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]; got {image!r}.")
+                f"{ACCOUNT_ID}.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]; got {image!r}."
+            )
         with self.state.lock:
             digest = register(ACCOUNT_ID, match["region"], reference["name"], reference["tag"] or "latest")
         return {"image": image, "digest": digest}

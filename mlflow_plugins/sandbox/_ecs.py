@@ -66,7 +66,9 @@ def failure_threshold(desired: int) -> int:
 
 
 def _event(service: Any, message: str) -> None:
-    service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": f"(service {service.name}) {message}"})
+    service.events.insert(
+        0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": f"(service {service.name}) {message}"}
+    )
     del service.events[100:]
 
 
@@ -152,11 +154,18 @@ class ServiceRollout:
                 self._trip(deployment, bool(breaker.get("rollback")))
                 return
             for task in live[desired:]:  # scaled in
-                self._stop(task, f"Scaling activity initiated by (deployment {deployment['id']})", None, "ServiceSchedulerInitiated")
+                self._stop(
+                    task,
+                    f"Scaling activity initiated by (deployment {deployment['id']})",
+                    None,
+                    "ServiceSchedulerInitiated",
+                )
             live = live[:desired]
             started = [self._launch(deployment) for _ in range(desired - len(live))]
             if started:
-                _event(self.service, f"has started {len(started)} tasks: {' '.join(f'(task {t.id})' for t in started)}.")
+                _event(
+                    self.service, f"has started {len(started)} tasks: {' '.join(f'(task {t.id})' for t in started)}."
+                )
             healthy = min(healthy, desired)
             deployment.update(runningCount=healthy, pendingCount=desired - healthy, updatedAt=utcnow())
             self._count()
@@ -169,8 +178,11 @@ class ServiceRollout:
         for old in self.service.deployments:
             if old is not deployment:
                 self._stop_tasks(old, f"Scaling activity initiated by (deployment {deployment['id']})")
-        deployment.update(rolloutState="COMPLETED", rolloutStateReason=f"ECS deployment {deployment['id']} completed.",
-                          updatedAt=utcnow())
+        deployment.update(
+            rolloutState="COMPLETED",
+            rolloutStateReason=f"ECS deployment {deployment['id']} completed.",
+            updatedAt=utcnow(),
+        )
         self.service.deployments = [deployment]
         self.completed = (deployment["id"], deployment["taskDefinition"])
         self._count()
@@ -179,14 +191,17 @@ class ServiceRollout:
 
     def _trip(self, deployment: dict[str, Any], rollback: bool) -> None:
         self._stop_tasks(deployment, f"Task stopped by the circuit breaker of (deployment {deployment['id']})")
-        deployment.update(rolloutState="FAILED", rolloutStateReason=BREAKER_REASON, runningCount=0, pendingCount=0,
-                          updatedAt=utcnow())
+        deployment.update(
+            rolloutState="FAILED", rolloutStateReason=BREAKER_REASON, runningCount=0, pendingCount=0, updatedAt=utcnow()
+        )
         _event(self.service, f"(deployment {deployment['id']}) deployment failed: tasks failed to start.")
         if rollback and self.completed is not None and deployment["id"] not in self.rollbacks:
             target_id, task_definition = self.completed
             self.service.task_definition = task_definition
             _event(self.service, f"rolling back to deployment {target_id}.")
-            started = self.start(task_definition, f"ECS deployment circuit breaker: rolling back to deploymentId {target_id}.")
+            started = self.start(
+                task_definition, f"ECS deployment circuit breaker: rolling back to deploymentId {target_id}."
+            )
             self.rollbacks.add(started["id"])
         self._count()
 
@@ -195,22 +210,32 @@ class ServiceRollout:
         state = current()
         definition = self.backend.describe_task_definition(deployment["taskDefinition"])
         cluster = self.backend._get_cluster(self.service.cluster_name)
-        task = Task(cluster, definition, None, None, backend=self.backend, group=f"service:{self.service.name}",
-                    launch_type=self.service.launch_type or "FARGATE", started_by=deployment["id"],
-                    networking_configuration=self.service.network_configuration or None,
-                    platform_version=self.service.platform_version)
+        task = Task(
+            cluster,
+            definition,
+            None,
+            None,
+            backend=self.backend,
+            group=f"service:{self.service.name}",
+            launch_type=self.service.launch_type or "FARGATE",
+            started_by=deployment["id"],
+            networking_configuration=self.service.network_configuration or None,
+            platform_version=self.service.platform_version,
+        )
         task._transitions = []  # moto advances a task's state on every DescribeTasks; these move only here
         task.last_status, task.health_status, task.created_at = "PROVISIONING", "UNKNOWN", utcnow()
         self.backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         self.tasks[deployment["id"]].append(task)
         container = definition.container_definitions[0]
-        process = state.tasks.start(task.id, container, state.task_env(self.service.region_name),
-                                    refused=state.logs.missing_group(container))
+        process = state.tasks.start(
+            task.id, container, state.task_env(self.service.region_name), refused=state.logs.missing_group(container)
+        )
         for detail in task.attachments[0]["details"] if task.attachments else []:
             if detail["name"] == "privateIPv4Address":
                 detail["value"] = process.ip
-        task.containers[0].network_interfaces = [{"attachmentId": task.attachments[0]["id"] if task.attachments else "",
-                                                  "privateIpv4Address": process.ip}]
+        task.containers[0].network_interfaces = [
+            {"attachmentId": task.attachments[0]["id"] if task.attachments else "", "privateIpv4Address": process.ip}
+        ]
         task.last_status = "PENDING"
         return task
 
@@ -367,18 +392,32 @@ def _default_security_groups(response: EC2ContainerServiceResponse) -> None:
 
 
 def _patch_listing() -> None:
-    original_list_tasks, original_list_services = EC2ContainerServiceBackend.list_tasks, EC2ContainerServiceBackend.list_services
+    original_list_tasks, original_list_services = (
+        EC2ContainerServiceBackend.list_tasks,
+        EC2ContainerServiceBackend.list_services,
+    )
 
-    def list_tasks(self: Any, cluster_str: str | None = None, container_instance: str | None = None, family: str | None = None,
-                   started_by: str | None = None, service_name: str | None = None, desiredStatus: str | None = None) -> list[Task]:
-        tasks = original_list_tasks(self, cluster_str, container_instance, family, started_by, None, desiredStatus or "RUNNING")
+    def list_tasks(
+        self: Any,
+        cluster_str: str | None = None,
+        container_instance: str | None = None,
+        family: str | None = None,
+        started_by: str | None = None,
+        service_name: str | None = None,
+        desiredStatus: str | None = None,
+    ) -> list[Task]:
+        tasks = original_list_tasks(
+            self, cluster_str, container_instance, family, started_by, None, desiredStatus or "RUNNING"
+        )
         if service_name:
             tasks = [t for t in tasks if t.group == f"service:{service_name.split('/')[-1]}"]
         return tasks
 
     def list_services(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> list[str]:
         cluster = self._get_cluster(cluster_str)
-        inactive = {s.arn for key, s in self.services.items() if key.startswith(cluster.name + ":") and s.status == "INACTIVE"}
+        inactive = {
+            s.arn for key, s in self.services.items() if key.startswith(cluster.name + ":") and s.status == "INACTIVE"
+        }
         return [arn for arn in original_list_services(self, cluster_str, *args, **kwargs) if arn not in inactive]
 
     EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]

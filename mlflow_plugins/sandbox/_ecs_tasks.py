@@ -99,8 +99,9 @@ class TaskHost:
         self.failing: set[tuple[str, str]] = set()  # (cluster, service) whose tasks fail health checks
         self._used: set[str] = set()
 
-    def start(self, task_id: str, container: dict[str, Any], sandbox_env: dict[str, str],
-              refused: str | None = None) -> TaskProcess:
+    def start(
+        self, task_id: str, container: dict[str, Any], sandbox_env: dict[str, str], refused: str | None = None
+    ) -> TaskProcess:
         ip = self._address()
         args = runtime_command(container)
         ports = container.get("portMappings") or [{}]
@@ -117,10 +118,15 @@ class TaskHost:
         process = subprocess.Popen(
             [*_RUNTIME, *args, "--host", ip, *extra],
             env={**os.environ, **sandbox_env, **environment, "XDG_CACHE_HOME": str(home)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         task = TaskProcess(task_id, ip, port, process, logs)
-        threading.Thread(target=task.read_output, args=(self.logs.write,), name=f"sandbox-task-{task_id[:8]}", daemon=True).start()
+        threading.Thread(
+            target=task.read_output, args=(self.logs.write,), name=f"sandbox-task-{task_id[:8]}", daemon=True
+        ).start()
         self.tasks[task_id] = task
         return task
 
@@ -181,8 +187,10 @@ class LogSink:
         options = _awslogs(container)
         if options is None or options["awslogs-group"] in self._backend(options["awslogs-region"]).groups:
             return None
-        return ("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: "
-                "failed to create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist.")
+        return (
+            "ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: "
+            "failed to create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist."
+        )
 
     def stream_for(self, container: dict[str, Any], task_id: str) -> tuple[str, str, str] | None:
         options = _awslogs(container)

@@ -45,8 +45,10 @@ class Fault:
             code = self.code or _THROTTLE_CODE.get(protocol, "ThrottlingException")
             return self.status or 400, code, self.message or "Rate exceeded"
         if self.kind == "5xx":
-            return self.status or 500, self.code or "InternalFailure", (
-                self.message or "The request processing has failed because of an unknown error."
+            return (
+                self.status or 500,
+                self.code or "InternalFailure",
+                (self.message or "The request processing has failed because of an unknown error."),
             )
         return self.status or 400, self.code or "", self.message or "Injected error"
 

@@ -44,8 +44,16 @@ def _scalable_targets_have_a_role() -> None:
 
     original = ApplicationAutoscalingBackend.register_scalable_target
 
-    def register(self: Any, namespace: str, r_id: str, dimension: str, min_capacity: Any, max_capacity: Any,
-                 role_arn: str | None, suspended_state: Any) -> Any:
+    def register(
+        self: Any,
+        namespace: str,
+        r_id: str,
+        dimension: str,
+        min_capacity: Any,
+        max_capacity: Any,
+        role_arn: str | None,
+        suspended_state: Any,
+    ) -> Any:
         if not role_arn and namespace in _SERVICE_LINKED_ROLES:
             role_arn = f"arn:aws:iam::{self.account_id}:role/aws-service-role/{_SERVICE_LINKED_ROLES[namespace]}"
         return original(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn, suspended_state)
@@ -74,9 +82,11 @@ def _tag_lineage_entities() -> None:
         entity = store_for(self).entities.get(arn)
         found = entity if entity is not None else original(self, arn)
         if found is None:
-            raise ValidationError(f"Could not find the resource {arn}: no SageMaker resource has that ARN in "
-                                  f"account {self.account_id}, region {self.region_name}. Check the ARN (Describe* "
-                                  "returns it) and that the resource was not deleted.")
+            raise ValidationError(
+                f"Could not find the resource {arn}: no SageMaker resource has that ARN in "
+                f"account {self.account_id}, region {self.region_name}. Check the ARN (Describe* "
+                "returns it) and that the resource was not deleted."
+            )
         return found
 
     SageMakerModelBackend._get_resource_from_arn = get_resource  # type: ignore[method-assign]

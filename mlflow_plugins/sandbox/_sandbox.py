@@ -17,9 +17,15 @@ DEFAULT_TIME_SCALE = 0.01
 class Sandbox:
     """One sandbox in this process (moto's backends are process-wide: at most one at a time)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 time_scale: float = DEFAULT_TIME_SCALE, timings: Timings | None = None,
-                 verbose: bool = False, instance_cap: int = MAX_PROCESSES_PER_VARIANT) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        time_scale: float = DEFAULT_TIME_SCALE,
+        timings: Timings | None = None,
+        verbose: bool = False,
+        instance_cap: int = MAX_PROCESSES_PER_VARIANT,
+    ) -> None:
         """``instance_cap``: at most this many serving processes per variant, whatever its
         instance count (each costs memory and about a second to start)."""
         state = SandboxState(time_scale=time_scale, timings=timings or Timings(), instance_cap=instance_cap)

@@ -81,8 +81,13 @@ class SandboxState:
     def task_env(self, region: str) -> dict[str, str]:
         """What an ECS task's container gets to reach AWS: the sandbox, with its credentials
         (on ECS, the task role's credentials come from the container credentials endpoint)."""
-        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
-                "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+        }
 
 
 _current: SandboxState | None = None

@@ -36,8 +36,20 @@ def _catalog() -> dict[str, Any]:
     by_target: dict[str, str] = {}
     by_signing: dict[str, list[str]] = {}
     models = {}
-    for name in ("sagemaker", "sagemaker-runtime", "ecs", "iam", "sts", "cloudwatch",
-                 "application-autoscaling", "ecr", "elbv2", "logs", "s3", "sns"):
+    for name in (
+        "sagemaker",
+        "sagemaker-runtime",
+        "ecs",
+        "iam",
+        "sts",
+        "cloudwatch",
+        "application-autoscaling",
+        "ecr",
+        "elbv2",
+        "logs",
+        "s3",
+        "sns",
+    ):
         model = session.get_service_model(name)
         models[name] = model
         if model.metadata.get("targetPrefix"):

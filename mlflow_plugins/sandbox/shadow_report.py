@@ -54,10 +54,15 @@ class VariantStats:
     errors_5xx: int
 
     def describe(self) -> str:
-        latency = "no latency recorded" if self.latency_ms_avg is None else (
-            f"model latency avg {self.latency_ms_avg:.1f} ms, max {self.latency_ms_max:.1f} ms")
-        return (f"{self.variant}: {self.invocations} invocation(s), {latency}, "
-                f"{self.errors_4xx} 4xx and {self.errors_5xx} 5xx error(s)")
+        latency = (
+            "no latency recorded"
+            if self.latency_ms_avg is None
+            else (f"model latency avg {self.latency_ms_avg:.1f} ms, max {self.latency_ms_max:.1f} ms")
+        )
+        return (
+            f"{self.variant}: {self.invocations} invocation(s), {latency}, "
+            f"{self.errors_4xx} 4xx and {self.errors_5xx} 5xx error(s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,27 +85,40 @@ class ShadowComparison:
 
     def summary(self) -> str:
         if self.agreement is not None:
-            agreement = (f"agreement {self.agreement:.1%} ({self.predictions_agreeing}/{self.predictions_compared} "
-                         f"predictions on {self.paired_requests} mirrored request(s))")
+            agreement = (
+                f"agreement {self.agreement:.1%} ({self.predictions_agreeing}/{self.predictions_compared} "
+                f"predictions on {self.paired_requests} mirrored request(s))"
+            )
         elif self.capture:
             agreement = "agreement unknown: no mirrored request was captured for both variants yet"
         else:
-            agreement = ("agreement unknown: data capture is off (enable DataCaptureConfig with Output capture "
-                         "to compare predictions)")
-        return (f"Shadow {self.shadow.variant} vs production {self.production.variant} on endpoint "
-                f"{self.endpoint} since {self.since:%Y-%m-%d %H:%M:%S} UTC: {agreement}; production "
-                f"{self.production.describe()}; shadow {self.shadow.describe()}.")
+            agreement = (
+                "agreement unknown: data capture is off (enable DataCaptureConfig with Output capture "
+                "to compare predictions)"
+            )
+        return (
+            f"Shadow {self.shadow.variant} vs production {self.production.variant} on endpoint "
+            f"{self.endpoint} since {self.since:%Y-%m-%d %H:%M:%S} UTC: {agreement}; production "
+            f"{self.production.describe()}; shadow {self.shadow.describe()}."
+        )
 
 
-def compare_shadow(clients: Callable[[str], Any], endpoint: str, since: datetime | None = None,
-                   until: datetime | None = None, tolerance: float = 1e-6, max_records: int = 1000
-                   ) -> ShadowComparison:
+def compare_shadow(
+    clients: Callable[[str], Any],
+    endpoint: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tolerance: float = 1e-6,
+    max_records: int = 1000,
+) -> ShadowComparison:
     """Compare ``endpoint``'s shadow variant with its production variant (see the module doc)."""
     described = clients("sagemaker").describe_endpoint(EndpointName=endpoint)
     shadows = described.get("ShadowProductionVariants") or []
     if not shadows:
-        raise ValueError(f"Endpoint {endpoint} has no shadow variant (ShadowProductionVariants is empty), so there "
-                         "is nothing to compare. Deploy the candidate with strategy=shadow first.")
+        raise ValueError(
+            f"Endpoint {endpoint} has no shadow variant (ShadowProductionVariants is empty), so there "
+            "is nothing to compare. Deploy the candidate with strategy=shadow first."
+        )
     production, shadow = described["ProductionVariants"][0]["VariantName"], shadows[0]["VariantName"]
     start = since or described["LastModifiedTime"]
     end = until or datetime.now(timezone.utc) + timedelta(minutes=1)
@@ -111,25 +129,34 @@ def compare_shadow(clients: Callable[[str], Any], endpoint: str, since: datetime
     pairs: list[tuple[Any, Any]] = []
     if capturing:
         s3, prefix = clients("s3"), capture["DestinationS3Uri"]
-        outputs = {name: _captured_outputs(s3, prefix, endpoint, name, start, end, max_records)
-                   for name in (production, shadow)}
-        pairs = [(outputs[production][key], value) for key, value in outputs[shadow].items()
-                 if key in outputs[production]]
+        outputs = {
+            name: _captured_outputs(s3, prefix, endpoint, name, start, end, max_records)
+            for name in (production, shadow)
+        }
+        pairs = [
+            (outputs[production][key], value) for key, value in outputs[shadow].items() if key in outputs[production]
+        ]
     compared = agreeing = 0
     for ours, theirs in pairs:
         n, same = _agreement(ours, theirs, tolerance)
         compared, agreeing = compared + n, agreeing + same
-    return ShadowComparison(endpoint, start, stats[production], stats[shadow], capturing, len(pairs),
-                            compared, agreeing)
+    return ShadowComparison(
+        endpoint, start, stats[production], stats[shadow], capturing, len(pairs), compared, agreeing
+    )
 
 
 def _variant_stats(cloudwatch: Any, endpoint: str, variant: str, start: datetime, end: datetime) -> VariantStats:
     def stat(metric: str, statistic: str) -> float | None:
         period = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
         points = cloudwatch.get_metric_statistics(
-            Namespace=NAMESPACE, MetricName=metric, StartTime=start, EndTime=end, Period=period,
-            Statistics=[statistic], Dimensions=[{"Name": "EndpointName", "Value": endpoint},
-                                                {"Name": "VariantName", "Value": variant}])["Datapoints"]
+            Namespace=NAMESPACE,
+            MetricName=metric,
+            StartTime=start,
+            EndTime=end,
+            Period=period,
+            Statistics=[statistic],
+            Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        )["Datapoints"]
         values = [p[statistic] for p in points]
         if not values:
             return None
@@ -141,13 +168,19 @@ def _variant_stats(cloudwatch: Any, endpoint: str, variant: str, start: datetime
         return sum(v * w for v, w in zip(values, weights)) / sum(weights)
 
     average, peak = stat("ModelLatency", "Average"), stat("ModelLatency", "Maximum")
-    return VariantStats(variant, int(stat("Invocations", "Sum") or 0),
-                        None if average is None else average / 1000, None if peak is None else peak / 1000,
-                        int(stat("Invocation4XXErrors", "Sum") or 0), int(stat("Invocation5XXErrors", "Sum") or 0))
+    return VariantStats(
+        variant,
+        int(stat("Invocations", "Sum") or 0),
+        None if average is None else average / 1000,
+        None if peak is None else peak / 1000,
+        int(stat("Invocation4XXErrors", "Sum") or 0),
+        int(stat("Invocation5XXErrors", "Sum") or 0),
+    )
 
 
-def _captured_outputs(s3: Any, destination: str, endpoint: str, variant: str, start: datetime, end: datetime,
-                      limit: int) -> dict[str, Any]:
+def _captured_outputs(
+    s3: Any, destination: str, endpoint: str, variant: str, start: datetime, end: datetime, limit: int
+) -> dict[str, Any]:
     """``{inferenceId or eventId: parsed output}`` from the variant's capture records in the window."""
     parsed = urlparse(destination)
     prefix = "/".join(p for p in (parsed.path.strip("/"), endpoint, variant) if p) + "/"

@@ -30,10 +30,15 @@ class Hosting:
         return name
 
     def config(self, name: str, model: str, count: int = 4, variant: str = "main", **extra: Any) -> str:
-        variants = [{
-            "VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": count, "InitialVariantWeight": 1.0,
-        }]
+        variants = [
+            {
+                "VariantName": variant,
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": count,
+                "InitialVariantWeight": 1.0,
+            }
+        ]
         self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=variants, **extra)
         return name
 
@@ -50,8 +55,13 @@ class Hosting:
 
     def alarm(self, name: str = ALARM) -> str:
         self.aws("cloudwatch").put_metric_alarm(
-            AlarmName=name, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
-            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+            AlarmName=name,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
             ComparisonOperator="GreaterThanThreshold",
         )
         return name
@@ -71,8 +81,11 @@ def served(aws, model_archives):
     for name, (_, data) in model_archives.items():
         s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=data)
         s3.put_object(Bucket="models", Key=f"mme/{name}.tar.gz", Body=data)
-        sm.create_model(ModelName=f"model-{name}", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                        PrimaryContainer={"Image": "ops:1", "ModelDataUrl": f"s3://models/{name}/model.tar.gz"})
+        sm.create_model(
+            ModelName=f"model-{name}",
+            ExecutionRoleArn=EXECUTION_ROLE_ARN,
+            PrimaryContainer={"Image": "ops:1", "ModelDataUrl": f"s3://models/{name}/model.tar.gz"},
+        )
     return aws
 
 
@@ -81,8 +94,9 @@ def hosting(aws):
     return Hosting(aws)
 
 
-def blue_green(kind: str = "ALL_AT_ONCE", wait: int = 0, termination: int = 0,
-               alarms: tuple[str, ...] = (), **routing: Any) -> dict[str, Any]:
+def blue_green(
+    kind: str = "ALL_AT_ONCE", wait: int = 0, termination: int = 0, alarms: tuple[str, ...] = (), **routing: Any
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": {"Type": kind, "WaitIntervalInSeconds": wait, **routing},

@@ -21,8 +21,10 @@ def test_lineage_entity_names_are_unique_per_kind(aws, kind):
     sm = aws("sagemaker")
     create = getattr(sm, f"create_{kind.lower()}")
     first = create(**{f"{kind}Name": "churn-data", "Source": SOURCE, f"{kind}Type": "DataSet"})[f"{kind}Arn"]
-    code, message = error_of(create, **{f"{kind}Name": "churn-data", "Source": {"SourceUri": "s3://data/other.csv"},
-                                        f"{kind}Type": "DataSet"})
+    code, message = error_of(
+        create,
+        **{f"{kind}Name": "churn-data", "Source": {"SourceUri": "s3://data/other.csv"}, f"{kind}Type": "DataSet"},
+    )
     assert code == "ValidationException"
     assert "churn-data" in message and first in message
     listed = getattr(sm, f"list_{kind.lower()}s")()[f"{kind}Summaries"]
@@ -61,8 +63,12 @@ def test_variant_names_are_unique_within_an_endpoint_config(aws, hosting):
     variant = {"VariantName": "main", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
     code, message = error_of(sm.create_endpoint_config, EndpointConfigName="c", ProductionVariants=[variant, variant])
     assert code == "ValidationException" and "main" in message
-    code, message = error_of(sm.create_endpoint_config, EndpointConfigName="c", ProductionVariants=[variant],
-                             ShadowProductionVariants=[variant])
+    code, message = error_of(
+        sm.create_endpoint_config,
+        EndpointConfigName="c",
+        ProductionVariants=[variant],
+        ShadowProductionVariants=[variant],
+    )
     assert code == "ValidationException" and "main" in message
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
 
@@ -76,21 +82,33 @@ def test_scaling_calls_on_an_unregistered_target_are_object_not_found(aws):
     scaling = aws("application-autoscaling")
     target = {**SCALING, "ResourceId": "endpoint/ep/variant/main"}
     assert error_of(scaling.deregister_scalable_target, **target)[0] == "ObjectNotFoundException"
-    code, message = error_of(scaling.put_scaling_policy, PolicyName="p", PolicyType="TargetTrackingScaling",
-                             TargetTrackingScalingPolicyConfiguration={
-                                 "TargetValue": 10.0, "PredefinedMetricSpecification": {
-                                     "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}, **target)
+    code, message = error_of(
+        scaling.put_scaling_policy,
+        PolicyName="p",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 10.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        },
+        **target,
+    )
     assert code == "ObjectNotFoundException" and "endpoint/ep/variant/main" in message
     assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
 
 
 def test_a_scalable_target_needs_the_endpoint_variant(aws, hosting):
     scaling = aws("application-autoscaling")
-    code, message = error_of(scaling.register_scalable_target, ResourceId="endpoint/ep/variant/main",
-                             MinCapacity=1, MaxCapacity=2, **SCALING)
+    code, message = error_of(
+        scaling.register_scalable_target, ResourceId="endpoint/ep/variant/main", MinCapacity=1, MaxCapacity=2, **SCALING
+    )
     assert code == "ValidationException" and "endpoint ep does not exist" in message
     hosting.endpoint("ep", hosting.config("c", hosting.model("m"), count=1))
-    code, message = error_of(scaling.register_scalable_target, ResourceId="endpoint/ep/variant/other",
-                             MinCapacity=1, MaxCapacity=2, **SCALING)
+    code, message = error_of(
+        scaling.register_scalable_target,
+        ResourceId="endpoint/ep/variant/other",
+        MinCapacity=1,
+        MaxCapacity=2,
+        **SCALING,
+    )
     assert "no production variant other" in message
     scaling.register_scalable_target(ResourceId="endpoint/ep/variant/main", MinCapacity=1, MaxCapacity=2, **SCALING)

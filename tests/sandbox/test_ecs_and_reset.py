@@ -7,8 +7,11 @@ from botocore.exceptions import ClientError
 
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 
-BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
-           "maximumPercent": 200, "minimumHealthyPercent": 50}
+BREAKER = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 50,
+}
 
 
 def _service(aws):
@@ -18,12 +21,20 @@ def _service(aws):
     ecs.create_cluster(clusterName="models")
     for family in ("serve-v1", "serve-v2"):
         ecs.register_task_definition(
-            family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="512",
-            memory="1024", containerDefinitions=[{"name": "model", "image": "ops:1", "essential": True}],
+            family=family,
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="512",
+            memory="1024",
+            containerDefinitions=[{"name": "model", "image": "ops:1", "essential": True}],
         )
     ecs.create_service(
-        cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=2,
-        launchType="FARGATE", deploymentConfiguration=BREAKER,
+        cluster="models",
+        serviceName="churn",
+        taskDefinition="serve-v1",
+        desiredCount=2,
+        launchType="FARGATE",
+        deploymentConfiguration=BREAKER,
         networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
     )
     return ecs
@@ -83,8 +94,19 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
     aws.wait("services_stable", service="ecs", cluster="models", services=["churn"])
     sandbox.control.set_ecs_service_health("models", "churn", healthy=False)
     ecs.update_service(cluster="models", service="churn", taskDefinition="serve-v2")
-    failed = {"operation": "DescribeServices", "delay": 0.05, "maxAttempts": 600, "acceptors": [
-        {"matcher": "pathAny", "argument": "services[0].deployments[].rolloutState", "expected": "FAILED", "state": "success"}]}
+    failed = {
+        "operation": "DescribeServices",
+        "delay": 0.05,
+        "maxAttempts": 600,
+        "acceptors": [
+            {
+                "matcher": "pathAny",
+                "argument": "services[0].deployments[].rolloutState",
+                "expected": "FAILED",
+                "state": "success",
+            }
+        ],
+    }
     aws.custom_waiter("Failed", failed, service="ecs").wait(cluster="models", services=["churn"])
     deployments = _deployments(ecs)
     bad = next(d for d in deployments if d["rolloutState"] == "FAILED")
@@ -92,7 +114,9 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
     assert bad["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
     primary = next(d for d in deployments if d["status"] == "PRIMARY")
     assert primary["taskDefinition"].endswith("serve-v1:1") and "rolling back" in primary["rolloutStateReason"]
-    events = [e["message"] for e in ecs.describe_services(cluster="models", services=["churn"])["services"][0]["events"]]
+    events = [
+        e["message"] for e in ecs.describe_services(cluster="models", services=["churn"])["services"][0]["events"]
+    ]
     assert any("deployment failed: tasks failed to start" in m for m in events)
     assert any("rolling back to deployment" in m for m in events)
     stopped = ecs.list_tasks(cluster="models", startedBy=bad["id"], desiredStatus="STOPPED")["taskArns"]
@@ -100,8 +124,17 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
     assert reasons == {"Task failed container health checks"}
 
     # The rollback's tasks fail too (the switch is still on): it fails without rolling back again.
-    rollback_failed = {**failed, "acceptors": [{"matcher": "path", "expected": True, "state": "success",
-                       "argument": f"length(services[0].deployments[?id=='{primary['id']}' && rolloutState=='FAILED']) == `1`"}]}
+    rollback_failed = {
+        **failed,
+        "acceptors": [
+            {
+                "matcher": "path",
+                "expected": True,
+                "state": "success",
+                "argument": f"length(services[0].deployments[?id=='{primary['id']}' && rolloutState=='FAILED']) == `1`",
+            }
+        ],
+    }
     aws.custom_waiter("RollbackFailed", rollback_failed, service="ecs").wait(cluster="models", services=["churn"])
     assert [d["rolloutState"] for d in _deployments(ecs) if d["status"] == "PRIMARY"] == ["FAILED"]
     sandbox.control.set_ecs_service_health("models", "churn", healthy=True)
@@ -110,12 +143,22 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
 def test_a_deleted_service_drains_and_its_name_can_be_reused(aws):
     ecs = _service(aws)
     with pytest.raises(ClientError, match="not idempotent"):
-        ecs.create_service(cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=1, launchType="FARGATE")
+        ecs.create_service(
+            cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=1, launchType="FARGATE"
+        )
     ecs.delete_service(cluster="models", service="churn", force=True)
     assert ecs.describe_services(cluster="models", services=["churn"])["services"][0]["status"] == "DRAINING"
     aws.wait("services_inactive", service="ecs", cluster="models", services=["churn"])
     assert ecs.list_services(cluster="models")["serviceArns"] == []
     assert ecs.list_tasks(cluster="models", serviceName="churn")["taskArns"] == []
-    ecs.create_service(cluster="models", serviceName="churn", taskDefinition="serve-v1", desiredCount=1, launchType="FARGATE",
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": [aws("ec2").describe_subnets()["Subnets"][0]["SubnetId"]]}})
+    ecs.create_service(
+        cluster="models",
+        serviceName="churn",
+        taskDefinition="serve-v1",
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [aws("ec2").describe_subnets()["Subnets"][0]["SubnetId"]]}
+        },
+    )
     assert ecs.list_services(cluster="models")["serviceArns"] != []

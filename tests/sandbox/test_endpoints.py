@@ -8,10 +8,16 @@ from botocore.exceptions import ClientError, WaiterError
 from tests.sandbox.conftest import ALARM, SUITE_IMAGE, blue_green
 
 BAKING = {
-    "operation": "DescribeEndpoint", "delay": 0.05, "maxAttempts": 400,
+    "operation": "DescribeEndpoint",
+    "delay": 0.05,
+    "maxAttempts": 400,
     "acceptors": [
-        {"matcher": "pathAny", "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status",
-         "expected": "Baking", "state": "success"},
+        {
+            "matcher": "pathAny",
+            "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status",
+            "expected": "Baking",
+            "state": "success",
+        },
         {"matcher": "path", "argument": "EndpointStatus", "expected": "InService", "state": "failure"},
     ],
 }
@@ -56,11 +62,14 @@ def test_duplicate_names_are_rejected_as_on_aws(aws, hosting, create):
     assert text in caught.value.response["Error"]["Message"]
 
 
-@pytest.mark.parametrize("routing", [
-    {"kind": "ALL_AT_ONCE", "wait": 60},
-    {"kind": "CANARY", "wait": 120, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}},
-    {"kind": "LINEAR", "wait": 30, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}},
-])
+@pytest.mark.parametrize(
+    "routing",
+    [
+        {"kind": "ALL_AT_ONCE", "wait": 60},
+        {"kind": "CANARY", "wait": 120, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}},
+        {"kind": "LINEAR", "wait": 30, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}},
+    ],
+)
 def test_blue_green_update_completes_on_the_new_config(aws, hosting, routing):
     sm = aws("sagemaker")
     hosting.two_versions()
@@ -82,8 +91,9 @@ def test_blue_green_update_completes_on_the_new_config(aws, hosting, routing):
 def test_canary_rolls_back_when_its_alarm_trips_during_baking(aws, hosting):
     sm = aws("sagemaker")
     hosting.two_versions()
-    policy = blue_green("CANARY", wait=600, CanarySize={"Type": "CAPACITY_PERCENT", "Value": 25},
-                        alarms=(hosting.alarm(),))
+    policy = blue_green(
+        "CANARY", wait=600, CanarySize={"Type": "CAPACITY_PERCENT", "Value": 25}, alarms=(hosting.alarm(),)
+    )
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="v2", DeploymentConfig=policy)
     aws.custom_waiter("Baking", BAKING).wait(EndpointName="ep")
     status = sm.describe_endpoint(EndpointName="ep")["PendingDeploymentSummary"]["ProductionVariants"][0]
@@ -102,8 +112,9 @@ def test_an_alarm_already_in_alarm_rolls_back_at_the_first_bake(aws, hosting):
     sm = aws("sagemaker")
     hosting.two_versions()
     aws("cloudwatch").set_alarm_state(AlarmName=hosting.alarm(), StateValue="ALARM", StateReason="bad")
-    sm.update_endpoint(EndpointName="ep", EndpointConfigName="v2",
-                       DeploymentConfig=blue_green(wait=60, alarms=(ALARM,)))
+    sm.update_endpoint(
+        EndpointName="ep", EndpointConfigName="v2", DeploymentConfig=blue_green(wait=60, alarms=(ALARM,))
+    )
     aws.wait("endpoint_in_service", EndpointName="ep")
     after = sm.describe_endpoint(EndpointName="ep")
     assert (after["EndpointConfigName"], ALARM in after["FailureReason"]) == ("v1", True)
@@ -112,8 +123,12 @@ def test_an_alarm_already_in_alarm_rolls_back_at_the_first_bake(aws, hosting):
 def test_rolling_update_moves_instances_in_batches(aws, hosting):
     sm = aws("sagemaker")
     hosting.two_versions()
-    policy = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
-                                      "WaitIntervalInSeconds": 120}}
+    policy = {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+            "WaitIntervalInSeconds": 120,
+        }
+    }
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="v2", DeploymentConfig=policy)
     aws.custom_waiter("Baking", BAKING).wait(EndpointName="ep")
     during = sm.describe_endpoint(EndpointName="ep")
@@ -165,8 +180,12 @@ def test_retain_all_variant_properties_keeps_live_counts_unless_excluded(aws, ho
     aws.wait("endpoint_in_service", EndpointName="ep")
     assert sm.describe_endpoint(EndpointName="ep")["ProductionVariants"][0]["CurrentInstanceCount"] == 6
 
-    sm.update_endpoint(EndpointName="ep", EndpointConfigName="v1", RetainAllVariantProperties=True,
-                       ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DesiredInstanceCount"}])
+    sm.update_endpoint(
+        EndpointName="ep",
+        EndpointConfigName="v1",
+        RetainAllVariantProperties=True,
+        ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DesiredInstanceCount"}],
+    )
     aws.wait("endpoint_in_service", EndpointName="ep")
     assert sm.describe_endpoint(EndpointName="ep")["ProductionVariants"][0]["CurrentInstanceCount"] == 4
 
@@ -186,8 +205,15 @@ def test_retain_deployment_config_reuses_the_last_one(aws, hosting):
 def test_shadow_variants_are_kept_and_described(aws, hosting):
     sm = aws("sagemaker")
     hosting.model("m1"), hosting.model("m2")
-    shadow = [{"VariantName": "shadow", "ModelName": "m2", "InstanceType": "ml.m5.large",
-               "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}]
+    shadow = [
+        {
+            "VariantName": "shadow",
+            "ModelName": "m2",
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+            "InitialVariantWeight": 0.5,
+        }
+    ]
     hosting.config("v1", "m1", ShadowProductionVariants=shadow)
     assert sm.describe_endpoint_config(EndpointConfigName="v1")["ShadowProductionVariants"] == shadow
     described = hosting.endpoint("ep", "v1")
@@ -195,14 +221,36 @@ def test_shadow_variants_are_kept_and_described(aws, hosting):
     assert described["ShadowProductionVariants"][0]["CurrentWeight"] == 0.5
 
 
-@pytest.mark.parametrize("case, call_kwargs, message", [
-    ("in progress", {}, "Cannot update in-progress endpoint"),
-    ("new variant name", {"variant": "other", "DeploymentConfig": blue_green()}, "same variant names"),
-    ("canary too big", {"DeploymentConfig": blue_green("CANARY", CanarySize={"Type": "CAPACITY_PERCENT", "Value": 75})}, "at most 50%"),
-    ("linear too small", {"DeploymentConfig": blue_green("LINEAR", LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 5})}, "10% to 50%"),
-    ("unknown alarm", {"DeploymentConfig": blue_green(alarms=("nope",))}, "do not exist: nope"),
-    ("timeout too long", {"DeploymentConfig": {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 4000}}}, "less than or equal to 3600"),
-])
+@pytest.mark.parametrize(
+    "case, call_kwargs, message",
+    [
+        ("in progress", {}, "Cannot update in-progress endpoint"),
+        ("new variant name", {"variant": "other", "DeploymentConfig": blue_green()}, "same variant names"),
+        (
+            "canary too big",
+            {"DeploymentConfig": blue_green("CANARY", CanarySize={"Type": "CAPACITY_PERCENT", "Value": 75})},
+            "at most 50%",
+        ),
+        (
+            "linear too small",
+            {"DeploymentConfig": blue_green("LINEAR", LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 5})},
+            "10% to 50%",
+        ),
+        ("unknown alarm", {"DeploymentConfig": blue_green(alarms=("nope",))}, "do not exist: nope"),
+        (
+            "timeout too long",
+            {
+                "DeploymentConfig": {
+                    "RollingUpdatePolicy": {
+                        "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                        "WaitIntervalInSeconds": 4000,
+                    }
+                }
+            },
+            "less than or equal to 3600",
+        ),
+    ],
+)
 def test_update_endpoint_rejects_what_aws_rejects(aws, hosting, case, call_kwargs, message):
     sm = aws("sagemaker")
     call_kwargs = dict(call_kwargs)
@@ -220,12 +268,16 @@ def test_update_endpoint_rejects_what_aws_rejects(aws, hosting, case, call_kwarg
 def test_rolling_update_is_refused_for_serverless(aws, hosting):
     sm = aws("sagemaker")
     hosting.model("m1")
-    serverless = [{"VariantName": "main", "ModelName": "m1", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]
+    serverless = [
+        {"VariantName": "main", "ModelName": "m1", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}
+    ]
     sm.create_endpoint_config(EndpointConfigName="s1", ProductionVariants=serverless)
     sm.create_endpoint_config(EndpointConfigName="s2", ProductionVariants=serverless)
     described = hosting.endpoint("ep", "s1")
     assert described["ProductionVariants"][0]["CurrentServerlessConfig"]["MemorySizeInMB"] == 2048
-    rolling = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0}}
+    rolling = {
+        "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0}
+    }
     with pytest.raises(ClientError, match="not supported for serverless"):
         sm.update_endpoint(EndpointName="ep", EndpointConfigName="s2", DeploymentConfig=rolling)
 
@@ -240,9 +292,20 @@ def test_endpoint_names_follow_sagemaker_rules(aws, hosting):
 
 
 def test_data_capture_is_summarised_with_every_required_member(aws, hosting):
-    capture = {"EnableCapture": True, "InitialSamplingPercentage": 30, "DestinationS3Uri": "s3://capture/ep",
-               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
-    hosting.config("v1", hosting.model("m1"), DataCaptureConfig=capture, KmsKeyId="arn:aws:kms:us-east-1:123456789012:key/k")
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 30,
+        "DestinationS3Uri": "s3://capture/ep",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    }
+    hosting.config(
+        "v1", hosting.model("m1"), DataCaptureConfig=capture, KmsKeyId="arn:aws:kms:us-east-1:123456789012:key/k"
+    )
     summary = hosting.endpoint("ep", "v1")["DataCaptureConfig"]
-    assert summary == {"EnableCapture": True, "CaptureStatus": "Started", "CurrentSamplingPercentage": 30,
-                       "DestinationS3Uri": "s3://capture/ep", "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k"}
+    assert summary == {
+        "EnableCapture": True,
+        "CaptureStatus": "Started",
+        "CurrentSamplingPercentage": 30,
+        "DestinationS3Uri": "s3://capture/ep",
+        "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+    }

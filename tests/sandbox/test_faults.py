@@ -46,11 +46,14 @@ def test_5xx_is_retried_and_an_error_fault_is_not(aws, sandbox):
     assert type(from_client_error(caught.value, fix="x")) is AwsCallFailed
 
 
-@pytest.mark.parametrize("service, operation, call", [
-    ("iam", "ListRoles", lambda c: c.list_roles()),                    # query protocol
-    ("cloudwatch", "DescribeAlarms", lambda c: c.describe_alarms()),   # smithy-rpc-v2-cbor
-    ("ecs", "ListClusters", lambda c: c.list_clusters()),              # json
-])
+@pytest.mark.parametrize(
+    "service, operation, call",
+    [
+        ("iam", "ListRoles", lambda c: c.list_roles()),  # query protocol
+        ("cloudwatch", "DescribeAlarms", lambda c: c.describe_alarms()),  # smithy-rpc-v2-cbor
+        ("ecs", "ListClusters", lambda c: c.list_clusters()),  # json
+    ],
+)
 def test_faults_speak_each_protocol(aws, sandbox, service, operation, call):
     sandbox.control.add_fault(operation, kind="throttle", count=1, service=service)
     reply = call(make_clients(AwsSettings(region="us-east-1"))(service))
@@ -63,13 +66,16 @@ def test_a_fault_for_another_service_does_not_fire(aws, sandbox):
     assert len(sandbox.control.faults()["pending"]) == 1
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"operation": "X", "kind": "explode"}, "kind='explode' is not one of throttle, 5xx, error"),
-    ({"operation": "X", "count": 0}, "count=0 must be at least 1"),
-    ({"operation": "X", "kind": "error"}, "needs a code"),
-    ({"kind": "throttle"}, "needs 'operation'"),
-    ({"operation": "X", "colour": "red"}, "Unknown fault key(s) ['colour']"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"operation": "X", "kind": "explode"}, "kind='explode' is not one of throttle, 5xx, error"),
+        ({"operation": "X", "count": 0}, "count=0 must be at least 1"),
+        ({"operation": "X", "kind": "error"}, "needs a code"),
+        ({"kind": "throttle"}, "needs 'operation'"),
+        ({"operation": "X", "colour": "red"}, "Unknown fault key(s) ['colour']"),
+    ],
+)
 def test_the_control_api_names_bad_fault_requests(aws, sandbox, body, message):
     with pytest.raises(SandboxControlError) as caught:
         sandbox.control._call("POST", "faults", body)

@@ -16,8 +16,9 @@ def processes(sandbox, config, name="main"):
 
 
 def serve(served, count, config="c", model="model-a"):
-    served("sagemaker").create_endpoint_config(EndpointConfigName=config,
-                                               ProductionVariants=[variant("main", model, count=count)])
+    served("sagemaker").create_endpoint_config(
+        EndpointConfigName=config, ProductionVariants=[variant("main", model, count=count)]
+    )
 
 
 def test_each_instance_is_a_process_and_requests_are_spread_over_them(served, sandbox):
@@ -46,8 +47,9 @@ def test_a_capacity_change_starts_and_stops_processes(served, sandbox):
     sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
     served.wait("endpoint_in_service", EndpointName="ep")
     first = processes(sandbox, "c")[0].process.pid
-    sm.update_endpoint_weights_and_capacities(EndpointName="ep", DesiredWeightsAndCapacities=[
-        {"VariantName": "main", "DesiredInstanceCount": 2}])
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep", DesiredWeightsAndCapacities=[{"VariantName": "main", "DesiredInstanceCount": 2}]
+    )
     assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
     served.wait("endpoint_in_service", EndpointName="ep")
     assert sm.describe_endpoint(EndpointName="ep")["ProductionVariants"][0]["CurrentInstanceCount"] == 2
@@ -55,8 +57,9 @@ def test_a_capacity_change_starts_and_stops_processes(served, sandbox):
     for _ in range(4):
         invoke(served, "ep")
     assert all(c.answered == 2 for c in processes(sandbox, "c"))
-    sm.update_endpoint_weights_and_capacities(EndpointName="ep", DesiredWeightsAndCapacities=[
-        {"VariantName": "main", "DesiredInstanceCount": 1}])
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep", DesiredWeightsAndCapacities=[{"VariantName": "main", "DesiredInstanceCount": 1}]
+    )
     served.wait("endpoint_in_service", EndpointName="ep")
     assert [c.process.pid for c in processes(sandbox, "c")] == [first]
 
@@ -68,8 +71,12 @@ def test_a_rolling_update_replaces_processes_batch_by_batch(served, sandbox):
     sm.create_endpoint(EndpointName="ep", EndpointConfigName="v1")
     served.wait("endpoint_in_service", EndpointName="ep")
     old = [c.process.pid for c in processes(sandbox, "v1")]
-    policy = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
-                                      "WaitIntervalInSeconds": 600}}
+    policy = {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            "WaitIntervalInSeconds": 600,
+        }
+    }
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="v2", DeploymentConfig=policy)
     served.custom_waiter("Baking", BAKING).wait(EndpointName="ep")
     # The first batch baking: one new instance serves, one old instance was retired.
@@ -84,8 +91,12 @@ def test_autoscaling_brings_the_instance_count_into_the_registered_range(served,
     served("sagemaker").create_endpoint(EndpointName="ep", EndpointConfigName="c")
     served.wait("endpoint_in_service", EndpointName="ep")
     served("application-autoscaling").register_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId="endpoint/ep/variant/main",
-        ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=2, MaxCapacity=4)
+        ServiceNamespace="sagemaker",
+        ResourceId="endpoint/ep/variant/main",
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=2,
+        MaxCapacity=4,
+    )
     served.wait("endpoint_in_service", EndpointName="ep")
     described = served("sagemaker").describe_endpoint(EndpointName="ep")["ProductionVariants"][0]
     assert (described["DesiredInstanceCount"], described["CurrentInstanceCount"]) == (2, 2)

@@ -8,24 +8,43 @@ from botocore.exceptions import ClientError
 
 def _graph(sm):
     """dataset -> training -> model -> deployment -> endpoint context; parent model -> model."""
-    dataset = sm.create_artifact(Source={"SourceUri": "s3://data/train.csv"}, ArtifactType="DataSet",
-                                 Properties={"digest": "abc"})["ArtifactArn"]
-    parent = sm.create_artifact(ArtifactName="churn-v1", Source={"SourceUri": "models:/churn/1"},
-                                ArtifactType="Model")["ArtifactArn"]
-    model = sm.create_artifact(ArtifactName="churn-v2", Source={"SourceUri": "models:/churn/2"},
-                               ArtifactType="Model")["ArtifactArn"]
-    training = sm.create_action(ActionName="run-123", Source={"SourceUri": "http://mlflow/#/runs/123"},
-                                ActionType="ModelTraining", Status="Completed")["ActionArn"]
-    deploy = sm.create_action(ActionName="deploy-1", Source={"SourceUri": "deploy-1"},
-                              ActionType="ModelDeployment")["ActionArn"]
-    endpoint = sm.create_context(ContextName="ep-context", Source={"SourceUri": "arn:endpoint/ep"},
-                                 ContextType="Endpoint")["ContextArn"]
-    for src, dst, kind in [(dataset, training, "ContributedTo"), (training, model, "Produced"),
-                           (parent, model, "DerivedFrom"), (model, deploy, "ContributedTo"),
-                           (deploy, endpoint, "AssociatedWith")]:
+    dataset = sm.create_artifact(
+        Source={"SourceUri": "s3://data/train.csv"}, ArtifactType="DataSet", Properties={"digest": "abc"}
+    )["ArtifactArn"]
+    parent = sm.create_artifact(ArtifactName="churn-v1", Source={"SourceUri": "models:/churn/1"}, ArtifactType="Model")[
+        "ArtifactArn"
+    ]
+    model = sm.create_artifact(ArtifactName="churn-v2", Source={"SourceUri": "models:/churn/2"}, ArtifactType="Model")[
+        "ArtifactArn"
+    ]
+    training = sm.create_action(
+        ActionName="run-123",
+        Source={"SourceUri": "http://mlflow/#/runs/123"},
+        ActionType="ModelTraining",
+        Status="Completed",
+    )["ActionArn"]
+    deploy = sm.create_action(ActionName="deploy-1", Source={"SourceUri": "deploy-1"}, ActionType="ModelDeployment")[
+        "ActionArn"
+    ]
+    endpoint = sm.create_context(
+        ContextName="ep-context", Source={"SourceUri": "arn:endpoint/ep"}, ContextType="Endpoint"
+    )["ContextArn"]
+    for src, dst, kind in [
+        (dataset, training, "ContributedTo"),
+        (training, model, "Produced"),
+        (parent, model, "DerivedFrom"),
+        (model, deploy, "ContributedTo"),
+        (deploy, endpoint, "AssociatedWith"),
+    ]:
         sm.add_association(SourceArn=src, DestinationArn=dst, AssociationType=kind)
-    return {"dataset": dataset, "parent": parent, "model": model, "training": training,
-            "deploy": deploy, "endpoint": endpoint}
+    return {
+        "dataset": dataset,
+        "parent": parent,
+        "model": model,
+        "training": training,
+        "deploy": deploy,
+        "endpoint": endpoint,
+    }
 
 
 def test_lineage_graph_is_queried_upstream_and_downstream(aws):
@@ -33,11 +52,14 @@ def test_lineage_graph_is_queried_upstream_and_downstream(aws):
     g = _graph(sm)
     up = sm.query_lineage(StartArns=[g["endpoint"]], Direction="Ascendants", IncludeEdges=True, MaxDepth=10)
     assert {v["Arn"] for v in up["Vertices"]} == {g["deploy"], g["model"], g["training"], g["parent"], g["dataset"]}
-    assert {"SourceArn": g["dataset"], "DestinationArn": g["training"], "AssociationType": "ContributedTo"} in up["Edges"]
+    assert {"SourceArn": g["dataset"], "DestinationArn": g["training"], "AssociationType": "ContributedTo"} in up[
+        "Edges"
+    ]
     assert len(up["Edges"]) == 5
 
-    datasets = sm.query_lineage(StartArns=[g["endpoint"]], Direction="Ascendants",
-                                Filters={"Types": ["DataSet"], "LineageTypes": ["Artifact"]})
+    datasets = sm.query_lineage(
+        StartArns=[g["endpoint"]], Direction="Ascendants", Filters={"Types": ["DataSet"], "LineageTypes": ["Artifact"]}
+    )
     assert datasets["Vertices"] == [{"Arn": g["dataset"], "Type": "DataSet", "LineageType": "Artifact"}]
     assert datasets["Edges"] == []
 
@@ -48,8 +70,9 @@ def test_lineage_graph_is_queried_upstream_and_downstream(aws):
 
     both = sm.query_lineage(StartArns=[g["model"]], Direction="Both", MaxDepth=1)
     assert {v["Arn"] for v in both["Vertices"]} == {g["training"], g["parent"], g["deploy"]}
-    by_property = sm.query_lineage(StartArns=[g["model"]], Direction="Ascendants",
-                                   Filters={"Properties": {"digest": "abc"}})
+    by_property = sm.query_lineage(
+        StartArns=[g["model"]], Direction="Ascendants", Filters={"Properties": {"digest": "abc"}}
+    )
     assert [v["Arn"] for v in by_property["Vertices"]] == [g["dataset"]]
 
 
@@ -58,9 +81,13 @@ def test_associations_list_filter_and_delete(aws):
     g = _graph(sm)
     into_model = sm.list_associations(DestinationArn=g["model"])["AssociationSummaries"]
     assert {(a["SourceArn"], a["AssociationType"]) for a in into_model} == {
-        (g["training"], "Produced"), (g["parent"], "DerivedFrom")}
+        (g["training"], "Produced"),
+        (g["parent"], "DerivedFrom"),
+    }
     derived = sm.list_associations(AssociationType="DerivedFrom")["AssociationSummaries"]
-    assert [(a["SourceName"], a["DestinationName"], a["SourceType"]) for a in derived] == [("churn-v1", "churn-v2", "Model")]
+    assert [(a["SourceName"], a["DestinationName"], a["SourceType"]) for a in derived] == [
+        ("churn-v1", "churn-v2", "Model")
+    ]
     # Adding an existing association changes nothing.
     sm.add_association(SourceArn=g["parent"], DestinationArn=g["model"], AssociationType="DerivedFrom")
     assert len(sm.list_associations(DestinationArn=g["model"])["AssociationSummaries"]) == 2
@@ -78,7 +105,11 @@ def test_entities_describe_update_delete(aws):
     sm = aws("sagemaker")
     g = _graph(sm)
     action = sm.describe_action(ActionName="run-123")
-    assert (action["ActionArn"], action["Status"], action["ActionType"]) == (g["training"], "Completed", "ModelTraining")
+    assert (action["ActionArn"], action["Status"], action["ActionType"]) == (
+        g["training"],
+        "Completed",
+        "ModelTraining",
+    )
     sm.update_action(ActionName="run-123", Properties={"git": "abc123", "lr": "0.1"}, Status="Stopped")
     sm.update_action(ActionName="run-123", PropertiesToRemove=["lr"])
     action = sm.describe_action(ActionName="run-123")
@@ -104,14 +135,16 @@ def test_lineage_limits_and_duplicates_are_enforced(aws):
     with pytest.raises(ClientError, match="already existing context"):
         sm.create_context(ContextName="c1", Source={"SourceUri": "y"}, ContextType="Endpoint")
     with pytest.raises(ClientError, match="less than or equal to 30"):
-        sm.create_artifact(Source={"SourceUri": "x"}, ArtifactType="DataSet",
-                           Properties={f"k{i}": "v" for i in range(31)})
+        sm.create_artifact(
+            Source={"SourceUri": "x"}, ArtifactType="DataSet", Properties={f"k{i}": "v" for i in range(31)}
+        )
     with pytest.raises(ClientError, match="less than or equal to 2048"):
         sm.create_artifact(Source={"SourceUri": "s3://" + "x" * 2100}, ArtifactType="DataSet")
     with pytest.raises(ClientError, match="regular expression pattern"):
         sm.create_action(ActionName="no spaces allowed", Source={"SourceUri": "x"}, ActionType="T")
-    artifact = sm.create_artifact(Source={"SourceUri": "x"}, ArtifactType="DataSet",
-                                  Properties={f"k{i}": "v" for i in range(30)})["ArtifactArn"]
+    artifact = sm.create_artifact(
+        Source={"SourceUri": "x"}, ArtifactType="DataSet", Properties={f"k{i}": "v" for i in range(30)}
+    )["ArtifactArn"]
     with pytest.raises(ClientError, match="less than or equal to 30"):
         sm.update_artifact(ArtifactArn=artifact, Properties={"one-more": "v"})
 
@@ -139,15 +172,20 @@ def test_every_endpoint_gets_its_own_context(aws, hosting):
 
 def test_lineage_entities_take_tags(aws):
     sm = aws("sagemaker")
-    arn = sm.create_context(ContextName="tagged", Source={"SourceUri": "x"}, ContextType="Experiment",
-                            Tags=[{"Key": "team", "Value": "ml"}])["ContextArn"]
+    arn = sm.create_context(
+        ContextName="tagged", Source={"SourceUri": "x"}, ContextType="Experiment", Tags=[{"Key": "team", "Value": "ml"}]
+    )["ContextArn"]
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "ops"}])
     assert {t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"]} == {"team", "owner"}
 
 
 def test_add_tags_overwrites_an_existing_key_as_aws_does(aws):
     sm = aws("sagemaker")
-    arn = sm.create_context(ContextName="retag", Source={"SourceUri": "x"}, ContextType="Experiment",
-                            Tags=[{"Key": "stage", "Value": "staging"}])["ContextArn"]
+    arn = sm.create_context(
+        ContextName="retag",
+        Source={"SourceUri": "x"},
+        ContextType="Experiment",
+        Tags=[{"Key": "stage", "Value": "staging"}],
+    )["ContextArn"]
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "production"}])
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "stage", "Value": "production"}]

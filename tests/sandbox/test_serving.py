@@ -20,8 +20,13 @@ PAYLOAD = json.dumps({"dataframe_split": json.loads(ROWS.to_json(orient="split",
 
 
 def variant(name, model, weight=1.0, count=1):
-    return {"VariantName": name, "ModelName": model, "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": count, "InitialVariantWeight": weight}
+    return {
+        "VariantName": name,
+        "ModelName": model,
+        "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": count,
+        "InitialVariantWeight": weight,
+    }
 
 
 def local_predictions(model_dir: Path) -> list:
@@ -29,8 +34,9 @@ def local_predictions(model_dir: Path) -> list:
 
 
 def invoke(aws, endpoint, **extra):
-    reply = aws("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=PAYLOAD,
-                                                     ContentType="application/json", **extra)
+    reply = aws("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, Body=PAYLOAD, ContentType="application/json", **extra
+    )
     return reply["InvokedProductionVariant"], json.loads(reply["Body"].read())["predictions"]
 
 
@@ -46,8 +52,9 @@ def test_an_endpoint_serves_the_model_from_its_model_data(served, sandbox, model
     name, predictions = invoke(served, "ep")
     assert name == "main"
     assert predictions == local_predictions(model_archives["a"][0])
-    reply = served("sagemaker-runtime").invoke_endpoint(EndpointName="ep", Body=ROWS.to_csv(index=False),
-                                                        ContentType="text/csv", Accept="text/csv")
+    reply = served("sagemaker-runtime").invoke_endpoint(
+        EndpointName="ep", Body=ROWS.to_csv(index=False), ContentType="text/csv", Accept="text/csv"
+    )
     assert reply["ContentType"] == "text/csv"
     assert [int(x) for x in reply["Body"].read().decode().split()] == predictions
 
@@ -60,8 +67,9 @@ def test_an_endpoint_serves_the_model_from_its_model_data(served, sandbox, model
 
 def test_traffic_follows_variant_weights_and_target_variant(served, model_archives):
     sm = served("sagemaker")
-    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
-        variant("blue", "model-a", 3.0), variant("green", "model-b", 1.0)])
+    sm.create_endpoint_config(
+        EndpointConfigName="c", ProductionVariants=[variant("blue", "model-a", 3.0), variant("green", "model-b", 1.0)]
+    )
     sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
     served.wait("endpoint_in_service", EndpointName="ep")
     hits = Counter(invoke(served, "ep")[0] for _ in range(80))
@@ -92,10 +100,16 @@ def test_a_model_that_cannot_load_fails_the_endpoint_with_the_reason(served, tmp
     (broken / "MLmodel").write_text("flavors: {}\n")
     served("s3").put_object(Bucket="models", Key="broken/model.tar.gz", Body=model_archive(broken))
     sm = served("sagemaker")
-    sm.create_model(ModelName="model-broken", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                    PrimaryContainer={"Image": "ops:1", "ModelDataUrl": "s3://models/broken/model.tar.gz"})
-    sm.create_model(ModelName="model-missing", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                    PrimaryContainer={"Image": "ops:1", "ModelDataUrl": "s3://models/nothing/model.tar.gz"})
+    sm.create_model(
+        ModelName="model-broken",
+        ExecutionRoleArn=EXECUTION_ROLE_ARN,
+        PrimaryContainer={"Image": "ops:1", "ModelDataUrl": "s3://models/broken/model.tar.gz"},
+    )
+    sm.create_model(
+        ModelName="model-missing",
+        ExecutionRoleArn=EXECUTION_ROLE_ARN,
+        PrimaryContainer={"Image": "ops:1", "ModelDataUrl": "s3://models/nothing/model.tar.gz"},
+    )
     for model, words in (("model-broken", "failed to load"), ("model-missing", "Failed to download model data")):
         sm.create_endpoint_config(EndpointConfigName=model, ProductionVariants=[variant("main", model)])
         sm.create_endpoint(EndpointName=model, EndpointConfigName=model)
@@ -111,7 +125,9 @@ def test_a_container_error_is_a_model_error(served):
     sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
     served.wait("endpoint_in_service", EndpointName="ep")
     with pytest.raises(ClientError) as caught:
-        served("sagemaker-runtime").invoke_endpoint(EndpointName="ep", Body='{"rows": []}', ContentType="application/json")
+        served("sagemaker-runtime").invoke_endpoint(
+            EndpointName="ep", Body='{"rows": []}', ContentType="application/json"
+        )
     error = caught.value.response
     assert error["Error"]["Code"] == "ModelError" and error["OriginalStatusCode"] == 400
     with pytest.raises(ClientError, match="Endpoint nope of account 123456789012 not found"):
@@ -120,8 +136,11 @@ def test_a_container_error_is_a_model_error(served):
 
 def test_a_multi_model_endpoint_loads_models_on_first_invoke(served, model_archives):
     sm = served("sagemaker")
-    sm.create_model(ModelName="mme", ExecutionRoleArn=EXECUTION_ROLE_ARN,
-                    PrimaryContainer={"Image": "ops:1", "Mode": "MultiModel", "ModelDataUrl": "s3://models/mme/"})
+    sm.create_model(
+        ModelName="mme",
+        ExecutionRoleArn=EXECUTION_ROLE_ARN,
+        PrimaryContainer={"Image": "ops:1", "Mode": "MultiModel", "ModelDataUrl": "s3://models/mme/"},
+    )
     sm.create_endpoint_config(EndpointConfigName="mme", ProductionVariants=[variant("main", "mme")])
     sm.create_endpoint(EndpointName="mme", EndpointConfigName="mme")
     served.wait("endpoint_in_service", EndpointName="mme")

@@ -12,15 +12,23 @@ from botocore.exceptions import ClientError
 from mlflow_plugins.sandbox.shadow_report import compare_shadow
 from tests.sandbox.test_serving import ROWS, host, invoke, local_predictions, variant
 
-CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "s3://models/capture",
-           "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+CAPTURE = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 100,
+    "DestinationS3Uri": "s3://models/capture",
+    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+}
 
 
 def shadowed(served, sampling=1.0, **extra):
     sm = served("sagemaker")
     shadow = {**variant("shadow", "model-b"), "InitialVariantWeight": sampling}
-    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant("primary", "model-a")],
-                              ShadowProductionVariants=[shadow], **extra)
+    sm.create_endpoint_config(
+        EndpointConfigName="c",
+        ProductionVariants=[variant("primary", "model-a")],
+        ShadowProductionVariants=[shadow],
+        **extra,
+    )
     sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
     served.wait("endpoint_in_service", EndpointName="ep")
 
@@ -28,14 +36,20 @@ def shadowed(served, sampling=1.0, **extra):
 def metric(aws, name, variant_name, statistic="Sum"):
     now = datetime.now(timezone.utc)
     points = aws("cloudwatch").get_metric_statistics(
-        Namespace="AWS/SageMaker", MetricName=name, StartTime=now - timedelta(hours=1),
-        EndTime=now + timedelta(minutes=1), Period=3600, Statistics=[statistic], Dimensions=[{"Name": "EndpointName", "Value": "ep"},
-                                                         {"Name": "VariantName", "Value": variant_name}])["Datapoints"]
+        Namespace="AWS/SageMaker",
+        MetricName=name,
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=1),
+        Period=3600,
+        Statistics=[statistic],
+        Dimensions=[{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": variant_name}],
+    )["Datapoints"]
     return sum(p[statistic] for p in points)
 
 
 def test_mirrored_requests_reach_the_shadow_and_the_comparison_names_agreement_and_latencies(
-        served, sandbox, model_archives):
+    served, sandbox, model_archives
+):
     shadowed(served, DataCaptureConfig=CAPTURE)
     production, candidate = (local_predictions(model_archives[n][0]) for n in ("a", "b"))
     for _ in range(6):  # the caller only ever sees production's answers
@@ -63,9 +77,12 @@ def test_mirrored_requests_reach_the_shadow_and_the_comparison_names_agreement_a
 
 def test_capture_records_follow_sagemakers_layout(served, sandbox):
     shadowed(served, DataCaptureConfig=CAPTURE)
-    served("sagemaker-runtime").invoke_endpoint(EndpointName="ep", Body=json.dumps(
-        {"dataframe_split": json.loads(ROWS.to_json(orient="split", index=False))}),
-        ContentType="application/json", InferenceId="req-1")
+    served("sagemaker-runtime").invoke_endpoint(
+        EndpointName="ep",
+        Body=json.dumps({"dataframe_split": json.loads(ROWS.to_json(orient="split", index=False))}),
+        ContentType="application/json",
+        InferenceId="req-1",
+    )
     sandbox.control.shadow_pairs("ep")  # the shadow's copy has finished
     keys = [o["Key"] for o in served("s3").list_objects_v2(Bucket="models", Prefix="capture/")["Contents"]]
     assert sorted(k.split("/")[2] for k in keys) == ["primary", "shadow"]
@@ -88,8 +105,9 @@ def test_without_capture_the_comparison_still_reports_metrics_and_says_why_agree
 def test_errors_are_counted_per_variant_and_never_come_from_the_shadow(served, sandbox):
     shadowed(served)
     with pytest.raises(ClientError) as caught:  # a body the model rejects: both variants answer 400
-        served("sagemaker-runtime").invoke_endpoint(EndpointName="ep", Body='{"rows": []}',
-                                                     ContentType="application/json")
+        served("sagemaker-runtime").invoke_endpoint(
+            EndpointName="ep", Body='{"rows": []}', ContentType="application/json"
+        )
     assert caught.value.response["Error"]["Code"] == "ModelError"
     assert sandbox.control.shadow_pairs("ep")[0]["shadow"]["status"] == 400
     report = compare_shadow(served, "ep")
@@ -103,7 +121,8 @@ def test_the_shadow_weight_samples_the_copies(served, sandbox):
         invoke(served, "ep")
     assert sandbox.control.shadow_pairs("ep") == []
     with pytest.raises(ValueError, match="has no shadow variant"):
-        served("sagemaker").create_endpoint_config(EndpointConfigName="plain",
-                                                   ProductionVariants=[variant("primary", "model-a")])
+        served("sagemaker").create_endpoint_config(
+            EndpointConfigName="plain", ProductionVariants=[variant("primary", "model-a")]
+        )
         served("sagemaker").create_endpoint(EndpointName="plain", EndpointConfigName="plain")
         compare_shadow(served, "plain")

@@ -186,9 +186,7 @@ class SandboxEndpoint:
             "StartTime": self.pending_start or utcnow(),
         }
         if self.pending.shadow_variants:
-            out["ShadowProductionVariants"] = [
-                v.summary(pending=True) for v in self.pending.shadow_variants
-            ]
+            out["ShadowProductionVariants"] = [v.summary(pending=True) for v in self.pending.shadow_variants]
         return out
 
 

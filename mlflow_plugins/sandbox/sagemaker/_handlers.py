@@ -48,7 +48,7 @@ def page(items: list[Any], params: dict[str, Any], default: int = DEFAULT_PAGE) 
     except ValueError:
         raise ValidationError(f"Invalid pagination token {params.get('NextToken')!r}.") from None
     size = params.get("MaxResults") or default
-    chunk = items[offset:offset + size]
+    chunk = items[offset : offset + size]
     return chunk, (str(offset + size) if offset + size < len(items) else None)
 
 

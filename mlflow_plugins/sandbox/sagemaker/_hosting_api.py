@@ -24,12 +24,20 @@ from moto.sagemaker.exceptions import ValidationError
 from mlflow_plugins.sandbox.sagemaker import _alarms, _images
 from mlflow_plugins.sandbox.sagemaker._endpoint import SandboxEndpoint
 from mlflow_plugins.sandbox.sagemaker._handlers import (
-    already_exists, backend_of, not_found, request, state,
+    already_exists,
+    backend_of,
+    not_found,
+    request,
+    state,
 )
 from mlflow_plugins.sandbox.sagemaker._instances import capacity_body
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 from mlflow_plugins.sandbox.sagemaker._rollout import (
-    Guard, blue_green_body, create_body, delete_body, rolling_body,
+    Guard,
+    blue_green_body,
+    create_body,
+    delete_body,
+    rolling_body,
 )
 from mlflow_plugins.sandbox.sagemaker._update import fleet_from_config, plan_update
 
@@ -87,9 +95,11 @@ def _require_unique_variant_names(variants: list[dict[str, Any]]) -> None:
     names = [v["VariantName"] for v in variants]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ValidationError(f"Variant names must be unique within an endpoint configuration, production and "
-                              f"shadow variants together: {', '.join(repeated)} appear(s) more than once in "
-                              f"{names}. Give each variant its own name.")
+        raise ValidationError(
+            f"Variant names must be unique within an endpoint configuration, production and "
+            f"shadow variants together: {', '.join(repeated)} appear(s) more than once in "
+            f"{names}. Give each variant its own name."
+        )
 
 
 def describe_endpoint_config(response: BaseResponse) -> ActionResult:

@@ -50,7 +50,8 @@ def check_format(image: str, path: str) -> None:
             f"1 validation error detected: Value '{image}' at '{path}' is not a valid image path. SageMaker "
             "supports registry/repository[:tag] and registry/repository[@digest], for example "
             f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{SUITE_REPOSITORY}:1.0 (lower-case repository "
-            "path components of letters, digits and . _ -; a tag of at most 128 word characters, . and -).")
+            "path components of letters, digits and . _ -; a tag of at most 128 word characters, . and -)."
+        )
 
 
 def check_model_images(params: dict[str, Any]) -> None:
@@ -64,8 +65,10 @@ def check_model_images(params: dict[str, Any]) -> None:
 
 def pull_failure(variant: str) -> str:
     """The FailureReason SageMaker gives when a variant's image cannot be pulled."""
-    return (f"Please make sure all images included in the model for the production variant {variant} exist, "
-            "and that the execution role used to create the model has permissions to access them.")
+    return (
+        f"Please make sure all images included in the model for the production variant {variant} exist, "
+        "and that the execution role used to create the model has permissions to access them."
+    )
 
 
 def missing_from_ecr(image: str | None, account: str) -> str | None:
@@ -112,9 +115,16 @@ def suite_image(account: str, region: str, version: str) -> str:
 def _manifest(repository: str, tag: str) -> str:
     """A Docker image manifest (schema 2) standing for an image the sandbox never runs."""
     config = hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
-                   "digest": f"sha256:{config}"},
-        "layers": [],
-    }, sort_keys=True)
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 2,
+                "digest": f"sha256:{config}",
+            },
+            "layers": [],
+        },
+        sort_keys=True,
+    )

@@ -70,8 +70,9 @@ def apply_desired_count(account: str, region: str, resource_id: str, low: int | 
         if wanted == count:
             return
         if endpoint.endpoint_status != "InService":
-            log.info("sandbox: %s is %s; autoscaling leaves its count at %d", endpoint_name,
-                     endpoint.endpoint_status, count)
+            log.info(
+                "sandbox: %s is %s; autoscaling leaves its count at %d", endpoint_name, endpoint.endpoint_status, count
+            )
             return
         log.info("sandbox: autoscaling sets %s variant %s to %d instance(s)", endpoint_name, variant_name, wanted)
         change = {"VariantName": variant_name, "DesiredInstanceCount": wanted}

@@ -106,22 +106,29 @@ class LineageStore:
         self.entities: dict[str, Entity] = {}
         self.associations: dict[tuple[str, str], Association] = {}
 
-    def create(self, kind: str, name: str | None, source: dict[str, Any], subtype: str,
-               **fields: Any) -> Entity:
+    def create(self, kind: str, name: str | None, source: dict[str, Any], subtype: str, **fields: Any) -> Entity:
         _check_properties(fields.get("properties") or {})
         if kind == "Artifact":
             taken = self.named("Artifact", name)
             if taken is not None:
-                raise ValidationError(f'Cannot create already existing artifact "{taken.arn}": the name {name!r} is '
-                                      "taken (artifact names are unique in an account and Region). Describe or "
-                                      "update that artifact, or choose another name.")
+                raise ValidationError(
+                    f'Cannot create already existing artifact "{taken.arn}": the name {name!r} is '
+                    "taken (artifact names are unique in an account and Region). Describe or "
+                    "update that artifact, or choose another name."
+                )
             arn = self._arn(kind, _artifact_id(self.account, source))
         else:
             arn = self._arn(kind, name or "")
             if arn in self.entities:
                 raise ValidationError(f'Cannot create already existing {kind.lower()} "{arn}".')
-        entity = Entity(kind, arn, name, copy.deepcopy(source), subtype,
-                        **{k: copy.deepcopy(v) for k, v in fields.items() if v is not None})
+        entity = Entity(
+            kind,
+            arn,
+            name,
+            copy.deepcopy(source),
+            subtype,
+            **{k: copy.deepcopy(v) for k, v in fields.items() if v is not None},
+        )
         self.entities[arn] = entity
         return entity
 
@@ -139,12 +146,15 @@ class LineageStore:
             return None
         return next((e for e in self.entities.values() if e.kind == kind and e.name == name), None)
 
-    def update(self, entity: Entity, properties: dict[str, str] | None,
-               remove: list[str] | None, **fields: Any) -> Entity:
+    def update(
+        self, entity: Entity, properties: dict[str, str] | None, remove: list[str] | None, **fields: Any
+    ) -> Entity:
         taken = self.named(entity.kind, fields.get("name"))
         if taken is not None and taken is not entity:
-            raise ConflictException(f"Cannot rename {entity.arn} to {fields['name']!r}: {taken.arn} has that name "
-                                    "(artifact names are unique in an account and Region). Choose another name.")
+            raise ConflictException(
+                f"Cannot rename {entity.arn} to {fields['name']!r}: {taken.arn} has that name "
+                "(artifact names are unique in an account and Region). Choose another name."
+            )
         merged = {**entity.properties, **(properties or {})}
         for key in remove or []:
             merged.pop(key, None)
@@ -161,8 +171,14 @@ class LineageStore:
         for key in [k for k in self.associations if entity.arn in k]:
             del self.associations[key]
 
-    def find(self, kind: str, source_uri: str | None = None, subtype: str | None = None,
-             after: datetime | None = None, before: datetime | None = None) -> list[Entity]:
+    def find(
+        self,
+        kind: str,
+        source_uri: str | None = None,
+        subtype: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> list[Entity]:
         found = [e for e in self.entities.values() if e.kind == kind]
         if source_uri is not None:
             found = [e for e in found if e.source.get("SourceUri") == source_uri]
@@ -183,9 +199,7 @@ class LineageStore:
 
     def disassociate(self, source_arn: str, destination_arn: str) -> None:
         if self.associations.pop((source_arn, destination_arn), None) is None:
-            raise ResourceNotFound(
-                f"Association from {source_arn} to {destination_arn} does not exist."
-            )
+            raise ResourceNotFound(f"Association from {source_arn} to {destination_arn} does not exist.")
 
     def _endpoint(self, arn: str) -> Entity:
         entity = self.entities.get(arn)
@@ -215,7 +229,5 @@ def store_for(backend: Any) -> LineageStore:
     """The lineage store of a moto SageMaker backend (created on first use, wiped by reset)."""
     store = backend.__dict__.get("_sandbox_lineage")
     if store is None:
-        store = backend.__dict__["_sandbox_lineage"] = LineageStore(
-            backend.account_id, backend.region_name
-        )
+        store = backend.__dict__["_sandbox_lineage"] = LineageStore(backend.account_id, backend.region_name)
     return store

@@ -118,9 +118,7 @@ def add_association(response: BaseResponse) -> ActionResult:
         association = _store(response).associate(
             params["SourceArn"], params["DestinationArn"], params.get("AssociationType", "AssociatedWith")
         )
-    return ActionResult(
-        {"SourceArn": association.source.arn, "DestinationArn": association.destination.arn}
-    )
+    return ActionResult({"SourceArn": association.source.arn, "DestinationArn": association.destination.arn})
 
 
 def delete_association(response: BaseResponse) -> ActionResult:
@@ -175,7 +173,10 @@ HANDLERS = [
     _named(kind, verb, factory)
     for kind in ("Artifact", "Action", "Context")
     for verb, factory in (
-        ("create", _creator), ("describe", _describer), ("update", _updater),
-        ("delete", _deleter), ("list", _lister),
+        ("create", _creator),
+        ("describe", _describer),
+        ("update", _updater),
+        ("delete", _deleter),
+        ("list", _lister),
     )
 ] + [add_association, delete_association, list_associations, query_lineage]

@@ -79,21 +79,19 @@ def query(store: LineageStore, params: dict[str, Any]) -> dict[str, Any]:
     start = params.get("StartArns") or []
     for arn in start:
         store._endpoint(arn)  # ResourceNotFound for an unknown start
-    found = walk(store, start, params.get("Direction") or "Ascendants",
-                 params.get("MaxDepth") or DEFAULT_MAX_DEPTH)
+    found = walk(store, start, params.get("Direction") or "Ascendants", params.get("MaxDepth") or DEFAULT_MAX_DEPTH)
     filters = params.get("Filters") or {}
     vertices = [v for v in found.vertices if matches(v, filters)]
     offset = int(params.get("NextToken") or 0)
     size = params.get("MaxResults") or DEFAULT_MAX_RESULTS
-    page = vertices[offset:offset + size]
+    page = vertices[offset : offset + size]
     out: dict[str, Any] = {
         "Vertices": [{"Arn": v.arn, "Type": v.subtype, "LineageType": v.kind} for v in page],
         "Edges": [],
     }
     if params.get("IncludeEdges"):
         out["Edges"] = [
-            {"SourceArn": e.source.arn, "DestinationArn": e.destination.arn,
-             "AssociationType": e.type}
+            {"SourceArn": e.source.arn, "DestinationArn": e.destination.arn, "AssociationType": e.type}
             for e in found.edges
         ]
     if offset + size < len(vertices):

@@ -60,9 +60,7 @@ class AlarmTripped(RollbackTrigger):
 
 class DeploymentTimedOut(RollbackTrigger):
     def __init__(self, seconds: float) -> None:
-        super().__init__(
-            f"Deployment rolled back: it exceeded MaximumExecutionTimeoutInSeconds={seconds:g}."
-        )
+        super().__init__(f"Deployment rolled back: it exceeded MaximumExecutionTimeoutInSeconds={seconds:g}.")
 
 
 class HealthCheckFailed(RollbackTrigger):
@@ -183,9 +181,7 @@ def blue_green_body(
     _complete(life, ep, old, new, guard)
 
 
-def rolling_body(
-    life: Lifecycle, ep: SandboxEndpoint, new: Fleet, policy: dict[str, Any], guard: Guard | None
-) -> Body:
+def rolling_body(life: Lifecycle, ep: SandboxEndpoint, new: Fleet, policy: dict[str, Any], guard: Guard | None) -> Body:
     """Rolling update of a single-variant instance endpoint (AWS excludes the others)."""
     old = _begin_update(ep, new)
     old_variant, new_variant = old.variants[0], new.variants[0]
@@ -275,9 +271,7 @@ def _shift(old: Fleet, new: Fleet, share: float) -> None:
     new.traffic_share, old.traffic_share = share, 1.0 - share
 
 
-def _roll_back(
-    life: Lifecycle, ep: SandboxEndpoint, old: Fleet, new: Fleet, guard: Guard | None, reason: str
-) -> Body:
+def _roll_back(life: Lifecycle, ep: SandboxEndpoint, old: Fleet, new: Fleet, guard: Guard | None, reason: str) -> Body:
     if guard is not None:
         guard.armed = False
     ep.set_status("RollingBack")
@@ -292,9 +286,7 @@ def _roll_back(
     ep.set_status("InService", reason)
 
 
-def _complete(
-    life: Lifecycle, ep: SandboxEndpoint, old: Fleet, new: Fleet, guard: Guard | None
-) -> None:
+def _complete(life: Lifecycle, ep: SandboxEndpoint, old: Fleet, new: Fleet, guard: Guard | None) -> None:
     if guard is not None:
         guard.armed = False
     life.host.stop(ep.endpoint_name, old)

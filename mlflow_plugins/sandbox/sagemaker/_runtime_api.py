@@ -35,7 +35,11 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from mlflow_plugins.sandbox._state import current
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, Variant
 from mlflow_plugins.sandbox.sagemaker._serving_host import (
-    Container, ServingHost, download_failure, extract_model, s3_bytes,
+    Container,
+    ServingHost,
+    download_failure,
+    extract_model,
+    s3_bytes,
 )
 from mlflow_plugins.sandbox.sagemaker._traffic import Answer, Request, capture, publish
 
@@ -71,7 +75,9 @@ def pick_variant(fleet: Fleet, target: str | None, endpoint: str) -> Variant:
         variant = fleet.variant(target)
         if variant is None:
             names = ", ".join(v.name for v in fleet.variants)
-            raise _validation(f"The variant {target!r} is not a production variant of endpoint {endpoint}. Variants: {names}.")
+            raise _validation(
+                f"The variant {target!r} is not a production variant of endpoint {endpoint}. Variants: {names}."
+            )
         return variant
     weights = [max(v.current_weight, 0.0) for v in fleet.variants]
     if not any(weights):
@@ -113,9 +119,14 @@ def _route(response: SageMakerRuntimeResponse, name: str) -> Route:
         shadow = pick_shadow(fleet, variant)
         shadow_container = host.container(name, fleet.config_name, shadow.name) if serving and shadow else None
     if container is None or container.port is None:
-        raise InvokeError(424, "ModelError", f"The sandbox runs no container for variant {variant.name} of "
-                            f"endpoint {name}: its model has no ModelDataUrl to serve.",
-                            OriginalStatusCode=503, OriginalMessage="no container")
+        raise InvokeError(
+            424,
+            "ModelError",
+            f"The sandbox runs no container for variant {variant.name} of "
+            f"endpoint {name}: its model has no ModelDataUrl to serve.",
+            OriginalStatusCode=503,
+            OriginalMessage="no container",
+        )
     return Route(fleet, variant, container, shadow_container)
 
 
@@ -138,7 +149,9 @@ def _load_target(container: Container, target: str, account: str) -> None:
             extract_model(account, url, local)
         except Exception:
             raise _validation(download_failure(url)) from None
-        reply = requests.post(container.url + "/models", json={"model_name": runtime_name(target), "url": str(local)}, timeout=120)
+        reply = requests.post(
+            container.url + "/models", json={"model_name": runtime_name(target), "url": str(local)}, timeout=120
+        )
         if reply.status_code not in (200, 409):
             raise _model_error(reply, container.variant)
         container.models[target] = str(local)
@@ -147,10 +160,12 @@ def _load_target(container: Container, target: str, account: str) -> None:
 def _model_error(reply: requests.Response, variant: str) -> InvokeError:
     kind = "client" if reply.status_code < 500 else "server"
     return InvokeError(
-        424, "ModelError",
+        424,
+        "ModelError",
         f'Received {kind} error ({reply.status_code}) from {variant} with message "{reply.text}". '
         "See the container's output in the sandbox log.",
-        OriginalStatusCode=reply.status_code, OriginalMessage=reply.text,
+        OriginalStatusCode=reply.status_code,
+        OriginalMessage=reply.text,
         LogStreamArn=f"arn:aws:logs:sandbox:log-group:/aws/sagemaker/Endpoints/{variant}",
     )
 
@@ -166,27 +181,43 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict[str, str]
         if container.multi_model:
             target = self.headers.get("X-Amzn-SageMaker-Target-Model")
             if not target:
-                raise _validation(f"Endpoint {name} is a multi-model endpoint: set TargetModel to the archive to invoke.")
+                raise _validation(
+                    f"Endpoint {name} is a multi-model endpoint: set TargetModel to the archive to invoke."
+                )
             _load_target(container, target, self.current_account)
             headers["X-Amzn-SageMaker-Target-Model"] = target
             path = f"/models/{runtime_name(target)}/invoke"
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
-        request = Request(self.current_account, self.region, name, body, headers, route.fleet.data_capture,
-                          inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"))
+        request = Request(
+            self.current_account,
+            self.region,
+            name,
+            body,
+            headers,
+            route.fleet.data_capture,
+            inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+        )
         started = time.perf_counter()
         reply = requests.post(container.url + path, data=body, headers=headers, timeout=120)
         model_seconds = time.perf_counter() - started
         container.answered += 1
         answer = Answer.of(route.variant.name, reply, model_seconds)
-        publish(request, route.variant.name, reply.status_code, model_seconds,
-                time.perf_counter() - arrived - model_seconds)
+        publish(
+            request, route.variant.name, reply.status_code, model_seconds, time.perf_counter() - arrived - model_seconds
+        )
         capture(request, answer)
         if route.shadow is not None and route.shadow.port is not None and not container.multi_model:
             current().shadow.mirror(request, answer, route.shadow.variant, route.shadow.url)
         if reply.status_code >= 400:
             raise _model_error(reply, route.variant.name)
-        return 200, {"Content-Type": reply.headers.get("Content-Type", "application/json"),
-                     "x-Amzn-Invoked-Production-Variant": route.variant.name}, reply.content
+        return (
+            200,
+            {
+                "Content-Type": reply.headers.get("Content-Type", "application/json"),
+                "x-Amzn-Invoked-Production-Variant": route.variant.name,
+            },
+            reply.content,
+        )
     except InvokeError as error:
         return error.response()
 
@@ -206,8 +237,15 @@ def invoke_endpoint_async(self: SageMakerRuntimeResponse) -> tuple[int, dict[str
         headers = {h: self.headers[h] for h in ("Content-Type", "Accept") if self.headers.get(h)}
         job = (self.current_account, container, variant.name, input_location, headers, output_uri, failure_uri)
         threading.Thread(target=_run_async, args=job, daemon=True).start()
-        return 202, {"status": "202", "X-Amzn-SageMaker-OutputLocation": output_uri,
-                     "X-Amzn-SageMaker-FailureLocation": failure_uri}, json.dumps({"InferenceId": inference_id})
+        return (
+            202,
+            {
+                "status": "202",
+                "X-Amzn-SageMaker-OutputLocation": output_uri,
+                "X-Amzn-SageMaker-FailureLocation": failure_uri,
+            },
+            json.dumps({"InferenceId": inference_id}),
+        )
     except InvokeError as error:
         return error.response()
 
@@ -217,13 +255,22 @@ def _async_output(response: SageMakerRuntimeResponse, name: str) -> dict[str, An
         endpoint = sagemaker_backends[response.current_account][response.region].endpoints.get(name)
         config = (endpoint.live.async_config if endpoint is not None and endpoint.live is not None else None) or {}
     if not config.get("OutputConfig", {}).get("S3OutputPath"):
-        raise _validation(f"Endpoint {name} is not an asynchronous endpoint (no AsyncInferenceConfig). "
-                          "Use InvokeEndpoint, or create it with an AsyncInferenceConfig.")
+        raise _validation(
+            f"Endpoint {name} is not an asynchronous endpoint (no AsyncInferenceConfig). "
+            "Use InvokeEndpoint, or create it with an AsyncInferenceConfig."
+        )
     return config["OutputConfig"]
 
 
-def _run_async(account: str, container: Container, variant: str, input_location: str, headers: dict[str, str],
-               output_uri: str, failure_uri: str) -> None:
+def _run_async(
+    account: str,
+    container: Container,
+    variant: str,
+    input_location: str,
+    headers: dict[str, str],
+    output_uri: str,
+    failure_uri: str,
+) -> None:
     try:
         body = s3_bytes(account, input_location)
         reply = requests.post(container.url + "/invocations", data=body, headers=headers, timeout=3600)

@@ -95,9 +95,11 @@ def extract_model(account: str, url: str, target: Path) -> Path:
 
 
 def download_failure(url: str) -> str:
-    return (f'Failed to download model data for container "primary" from URL: "{url}". Please ensure '
-            "that there is an object located at the URL and that the role passed to CreateModel has "
-            "permissions to download the object.")
+    return (
+        f'Failed to download model data for container "primary" from URL: "{url}". Please ensure '
+        "that there is an object located at the URL and that the role passed to CreateModel has "
+        "permissions to download the object."
+    )
 
 
 def processes_for(variant: Variant, count: int, cap: int = MAX_PROCESSES_PER_VARIANT) -> int:
@@ -113,11 +115,14 @@ Key = tuple[str, str, str]  # endpoint, endpoint config, variant
 class ServingHost:
     """Runs each served variant's instances as processes; health from ``/ping`` and the control switches."""
 
-    def __init__(self, switches: HealthSwitches, workdir: str | None = None,
-                 cap: int = MAX_PROCESSES_PER_VARIANT) -> None:
+    def __init__(
+        self, switches: HealthSwitches, workdir: str | None = None, cap: int = MAX_PROCESSES_PER_VARIANT
+    ) -> None:
         if cap < 1:
-            raise ValueError(f"instance_cap={cap!r}: a variant needs at least 1 process; use 1 to "
-                             f"{MAX_PROCESSES_PER_VARIANT} (the default) or more if memory allows.")
+            raise ValueError(
+                f"instance_cap={cap!r}: a variant needs at least 1 process; use 1 to "
+                f"{MAX_PROCESSES_PER_VARIANT} (the default) or more if memory allows."
+            )
         self.switches, self.cap = switches, cap
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-sandbox-"))
         self.containers: dict[tuple[str, str, str, int], Container] = {}
@@ -141,15 +146,17 @@ class ServingHost:
             return
         missing = missing_from_ecr(variant.image, fleet.account)
         if missing:  # the pull fails before any container starts
-            self.failures[key] = (f"{pull_failure(variant.name)} In the sandbox's ECR, {missing}: push "
-                                  "the image, or register it with ECR's PutImage.")
+            self.failures[key] = (
+                f"{pull_failure(variant.name)} In the sandbox's ECR, {missing}: push "
+                "the image, or register it with ECR's PutImage."
+            )
             return
         url = variant.container.get("ModelDataUrl")
         if not url:
             return
         self.started[(endpoint, fleet.config_name)] = time.monotonic()  # new instances get their start-up time
         free = [i for i in range(self.cap) if (*key, i) not in self.containers]
-        for index in free[:wanted - len(running)]:
+        for index in free[: wanted - len(running)]:
             try:
                 self.containers[(*key, index)] = self._start(key, index, fleet.account, variant, url)
             except Exception as error:  # missing object, bad archive: the endpoint fails with the reason
@@ -174,8 +181,11 @@ class ServingHost:
         environment = {k: str(v) for k, v in (variant.container.get("Environment") or {}).items()}
         process = subprocess.Popen(
             [*_RUNTIME, *args, "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
-            env={**os.environ, **environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            env={**os.environ, **environment},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         container = Container(variant.name, index, process, multi, url)
         name = f"sandbox-{variant.name}-{index}"
@@ -259,4 +269,3 @@ def _terminate(process: subprocess.Popen) -> None:
             process.wait()
 
     threading.Thread(target=reap, daemon=True).start()
-

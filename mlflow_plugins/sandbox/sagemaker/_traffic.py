@@ -66,8 +66,13 @@ class Answer:
     def of(cls, variant: str, reply: requests.Response | None, seconds: float) -> Answer:
         if reply is None:
             return cls(variant, 503, seconds * 1000, "", "")
-        return cls(variant, reply.status_code, seconds * 1000, reply.headers.get("Content-Type", ""),
-                   reply.content.decode("utf-8", "replace"))
+        return cls(
+            variant,
+            reply.status_code,
+            seconds * 1000,
+            reply.headers.get("Content-Type", ""),
+            reply.content.decode("utf-8", "replace"),
+        )
 
 
 @dataclass
@@ -88,14 +93,17 @@ class Request:
 def publish(request: Request, variant: str, status: int, model_seconds: float, overhead_seconds: float) -> None:
     """SageMaker's invocation metrics for one request to one variant."""
     dimensions = [{"Name": "EndpointName", "Value": request.endpoint}, {"Name": "VariantName", "Value": variant}]
-    values = [("Invocations", 1.0, "None"),
-              ("ModelLatency", round(model_seconds * 1e6), "Microseconds"),
-              ("OverheadLatency", round(max(overhead_seconds, 0.0) * 1e6), "Microseconds"),
-              ("Invocation4XXErrors", 1.0 if 400 <= status < 500 else 0.0, "None"),
-              ("Invocation5XXErrors", 1.0 if status >= 500 else 0.0, "None")]
-    cloudwatch_backends[request.account][request.region].put_metric_data("AWS/SageMaker", [
-        {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions}
-        for name, value, unit in values])
+    values = [
+        ("Invocations", 1.0, "None"),
+        ("ModelLatency", round(model_seconds * 1e6), "Microseconds"),
+        ("OverheadLatency", round(max(overhead_seconds, 0.0) * 1e6), "Microseconds"),
+        ("Invocation4XXErrors", 1.0 if 400 <= status < 500 else 0.0, "None"),
+        ("Invocation5XXErrors", 1.0 if status >= 500 else 0.0, "None"),
+    ]
+    cloudwatch_backends[request.account][request.region].put_metric_data(
+        "AWS/SageMaker",
+        [{"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions} for name, value, unit in values],
+    )
 
 
 def capture(request: Request, answer: Answer) -> None:
@@ -121,8 +129,13 @@ def capture(request: Request, answer: Answer) -> None:
     try:
         s3_backends[request.account]["aws"].put_object(destination.netloc, key, (record + "\n").encode())
     except Exception as error:  # AWS drops a capture it cannot write; so does the sandbox, visibly
-        log.warning("sandbox: data capture for %s/%s not written to %s: %s", request.endpoint, answer.variant,
-                    config.get("DestinationS3Uri"), error)
+        log.warning(
+            "sandbox: data capture for %s/%s not written to %s: %s",
+            request.endpoint,
+            answer.variant,
+            config.get("DestinationS3Uri"),
+            error,
+        )
 
 
 def _captured(content_type: str, data: bytes, mode: str) -> dict[str, str]:
@@ -154,8 +167,9 @@ class ShadowMirror:
         try:
             started = time.perf_counter()
             try:
-                reply: requests.Response | None = requests.post(url + "/invocations", data=request.body,
-                                                                headers=request.headers, timeout=120)
+                reply: requests.Response | None = requests.post(
+                    url + "/invocations", data=request.body, headers=request.headers, timeout=120
+                )
             except requests.RequestException:
                 reply = None
             seconds = time.perf_counter() - started
@@ -164,8 +178,14 @@ class ShadowMirror:
             capture(request, answer)
             with self._busy:
                 self._pairs[request.endpoint].append(
-                    {"event_id": request.event_id, "inference_id": request.inference_id,
-                     "at": request.at.isoformat(), "production": asdict(production), "shadow": asdict(answer)})
+                    {
+                        "event_id": request.event_id,
+                        "inference_id": request.inference_id,
+                        "at": request.at.isoformat(),
+                        "production": asdict(production),
+                        "shadow": asdict(answer),
+                    }
+                )
         except Exception:  # a shadow never affects the caller; its failure is only logged
             log.exception("sandbox: mirroring a request of %s to %s failed", request.endpoint, variant)
         finally:

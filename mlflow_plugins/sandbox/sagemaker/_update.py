@@ -25,7 +25,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend
 
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, SandboxEndpoint, Variant
-from mlflow_plugins.sandbox.sagemaker._rollout import fleet_capacity, capacity_fraction
+from mlflow_plugins.sandbox.sagemaker._rollout import capacity_fraction, fleet_capacity
 
 DEFAULT_POLICY = {
     "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
@@ -67,9 +67,7 @@ def _container(backend: SageMakerModelBackend, model_name: str | None) -> dict[s
 
 def plan_update(ep: SandboxEndpoint, fleet: Fleet, params: dict[str, Any]) -> UpdatePlan:
     if ep.endpoint_status != "InService" or ep.live is None:
-        raise ValidationError(
-            f'Cannot update in-progress endpoint "{ep.arn}" (status {ep.endpoint_status}).'
-        )
+        raise ValidationError(f'Cannot update in-progress endpoint "{ep.arn}" (status {ep.endpoint_status}).')
     config = params.get("DeploymentConfig")
     if config is None and params.get("RetainDeploymentConfig"):
         config = copy.deepcopy(ep.last_deployment_config)
