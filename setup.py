@@ -103,6 +103,8 @@ setup(
     entry_points={
         "console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"],
         "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.clients.sagemaker", "ecs=mlflow_plugins.clients.ecs"],
+        # The controller's MlflowClient sends its token, so the app plugin lets its deploy.* tag writes through.
+        "mlflow.request_header_provider": ["registry-hooks=registry_hooks.page.token:ControllerTokenHeader"],
         "mlflow.app": ["registry-hooks=registry_hooks.app:create_app",
                        "registry-hooks-auth=registry_hooks.app:create_app_with_auth"],
     },

@@ -304,7 +304,7 @@ class _Handler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._cut_off = threading.Event()
-        accepted = getattr(self.server.accepted, "at", None) or time.monotonic()  # the wait for a worker counts too
+        accepted = getattr(getattr(self.server, "accepted", None), "at", None) or time.monotonic()  # the wait counts too
         self._deadline = threading.Timer(max(accepted + self.timeout - time.monotonic(), 0.0), self._cut)
         self._deadline.daemon = True
         self._deadline.start()

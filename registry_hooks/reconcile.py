@@ -94,7 +94,9 @@ class Reconciler:
     # ---- the pass --------------------------------------------------------------------------
     def _converge(self, rule: Rule) -> float | None:
         row = self.store.get(rule.name)
-        want = self.registry.desired(rule)
+        holders = self.registry.holders(rule)
+        want = holders[0] if holders else None
+        self._supersede(rule, want, holders[1:])
         if want != row.desired_version:
             self._set(rule, desired_version=want, attempts=0, retry_at=0.0, status="PENDING", message=None)
             if want is not None:
@@ -116,6 +118,18 @@ class Reconciler:
         if row.retry_at > time.time():
             return row.retry_at
         return self._deploy(rule, row, target, live, want)
+
+    def _supersede(self, rule: Rule, want: str | None, others: list[str]) -> None:
+        """Versions that hold the stage too, but moved there before ``want`` did: each says on its own
+        page why it is not served, and what to do."""
+        for version in others:
+            if self.registry.status_of(rule, version).get("status") == "SUPERSEDED":
+                continue
+            message = (f"{rule.source} holds version {want} too, moved there after this one: {rule.where} serves the most "
+                       f"recent transition. To serve this version, transition it to {rule.source} again (ticking "
+                       f"\"Transition existing {rule.source} versions to Archived\" keeps one version there).")
+            self._status(rule, version, "SUPERSEDED", message)
+            self.store.log("supersede", "superseded", rule.name, version, *self._trigger(rule, want), message, self.replica)
 
     def _confirm(self, rule: Rule, row: Row, target: Any, live: Any, want: str) -> None:
         """The endpoint serves the wanted version: make the tags and the row say so."""
@@ -169,8 +183,7 @@ class Reconciler:
             raise
         except Exception as error:  # noqa: BLE001 - reading the archive failed: reported, retried next pass
             failure = f"{type(error).__name__}: {error}"
-        if rule.name in self.leases.lost:  # the fence stopped the writes: this replica may write nothing more
-            raise LeaseLost(rule.name)
+        self._fence(rule)  # the fence may have stopped the lineage writes: then this replica writes nothing more
         outcome = "written" if failure is None else f"failed: {failure}"
         if failure is not None:
             self.say(f"{rule.name}: lineage of version {version} {outcome}")
@@ -190,10 +203,10 @@ class Reconciler:
     def _failed(self, rule: Rule, row: Row, want: str, verb: str, trigger: str, actor: str | None,
                 error: Exception) -> float | None:
         attempts = row.attempts + 1
-        reason = f"{type(error).__name__}: {error}"
+        reason = f"{type(error).__name__}: {error}".rstrip(".")
         if attempts >= rule.max_attempts:
-            message = (f"failed {attempts} times, giving up: {reason}. Fix the cause, then run "
-                       f"`mlflow-sagemaker-ops hooks retry {rule.name}`, or promote another version.")
+            message = (f"failed {attempts} times, giving up: {reason}. Fix the cause, then press Retry on the "
+                       f"Deployments page (or run `mlflow-sagemaker-ops hooks retry {rule.name}`), or promote another version.")
             self._status(rule, want, "FAILED", message)
             self._set(rule, status="FAILED", attempts=attempts, message=message)
             self.store.log(verb, "failed", rule.name, want, trigger, actor, message, self.replica)
@@ -209,7 +222,10 @@ class Reconciler:
     def _leave(self, rule: Rule, row: Row, target: Any, live: Any, serving: str | None) -> float | None:
         """No version holds the stage or alias: apply the rule's ``on_leave``."""
         if serving is None:
-            if row.serving_version is not None:  # the endpoint went away outside the controller
+            if row.serving_version is not None:  # the endpoint went away (a delete this pass did not see end)
+                if self.registry.status_of(rule, row.serving_version).get("status") == "DELETING":
+                    self._status(rule, row.serving_version, "DELETED", f"left {rule.source}; {rule.where} is gone")
+                self._fence(rule)
                 self.registry.set_serving(rule, None)
                 self._set(rule, serving_version=None, status="ABSENT", message=None)
             return None
@@ -224,6 +240,8 @@ class Reconciler:
             return row.retry_at
         trigger, actor = self._trigger(rule, None)
         self.store.log("delete", "started", rule.name, serving, trigger, actor, None, self.replica)
+        self._status(rule, serving, "DELETING", f"left {rule.source}; deleting {rule.where} (on_leave: delete)")
+        self._set(rule, status="DELETING")
         try:
             target.delete()
         except LeaseLost:
@@ -243,12 +261,20 @@ class Reconciler:
         """The new version's IN_SERVICE goes last: once it shows, the other tags are written too."""
         if previous and previous != version:
             self._status(rule, previous, "RETIRED", f"replaced by version {version} on {rule.where}")
+        self._fence(rule)
         self.registry.set_serving(rule, version)
         self._status(rule, version, "IN_SERVICE", message, arn)
+
+    def _fence(self, rule: Rule) -> None:
+        """Registry writes are fenced like AWS calls: a replica that lost the lease (frozen past it,
+        while another replica took over) writes no tag. The store's row names the lease holder."""
+        if rule.name in self.leases.lost or self.store.get(rule.name).lease_owner != self.replica:
+            raise LeaseLost(rule.name)
 
     def _status(self, rule: Rule, version: str, status: str, message: str, arn: str | None = None) -> None:
         """Write the version's status tags, then say so in the log (``<deployment>: version 3 is
         IN_SERVICE``): a process that follows the log learns of a change without polling the registry."""
+        self._fence(rule)
         self.registry.set_status(rule, version, status, message, arn)
         self.say(f"{rule.name}: version {version} is {status}")
 

@@ -9,7 +9,6 @@ On the registered model: ``deploy.<d>.version``, the version serving the deploym
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +17,8 @@ from mlflow_plugins import secrets
 
 from registry_hooks.policy import Rule
 
-STATUSES = ("PENDING", "DEPLOYING", "IN_SERVICE", "ROLLED_BACK", "FAILED", "RETIRED", "DELETED")
+STATUSES = ("PENDING", "DEPLOYING", "IN_SERVICE", "ROLLED_BACK", "FAILED", "RETIRED", "DELETING", "DELETED", "SUPERSEDED")
+STALE_ON_NEW_DEPLOY = ("arn", "lineage")  # facts of an earlier deployment of the version
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
 
@@ -31,18 +31,28 @@ class Registry:
         self.client = client  # an MlflowClient
 
     def desired(self, rule: Rule) -> str | None:
-        """The version that holds the rule's stage or alias now, or None."""
+        """The version the rule should serve now, or None (see :meth:`holders`)."""
+        holders = self.holders(rule)
+        return holders[0] if holders else None
+
+    def holders(self, rule: Rule) -> list[str]:
+        """Every version holding the rule's alias or stage, the one to serve first.
+
+        A stage can hold several versions: the UI's transition leaves the others there unless
+        "Transition existing ... versions to Archived" is ticked. A transition is an intent to serve
+        that version, so the most recent transition wins: MLflow stamps ``last_updated_timestamp``
+        at every transition (tags do not change it), the version number breaks ties."""
         try:
             if rule.alias:
-                return str(self.client.get_model_version_by_alias(rule.model, rule.alias).version)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, and still in the UI
-                found = self.client.get_latest_versions(rule.model, stages=[rule.stage])
+                return [str(self.client.get_model_version_by_alias(rule.model, rule.alias).version)]
+            found = [v for v in self.client.search_model_versions(f"name = '{_quoted(rule.model)}'")
+                     if v.current_stage == rule.stage]
         except MlflowException as error:
             if error.error_code in MISSING:
-                return None  # no such model or alias: nothing is wanted
+                return []  # no such model or alias: nothing is wanted
             raise
-        return str(max(int(v.version) for v in found)) if found else None
+        found.sort(key=lambda v: (v.last_updated_timestamp or 0, int(v.version)), reverse=True)
+        return [str(v.version) for v in found]
 
     def status_of(self, rule: Rule, version: str) -> dict[str, str]:
         try:
@@ -58,6 +68,8 @@ class Registry:
         """Write the deployment's status tags on the version (a deleted version is skipped). MLflow
         sets one tag per call, so ``status`` goes last: once it reads new, the others are too."""
         assert status in STATUSES, status
+        if status == "DEPLOYING":  # a new deployment of this version: an earlier one's ARN and lineage are not its
+            self._drop(rule, version, STALE_ON_NEW_DEPLOY)
         values = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "message": secrets.redact(message)[:4900]}
         if arn:
             values["arn"] = arn
@@ -68,6 +80,16 @@ class Registry:
         except MlflowException as error:
             if error.error_code not in MISSING:
                 raise
+
+    def _drop(self, rule: Rule, version: str, fields: tuple[str, ...]) -> None:
+        present = self.status_of(rule, version)
+        for field in fields:
+            if field in present:
+                try:
+                    self.client.delete_model_version_tag(rule.model, version, tag(rule.name, field))
+                except MlflowException as error:
+                    if error.error_code not in MISSING:
+                        raise
 
     def set_lineage(self, rule: Rule, version: str, outcome: str) -> None:
         """``deploy.<d>.lineage``: ``written``, or ``failed: <reason>`` (retried)."""
@@ -95,3 +117,8 @@ class Registry:
             if error.error_code in MISSING:
                 return None
             raise
+
+
+def _quoted(name: str) -> str:
+    """A registered model name inside a single-quoted search filter."""
+    return name.replace("\\", "\\\\").replace("'", "\\'")

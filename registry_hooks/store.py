@@ -97,7 +97,7 @@ class Store:
         self.shown = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
         on_disk = parsed.database not in (None, "", ":memory:")
-        if sqlite and not create and on_disk and not os.path.exists(parsed.database):
+        if sqlite and not create and on_disk and not os.path.exists(str(parsed.database)):
             raise self.missing(f"the file {parsed.database} does not exist")
         args: dict[str, Any] = {"future": True}
         if sqlite:
@@ -202,7 +202,8 @@ class Store:
                 made = db.execute(events.insert().values(at=time.time(), source=source, kind=kind, model=model,
                                                          version=version, target=target, actor=actor,
                                                          delivery_id=delivery_id))
-            return made.inserted_primary_key[0]
+            key = made.inserted_primary_key
+            return int(key[0]) if key is not None else None
         except IntegrityError:
             return None
 

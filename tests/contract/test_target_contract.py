@@ -24,19 +24,22 @@ def predicted(target, place, rows) -> list:
     return json.loads(target.invoke(place.name, body, "application/json", place.predict_options))["predictions"]
 
 
-def test_create_then_predict_answers_as_the_model_itself(place, door, target, models):
+def test_create_predict_update_predict_delete(place, door, target, models, aws):
+    """The lifecycle: create, then predict answers as the model itself; update to a new model,
+    which then answers; delete, which leaves the account as it was before."""
+    before = inventory(aws)
     door.deploy(models["v1"])
     live = target.observe(place.name, target.parse(place.config or None))
     assert live.serving, live
-    rows, _ = delivery_frame(n=5, seed=11)
-    assert predicted(target, place, rows) == mlflow_predictions(models["v1"], rows)
-
-
-def test_an_update_serves_the_new_model(place, door, target, models):
-    door.deploy(models["v1"])
-    door.deploy(models["v2"])
     rows = telling_rows(models)
+    assert predicted(target, place, rows) == mlflow_predictions(models["v1"], rows)
+    door.deploy(models["v2"])
     assert predicted(target, place, rows) == mlflow_predictions(models["v2"], rows)
+    door.delete()
+    after = inventory(aws)
+    assert {key: value for key, value in after.items() if key != "objects"} == \
+        {key: value for key, value in before.items() if key != "objects"}
+    assert set(after["objects"]) <= set(before["objects"])
 
 
 def telling_rows(models):
@@ -64,18 +67,6 @@ def test_a_failing_update_leaves_the_old_model_serving_and_nothing_new(place, do
     assert inventory(aws) == before
     rows = telling_rows(models)
     assert predicted(target, place, rows) == mlflow_predictions(models["v1"], rows)
-
-
-def test_delete_leaves_nothing_behind(place, door, models, aws):
-    before = inventory(aws)
-    door.deploy(models["v1"])
-    door.deploy(models["v2"])
-    assert inventory(aws) != before
-    door.delete()
-    after = inventory(aws)
-    assert {key: value for key, value in after.items() if key != "objects"} == \
-        {key: value for key, value in before.items() if key != "objects"}
-    assert set(after["objects"]) <= set(before["objects"])
 
 
 def test_a_bad_config_makes_no_aws_call(place, door, models, sandbox):

@@ -92,3 +92,51 @@ def test_two_replicas_on_postgresql_never_deploy_the_same_thing_twice(postgres_r
     assert not converged(registry, aws, model, deployment, "3", "2")
     passes = {e["replica"] for e in log}
     assert passes <= {"replica-a", "replica-b"} and passes, log
+
+
+FREEZE_ROUNDS = int(os.environ.get("HOOKS_FREEZE_ROUNDS", "1"))
+
+
+@pytest.mark.parametrize("round_", range(FREEZE_ROUNDS))
+def test_a_replica_frozen_past_its_lease_writes_nothing_when_it_wakes(postgres_registry, controllers, aws, round_):
+    """SIGSTOP the replica that is rolling out v2 until its lease has passed; the other replica
+    finishes v2 and deploys v3; SIGCONT: the woken replica sees an endpoint that serves another
+    config, which is no rollback of its own, and its registry writes are fenced: every tag stays true."""
+    import signal
+
+    registry = postgres_registry
+    model = registry.new_model(versions=3)
+    deployment = f"{model}-frozen"
+    # a canary that bakes ~6 s of the sandbox's scaled clock: long enough to freeze a replica mid-rollout
+    policy = policy_text(deployment, model, extra="      strategy: canary\n      bake_seconds: 3000\n")
+    replicas = {name: controllers(policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "6", "--no-lineage",
+                                  replica=name, port=port)
+                for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)}
+    explain = lambda: "\n".join(r.output() for r in replicas.values())  # noqa: E731
+
+    def log() -> list[dict]:
+        lines = hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()
+        return [json.loads(line) for line in lines]
+
+    registry.transition(model, "1", "Production")
+    eventually(lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE", timeout=120,
+               what="v1 IN_SERVICE", explain=explain)
+    registry.transition(model, "2", "Production")
+    started = eventually(lambda: [e for e in log() if e["version"] == "2" and e["result"] == "started"], timeout=60,
+                         what="the v2 rollout starting", explain=explain)
+    frozen = replicas[started[0]["replica"]]
+    os.killpg(frozen.process.pid, signal.SIGSTOP)
+    try:
+        eventually(lambda: registry.tags(model, "2", deployment).get("status") == "IN_SERVICE", timeout=120,
+                   what="the other replica finishing v2", explain=explain)
+        registry.transition(model, "3", "Production")
+        eventually(lambda: registry.tags(model, "3", deployment).get("status") == "IN_SERVICE", timeout=120,
+                   what="v3 IN_SERVICE", explain=explain)
+    finally:
+        os.killpg(frozen.process.pid, signal.SIGCONT)
+    eventually(lambda: "no longer holds the lease" in frozen.output(), timeout=120,
+               what="the woken replica finding its lease gone", explain=explain)
+    eventually(lambda: not converged(registry, aws, model, deployment, "3", "2"), timeout=60,
+               what="every tag true", explain=lambda: "\n".join(converged(registry, aws, model, deployment, "3", "2")))
+    assert registry.tags(model, "1", deployment)["status"] == "RETIRED"
+    assert all(e["result"] != "rolled-back" for e in log()), log()

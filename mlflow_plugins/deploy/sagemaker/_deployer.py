@@ -197,7 +197,7 @@ class SageMakerDeployer:
         self.say(f"Updating endpoint {name} to {config_name} ({cfg.strategy}); uploaded {model.bytes_uploaded} bytes")
         if not cfg.synchronous:
             return self.get(name)
-        after = self.settle(name, config_name, created, cfg)
+        after = self.settle(name, config_name, created, cfg, previous=live["EndpointConfigName"])
         if shadowing or cfg.mode == "add":  # the endpoint's model tags stay those of the production model
             labels = [{"Key": SHADOW_URI, "Value": secrets.strip_uri(model_uri)[:256]}] if shadowing else []
             labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
@@ -226,23 +226,31 @@ class SageMakerDeployer:
         self.say(f"Promoting the shadow model {shadow_model} of {name} ({cfg.strategy})")
         if not cfg.synchronous:
             return self.get(name)
-        after = self.settle(name, resource, created, cfg)
+        after = self.settle(name, resource, created, cfg, previous=live["EndpointConfigName"])
         promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
-        labels = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
-        self._finish(name, after, labels, True, live, [shadow_model], cfg)
+        retagged = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
+        self._finish(name, after, retagged, True, live, [shadow_model], cfg)
         return self.get(name)
 
-    def settle(self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig) -> dict[str, Any]:
-        """Wait for the update to finish; a rollback deletes what the update created and fails
-        with SageMaker's reason (the alarm named)."""
+    def settle(self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig,
+               previous: str | None = None) -> dict[str, Any]:
+        """Wait for the update to finish. SageMaker rolled it back when the endpoint serves the
+        ``previous`` config again: what the update created is deleted and it fails with SageMaker's
+        reason (the alarm named). An endpoint that serves a third config was changed by someone
+        else meanwhile: that is no rollback, and it fails saying so."""
         self.wait(name, "endpoint_in_service", cfg)
         after = self.sagemaker.describe_endpoint(EndpointName=name)
-        if after["EndpointConfigName"] != config_name:
-            created.undo()
-            raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
-                                detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
-                                fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
-        return after
+        if after["EndpointConfigName"] == config_name:
+            return after
+        if previous is not None and after["EndpointConfigName"] != previous:
+            raise AwsCallFailed(operation="UpdateEndpoint", code="Replaced",
+                                detail=f"endpoint {name} serves {after['EndpointConfigName']}, neither this update's "
+                                       f"{config_name} nor the {previous} it replaced: another deploy changed it meanwhile",
+                                fix="Check who else deploys to it (`mlflow deployments get`), then update again.")
+        created.undo()
+        raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
+                            detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
+                            fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
 
     def _finish(self, name: str, after: dict[str, Any], labels: builtins.list[dict[str, str]], drop_shadow: bool,
                 live: dict[str, Any], serves: builtins.list[str], cfg: SageMakerConfig) -> None:

@@ -95,7 +95,7 @@ class MultiModelDeployer:
             left = created.undo()
             raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update-endpoint again")) from None
         self.say(f"Updating multi-model endpoint {name} to {resource} ({cfg.strategy})")
-        after = self.base.settle(name, resource, created, cfg)
+        after = self.base.settle(name, resource, created, cfg, previous=live["EndpointConfigName"])
         self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=[{"Key": DEPLOYMENT_ID, "Value": resource}])
         self.base.scale(name, cfg)
         self.base.retire(live, [resource], cfg)
