@@ -46,7 +46,7 @@ def test_a_good_policy_parses_with_defaults_and_canonical_stages():
     (("stage: production", "stage: Archived"), 5, ["stage='Archived'", "Staging, Production"]),
     (("on_leave: delete", "on_leave: destroy"), 7, ["on_leave='destroy'", "keep, delete"]),
     (("    alias: champion\n", "    alias: champion\n    stage: Staging\n"), 14, ["exactly one of `stage` and `alias`"]),
-    (("target: sagemaker:/eu-west-1", "target: ecs:/eu-west-1"), 6, ["target='ecs:/eu-west-1'", "sagemaker, sagemaker-ops"]),
+    (("target: sagemaker:/eu-west-1", "target: lambda:/eu-west-1"), 6, ["target='lambda:/eu-west-1'", "sagemaker, sagemaker-ops, ecs"]),
     (("endpoint: churn-live", "endpoint: churn_live"), 14, ["'churn_live'", "naming rule"]),
     (("endpoint: churn-live", "endpoint: churn-prod"), 11, ["both drive endpoint 'churn-prod'"]),
     (("    model: churn\n    alias", "    model: churn\n    modle: x\n    alias"), 13, ["unknown key 'modle'", "Did you mean 'model'?"]),
@@ -92,3 +92,36 @@ def test_models_on_one_multi_model_endpoint_may_share_it_but_not_with_an_endpoin
     clash = two + f"  fleet:\n    model: churn\n    stage: Production\n    config:\n      execution_role_arn: {ROLE}\n"
     with pytest.raises(PolicyError, match=r"<policy>:11: deployments 'churn-a' and 'fleet' both drive endpoint 'fleet'"):
         parse(clash)
+
+
+ECS = f"""version: 1
+deployments:
+  churn-ecs:
+    model: churn
+    stage: Staging
+    target: ecs:/eu-west-1
+    config:
+      cluster: models
+      subnets: [subnet-0a1b2c3d]
+      execution_role_arn: {ROLE}
+      task_role_arn: {ROLE}
+"""
+
+
+def test_an_ecs_rule_is_checked_by_the_ecs_targets_own_validation():
+    rule = parse(ECS).rules[0]
+    assert (rule.kind, rule.deployment, rule.region) == ("ecs", "churn-ecs", "eu-west-1")
+    with pytest.raises(PolicyError) as caught:
+        parse(ECS + "      memory: 3000\n")
+    assert "memory=3000" in str(caught.value) and "with cpu=1024" in str(caught.value)
+    with pytest.raises(PolicyError) as caught:
+        parse(ECS.replace("ecs:/eu-west-1", f"ecs:/eu-west-1/{ROLE}"))
+    assert "takes a region only" in str(caught.value)
+
+
+def test_a_rule_may_not_set_the_suites_own_tags():
+    text = GOOD.replace("      strategy: canary\n", "      strategy: canary\n      tags:\n        mlflow-sagemaker-ops:model-version: '9'\n")
+    with pytest.raises(PolicyError) as caught:
+        parse(text, "deploy-policy.yaml")
+    message = str(caught.value)
+    assert message.startswith("deploy-policy.yaml:") and "suite's own" in message and "Rename the tag" in message
