@@ -157,13 +157,15 @@ class ShadowMirror:
         self._pairs: dict[str, deque] = defaultdict(lambda: deque(maxlen=PAIRS_KEPT))
         self._busy = threading.Condition()
         self._in_flight = 0
+        self._generation = 0  # a reset starts a new one: copies begun before it record nothing
 
     def mirror(self, request: Request, production: Answer, shadow_variant: str, shadow_url: str) -> None:
         with self._busy:
             self._in_flight += 1
-        self._pool.submit(self._copy, request, production, shadow_variant, shadow_url)
+            generation = self._generation
+        self._pool.submit(self._copy, request, production, shadow_variant, shadow_url, generation)
 
-    def _copy(self, request: Request, production: Answer, variant: str, url: str) -> None:
+    def _copy(self, request: Request, production: Answer, variant: str, url: str, generation: int) -> None:
         try:
             started = time.perf_counter()
             try:
@@ -174,9 +176,13 @@ class ShadowMirror:
                 reply = None
             seconds = time.perf_counter() - started
             answer = Answer.of(variant, reply, seconds)
+            if generation != self._generation:  # the sandbox was reset meanwhile
+                return
             publish(request, variant, answer.status, seconds, 0.0)
             capture(request, answer)
             with self._busy:
+                if generation != self._generation:
+                    return
                 self._pairs[request.endpoint].append(
                     {
                         "event_id": request.event_id,
@@ -202,6 +208,7 @@ class ShadowMirror:
 
     def clear(self) -> None:
         with self._busy:
+            self._generation += 1
             self._pairs.clear()
 
     def stop(self) -> None:
