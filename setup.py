@@ -2,6 +2,7 @@
 
 Entry points are declared only once the capability behind them works end to end.
 """
+
 import re
 from pathlib import Path
 
@@ -10,9 +11,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
 HERE = Path(__file__).parent
-VERSION = re.search(
-    r'^__version__ = "([^"]+)"', (HERE / "mlflow_plugins" / "__init__.py").read_text(), re.M
-).group(1)
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "mlflow_plugins" / "__init__.py").read_text(), re.M).group(1)
 PTH = "mlflow_sagemaker_ops.pth"  # makes -t sagemaker reach our client (mlflow_plugins/_override.py)
 
 
@@ -90,8 +89,19 @@ setup(
         # moto's backends in-process; their internals change between releases, so the version is
         # pinned exactly. Not a runtime dependency: a controller or serving image does not carry it.
         "sandbox": ["moto[server]==5.2.5"],
-        "dev": ["moto[server]==5.2.5", "jsonschema>=4", "ruff==0.17.6", "import-linter==2.17", "mypy>=1.10", "pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "Flask-WTF<2", "sagemaker-core>=2.27,<3",
-                "selenium>=4.20"],
+        "dev": [
+            "moto[server]==5.2.5",
+            "jsonschema>=4",
+            "ruff==0.17.6",
+            "import-linter==2.17",
+            "mypy>=1.10",
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
+            "Flask-WTF<2",
+            "sagemaker-core>=2.27,<3",
+            "selenium>=4.20",
+        ],
         # --app-name registry-hooks-auth: MLflow's basic-auth app needs Flask-WTF.
         "auth": ["Flask-WTF<2"],
         "postgres": ["psycopg2-binary>=2.9"],
@@ -105,7 +115,9 @@ setup(
         "mlflow.deployments": ["sagemaker-ops=mlflow_plugins.clients.sagemaker", "ecs=mlflow_plugins.clients.ecs"],
         # The controller's MlflowClient sends its token, so the app plugin lets its deploy.* tag writes through.
         "mlflow.request_header_provider": ["registry-hooks=registry_hooks.page.token:ControllerTokenHeader"],
-        "mlflow.app": ["registry-hooks=registry_hooks.app:create_app",
-                       "registry-hooks-auth=registry_hooks.app:create_app_with_auth"],
+        "mlflow.app": [
+            "registry-hooks=registry_hooks.app:create_app",
+            "registry-hooks-auth=registry_hooks.app:create_app_with_auth",
+        ],
     },
 )

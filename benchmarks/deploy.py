@@ -93,8 +93,14 @@ class Meter:
         yield
         wall = time.perf_counter() - started
         polls = sum(n for call, n in self.calls.items() if call in POLLS)
-        results[name] = {"calls": sum(self.calls.values()) - polls, "polls": polls, "bytes": self.bytes, "wall": wall,
-                         "busy": wall - self.slept, "by_call": dict(self.calls)}
+        results[name] = {
+            "calls": sum(self.calls.values()) - polls,
+            "polls": polls,
+            "bytes": self.bytes,
+            "wall": wall,
+            "busy": wall - self.slept,
+            "by_call": dict(self.calls),
+        }
 
 
 def _size(body: Any) -> int:
@@ -153,17 +159,25 @@ def run_builtin(models: dict[str, str], meter: Meter) -> dict[str, dict[str, Any
 
     mlflow.sagemaker.time = meter.clock()  # its status polls
     client = mlflow.sagemaker.SageMakerDeploymentClient("sagemaker:/us-east-1")
-    config = {"execution_role_arn": EXECUTION_ROLE_ARN, "bucket": BUCKET, "image_url": IMAGE,
-              "region_name": "us-east-1", "instance_type": "ml.m5.large", "synchronous": True}
+    config = {
+        "execution_role_arn": EXECUTION_ROLE_ARN,
+        "bucket": BUCKET,
+        "image_url": IMAGE,
+        "region_name": "us-east-1",
+        "instance_type": "ml.m5.large",
+        "synchronous": True,
+    }
     results: dict[str, dict[str, Any]] = {}
     with meter.step(results, STEPS[0]):
         client.create_deployment("bench-builtin", models["v1"], flavor="python_function", config=config)
     with meter.step(results, STEPS[1]):
-        client.update_deployment("bench-builtin", models["v2"], flavor="python_function",
-                                 config={**config, "mode": "replace"})
+        client.update_deployment(
+            "bench-builtin", models["v2"], flavor="python_function", config={**config, "mode": "replace"}
+        )
     with meter.step(results, STEPS[2]):
-        client.update_deployment("bench-builtin", models["v2"], flavor="python_function",
-                                 config={**config, "mode": "replace"})
+        client.update_deployment(
+            "bench-builtin", models["v2"], flavor="python_function", config={**config, "mode": "replace"}
+        )
     with meter.step(results, STEPS[3]):
         client.delete_deployment("bench-builtin", config={"region_name": "us-east-1", "synchronous": True})
     mlflow.sagemaker.time = time
@@ -182,11 +196,15 @@ def report(ours: dict[str, dict[str, Any]], builtin: dict[str, dict[str, Any]], 
     print(f"{'step':<13} {'metric':<22} {'ours':>10} {'built-in':>10}  built-in/ours")
     for step in STEPS:
         a, b = ours[step], builtin[step]
-        print(f"{step:<13} {'AWS calls (not polls)':<22} {a['calls']:>10} {b['calls']:>10}  {ratio(a['calls'], b['calls'])}")
+        print(
+            f"{step:<13} {'AWS calls (not polls)':<22} {a['calls']:>10} {b['calls']:>10}  {ratio(a['calls'], b['calls'])}"
+        )
         print(f"{'':<13} {'status polls':<22} {a['polls']:>10} {b['polls']:>10}  {ratio(a['polls'], b['polls'])}")
         print(f"{'':<13} {'bytes uploaded':<22} {a['bytes']:>10} {b['bytes']:>10}  {ratio(a['bytes'], b['bytes'])}")
         print(f"{'':<13} {'wall s':<22} {a['wall']:>10.2f} {b['wall']:>10.2f}  {ratio(a['wall'], b['wall'])}")
-        print(f"{'':<13} {'wall s minus poll sleep':<22} {a['busy']:>10.2f} {b['busy']:>10.2f}  {ratio(a['busy'], b['busy'])}")
+        print(
+            f"{'':<13} {'wall s minus poll sleep':<22} {a['busy']:>10.2f} {b['busy']:>10.2f}  {ratio(a['busy'], b['busy'])}"
+        )
     if verbose:
         for name, results in (("ours", ours), ("built-in", builtin)):
             for step in STEPS:
@@ -196,8 +214,12 @@ def report(ours: dict[str, dict[str, Any]], builtin: dict[str, dict[str, Any]], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--verbose", action="store_true", help="list the calls of every step")
-    parser.add_argument("--delay", type=float, default=5.0,
-                        help="our waiter's seconds between polls (MLflow's client polls every 5 s; ours defaults to 15)")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=5.0,
+        help="our waiter's seconds between polls (MLflow's client polls every 5 s; ours defaults to 15)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Sandbox(port=0, time_scale=1e-4) as sandbox:
         os.environ.update(sandbox.env())

@@ -71,8 +71,9 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
     training = pd.concat([week(i, args, seed) for i in range(4)], ignore_index=True)
     train, _ = train_test_split(training, test_size=0.2, random_state=seed, stratify=training[TARGET])
     features = train.drop(columns=[TARGET])
-    champion = Served(families.build(args.family, "binary", features, seed=seed).fit(features, train[TARGET]),
-                      train, seed)
+    champion = Served(
+        families.build(args.family, "binary", features, seed=seed).fit(features, train[TARGET]), train, seed
+    )
     serving, alarms, detected, without, with_loop, retrains = champion, [], None, {}, {}, 0
     for index in range(4, args.weeks):
         rows = week(index, args, seed + 1000)  # the traffic: rows the training never saw
@@ -89,8 +90,14 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict:
         if challenger.score(holdout) >= serving.score(holdout):
             serving = challenger
     first_drifted = args.drift_from + 1
-    return {"seed": seed, "false_alarms": alarms, "delay": None if detected is None else detected - first_drifted,
-            "without": without, "with": with_loop, "retrains": retrains}
+    return {
+        "seed": seed,
+        "false_alarms": alarms,
+        "delay": None if detected is None else detected - first_drifted,
+        "without": without,
+        "with": with_loop,
+        "retrains": retrains,
+    }
 
 
 def cost(args: argparse.Namespace) -> tuple[float, float]:
@@ -119,16 +126,24 @@ def main() -> None:
     parser.add_argument("--family", default="xgboost", choices=families.FAMILIES)
     args = parser.parse_args()
     results = [one_seed(args, seed) for seed in args.seeds]
-    print(f"weeks {args.weeks}, drift from week {args.drift_from + 1} on, {args.rows} rows a week, {args.family}, "
-          f"seeds {args.seeds}, thresholds: KS D and Jensen-Shannon 0.1, alpha {drift.ALPHA} (Bonferroni)")
+    print(
+        f"weeks {args.weeks}, drift from week {args.drift_from + 1} on, {args.rows} rows a week, {args.family}, "
+        f"seeds {args.seeds}, thresholds: KS D and Jensen-Shannon 0.1, alpha {drift.ALPHA} (Bonferroni)"
+    )
     for r in results:
-        print(f"  seed {r['seed']}: false alarms {r['false_alarms'] or 'none'}; detection delay "
-              f"{'not detected' if r['delay'] is None else str(r['delay']) + ' weeks'}; retrains {r['retrains']}")
+        print(
+            f"  seed {r['seed']}: false alarms {r['false_alarms'] or 'none'}; detection delay "
+            f"{'not detected' if r['delay'] is None else str(r['delay']) + ' weeks'}; retrains {r['retrains']}"
+        )
     delays = [r["delay"] for r in results if r["delay"] is not None]
-    print(f"false alarms: {sum(len(r['false_alarms']) for r in results)} in "
-          f"{len(results) * (args.drift_from - 3)} undrifted weeks (goal: 0)")
-    print(f"detection delay: median {statistics.median(delays) if delays else 'n/a'} weeks, max "
-          f"{max(delays) if delays else 'n/a'}; detected in {len(delays)} of {len(results)} seeds")
+    print(
+        f"false alarms: {sum(len(r['false_alarms']) for r in results)} in "
+        f"{len(results) * (args.drift_from - 3)} undrifted weeks (goal: 0)"
+    )
+    print(
+        f"detection delay: median {statistics.median(delays) if delays else 'n/a'} weeks, max "
+        f"{max(delays) if delays else 'n/a'}; detected in {len(delays)} of {len(results)} seeds"
+    )
     print("ROC AUC of the serving model, mean over seeds (without the loop | with it | ratio):")
     for index in range(4, args.weeks):
         without = statistics.mean(r["without"][index] for r in results)
@@ -136,12 +151,16 @@ def main() -> None:
         marker = "" if index <= args.drift_from else "  (drifted)"
         print(f"  week {index:2d}: {without:.4f} | {with_loop:.4f} | {with_loop / without:.3f}x{marker}")
     drifted = range(args.drift_from + 1, args.weeks)
-    ratio = statistics.mean(statistics.mean(r["with"][i] for r in results)
-                            / statistics.mean(r["without"][i] for r in results) for i in drifted)
+    ratio = statistics.mean(
+        statistics.mean(r["with"][i] for r in results) / statistics.mean(r["without"][i] for r in results)
+        for i in drifted
+    )
     print(f"drifted weeks: with the loop / without = {ratio:.3f}x (mean of the weekly ratios)")
     compare_seconds, baseline_seconds = cost(args)
-    print(f"monitor cost per 10,000 captured rows: {compare_seconds * 1000:.0f} ms (drift.compare, median of 5); "
-          f"baseline per 10,000 training rows: {baseline_seconds * 1000:.0f} ms")
+    print(
+        f"monitor cost per 10,000 captured rows: {compare_seconds * 1000:.0f} ms (drift.compare, median of 5); "
+        f"baseline per 10,000 training rows: {baseline_seconds * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,12 @@ from tests.hooks.conftest import SECRET, WAKE_TOKEN, Controller, eventually, pol
 
 def first_call_after_start(sandbox_url: str, store: Store, deployment: str, since: float) -> float:
     """Seconds from ``since`` to the first AWS call after the controller started this deployment."""
-    started = eventually(lambda: next((e["at"] for e in store.audit_log(deployment, 20)
-                                       if e["result"] == "started" and e["at"] >= since), None), timeout=120)
+    started = eventually(
+        lambda: next(
+            (e["at"] for e in store.audit_log(deployment, 20) if e["result"] == "started" and e["at"] >= since), None
+        ),
+        timeout=120,
+    )
 
     def first() -> float | None:
         calls = requests.get(f"{sandbox_url}/_sandbox/calls", timeout=10).json()["calls"]
@@ -51,20 +55,27 @@ def first_call_after_start(sandbox_url: str, store: Store, deployment: str, sinc
     return eventually(first, timeout=60) - since
 
 
-def measure(source: str, registry, sandbox: Sandbox, env: dict[str, str], root: Path, samples: int, poll: float) -> list[float]:
+def measure(
+    source: str, registry, sandbox: Sandbox, env: dict[str, str], root: Path, samples: int, poll: float
+) -> list[float]:
     model = registry.new_model(versions=2)
     deployment = f"{model}-{source}"
     rule = "alias: champion" if source == "webhook" else "stage: Production"
     policy = root / f"{source}.yaml"
     policy.write_text(policy_text(deployment, model, source=rule))
-    controller = Controller(policy, registry, env, "--poll-seconds", str(poll if source == "poll" else 600),
-                            replica=f"bench-{source}").start()
+    controller = Controller(
+        policy, registry, env, "--poll-seconds", str(poll if source == "poll" else 600), replica=f"bench-{source}"
+    ).start()
     client = registry.client()
     if source == "webhook":
         from mlflow.entities.webhook import WebhookEvent
 
-        client.create_webhook(name=f"bench-{model}", url=f"{controller.url}/webhooks/mlflow", secret=SECRET,
-                              events=[WebhookEvent("model_version_alias", "created")])
+        client.create_webhook(
+            name=f"bench-{model}",
+            url=f"{controller.url}/webhooks/mlflow",
+            secret=SECRET,
+            events=[WebhookEvent("model_version_alias", "created")],
+        )
     store = Store(registry.db)
     times = []
     try:
@@ -76,8 +87,11 @@ def measure(source: str, registry, sandbox: Sandbox, env: dict[str, str], root: 
             else:
                 registry.transition(model, version, "Production")
             times.append(first_call_after_start(sandbox.url, store, deployment, since))
-            eventually(lambda: registry.tags(model, version, deployment).get("status") == "IN_SERVICE", timeout=120,
-                       explain=controller.output)
+            eventually(
+                lambda: registry.tags(model, version, deployment).get("status") == "IN_SERVICE",
+                timeout=120,
+                explain=controller.output,
+            )
     finally:
         controller.stop()
     return times
@@ -90,26 +104,41 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hooks-bench-"))
     with Sandbox(port=0, time_scale=0.002) as sandbox:
-        env = {**os.environ, **sandbox.env(), "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1",
-               "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET, "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
+        env = {
+            **os.environ,
+            **sandbox.env(),
+            "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1",
+            "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET,
+            "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN,
+        }
         os.environ.update(sandbox.env())
-        with_app = start_registry(root / "app", f"sqlite:///{root / 'app.db'}", app=True, db=f"sqlite:///{root / 'hooks-app.db'}")
-        plain = start_registry(root / "plain", f"sqlite:///{root / 'plain.db'}", app=False, db=f"sqlite:///{root / 'hooks-plain.db'}")
+        with_app = start_registry(
+            root / "app", f"sqlite:///{root / 'app.db'}", app=True, db=f"sqlite:///{root / 'hooks-app.db'}"
+        )
+        plain = start_registry(
+            root / "plain", f"sqlite:///{root / 'plain.db'}", app=False, db=f"sqlite:///{root / 'hooks-plain.db'}"
+        )
         try:
-            results = {"app": measure("app", with_app, sandbox, env, root, args.samples, args.poll_seconds),
-                       "webhook": measure("webhook", plain, sandbox, env, root, args.samples, args.poll_seconds),
-                       "poll": measure("poll", plain, sandbox, env, root, args.samples, args.poll_seconds)}
+            results = {
+                "app": measure("app", with_app, sandbox, env, root, args.samples, args.poll_seconds),
+                "webhook": measure("webhook", plain, sandbox, env, root, args.samples, args.poll_seconds),
+                "poll": measure("poll", plain, sandbox, env, root, args.samples, args.poll_seconds),
+            }
         finally:
             with_app.server.stop()
             plain.server.stop()
     baseline = statistics.median(results["poll"])
-    print(f"\nTime from the registry change to the deployment's first AWS call ({args.samples} samples each; "
-          f"polling every {args.poll_seconds:g} s)")
-    print(f"| source | median | worst | median vs polling | goal |\n|---|---:|---:|---:|---|")
+    print(
+        f"\nTime from the registry change to the deployment's first AWS call ({args.samples} samples each; "
+        f"polling every {args.poll_seconds:g} s)"
+    )
+    print("| source | median | worst | median vs polling | goal |\n|---|---:|---:|---:|---|")
     for source, times in results.items():
         goal = "< 1 s: " + ("met" if max(times) < 1 else "NOT met") if source != "poll" else "baseline"
-        print(f"| {source} | {statistics.median(times) * 1000:.0f} ms | {max(times) * 1000:.0f} ms | "
-              f"{statistics.median(times) / baseline:.3f}x | {goal} |")
+        print(
+            f"| {source} | {statistics.median(times) * 1000:.0f} ms | {max(times) * 1000:.0f} ms | "
+            f"{statistics.median(times) / baseline:.3f}x | {goal} |"
+        )
 
 
 if __name__ == "__main__":

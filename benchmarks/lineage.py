@@ -32,10 +32,18 @@ def _train(mlflow, name: str, version_before: str | None, datasets: int) -> tupl
         if version_before:
             mlflow.set_tags({"parent.registered_model": name, "parent.version": version_before})
         for i in range(datasets):
-            mlflow.log_input(mlflow.data.from_pandas(frame.assign(i=i), source=f"s3://data/{run.info.run_id}-{i}.parquet",
-                                                     name=f"deliveries-{i}", targets="y"), context="training")
-        info = mlflow.sklearn.log_model(LogisticRegression().fit(frame[["a", "b"]], frame["y"]), name="model",
-                                        registered_model_name=name)
+            mlflow.log_input(
+                mlflow.data.from_pandas(
+                    frame.assign(i=i),
+                    source=f"s3://data/{run.info.run_id}-{i}.parquet",
+                    name=f"deliveries-{i}",
+                    targets="y",
+                ),
+                context="training",
+            )
+        info = mlflow.sklearn.log_model(
+            LogisticRegression().fit(frame[["a", "b"]], frame["y"]), name="model", registered_model_name=name
+        )
     return str(info.registered_model_version), run.info.run_id
 
 
@@ -72,7 +80,7 @@ def main() -> None:
             rows.append((label, sync.writer.reads, sync.writer.writes, dict(sync.writer.calls)))
         first = rows[0][1] + rows[0][2]
         print(f"{args.versions} versions (each retrained from the one before), {args.datasets} datasets per run\n")
-        print(f"| sync | reads | writes | calls | vs first |\n|---|---:|---:|---:|---:|")
+        print("| sync | reads | writes | calls | vs first |\n|---|---:|---:|---:|---:|")
         for label, reads, writes, _ in rows:
             print(f"| {label} | {reads} | {writes} | {reads + writes} | {(reads + writes) / first:.2f}x |")
         for label, _, _, calls in rows:

@@ -76,17 +76,25 @@ def main() -> None:
         stderr, sys.stderr = sys.stderr, quiet
         try:
             mme_create = timed(lambda: client.create_endpoint("bench-mme", CONFIG))
-            mme_add = [timed(lambda i=i: client.create_deployment(f"m{i}", models[i], endpoint="bench-mme"))
-                       for i in range(args.models)]
-            cold = [timed(lambda i=i: client.predict(endpoint="bench-mme", deployment_name=f"m{i}", inputs=rows))
-                    for i in range(args.models)]
-            warm = [timed(lambda i=i: client.predict(endpoint="bench-mme", deployment_name=f"m{i}", inputs=rows))
-                    for i in range(args.models)]
+            mme_add = [
+                timed(lambda i=i: client.create_deployment(f"m{i}", models[i], endpoint="bench-mme"))
+                for i in range(args.models)
+            ]
+            cold = [
+                timed(lambda i=i: client.predict(endpoint="bench-mme", deployment_name=f"m{i}", inputs=rows))
+                for i in range(args.models)
+            ]
+            warm = [
+                timed(lambda i=i: client.predict(endpoint="bench-mme", deployment_name=f"m{i}", inputs=rows))
+                for i in range(args.models)
+            ]
             client.delete_endpoint("bench-mme")
             single_add, single_first, single_warm = [], [], []
             for i in range(args.singles):
                 name = f"bench-single-{i}"
-                single_add.append(timed(lambda i=i, name=name: client.create_deployment(name, models[i % args.models], config=CONFIG)))
+                single_add.append(
+                    timed(lambda i=i, name=name: client.create_deployment(name, models[i % args.models], config=CONFIG))
+                )
                 single_first.append(timed(lambda name=name: client.predict(deployment_name=name, inputs=rows)))
                 single_warm.append(timed(lambda name=name: client.predict(deployment_name=name, inputs=rows)))
                 client.delete_deployment(name)
@@ -94,22 +102,45 @@ def main() -> None:
             sys.stderr = stderr
     instances = {"mme": 1, "single": args.models}
     cost = {k: v * PRICE_PER_HOUR * HOURS_PER_MONTH for k, v in instances.items()}
-    print(f"\n{args.models} models: one multi-model endpoint against one endpoint per model "
-          f"(singles measured: {args.singles}; sandbox time scale {args.time_scale:g})")
+    print(
+        f"\n{args.models} models: one multi-model endpoint against one endpoint per model "
+        f"(singles measured: {args.singles}; sandbox time scale {args.time_scale:g})"
+    )
     print("| measure | one MME | one endpoint per model | MME / single |\n|---|---:|---:|---:|")
-    print(f"| instances needed (ml.m5.large) | {instances['mme']} | {instances['single']} | {instances['mme'] / instances['single']:.3f}x |")
-    print(f"| time to add a model, median | {statistics.median(mme_add) * 1000:.0f} ms | {statistics.median(single_add) * 1000:.0f} ms | "
-          f"{statistics.median(mme_add) / statistics.median(single_add):.3f}x |")
-    print(f"| first invoke (MME: cold load), median | {summary(cold)} | {summary(single_first)} | "
-          f"{statistics.median(cold) / statistics.median(single_first):.2f}x |")
-    print(f"| warm invoke, median | {summary(warm)} | {summary(single_warm)} | {statistics.median(warm) / statistics.median(single_warm):.2f}x |")
-    print(f"| estimated monthly cost (USD {PRICE_PER_HOUR}/instance-hour, {PRICE_DATE}) | ${cost['mme']:,.0f} | ${cost['single']:,.0f} | "
-          f"{cost['mme'] / cost['single']:.3f}x |")
-    print(f"\nMME endpoint creation: {mme_create:.1f} s. The MME needs one instance only while the working set fits its memory;"
-          " the runtime's LRU cache unloads the least recently used models beyond its budget.")
-    print(json.dumps({"mme_add_s": statistics.median(mme_add), "single_add_s": statistics.median(single_add),
-                      "cold_s": statistics.median(cold), "warm_s": statistics.median(warm),
-                      "single_first_s": statistics.median(single_first), "single_warm_s": statistics.median(single_warm)}))
+    print(
+        f"| instances needed (ml.m5.large) | {instances['mme']} | {instances['single']} | {instances['mme'] / instances['single']:.3f}x |"
+    )
+    print(
+        f"| time to add a model, median | {statistics.median(mme_add) * 1000:.0f} ms | {statistics.median(single_add) * 1000:.0f} ms | "
+        f"{statistics.median(mme_add) / statistics.median(single_add):.3f}x |"
+    )
+    print(
+        f"| first invoke (MME: cold load), median | {summary(cold)} | {summary(single_first)} | "
+        f"{statistics.median(cold) / statistics.median(single_first):.2f}x |"
+    )
+    print(
+        f"| warm invoke, median | {summary(warm)} | {summary(single_warm)} | {statistics.median(warm) / statistics.median(single_warm):.2f}x |"
+    )
+    print(
+        f"| estimated monthly cost (USD {PRICE_PER_HOUR}/instance-hour, {PRICE_DATE}) | ${cost['mme']:,.0f} | ${cost['single']:,.0f} | "
+        f"{cost['mme'] / cost['single']:.3f}x |"
+    )
+    print(
+        f"\nMME endpoint creation: {mme_create:.1f} s. The MME needs one instance only while the working set fits its memory;"
+        " the runtime's LRU cache unloads the least recently used models beyond its budget."
+    )
+    print(
+        json.dumps(
+            {
+                "mme_add_s": statistics.median(mme_add),
+                "single_add_s": statistics.median(single_add),
+                "cold_s": statistics.median(cold),
+                "warm_s": statistics.median(warm),
+                "single_first_s": statistics.median(single_first),
+                "single_warm_s": statistics.median(single_warm),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ def step(k: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
         return lambda: families.incremental(parent, rows.drop(columns=[TARGET]), rows[TARGET], args.n_more)
 
     fits = {
-        "full": lambda: families.build(args.family, "binary", full_rows.drop(columns=[TARGET]), seed=args.seed)
-        .fit(full_rows.drop(columns=[TARGET]), full_rows[TARGET]),
+        "full": lambda: families.build(args.family, "binary", full_rows.drop(columns=[TARGET]), seed=args.seed).fit(
+            full_rows.drop(columns=[TARGET]), full_rows[TARGET]
+        ),
         "incremental": update(new_train),
         "rehearsal": update(rehearsal_rows),
     }
@@ -78,7 +79,13 @@ def step(k: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     for name, fit in fits.items():
         model, seconds = timed(fit, args.repeats)
         old, new = auc(model, old_test), auc(model, new_test)
-        results[name] = {"seconds": seconds, "old": old, "new": new, "mean": (old + new) / 2, "forgetting": parent_old - old}
+        results[name] = {
+            "seconds": seconds,
+            "old": old,
+            "new": new,
+            "mean": (old + new) / 2,
+            "forgetting": parent_old - old,
+        }
     return results
 
 
@@ -94,16 +101,22 @@ def main() -> None:
     steps = [step(k, args) for k in range(4, 8)]
     names = ("full", "incremental", "rehearsal")
     mean = {n: {m: statistics.mean(s[n][m] for s in steps) for m in steps[0][n]} for n in names}
-    print(f"{args.family}, {args.rows} deliveries per week, drift steps 4-7 of 8, n_more={args.n_more}, "
-          f"replay_fraction={args.replay_fraction}")
+    print(
+        f"{args.family}, {args.rows} deliveries per week, drift steps 4-7 of 8, n_more={args.n_more}, "
+        f"replay_fraction={args.replay_fraction}"
+    )
     print(f"{'strategy':<12} {'fit s':>8} {'old AUC':>8} {'new AUC':>8} {'mean':>8} {'forgetting':>11}")
     for n in names:
         r = mean[n]
-        print(f"{n:<12} {r['seconds']:>8.3f} {r['old']:>8.4f} {r['new']:>8.4f} {r['mean']:>8.4f} {r['forgetting']:>+11.4f}")
+        print(
+            f"{n:<12} {r['seconds']:>8.3f} {r['old']:>8.4f} {r['new']:>8.4f} {r['mean']:>8.4f} {r['forgetting']:>+11.4f}"
+        )
     keep = mean["rehearsal"]["mean"] / mean["full"]["mean"]
     time_share = mean["rehearsal"]["seconds"] / mean["full"]["seconds"]
     print(f"rehearsal / full: {keep:.2%} of the mean score (goal >= 99%) in {time_share:.0%} of the time (goal <= 40%)")
-    print(f"incremental forgetting {mean['incremental']['forgetting']:+.4f} vs rehearsal {mean['rehearsal']['forgetting']:+.4f}")
+    print(
+        f"incremental forgetting {mean['incremental']['forgetting']:+.4f} vs rehearsal {mean['rehearsal']['forgetting']:+.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,15 @@ print(time.perf_counter() - started)
 
 
 def hook_ms(runs: int) -> float:
-    return statistics.median(
-        float(subprocess.run([sys.executable, "-S", "-c", PROBE], capture_output=True, text=True, check=True).stdout)
-        for _ in range(runs)) * 1000
+    return (
+        statistics.median(
+            float(
+                subprocess.run([sys.executable, "-S", "-c", PROBE], capture_output=True, text=True, check=True).stdout
+            )
+            for _ in range(runs)
+        )
+        * 1000
+    )
 
 
 def one_start() -> float:
@@ -64,7 +70,9 @@ def main() -> None:
     args = parser.parse_args()
     if not PTH.exists():
         raise SystemExit(f"{PTH} is not installed: pip install -e . first")
-    print(f"processing mlflow_sagemaker_ops.pth at start: {hook_ms(args.runs):.3f} ms (median of {args.runs}; goal < 1 ms)")
+    print(
+        f"processing mlflow_sagemaker_ops.pth at start: {hook_ms(args.runs):.3f} ms (median of {args.runs}; goal < 1 ms)"
+    )
     with_pth, without = start_ms(args.runs)
     print(f"whole start, python -c pass: {with_pth:.2f} ms with, {without:.2f} ms without (noisy)")
 

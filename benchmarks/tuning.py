@@ -57,30 +57,62 @@ def free_port() -> int:
 def start_server(root: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=Retry(total=120, connect=120, backoff_factor=0.1, backoff_max=0.5,
-                                                          status_forcelist=(502, 503))))
+    session.mount(
+        "http://",
+        HTTPAdapter(
+            max_retries=Retry(total=120, connect=120, backoff_factor=0.1, backoff_max=0.5, status_forcelist=(502, 503))
+        ),
+    )
     session.get(f"http://127.0.0.1:{port}/health", timeout=5).raise_for_status()
     return server, f"http://127.0.0.1:{port}"
 
 
-def run_study(objective_args: tuple, trials: int, workers: int, storage: str | None, tracked: bool,
-              threads: int | None = None, writer: type | None = None) -> tuple[float, list, float]:
+def run_study(
+    objective_args: tuple,
+    trials: int,
+    workers: int,
+    storage: str | None,
+    tracked: bool,
+    threads: int | None = None,
+    writer: type | None = None,
+) -> tuple[float, list, float]:
     """Wall seconds for ``trials`` trials, the trials (read before a PostgreSQL study is deleted),
     and the CPU seconds this process spent (the tuning client's own cost, without the server's).
     ``threads``: each trial's fitting threads (default: the cores shared among the workers);
     ``writer``: the trial-run writer class (default: what ``tune`` picks for the server)."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    study = tune.study(name, storage, seed=0) if storage else optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20))
+    study = (
+        tune.study(name, storage, seed=0)
+        if storage
+        else optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=0),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20),
+        )
+    )
     parent = mlflow.start_run(run_name=name) if tracked else None
-    objective = tune.Objective(*objective_args, parent.info.experiment_id if parent else None,
-                               parent.info.run_id if parent else None, workers)
+    objective = tune.Objective(
+        *objective_args, parent.info.experiment_id if parent else None, parent.info.run_id if parent else None, workers
+    )
     if threads is not None:
         objective.threads = threads
     if tracked and writer is not None:
@@ -117,8 +149,13 @@ def writers(objective_args: tuple, trials: int, rounds: int) -> dict[str, tuple[
         seen["alone"].append(run_study(objective_args, trials, 1, None, False, threads=1))
         for kind, writer in kinds.items():
             seen[kind].append(run_study(objective_args, trials, 1, None, True, threads=1, writer=writer))
-    return {kind: (statistics.median(r[0] for r in runs) / trials * 1000, statistics.median(r[2] for r in runs) / trials * 1000)
-            for kind, runs in seen.items()}
+    return {
+        kind: (
+            statistics.median(r[0] for r in runs) / trials * 1000,
+            statistics.median(r[2] for r in runs) / trials * 1000,
+        )
+        for kind, runs in seen.items()
+    }
 
 
 def main() -> None:
@@ -139,24 +176,34 @@ def main() -> None:
             mlflow.set_tracking_uri(url)
             mlflow.set_experiment("tuning-benchmark")
             run_study(objective_args, 2, 1, None, True)  # warm-up: imports, first connections
-            print(f"{args.trials} trials, xgboost on {len(train)} rows, median of {args.rounds} alternated rounds "
-                  "(the seeded study tries the same trials both ways)")
+            print(
+                f"{args.trials} trials, xgboost on {len(train)} rows, median of {args.rounds} alternated rounds "
+                "(the seeded study tries the same trials both ways)"
+            )
             print("layout                        | Optuna alone ms/trial | tracked ms/trial | tracked/alone | goal")
             for label, threads in (("server on a core of its own", 1), ("server on the trials' cores", 2)):
                 o = overhead(objective_args, args.trials, args.rounds, threads)
-                print(f"{label:<29} | {o['alone']:21.1f} | {o['tracked']:16.1f} | {o['ratio']:12.3f}x | "
-                      f"{'met' if o['ratio'] < 1.10 else 'not met'} (< 1.100x)")
+                print(
+                    f"{label:<29} | {o['alone']:21.1f} | {o['tracked']:16.1f} | {o['ratio']:12.3f}x | "
+                    f"{'met' if o['ratio'] < 1.10 else 'not met'} (< 1.100x)"
+                )
             measured = writers(objective_args, args.trials, args.rounds)
-            print("trial-run writer (server on its own core) | wall ms/trial | vs alone | tuning-process CPU ms/trial | vs alone")
+            print(
+                "trial-run writer (server on its own core) | wall ms/trial | vs alone | tuning-process CPU ms/trial | vs alone"
+            )
             for kind in ("alone", "MlflowClient", "REST"):
                 wall, cpu = measured[kind]
-                print(f"{kind:<41} | {wall:13.1f} | {wall / measured['alone'][0]:7.3f}x | {cpu:27.1f} | "
-                      f"{cpu / measured['alone'][1]:7.3f}x")
+                print(
+                    f"{kind:<41} | {wall:13.1f} | {wall / measured['alone'][0]:7.3f}x | {cpu:27.1f} | "
+                    f"{cpu / measured['alone'][1]:7.3f}x"
+                )
             for workers in (1, 2):
                 seconds, trials, _ = run_study(objective_args, args.trials, workers, args.postgres, True)
                 pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-                print(f"PostgreSQL, {workers} worker(s): {args.trials / seconds * 60:6.1f} trials per minute "
-                      f"({pruned} pruned)")
+                print(
+                    f"PostgreSQL, {workers} worker(s): {args.trials / seconds * 60:6.1f} trials per minute "
+                    f"({pruned} pruned)"
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)

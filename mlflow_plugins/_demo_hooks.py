@@ -4,12 +4,12 @@ as subprocesses beside the sandbox, with what the demo needs to drive and watch 
 from __future__ import annotations
 
 import os
-import uuid
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,9 @@ class Process:
     """A subprocess whose output is read until it announces itself, then drained."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str], ready: str, timeout: float = 120) -> None:
-        self.popen = subprocess.Popen(list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         self.lines: list[str] = []
         self.changed = threading.Condition()
         announced = threading.Event()
@@ -91,7 +92,9 @@ class Process:
 class Running:
     """Context manager: the MLflow server with the app plugin, and the controller."""
 
-    def __init__(self, scratch: Path, backend: str, model: str, alarm: str, role: str, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, scratch: Path, backend: str, model: str, alarm: str, role: str, say: Callable[[str], None]
+    ) -> None:
         self.scratch, self.backend, self.model, self.say = scratch, backend, model, say
         self.db = f"sqlite:///{scratch / 'registry-hooks.db'}"
         (scratch / "deploy-policy.yaml").write_text(policy(model, alarm, role))
@@ -102,24 +105,65 @@ class Running:
         from mlflow.tracking import MlflowClient
 
         port, wake = _free_port(), _free_port()
-        env = {**os.environ, "MLFLOW_REGISTRY_HOOKS_DB": self.db, "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": f"http://127.0.0.1:{wake}",
-               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-               # the app plugin signs its wake-ups with it, and the controller accepts only those
-               "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": os.environ.get("MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN") or uuid.uuid4().hex}
+        env = {
+            **os.environ,
+            "MLFLOW_REGISTRY_HOOKS_DB": self.db,
+            "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": f"http://127.0.0.1:{wake}",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # the app plugin signs its wake-ups with it, and the controller accepts only those
+            "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": os.environ.get("MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN") or uuid.uuid4().hex,
+        }
         try:
-            self.processes.append(Process([str(BIN / "mlflow"), "server", "--app-name", "registry-hooks", "--backend-store-uri",
-                                           self.backend, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                          env, "Uvicorn running on"))
+            self.processes.append(
+                Process(
+                    [
+                        str(BIN / "mlflow"),
+                        "server",
+                        "--app-name",
+                        "registry-hooks",
+                        "--backend-store-uri",
+                        self.backend,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                    ],
+                    env,
+                    "Uvicorn running on",
+                )
+            )
             self.url = f"http://127.0.0.1:{port}"
-            self.processes.append(Process([str(BIN / "mlflow-sagemaker-ops"), "hooks", "run", "--policy",
-                                           str(self.scratch / "deploy-policy.yaml"), "--db", self.db, "--tracking-uri", self.url,
-                                           "--listen", f"127.0.0.1:{wake}", "--replica-id", "demo"], env, "Controller demo:"))
+            self.processes.append(
+                Process(
+                    [
+                        str(BIN / "mlflow-sagemaker-ops"),
+                        "hooks",
+                        "run",
+                        "--policy",
+                        str(self.scratch / "deploy-policy.yaml"),
+                        "--db",
+                        self.db,
+                        "--tracking-uri",
+                        self.url,
+                        "--listen",
+                        f"127.0.0.1:{wake}",
+                        "--replica-id",
+                        "demo",
+                    ],
+                    env,
+                    "Controller demo:",
+                )
+            )
         except Exception:
             self.__exit__()
             raise
         self.client = MlflowClient(self.url)
-        self.say(f"registry hooks: mlflow server --app-name registry-hooks on {self.url}; controller on 127.0.0.1:{wake} "
-                 f"with {self.scratch.name}/deploy-policy.yaml ({self.model} Production -> endpoint {DEPLOYMENT})")
+        self.say(
+            f"registry hooks: mlflow server --app-name registry-hooks on {self.url}; controller on 127.0.0.1:{wake} "
+            f"with {self.scratch.name}/deploy-policy.yaml ({self.model} Production -> endpoint {DEPLOYMENT})"
+        )
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -130,15 +174,23 @@ class Running:
         """A stage transition through the REST path the MLflow UI calls. What the controller logs
         from here on is what :meth:`await_status` looks at."""
         self.mark = len(self.processes[-1].lines)
-        reply = requests.post(f"{self.url}/ajax-api/2.0/mlflow/model-versions/transition-stage", timeout=30, json={
-            "name": self.model, "version": version, "stage": stage, "archive_existing_versions": stage == "Production"})
+        reply = requests.post(
+            f"{self.url}/ajax-api/2.0/mlflow/model-versions/transition-stage",
+            timeout=30,
+            json={
+                "name": self.model,
+                "version": version,
+                "stage": stage,
+                "archive_existing_versions": stage == "Production",
+            },
+        )
         reply.raise_for_status()
         self.say(f"transition: {self.model} version {version} -> {stage} (as the UI does it)")
 
     def status(self, version: str) -> dict[str, str]:
         prefix = f"deploy.{DEPLOYMENT}."
         tags = self.client.get_model_version(self.model, version).tags
-        return {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix)}
 
     def await_status(self, version: str, statuses: tuple[str, ...], timeout: float = 300) -> dict[str, str]:
         """The version's deploy tags once the controller has logged one of ``statuses`` for it
@@ -146,14 +198,21 @@ class Running:
         wanted = tuple(f"{DEPLOYMENT}: version {version} is {status}\n" for status in statuses)
         controller = self.processes[-1]
         if controller.wait_for_line(lambda line: line.endswith(wanted), self.mark, timeout) is None:
-            raise RuntimeError(f"version {version} did not reach {'/'.join(statuses)} (tags {self.status(version)}):\n"
-                               + "".join(controller.lines[-40:]))
+            raise RuntimeError(
+                f"version {version} did not reach {'/'.join(statuses)} (tags {self.status(version)}):\n"
+                + "".join(controller.lines[-40:])
+            )
         return self.status(version)
 
     def audit(self) -> list[str]:
-        done = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", "log", "--db", self.db, "--deployment", DEPLOYMENT],
-                              capture_output=True, text=True, timeout=60, check=True)
-        return [line[line.index(DEPLOYMENT):] for line in done.stdout.splitlines() if " started " not in line]
+        done = subprocess.run(
+            [str(BIN / "mlflow-sagemaker-ops"), "hooks", "log", "--db", self.db, "--deployment", DEPLOYMENT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [line[line.index(DEPLOYMENT) :] for line in done.stdout.splitlines() if " started " not in line]
 
 
 def _free_port() -> int:

@@ -25,8 +25,11 @@ def _rebind(module):
     try:
         module.plugin_store.register("sagemaker", CLIENT)
     except Exception as error:  # never break MLflow: say why, keep its own client
-        print(f"mlflow-sagemaker-ops: could not take over -t sagemaker ({error}); "
-              "MLflow's own client stays in place. Use -t sagemaker-ops.", file=sys.stderr)
+        print(
+            f"mlflow-sagemaker-ops: could not take over -t sagemaker ({error}); "
+            "MLflow's own client stays in place. Use -t sagemaker-ops.",
+            file=sys.stderr,
+        )
 
 
 def _mend_create_endpoint(module):

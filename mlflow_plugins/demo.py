@@ -39,12 +39,27 @@ PROJECT = Path(__file__).resolve().parent.parent  # the repository: MLproject, p
 def mlflow_run(entry: str, tracking_uri: str, say: Callable[[str], None], **params: str) -> str:
     """``mlflow run <repo> -e entry --env-manager local``; returns its last line of output."""
     if not (PROJECT / "MLproject").exists():
-        raise MissingSetting(name="MLproject", allowed="a clone of the mlflow-sagemaker-ops repository",
-                             fix="Run the demo from the repository (pip install -e .), where MLproject is.")
-    command = [str(Path(sys.executable).parent / "mlflow"), "run", str(PROJECT), "-e", entry, "--env-manager", "local",
-               "--experiment-name", "demo"] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        raise MissingSetting(
+            name="MLproject",
+            allowed="a clone of the mlflow-sagemaker-ops repository",
+            fix="Run the demo from the repository (pip install -e .), where MLproject is.",
+        )
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "run",
+        str(PROJECT),
+        "-e",
+        entry,
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "demo",
+    ] + [arg for k, v in params.items() for arg in ("-P", f"{k}={v}")]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT)
     if done.returncode != 0:
         raise RuntimeError(f"mlflow run -e {entry} failed:\n{done.stderr[-3000:]}")
@@ -65,7 +80,8 @@ def rows() -> dict[str, Any]:
 
 def predict(clients: AwsClients) -> tuple[str, list[Any]]:
     reply = clients("sagemaker-runtime").invoke_endpoint(
-        EndpointName="demo", Body=json.dumps(rows()), ContentType="application/json")
+        EndpointName="demo", Body=json.dumps(rows()), ContentType="application/json"
+    )
     return reply["InvokedProductionVariant"], json.loads(reply["Body"].read())["predictions"]
 
 
@@ -77,30 +93,53 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
     sm, cloudwatch = clients("sagemaker"), clients("cloudwatch")
     started = time.monotonic()
     cloudwatch.put_metric_alarm(
-        AlarmName=ALARM, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Statistic="Sum",
-        Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+        AlarmName=ALARM,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
     with tempfile.TemporaryDirectory() as scratch:
         tracking = f"sqlite:///{Path(scratch) / 'mlflow.db'}"
         import mlflow
 
         mlflow.MlflowClient(tracking).create_experiment("demo", artifact_location=str(Path(scratch) / "artifacts"))
         mlflow_run("train", tracking, say, data="scenario:truck-delay?weeks=0-3", registered_model=MODEL)
-        mlflow_run("retrain", tracking, say, base_model=f"models:/{MODEL}/1", new_data="scenario:truck-delay?weeks=4",
-                   strategy="rehearsal")
-        mlflow_run("evaluate", tracking, say, challenger=f"models:/{MODEL}/2", champion=f"models:/{MODEL}/1",
-                   max_regression="0.02")
+        mlflow_run(
+            "retrain",
+            tracking,
+            say,
+            base_model=f"models:/{MODEL}/1",
+            new_data="scenario:truck-delay?weeks=4",
+            strategy="rehearsal",
+        )
+        mlflow_run(
+            "evaluate",
+            tracking,
+            say,
+            challenger=f"models:/{MODEL}/2",
+            champion=f"models:/{MODEL}/1",
+            max_regression="0.02",
+        )
         with hooks.Running(Path(scratch), tracking, MODEL, ALARM, EXECUTION_ROLE_ARN, say) as registry:
             registry.promote("1", "Production")
             tags = registry.await_status("1", ("IN_SERVICE",))
-            say(f"deployed: endpoint demo is {sm.describe_endpoint(EndpointName='demo')['EndpointStatus']} on version 1; "
-                f"version 1 tags: status {tags['status']}, {tags['arn']}")
+            say(
+                f"deployed: endpoint demo is {sm.describe_endpoint(EndpointName='demo')['EndpointStatus']} on version 1; "
+                f"version 1 tags: status {tags['status']}, {tags['arn']}"
+            )
             variant, predictions = predict(clients)
             say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
 
             registry.promote("2", "Production")  # archives version 1
             tags = registry.await_status("2", ("IN_SERVICE",))
-            say(f"canary to version 2: version 2 {tags['status']}, version 1 {registry.status('1')['status']}; "
-                f"predict: {predict(clients)[1]}")
+            say(
+                f"canary to version 2: version 2 {tags['status']}, version 1 {registry.status('1')['status']}; "
+                f"predict: {predict(clients)[1]}"
+            )
 
             trip = threading.Thread(target=_trip_alarm_while_baking, args=(sm, cloudwatch))
             trip.start()
@@ -116,7 +155,9 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
 
             registry.promote("1", "Archived")  # Production is empty now (v2 was archived): the leave rule deletes
             tags = registry.await_status("2", ("DELETED",))
-            say(f"leave rule: version 2 {tags['status']}: {tags['message']}; endpoints left: {len(sm.list_endpoints()['Endpoints'])}")
+            say(
+                f"leave rule: version 2 {tags['status']}: {tags['message']}; endpoints left: {len(sm.list_endpoints()['Endpoints'])}"
+            )
             for line in registry.audit():
                 say(f"audit: {line}")
     say(f"done after {time.monotonic() - started:.1f} s in all")
@@ -132,10 +173,24 @@ def baking_waiter(sm: Any) -> Any:
     """A botocore waiter (data, not a loop) for the new fleet reaching its baking period."""
     import botocore.waiter
 
-    model = botocore.waiter.WaiterModel({"version": 2, "waiters": {"Baking": {
-        "operation": "DescribeEndpoint", "delay": 1, "maxAttempts": 600,
-        "acceptors": [
-            {"matcher": "pathAny", "state": "success", "expected": "Baking",
-             "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status"},
-        ]}}})
+    model = botocore.waiter.WaiterModel(
+        {
+            "version": 2,
+            "waiters": {
+                "Baking": {
+                    "operation": "DescribeEndpoint",
+                    "delay": 1,
+                    "maxAttempts": 600,
+                    "acceptors": [
+                        {
+                            "matcher": "pathAny",
+                            "state": "success",
+                            "expected": "Baking",
+                            "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status",
+                        },
+                    ],
+                }
+            },
+        }
+    )
     return botocore.waiter.create_waiter_with_client("Baking", model, sm)

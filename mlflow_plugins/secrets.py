@@ -25,17 +25,64 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 MASK = "***"
 
 # Words (of a name split at punctuation and camelCase) that make a name a credential's.
-SECRET_WORDS = frozenset({
-    "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey", "credential", "credentials",
-    "auth", "authorization", "signature", "sig", "cookie", "bearer", "privatekey", "accesskey", "secretkey",
-    "sessiontoken", "securitytoken", "clientsecret", "sas", "jwt", "otp", "pat",
-})
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "signature",
+        "sig",
+        "cookie",
+        "bearer",
+        "privatekey",
+        "accesskey",
+        "secretkey",
+        "sessiontoken",
+        "securitytoken",
+        "clientsecret",
+        "sas",
+        "jwt",
+        "otp",
+        "pat",
+    }
+)
 # Adjacent word pairs that do (``api_key``, ``access-key``, ``private.key``).
-SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("session", "key"),
-                          ("account", "key"), ("signing", "key"), ("encryption", "key"), ("master", "key")})
+SECRET_PAIRS = frozenset(
+    {
+        ("api", "key"),
+        ("access", "key"),
+        ("private", "key"),
+        ("secret", "key"),
+        ("session", "key"),
+        ("account", "key"),
+        ("signing", "key"),
+        ("encryption", "key"),
+        ("master", "key"),
+    }
+)
 # Query parameters that carry credentials though their names hold none of the words above.
-SECRET_QUERY = frozenset({"x-amz-credential", "x-amz-signature", "x-amz-security-token", "awsaccesskeyid", "sig",
-                          "x-goog-signature", "x-goog-credential", "code", "key"})
+SECRET_QUERY = frozenset(
+    {
+        "x-amz-credential",
+        "x-amz-signature",
+        "x-amz-security-token",
+        "awsaccesskeyid",
+        "sig",
+        "x-goog-signature",
+        "x-goog-credential",
+        "code",
+        "key",
+    }
+)
 
 TOKEN_PATTERNS = (
     re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),  # AWS access key id
@@ -152,5 +199,13 @@ def install_log_redaction() -> None:
         logging.setLogRecordFactory(RedactingRecords(current))
 
 
-__all__ = ["MASK", "install_log_redaction", "looks_secret", "public", "redact", "secret_name", "secret_value",
-           "strip_uri"]
+__all__ = [
+    "MASK",
+    "install_log_redaction",
+    "looks_secret",
+    "public",
+    "redact",
+    "secret_name",
+    "secret_value",
+    "strip_uri",
+]

@@ -54,8 +54,11 @@ def inferred_type(series: pd.Series) -> str:
 
 def statistics(features: pd.DataFrame) -> dict[str, Any]:
     """``statistics.json`` of ``features`` (one entry per column, in column order)."""
-    return {"version": 0, "dataset": {"item_count": len(features)},
-            "features": [_feature_statistics(str(name), features[name]) for name in features.columns]}
+    return {
+        "version": 0,
+        "dataset": {"item_count": len(features)},
+        "features": [_feature_statistics(str(name), features[name]) for name in features.columns],
+    }
 
 
 def _feature_statistics(name: str, series: pd.Series) -> dict[str, Any]:
@@ -65,23 +68,40 @@ def _feature_statistics(name: str, series: pd.Series) -> dict[str, Any]:
     if kind == "String":
         counts = present.astype(str).value_counts()
         buckets = [{"value": value, "count": int(count)} for value, count in counts.head(MAX_CATEGORIES).items()]
-        return {"name": name, "inferred_type": kind, "string_statistics": {
-            "common": common, "distinct_count": float(len(counts)),
-            "distribution": {"categorical": {"buckets": buckets}}}}
+        return {
+            "name": name,
+            "inferred_type": kind,
+            "string_statistics": {
+                "common": common,
+                "distinct_count": float(len(counts)),
+                "distribution": {"categorical": {"buckets": buckets}},
+            },
+        }
     values = np.sort(present.to_numpy(dtype=float))
     stats: dict[str, Any] = {"common": common}
     if len(values):
-        stats.update(mean=float(values.mean()), sum=float(values.sum()), std_dev=float(values.std()),
-                     min=float(values[0]), max=float(values[-1]),
-                     distribution={"kll": {"buckets": _buckets(values), "sketch": {
-                         "parameters": {"c": KLL_C, "k": KLL_K}, "data": kll_levels(values)}}})
+        stats.update(
+            mean=float(values.mean()),
+            sum=float(values.sum()),
+            std_dev=float(values.std()),
+            min=float(values[0]),
+            max=float(values[-1]),
+            distribution={
+                "kll": {
+                    "buckets": _buckets(values),
+                    "sketch": {"parameters": {"c": KLL_C, "k": KLL_K}, "data": kll_levels(values)},
+                }
+            },
+        )
     return {"name": name, "inferred_type": kind, "numerical_statistics": stats}
 
 
 def _buckets(values: np.ndarray) -> list[dict[str, float]]:
     counts, edges = np.histogram(values, bins=BUCKETS, range=(values[0], values[-1]))
-    return [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(counts[i])}
-            for i in range(BUCKETS)]
+    return [
+        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(counts[i])}
+        for i in range(BUCKETS)
+    ]
 
 
 def kll_levels(values: np.ndarray) -> list[list[float]]:
@@ -106,8 +126,12 @@ def kll_levels(values: np.ndarray) -> list[list[float]]:
 
 def sketch_sample(levels: list[list[float]]) -> np.ndarray:
     """The values a KLL sketch stands for, each item repeated by its weight (sorted)."""
-    return np.sort(np.concatenate([np.repeat(np.asarray(items, dtype=float), 1 << level)
-                                   for level, items in enumerate(levels)] or [np.empty(0)]))
+    return np.sort(
+        np.concatenate(
+            [np.repeat(np.asarray(items, dtype=float), 1 << level) for level, items in enumerate(levels)]
+            or [np.empty(0)]
+        )
+    )
 
 
 def constraints(features: pd.DataFrame, stats: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,8 +140,11 @@ def constraints(features: pd.DataFrame, stats: dict[str, Any] | None = None) -> 
     entries = []
     for feature in stats["features"]:
         series = features[feature["name"]]
-        entry: dict[str, Any] = {"name": feature["name"], "inferred_type": feature["inferred_type"],
-                                 "completeness": float(series.notna().mean()) if len(series) else 0.0}
+        entry: dict[str, Any] = {
+            "name": feature["name"],
+            "inferred_type": feature["inferred_type"],
+            "completeness": float(series.notna().mean()) if len(series) else 0.0,
+        }
         if feature["inferred_type"] == "String":
             domain = sorted(series.dropna().astype(str).unique())
             if len(domain) <= MAX_DOMAIN:
@@ -125,11 +152,23 @@ def constraints(features: pd.DataFrame, stats: dict[str, Any] | None = None) -> 
         else:
             entry["num_constraints"] = {"is_non_negative": bool((series.dropna() >= 0).all())}
         entries.append(entry)
-    return {"version": 0, "features": entries, "monitoring_config": {
-        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": THRESHOLD,
-        "domain_content_threshold": THRESHOLD, "distribution_constraints": {
-            "perform_comparison": "Enabled", "comparison_threshold": THRESHOLD, "comparison_method": "Robust",
-            "categorical_comparison_threshold": THRESHOLD, "categorical_drift_method": "LInfinity"}}}
+    return {
+        "version": 0,
+        "features": entries,
+        "monitoring_config": {
+            "evaluate_constraints": "Enabled",
+            "emit_metrics": "Enabled",
+            "datatype_check_threshold": THRESHOLD,
+            "domain_content_threshold": THRESHOLD,
+            "distribution_constraints": {
+                "perform_comparison": "Enabled",
+                "comparison_threshold": THRESHOLD,
+                "comparison_method": "Robust",
+                "categorical_comparison_threshold": THRESHOLD,
+                "categorical_drift_method": "LInfinity",
+            },
+        },
+    }
 
 
 def log(features: pd.DataFrame) -> dict[str, Any]:
@@ -156,9 +195,11 @@ def load(run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     except MlflowException:
         local = None
     if local is None or not all((local / name).is_file() for name in names):
-        raise MissingBaseline(f"run {run_id} has no {ARTIFACTS}/statistics.json and constraints.json: it was trained "
-                              "before baselines were logged, or not by this project. Retrain it "
-                              "(mlflow run . -e retrain) or train a new version.")
+        raise MissingBaseline(
+            f"run {run_id} has no {ARTIFACTS}/statistics.json and constraints.json: it was trained "
+            "before baselines were logged, or not by this project. Retrain it "
+            "(mlflow run . -e retrain) or train a new version."
+        )
     statistics_json, constraints_json = (json.loads((local / name).read_text()) for name in names)
     return statistics_json, constraints_json
 

@@ -11,8 +11,13 @@ from typing import Any
 
 from projects import baseline, data, drift, families, tracking
 
-USER_ERRORS = (data.DataError, families.IncrementalError, tracking.NoSuchVersion, baseline.MissingBaseline,
-               drift.DriftError)
+USER_ERRORS = (
+    data.DataError,
+    families.IncrementalError,
+    tracking.NoSuchVersion,
+    baseline.MissingBaseline,
+    drift.DriftError,
+)
 
 
 def main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> Any:

@@ -33,8 +33,12 @@ import pandas as pd
 
 DEFAULT = "scenario:truck-delay?weeks=0-3"  # the entry points' default data: the first four weeks
 SKLEARN = {
-    "breast_cancer": "load_breast_cancer", "wine": "load_wine", "iris": "load_iris",
-    "diabetes": "load_diabetes", "digits": "load_digits", "california_housing": "fetch_california_housing",
+    "breast_cancer": "load_breast_cancer",
+    "wine": "load_wine",
+    "iris": "load_iris",
+    "diabetes": "load_diabetes",
+    "digits": "load_digits",
+    "california_housing": "fetch_california_housing",
 }
 SKLEARN_TARGET = "target"  # the label column of every sklearn:NAME frame
 
@@ -79,21 +83,27 @@ def default_target(data: str, frame: pd.DataFrame) -> str:
         return SKLEARN_TARGET
     if data.startswith("scenario:") or scenario.TARGET in frame.columns:
         return scenario.TARGET
-    raise DataError("(target)", f"{data} does not say which column is the label (columns: "
-                    f"{', '.join(map(str, frame.columns))})", "Pass -P target=<label column>.")
+    raise DataError(
+        "(target)",
+        f"{data} does not say which column is the label (columns: {', '.join(map(str, frame.columns))})",
+        "Pass -P target=<label column>.",
+    )
 
 
 def read(data: str) -> pd.DataFrame:
     if data.startswith("sklearn:"):
-        return _sklearn(data[len("sklearn:"):])
+        return _sklearn(data[len("sklearn:") :])
     if data.startswith("scenario:"):
         return _scenario(data)
     if data.startswith("s3://"):
         return _parse(_s3_bytes(data), data)
     paths = sorted(glob.glob(data)) if any(c in data for c in "*?[") else [data]
     if not paths or not all(Path(p).is_file() for p in paths):
-        raise DataError("(source)", f"{data!r} matches no file",
-                        "Pass a CSV or Parquet path, a glob, s3://bucket/key or sklearn:NAME.")
+        raise DataError(
+            "(source)",
+            f"{data!r} matches no file",
+            "Pass a CSV or Parquet path, a glob, s3://bucket/key or sklearn:NAME.",
+        )
     return pd.concat([_parse(Path(p).read_bytes(), p) for p in paths], ignore_index=True)
 
 
@@ -108,7 +118,7 @@ def _parse(raw: bytes, name: str) -> pd.DataFrame:
 def _s3_bytes(uri: str) -> bytes:
     import boto3
 
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
@@ -116,8 +126,11 @@ def _sklearn(name: str) -> pd.DataFrame:
     import sklearn.datasets
 
     if name not in SKLEARN:
-        raise DataError("(source)", f"sklearn:{name} is not a known dataset",
-                        f"Use one of: {', '.join('sklearn:' + n for n in SKLEARN)}.")
+        raise DataError(
+            "(source)",
+            f"sklearn:{name} is not a known dataset",
+            f"Use one of: {', '.join('sklearn:' + n for n in SKLEARN)}.",
+        )
     bunch = getattr(sklearn.datasets, SKLEARN[name])(as_frame=True)
     return bunch.frame.rename(columns={bunch.target.name: SKLEARN_TARGET})
 
@@ -127,14 +140,17 @@ def _scenario(data: str) -> pd.DataFrame:
 
     from projects import scenario
 
-    name, _, query = data[len("scenario:"):].partition("?")
+    name, _, query = data[len("scenario:") :].partition("?")
     if name != "truck-delay":
         raise DataError("(source)", f"{data!r} names no scenario", "Use scenario:truck-delay?weeks=0-3.")
     options = dict(parse_qsl(query))
     allowed = {"weeks", "total", "rows", "seed", "new_route_week", "drift_from"}
     if set(options) - allowed:
-        raise DataError("(source)", f"{data!r} has unknown options {sorted(set(options) - allowed)}",
-                        f"Use only {', '.join(sorted(allowed))}.")
+        raise DataError(
+            "(source)",
+            f"{data!r} has unknown options {sorted(set(options) - allowed)}",
+            f"Use only {', '.join(sorted(allowed))}.",
+        )
     try:
         first, _, last = options.get("weeks", "0-3").partition("-")
         indexes = range(int(first), int(last or first) + 1)
@@ -150,11 +166,15 @@ def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
     """Raise :class:`DataError` for a missing or null target and all-null or constant features."""
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
-        raise DataError(target, f"the target is not a column of {source} (columns: {columns})",
-                        "Pass -P target=<label column>.")
+        raise DataError(
+            target, f"the target is not a column of {source} (columns: {columns})", "Pass -P target=<label column>."
+        )
     if frame[target].isna().any():
-        raise DataError(target, f"the target has {int(frame[target].isna().sum())} null values",
-                        "Drop or fill the unlabeled rows first.")
+        raise DataError(
+            target,
+            f"the target has {int(frame[target].isna().sum())} null values",
+            "Drop or fill the unlabeled rows first.",
+        )
     if len(frame) < 10:
         raise DataError("(rows)", f"{source} has {len(frame)} rows", "Train on at least 10 labeled rows.")
     for column in frame.columns.drop(target):
@@ -162,8 +182,9 @@ def check(frame: pd.DataFrame, target: str, source: str = "data") -> None:
         if values.isna().all():
             raise DataError(column, "every value is null", "Drop the column or fill it.")
         if values.nunique(dropna=True) <= 1:
-            raise DataError(column, f"it is constant ({values.dropna().iloc[0]})",
-                            "Drop the column: it carries no signal.")
+            raise DataError(
+                column, f"it is constant ({values.dropna().iloc[0]})", "Drop the column: it carries no signal."
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,8 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     truck.add_argument("--weeks", type=int, default=8)
     truck.add_argument("--rows-per-week", type=int, default=2000)
     truck.add_argument("--seed", type=int, default=7)
-    truck.add_argument("--new-route-week", type=int, default=None,
-                       help="from this week on, a 'mountain' route type appears (unseen by earlier weeks)")
+    truck.add_argument(
+        "--new-route-week",
+        type=int,
+        default=None,
+        help="from this week on, a 'mountain' route type appears (unseen by earlier weeks)",
+    )
     truck.add_argument("--drift-from", type=int, default=0, help="weeks before this one do not drift")
     truck.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     truck.add_argument("--out", required=True, help="directory for week_00.parquet, week_01.parquet, ...")

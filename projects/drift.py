@@ -77,34 +77,46 @@ class Report:
         if not self.drifted:
             return f"no drift in {len(self.features)} features over {self.rows} rows"
         return f"drift in {', '.join(self.drifted)} over {self.rows} rows: " + "; ".join(
-            f"{f.feature}: {f.reason}" for f in self.features if f.drifted)
+            f"{f.feature}: {f.reason}" for f in self.features if f.drifted
+        )
 
 
-def compare(statistics: dict[str, Any], constraints: dict[str, Any], window: pd.DataFrame,
-            alpha: float = ALPHA, threshold: float | None = None,
-            categorical_threshold: float | None = None) -> Report:
+def compare(
+    statistics: dict[str, Any],
+    constraints: dict[str, Any],
+    window: pd.DataFrame,
+    alpha: float = ALPHA,
+    threshold: float | None = None,
+    categorical_threshold: float | None = None,
+) -> Report:
     """Each baseline feature of ``window`` against the baseline; columns the baseline lacks are ignored."""
     features = statistics["features"]
     names = [f["name"] for f in features]
     missing = [n for n in names if n not in window.columns]
     if missing:
-        raise DriftError(f"the window lacks the baseline's features {missing} (its columns: "
-                         f"{', '.join(map(str, window.columns))}). Pass rows with every feature the model takes.")
+        raise DriftError(
+            f"the window lacks the baseline's features {missing} (its columns: "
+            f"{', '.join(map(str, window.columns))}). Pass rows with every feature the model takes."
+        )
     if window.empty:
         raise DriftError("the window has no rows. Pick a window (or capture prefix) that holds captured requests.")
     config = constraints.get("monitoring_config", {}).get("distribution_constraints", {})
     default = baseline_mod.THRESHOLD
-    limits = {"numeric": config.get("comparison_threshold", default) if threshold is None else threshold,
-              "categorical": config.get("categorical_comparison_threshold", default)
-              if categorical_threshold is None else categorical_threshold}
+    limits = {
+        "numeric": config.get("comparison_threshold", default) if threshold is None else threshold,
+        "categorical": config.get("categorical_comparison_threshold", default)
+        if categorical_threshold is None
+        else categorical_threshold,
+    }
     completeness = {c["name"]: c.get("completeness", 1.0) for c in constraints.get("features", [])}
     corrected = alpha / len(features)
     results = [_feature(f, window[f["name"]], limits, corrected, completeness.get(f["name"], 1.0)) for f in features]
     return Report(results, len(window), alpha, limits)
 
 
-def _feature(feature: dict[str, Any], values: pd.Series, limits: dict[str, float], alpha: float,
-             completeness: float) -> FeatureDrift:
+def _feature(
+    feature: dict[str, Any], values: pd.Series, limits: dict[str, float], alpha: float, completeness: float
+) -> FeatureDrift:
     if "numerical_statistics" in feature:
         kind, present = "numeric", pd.to_numeric(values, errors="coerce").dropna()
     else:
@@ -112,8 +124,9 @@ def _feature(feature: dict[str, Any], values: pd.Series, limits: dict[str, float
     missing_growth = completeness - len(present) / len(values)
     if present.empty:
         return FeatureDrift(feature["name"], kind, True, "every value is missing", {"missing_growth": missing_growth})
-    metrics, effect, p_value, unseen = (_numeric(feature, present.to_numpy(dtype=float)) if kind == "numeric"
-                                        else _categorical(feature, present))
+    metrics, effect, p_value, unseen = (
+        _numeric(feature, present.to_numpy(dtype=float)) if kind == "numeric" else _categorical(feature, present)
+    )
     metrics["missing_growth"] = missing_growth
     limit = limits[kind]
     name = "KS D" if kind == "numeric" else "Jensen-Shannon distance"
@@ -121,8 +134,10 @@ def _feature(feature: dict[str, Any], values: pd.Series, limits: dict[str, float
         reason = f"missing values grew by {missing_growth:.3f}"
         return FeatureDrift(feature["name"], kind, True, reason, metrics, unseen)
     drifted = p_value < alpha and effect >= limit
-    reason = (f"{name} {effect:.3f} {'>=' if effect >= limit else '<'} {limit} and p {p_value:.2g} "
-              f"{'<' if p_value < alpha else '>='} {alpha:.2g}")
+    reason = (
+        f"{name} {effect:.3f} {'>=' if effect >= limit else '<'} {limit} and p {p_value:.2g} "
+        f"{'<' if p_value < alpha else '>='} {alpha:.2g}"
+    )
     return FeatureDrift(feature["name"], kind, bool(drifted), reason, metrics, unseen)
 
 
@@ -132,8 +147,11 @@ def _numeric(feature: dict[str, Any], window: np.ndarray) -> tuple[dict[str, flo
     # The exact p-value costs O(n x m); beyond 100,000 pairs the asymptotic one is as good and instant.
     ks = stats.ks_2samp(reference, window, method="exact" if len(reference) * len(window) <= EXACT_PAIRS else "asymp")
     spread = numbers.get("std_dev") or 1.0
-    metrics = {"ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-               "wasserstein_std": float(stats.wasserstein_distance(reference, window) / spread)}
+    metrics = {
+        "ks_statistic": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+        "wasserstein_std": float(stats.wasserstein_distance(reference, window) / spread),
+    }
     return metrics, float(ks.statistic), float(ks.pvalue), ()
 
 
@@ -153,7 +171,10 @@ def _categorical(feature: dict[str, Any], window: pd.Series) -> tuple[dict[str, 
         result = stats.chi2_contingency(table)
         chi2, p_value = float(result.statistic), float(result.pvalue)
     shares = table / table.sum(axis=1, keepdims=True)
-    metrics = {"chi2_statistic": chi2, "chi2_pvalue": p_value,
-               "jensen_shannon": float(jensenshannon(shares[0], shares[1], base=2)),
-               "linf": float(np.abs(shares[0] - shares[1]).max())}
+    metrics = {
+        "chi2_statistic": chi2,
+        "chi2_pvalue": p_value,
+        "jensen_shannon": float(jensenshannon(shares[0], shares[1], base=2)),
+        "linf": float(np.abs(shares[0] - shares[1]).max()),
+    }
     return metrics, metrics["jensen_shannon"], p_value, unseen

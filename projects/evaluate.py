@@ -28,8 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--champion", default="", help="models:/name@champion or models:/name/Production; empty: none")
     p.add_argument("--data", default="", help="holdout data; default: the challenger's holdout artifact")
     p.add_argument("--min-score", type=float, default=0.0)
-    p.add_argument("--max-regression", type=float, default=0.0,
-                   help="how far below the champion the challenger may score")
+    p.add_argument(
+        "--max-regression", type=float, default=0.0, help="how far below the champion the challenger may score"
+    )
     p.add_argument("--promote-to", default="", help="@alias or stage to set when the challenger passes")
     return p
 
@@ -44,14 +45,18 @@ def verdict(challenger: float, champion: float | None, min_score: float, max_reg
 
 def run(args: argparse.Namespace) -> bool:
     if args.promote_to and not args.promote_to.startswith("@") and args.promote_to not in STAGES:
-        raise ValueError(f"promote_to={args.promote_to!r} is not valid. "
-                         f"Allowed: @<alias> or one of {', '.join(STAGES)}.")
+        raise ValueError(
+            f"promote_to={args.promote_to!r} is not valid. Allowed: @<alias> or one of {', '.join(STAGES)}."
+        )
     challenger = tracking.resolve(args.challenger)
     champion = _champion(args.champion)
     settings = tracking.settings_of(mlflow.get_run(challenger.run_id))
     target, task = settings["target"], settings["task"]
-    holdout = (data_mod.load(args.data, target).frame if args.data
-               else tracking.load_frame(challenger.run_id, "holdout/holdout.parquet"))
+    holdout = (
+        data_mod.load(args.data, target).frame
+        if args.data
+        else tracking.load_frame(challenger.run_id, "holdout/holdout.parquet")
+    )
     score = _scorer(task, holdout, target)
     challenger_score = score(f"models:/{challenger.name}/{challenger.version}")
     champion_score = score(f"models:/{champion.name}/{champion.version}") if champion else None
@@ -59,24 +64,36 @@ def run(args: argparse.Namespace) -> bool:
     client = mlflow.MlflowClient()
     with mlflow.start_run() as active:
         mlflow.set_tag("project.entry_point", "evaluate")
-        tracking.log_params({"challenger": args.challenger, "champion": args.champion or "none",
-                             "min_score": args.min_score, "max_regression": args.max_regression,
-                             "promote_to": args.promote_to or "none"})
-        mlflow.log_metrics({"challenger_score": challenger_score,
-                            **({"champion_score": champion_score} if champion else {})})
-        tags = {"evaluation.verdict": "pass" if passed else "fail", "evaluation.reason": reason,
-                "evaluation.metric": "roc_auc" if task == "binary" else ("r2" if task == "regression" else "accuracy"),
-                "evaluation.challenger_score": f"{challenger_score:.6f}",
-                "evaluation.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
-                "evaluation.champion_version": str(champion.version) if champion else "",
-                "evaluation.run_id": active.info.run_id}
+        tracking.log_params(
+            {
+                "challenger": args.challenger,
+                "champion": args.champion or "none",
+                "min_score": args.min_score,
+                "max_regression": args.max_regression,
+                "promote_to": args.promote_to or "none",
+            }
+        )
+        mlflow.log_metrics(
+            {"challenger_score": challenger_score, **({"champion_score": champion_score} if champion else {})}
+        )
+        tags = {
+            "evaluation.verdict": "pass" if passed else "fail",
+            "evaluation.reason": reason,
+            "evaluation.metric": "roc_auc" if task == "binary" else ("r2" if task == "regression" else "accuracy"),
+            "evaluation.challenger_score": f"{challenger_score:.6f}",
+            "evaluation.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
+            "evaluation.champion_version": str(champion.version) if champion else "",
+            "evaluation.run_id": active.info.run_id,
+        }
         for key, value in tags.items():
             client.set_model_version_tag(challenger.name, str(challenger.version), key, value)
         mlflow.set_tags({"evaluation.verdict": tags["evaluation.verdict"]})
     if passed and args.promote_to:
         _promote(client, challenger, args.promote_to)
-    print(f"evaluate: {challenger.name} version {challenger.version} {tags['evaluation.verdict']}: {reason}"
-          + (f"; promoted to {args.promote_to}" if passed and args.promote_to else ""))
+    print(
+        f"evaluate: {challenger.name} version {challenger.version} {tags['evaluation.verdict']}: {reason}"
+        + (f"; promoted to {args.promote_to}" if passed and args.promote_to else "")
+    )
     return passed
 
 
@@ -102,8 +119,12 @@ def _promote(client: mlflow.MlflowClient, version, promote_to: str) -> None:
     if promote_to.startswith("@"):
         client.set_registered_model_alias(version.name, promote_to[1:], str(version.version))
     else:
-        client.transition_model_version_stage(version.name, str(version.version), promote_to,
-                                              archive_existing_versions=promote_to in ("Staging", "Production"))
+        client.transition_model_version_stage(
+            version.name,
+            str(version.version),
+            promote_to,
+            archive_existing_versions=promote_to in ("Staging", "Production"),
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

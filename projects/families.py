@@ -40,8 +40,9 @@ def task_of(label: pd.Series) -> str:
     return "binary" if label.nunique() <= 2 else "multiclass"
 
 
-def build(family: str, task: str, features: pd.DataFrame, params: dict[str, Any] | None = None,
-          seed: int = 0) -> Pipeline:
+def build(
+    family: str, task: str, features: pd.DataFrame, params: dict[str, Any] | None = None, seed: int = 0
+) -> Pipeline:
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is not valid. Allowed: {', '.join(FAMILIES)}. Pass -P family=xgboost.")
     return Pipeline([("prep", preprocessor(features)), ("model", estimator(family, task, params or {}, seed))])
@@ -50,11 +51,21 @@ def build(family: str, task: str, features: pd.DataFrame, params: dict[str, Any]
 def preprocessor(features: pd.DataFrame) -> ColumnTransformer:
     categorical = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     numeric = [c for c in features.columns if c not in categorical]
-    return ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), categorical),
-    ])
+    return ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ]
+    )
 
 
 def estimator(family: str, task: str, params: dict[str, Any], seed: int) -> Any:
@@ -62,8 +73,15 @@ def estimator(family: str, task: str, params: dict[str, Any], seed: int) -> Any:
     if family == "xgboost":
         import xgboost
 
-        base = {"n_estimators": 200, "max_depth": 5, "learning_rate": 0.1, "subsample": 0.9, "n_jobs": 2,
-                "random_state": seed, "tree_method": "hist"}
+        base = {
+            "n_estimators": 200,
+            "max_depth": 5,
+            "learning_rate": 0.1,
+            "subsample": 0.9,
+            "n_jobs": 2,
+            "random_state": seed,
+            "tree_method": "hist",
+        }
         return (xgboost.XGBRegressor if regression else xgboost.XGBClassifier)(**{**base, **params})
     if family == "sgd":
         from sklearn.linear_model import SGDClassifier, SGDRegressor
@@ -75,11 +93,13 @@ def estimator(family: str, task: str, params: dict[str, Any], seed: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         return (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
-            **{"max_iter": 200, "random_state": seed, **params})
+            **{"max_iter": 200, "random_state": seed, **params}
+        )
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     return (RandomForestRegressor if regression else RandomForestClassifier)(
-        **{"n_estimators": 200, "n_jobs": 2, "random_state": seed, **params})
+        **{"n_estimators": 200, "n_jobs": 2, "random_state": seed, **params}
+    )
 
 
 def family_of(pipeline: Pipeline) -> str:
@@ -105,19 +125,22 @@ def unseen_categories(pipeline: Pipeline, features: pd.DataFrame) -> dict[str, l
     return found
 
 
-def incremental(pipeline: Pipeline, features: pd.DataFrame, label: pd.Series, n_more: int,
-                on_unseen_category: str = "error") -> Pipeline:
+def incremental(
+    pipeline: Pipeline, features: pd.DataFrame, label: pd.Series, n_more: int, on_unseen_category: str = "error"
+) -> Pipeline:
     """A copy of the fitted pipeline, updated on the new data by the family's own mechanism."""
     if on_unseen_category not in UNSEEN_POLICIES:
-        raise ValueError(f"on_unseen_category={on_unseen_category!r} is not valid. "
-                         f"Allowed: {', '.join(UNSEEN_POLICIES)}.")
+        raise ValueError(
+            f"on_unseen_category={on_unseen_category!r} is not valid. Allowed: {', '.join(UNSEEN_POLICIES)}."
+        )
     unseen = unseen_categories(pipeline, features)
     if unseen and on_unseen_category == "error":
         column, values = next(iter(unseen.items()))
         raise IncrementalError(
             f"column {column!r}: values {values} were not in the parent's training data, and an incremental update "
             "keeps the parent's encoding. Pass -P on_unseen_category=ignore to encode them as unknown, or use "
-            "strategy=rehearsal or full, which learn them.")
+            "strategy=rehearsal or full, which learn them."
+        )
     updated = copy.deepcopy(pipeline)
     encoded = updated.named_steps["prep"].transform(features)
     model = updated.named_steps["model"]

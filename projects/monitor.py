@@ -37,10 +37,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the serving version: models:/name/N, models:/name@alias or /Stage")
     p.add_argument("--data", required=True, help="the window's captured rows: CSV/Parquet path or glob, s3://...")
     p.add_argument("--alpha", type=float, default=drift.ALPHA, help="family-wise significance level")
-    p.add_argument("--threshold", type=optional_number, default="",
-                   help="KS D from which a numeric feature drifts (empty: the baseline's constraints.json)")
-    p.add_argument("--categorical-threshold", type=optional_number, default="",
-                   help="Jensen-Shannon distance from which a categorical feature drifts (empty: constraints.json)")
+    p.add_argument(
+        "--threshold",
+        type=optional_number,
+        default="",
+        help="KS D from which a numeric feature drifts (empty: the baseline's constraints.json)",
+    )
+    p.add_argument(
+        "--categorical-threshold",
+        type=optional_number,
+        default="",
+        help="Jensen-Shannon distance from which a categorical feature drifts (empty: constraints.json)",
+    )
     return p
 
 
@@ -55,22 +63,46 @@ def run(args: argparse.Namespace) -> drift.Report:
     window = data_mod.read(args.data)
     report = drift.compare(statistics, constraints, window, args.alpha, args.threshold, args.categorical_threshold)
     with mlflow.start_run() as active:
-        mlflow.set_tags({"project.entry_point": "monitor", "monitor.verdict": report.verdict,
-                         "monitor.drifted": ",".join(report.drifted), "monitor.model_name": version.name,
-                         "monitor.model_version": str(version.version), "monitor.baseline_run_id": version.run_id})
-        tracking.log_params({"model": args.model, "data": args.data, "alpha": args.alpha,
-                             **{f"threshold.{kind}": value for kind, value in report.thresholds.items()}})
+        mlflow.set_tags(
+            {
+                "project.entry_point": "monitor",
+                "monitor.verdict": report.verdict,
+                "monitor.drifted": ",".join(report.drifted),
+                "monitor.model_name": version.name,
+                "monitor.model_version": str(version.version),
+                "monitor.baseline_run_id": version.run_id,
+            }
+        )
+        tracking.log_params(
+            {
+                "model": args.model,
+                "data": args.data,
+                "alpha": args.alpha,
+                **{f"threshold.{kind}": value for kind, value in report.thresholds.items()},
+            }
+        )
         metrics = {"rows": report.rows, "drifted_features": len(report.drifted)}
         for feature in report.features:
             metrics.update({metric_key(feature.feature, test): value for test, value in feature.metrics.items()})
             metrics[metric_key(feature.feature, "drifted")] = float(feature.drifted)
         mlflow.log_metrics(metrics)
-        mlflow.log_dict({"verdict": report.verdict, "drifted": report.drifted, "rows": report.rows,
-                         "alpha": report.alpha, "thresholds": report.thresholds,
-                         "features": [asdict(f) for f in report.features]}, "drift/report.json")
+        mlflow.log_dict(
+            {
+                "verdict": report.verdict,
+                "drifted": report.drifted,
+                "rows": report.rows,
+                "alpha": report.alpha,
+                "thresholds": report.thresholds,
+                "features": [asdict(f) for f in report.features],
+            },
+            "drift/report.json",
+        )
     client = mlflow.MlflowClient()
-    for key, value in {"monitor.verdict": report.verdict, "monitor.drifted": ",".join(report.drifted),
-                       "monitor.run_id": active.info.run_id}.items():
+    for key, value in {
+        "monitor.verdict": report.verdict,
+        "monitor.drifted": ",".join(report.drifted),
+        "monitor.run_id": active.info.run_id,
+    }.items():
         client.set_model_version_tag(version.name, str(version.version), key, value)
     logger.info("monitor: %s version %s: %s", version.name, version.version, report.summary())
     return report

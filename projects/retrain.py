@@ -42,8 +42,11 @@ STRATEGIES = ("incremental", "rehearsal", "full")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.retrain", description=__doc__.splitlines()[0])
     p.add_argument("--base-model", required=True, help="models:/name@alias, models:/name/Stage or models:/name/N")
-    p.add_argument("--new-data", default="scenario:truck-delay?weeks=4",
-                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
+    p.add_argument(
+        "--new-data",
+        default="scenario:truck-delay?weeks=4",
+        help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...",
+    )
     p.add_argument("--strategy", default="rehearsal", choices=STRATEGIES)
     p.add_argument("--replay-fraction", type=float, default=0.5, help="rehearsal: replay rows per new training row")
     p.add_argument("--n-more", type=int, default=100, help="boosting rounds, trees, iterations or epochs added")
@@ -61,22 +64,50 @@ def run(args: argparse.Namespace) -> str:
     target, task, family = (parent_settings[k] for k in ("target", "task", "family"))
     parent_model = mlflow.sklearn.load_model(f"models:/{parent.name}/{parent.version}")
     new = data_mod.load(args.new_data, target)
-    new_train, new_test = train_test_split(new.frame, test_size=args.test_size, random_state=args.seed,
-                                           stratify=new.label if task != "regression" else None)
+    new_train, new_test = train_test_split(
+        new.frame,
+        test_size=args.test_size,
+        random_state=args.seed,
+        stratify=new.label if task != "regression" else None,
+    )
     old_test = tracking.load_frame(parent.run_id, "holdout/holdout.parquet")
     rows = _training_rows(args, parent_run, new_train, target, task)
     with mlflow.start_run() as active:
-        mlflow.set_tags({"project.entry_point": "retrain", "parent.registered_model": parent.name,
-                         "parent.version": str(parent.version), "parent.run_id": parent.run_id,
-                         "retrain.strategy": args.strategy})
-        tracking.record_settings(data=args.new_data, target=target, task=task, family=family,
-                                 test_size=args.test_size, seed=args.seed)
-        tracking.log_params({"base_model": args.base_model, "new_data": args.new_data, "strategy": args.strategy,
-                             "replay_fraction": args.replay_fraction, "n_more": args.n_more, "family": family,
-                             "task": task, "target": target, "seed": args.seed,
-                             "on_unseen_category": args.on_unseen_category, "train_rows": len(rows)})
-        tracking.log_dataset(old_test, parent_settings["data"], target, "parent-holdout", "evaluation",
-                             parent_version=str(parent.version))
+        mlflow.set_tags(
+            {
+                "project.entry_point": "retrain",
+                "parent.registered_model": parent.name,
+                "parent.version": str(parent.version),
+                "parent.run_id": parent.run_id,
+                "retrain.strategy": args.strategy,
+            }
+        )
+        tracking.record_settings(
+            data=args.new_data, target=target, task=task, family=family, test_size=args.test_size, seed=args.seed
+        )
+        tracking.log_params(
+            {
+                "base_model": args.base_model,
+                "new_data": args.new_data,
+                "strategy": args.strategy,
+                "replay_fraction": args.replay_fraction,
+                "n_more": args.n_more,
+                "family": family,
+                "task": task,
+                "target": target,
+                "seed": args.seed,
+                "on_unseen_category": args.on_unseen_category,
+                "train_rows": len(rows),
+            }
+        )
+        tracking.log_dataset(
+            old_test,
+            parent_settings["data"],
+            target,
+            "parent-holdout",
+            "evaluation",
+            parent_version=str(parent.version),
+        )
         tracking.log_dataset(new_train, args.new_data, target, "new-train", "training")
         started = time.perf_counter()
         child = _update(args, parent_model, rows, target, task, family)
@@ -85,19 +116,23 @@ def run(args: argparse.Namespace) -> str:
         mlflow.log_metrics({**metrics, "train_seconds": seconds})
         baseline.log(rows.drop(columns=[target]))
         tracking.log_frame(pd.concat([old_test, new_test], ignore_index=True), "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(rows, target, 5000, args.seed, task),
-                           "replay/train_sample.parquet")
+        tracking.log_frame(
+            families.stratified_sample(rows, target, 5000, args.seed, task), "replay/train_sample.parquet"
+        )
         name = args.registered_model or parent.name
         info = tracking.log_pipeline(child, rows.drop(columns=[target]), name)
-        print(f"retrain ({args.strategy}): {name} version {info.registered_model_version} "
-              f"from version {parent.version}; "
-              f"old {metrics['old_score']:.4f} new {metrics['new_score']:.4f} forgetting {metrics['forgetting']:+.4f} "
-              f"in {seconds:.2f} s")
+        print(
+            f"retrain ({args.strategy}): {name} version {info.registered_model_version} "
+            f"from version {parent.version}; "
+            f"old {metrics['old_score']:.4f} new {metrics['new_score']:.4f} forgetting {metrics['forgetting']:+.4f} "
+            f"in {seconds:.2f} s"
+        )
         return active.info.run_id
 
 
-def _training_rows(args: argparse.Namespace, parent_run, new_train: pd.DataFrame, target: str,
-                   task: str) -> pd.DataFrame:
+def _training_rows(
+    args: argparse.Namespace, parent_run, new_train: pd.DataFrame, target: str, task: str
+) -> pd.DataFrame:
     if args.strategy == "incremental":
         return new_train
     if args.strategy == "rehearsal":
@@ -115,8 +150,11 @@ def _training_rows(args: argparse.Namespace, parent_run, new_train: pd.DataFrame
 def _update(args: argparse.Namespace, parent_model, rows: pd.DataFrame, target: str, task: str, family: str):
     features, label = rows.drop(columns=[target]), rows[target]
     if args.strategy == "full" or (args.strategy == "rehearsal" and families.unseen_categories(parent_model, features)):
-        params = {k: v for k, v in parent_model.named_steps["model"].get_params().items()
-                  if k in ("max_depth", "learning_rate")}
+        params = {
+            k: v
+            for k, v in parent_model.named_steps["model"].get_params().items()
+            if k in ("max_depth", "learning_rate")
+        }
         return families.build(family, task, features, params, args.seed).fit(features, label)
     return families.incremental(parent_model, features, label, args.n_more, args.on_unseen_category)
 
@@ -127,8 +165,14 @@ def _compare(task: str, parent, child, old_test: pd.DataFrame, new_test: pd.Data
 
     old, new = score(child, old_test), score(child, new_test)
     parent_old, parent_new = score(parent, old_test), score(parent, new_test)
-    return {"old_score": old, "new_score": new, "parent_old_score": parent_old, "parent_new_score": parent_new,
-            "forgetting": parent_old - old, "mean_score": (old + new) / 2}
+    return {
+        "old_score": old,
+        "new_score": new,
+        "parent_old_score": parent_old,
+        "parent_new_score": parent_new,
+        "forgetting": parent_old - old,
+        "mean_score": (old + new) / 2,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

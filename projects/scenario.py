@@ -31,25 +31,28 @@ DRIFTING = ("distance_km", "stops", "planned_hours", "route_type")  # inputs who
 OFFSET_PER_PHASE = 80.0  # planners pad schedules as roads get slower, which keeps the late share steady
 
 
-def week(index: int, weeks: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None,
-         drift_from: int = 0) -> pd.DataFrame:
+def week(
+    index: int, weeks: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None, drift_from: int = 0
+) -> pd.DataFrame:
     """The deliveries of week ``index`` (0-based) of a ``weeks``-week scenario."""
     rng = np.random.default_rng([seed, index])
     phase = phase_of(index, weeks, drift_from)
     routes = list(ROUTES) + (["mountain"] if new_route_week is not None and index >= new_route_week else [])
     route_p = np.array([0.45 - 0.15 * phase, 0.30 + 0.15 * phase, 0.25] + ([0.15] if len(routes) == 4 else []))
-    frame = pd.DataFrame({
-        "distance_km": rng.gamma(4.0, 40.0 + 25.0 * phase, rows).round(1),
-        "stops": rng.poisson(3 + 2 * phase, rows).astype("int64") + 1,
-        "departure_hour": rng.integers(4, 22, rows).astype("int64"),
-        "day_of_week": rng.integers(0, 7, rows).astype("int64"),
-        "driver_experience_years": rng.gamma(2.0, 3.0, rows).round(1),
-        "truck_age_years": rng.uniform(0, 15, rows).round(1),
-        "cargo_tonnes": rng.uniform(1, 24, rows).round(2),
-        "traffic_index": rng.beta(2, 3, rows).round(3),
-        "weather": rng.choice(WEATHER, rows, p=[0.55, 0.25, 0.1, 0.1]),
-        "route_type": rng.choice(routes, rows, p=route_p / route_p.sum()),
-    })
+    frame = pd.DataFrame(
+        {
+            "distance_km": rng.gamma(4.0, 40.0 + 25.0 * phase, rows).round(1),
+            "stops": rng.poisson(3 + 2 * phase, rows).astype("int64") + 1,
+            "departure_hour": rng.integers(4, 22, rows).astype("int64"),
+            "day_of_week": rng.integers(0, 7, rows).astype("int64"),
+            "driver_experience_years": rng.gamma(2.0, 3.0, rows).round(1),
+            "truck_age_years": rng.uniform(0, 15, rows).round(1),
+            "cargo_tonnes": rng.uniform(1, 24, rows).round(2),
+            "traffic_index": rng.beta(2, 3, rows).round(3),
+            "weather": rng.choice(WEATHER, rows, p=[0.55, 0.25, 0.1, 0.1]),
+            "route_type": rng.choice(routes, rows, p=route_p / route_p.sum()),
+        }
+    )
     frame["planned_hours"] = (frame.distance_km / 65 + frame.stops * 0.3).round(2)
     frame[TARGET] = (_delay_minutes(frame, phase, rng) > 30).astype("int64")
     return frame
@@ -72,13 +75,15 @@ def _delay_minutes(frame: pd.DataFrame, phase: float, rng: np.random.Generator) 
         - (3.0 - 2.5 * phase) * frame.driver_experience_years
         + 1.2 * frame.truck_age_years
         + 0.6 * frame.cargo_tonnes
-        + weather + route
+        + weather
+        + route
         + (frame.day_of_week >= 5) * -6.0
         + rng.normal(0, 12, len(frame))
     )
     return minutes.to_numpy() - (30.0 + OFFSET_PER_PHASE * phase)
 
 
-def weeks(count: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None,
-          drift_from: int = 0) -> list[pd.DataFrame]:
+def weeks(
+    count: int, rows: int = 2000, seed: int = 7, new_route_week: int | None = None, drift_from: int = 0
+) -> list[pd.DataFrame]:
     return [week(i, count, rows, seed, new_route_week, drift_from) for i in range(count)]

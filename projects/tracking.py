@@ -35,8 +35,10 @@ def settings_of(run: Any) -> dict[str, str]:
     found = {k: run.data.tags.get(f"project.{k}") for k in SETTINGS}
     missing = [k for k in ("data", "target", "task", "family") if not found[k]]
     if missing:
-        raise ValueError(f"run {run.info.run_id} has no project.{missing[0]} tag: it was not made by this project's "
-                         "train, tune or retrain. Pass a model version that one of them registered.")
+        raise ValueError(
+            f"run {run.info.run_id} has no project.{missing[0]} tag: it was not made by this project's "
+            "train, tune or retrain. Pass a model version that one of them registered."
+        )
     return found
 
 
@@ -54,9 +56,14 @@ def log_pipeline(pipeline: Pipeline, features: pd.DataFrame, registered_model: s
 
     example = features.head(5)
     signature = infer_signature(example, pipeline.predict(example))
-    return mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example,
-                                    registered_model_name=registered_model or None,
-                                    skops_trusted_types=trusted_types(pipeline))
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        registered_model_name=registered_model or None,
+        skops_trusted_types=trusted_types(pipeline),
+    )
 
 
 def log_dataset(frame: pd.DataFrame, source: str, target: str, name: str, context: str, **tags: str) -> None:
@@ -91,20 +98,25 @@ def resolve(model_uri: str) -> Any:
     ``models:/name/Stage``, with a message naming the URI when it resolves to nothing."""
     client = mlflow.MlflowClient()
     if not model_uri.startswith("models:/"):
-        raise ValueError(f"model {model_uri!r} is not a registry URI. Pass models:/name/version, "
-                         "models:/name@alias or models:/name/Stage.")
-    path = model_uri[len("models:/"):]
+        raise ValueError(
+            f"model {model_uri!r} is not a registry URI. Pass models:/name/version, "
+            "models:/name@alias or models:/name/Stage."
+        )
+    path = model_uri[len("models:/") :]
     if "@" in path:
         name, alias = path.rsplit("@", 1)
         if alias not in client.get_registered_model(name).aliases:
-            raise NoSuchVersion(f"model {model_uri!r}: alias {alias!r} of {name!r} is not set. "
-                                "Set it, or pass a version number.")
+            raise NoSuchVersion(
+                f"model {model_uri!r}: alias {alias!r} of {name!r} is not set. Set it, or pass a version number."
+            )
         return client.get_model_version_by_alias(name, alias)
     name, _, ref = path.rpartition("/")
     if ref.isdigit():
         return client.get_model_version(name, ref)
     found = client.get_latest_versions(name, stages=[ref])
     if not found:
-        raise NoSuchVersion(f"model {model_uri!r}: registered model {name!r} has no version in stage {ref!r}. "
-                         "Transition a version there first, or pass a version number or alias.")
+        raise NoSuchVersion(
+            f"model {model_uri!r}: registered model {name!r} has no version in stage {ref!r}. "
+            "Transition a version there first, or pass a version number or alias."
+        )
     return found[0]

@@ -24,12 +24,16 @@ from projects import data as data_mod
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.train", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=data_mod.DEFAULT,
-                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
-    p.add_argument("--target", default="", help="the label column (default: the source's own: target for "
-                   "sklearn:NAME, delayed for the scenario)")
+    p.add_argument(
+        "--data", default=data_mod.DEFAULT, help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:..."
+    )
+    p.add_argument(
+        "--target",
+        default="",
+        help="the label column (default: the source's own: target for sklearn:NAME, delayed for the scenario)",
+    )
     p.add_argument("--family", default="xgboost", choices=families.FAMILIES)
-    p.add_argument("--params", default="{}", help="JSON of estimator parameters, e.g. {\"max_depth\": 4}")
+    p.add_argument("--params", default="{}", help='JSON of estimator parameters, e.g. {"max_depth": 4}')
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--registered-model", default="", help="register the model under this name")
@@ -57,11 +61,21 @@ def run(args: argparse.Namespace) -> str:
     train, test = split(dataset, args.test_size, args.seed, task)
     with mlflow.start_run() as active:
         mlflow.set_tag("project.entry_point", "train")
-        tracking.record_settings(data=args.data, target=target, task=task, family=args.family,
-                                 test_size=args.test_size, seed=args.seed)
-        tracking.log_params({"data": args.data, "target": target, "family": args.family, "task": task,
-                             "test_size": args.test_size, "seed": args.seed, "rows": len(dataset.frame),
-                             **{f"model.{k}": v for k, v in params.items()}})
+        tracking.record_settings(
+            data=args.data, target=target, task=task, family=args.family, test_size=args.test_size, seed=args.seed
+        )
+        tracking.log_params(
+            {
+                "data": args.data,
+                "target": target,
+                "family": args.family,
+                "task": task,
+                "test_size": args.test_size,
+                "seed": args.seed,
+                "rows": len(dataset.frame),
+                **{f"model.{k}": v for k, v in params.items()},
+            }
+        )
         pipeline, seconds = fit(args.family, task, train, target, params, args.seed)
         scores = families.score(task, pipeline, test.drop(columns=[target]), test[target])
         mlflow.log_metrics({**{f"test_{k}": v for k, v in scores.items()}, "train_seconds": seconds})
@@ -69,13 +83,19 @@ def run(args: argparse.Namespace) -> str:
         tracking.log_dataset(test, args.data, target, "holdout", "evaluation")
         baseline.log(train.drop(columns=[target]))
         tracking.log_frame(test, "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(train, target, args.replay_rows, args.seed, task),
-                           "replay/train_sample.parquet")
+        tracking.log_frame(
+            families.stratified_sample(train, target, args.replay_rows, args.seed, task), "replay/train_sample.parquet"
+        )
         info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)
-        version = (f", registered {args.registered_model} version {info.registered_model_version}"
-                   if args.registered_model else "")
-        print(f"train: {args.family} on {len(train)} rows, test_score {scores['score']:.4f}, "
-              f"run {active.info.run_id}{version}")
+        version = (
+            f", registered {args.registered_model} version {info.registered_model_version}"
+            if args.registered_model
+            else ""
+        )
+        print(
+            f"train: {args.family} on {len(train)} rows, test_score {scores['score']:.4f}, "
+            f"run {active.info.run_id}{version}"
+        )
         return active.info.run_id
 
 

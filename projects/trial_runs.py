@@ -27,8 +27,17 @@ from urllib3.util.retry import Retry
 
 
 class TrialRuns(Protocol):
-    def write(self, experiment_id: str, run_name: str, started: int, ended: int, status: str, tags: dict[str, str],
-              params: dict[str, Any], metrics: dict[str, float]) -> str:
+    def write(
+        self,
+        experiment_id: str,
+        run_name: str,
+        started: int,
+        ended: int,
+        status: str,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> str:
         """Create the run, log its params and metrics, end it; its run id."""
 
 
@@ -42,8 +51,11 @@ class ClientTrialRuns:
     def write(self, experiment_id, run_name, started, ended, status, tags, params, metrics) -> str:
         run = self.client.create_run(experiment_id, start_time=started, run_name=run_name, tags=tags)
         run_id = run.info.run_id
-        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                              metrics=[Metric(k, v, ended, 0) for k, v in metrics.items()])
+        self.client.log_batch(
+            run_id,
+            params=[Param(k, str(v)) for k, v in params.items()],
+            metrics=[Metric(k, v, ended, 0) for k, v in metrics.items()],
+        )
         self.client.set_terminated(run_id, status, end_time=ended)
         return run_id
 
@@ -64,9 +76,14 @@ class RestTrialRuns:
         self.base = f"{creds.host.rstrip('/')}/api/2.0/mlflow/runs/"
         self.timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
         # MLflow's own retry policy for its REST calls: 429 and 5xx, with backoff, POST included.
-        retry = Retry(total=MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(),
-                      backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(), backoff_max=60,
-                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None, raise_on_status=False)
+        retry = Retry(
+            total=MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(),
+            backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(),
+            backoff_max=60,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=None,
+            raise_on_status=False,
+        )
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -91,17 +108,31 @@ class RestTrialRuns:
                 error = reply.json()
             except ValueError:
                 error = {"message": reply.text[:500]}
-            raise MlflowException(f"POST {self.base}{call} answered {reply.status_code}: "
-                                  f"{error.get('error_code', '')} {error.get('message', '')}".rstrip())
+            raise MlflowException(
+                f"POST {self.base}{call} answered {reply.status_code}: "
+                f"{error.get('error_code', '')} {error.get('message', '')}".rstrip()
+            )
         return reply.json()
 
     def write(self, experiment_id, run_name, started, ended, status, tags, params, metrics) -> str:
-        created = self._post("create", {"experiment_id": experiment_id, "run_name": run_name, "start_time": started,
-                                        "tags": [{"key": k, "value": v} for k, v in tags.items()]})
+        created = self._post(
+            "create",
+            {
+                "experiment_id": experiment_id,
+                "run_name": run_name,
+                "start_time": started,
+                "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            },
+        )
         run_id = created["run"]["info"]["run_id"]
-        self._post("log-batch", {"run_id": run_id, "params": [{"key": k, "value": str(v)} for k, v in params.items()],
-                                 "metrics": [{"key": k, "value": v, "timestamp": ended, "step": 0}
-                                             for k, v in metrics.items()]})
+        self._post(
+            "log-batch",
+            {
+                "run_id": run_id,
+                "params": [{"key": k, "value": str(v)} for k, v in params.items()],
+                "metrics": [{"key": k, "value": v, "timestamp": ended, "step": 0} for k, v in metrics.items()],
+            },
+        )
         self._post("update", {"run_id": run_id, "status": status, "end_time": ended})
         return run_id
 

@@ -33,33 +33,46 @@ from projects import data as data_mod
 from projects import train as train_mod
 
 SPACES = {
-    "xgboost": lambda t: {"max_depth": t.suggest_int("max_depth", 2, 8),
-                          "learning_rate": t.suggest_float("learning_rate", 0.02, 0.3, log=True),
-                          "subsample": t.suggest_float("subsample", 0.6, 1.0),
-                          "min_child_weight": t.suggest_float("min_child_weight", 0.5, 10, log=True)},
-    "sgd": lambda t: {"alpha": t.suggest_float("alpha", 1e-6, 1e-2, log=True),
-                      "penalty": t.suggest_categorical("penalty", ["l2", "l1", "elasticnet"])},
-    "hgb": lambda t: {"learning_rate": t.suggest_float("learning_rate", 0.02, 0.3, log=True),
-                      "max_leaf_nodes": t.suggest_int("max_leaf_nodes", 8, 64, log=True),
-                      "l2_regularization": t.suggest_float("l2_regularization", 1e-4, 1.0, log=True)},
-    "rf": lambda t: {"max_depth": t.suggest_int("max_depth", 3, 20),
-                     "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 20),
-                     "max_features": t.suggest_float("max_features", 0.2, 1.0)},
+    "xgboost": lambda t: {
+        "max_depth": t.suggest_int("max_depth", 2, 8),
+        "learning_rate": t.suggest_float("learning_rate", 0.02, 0.3, log=True),
+        "subsample": t.suggest_float("subsample", 0.6, 1.0),
+        "min_child_weight": t.suggest_float("min_child_weight", 0.5, 10, log=True),
+    },
+    "sgd": lambda t: {
+        "alpha": t.suggest_float("alpha", 1e-6, 1e-2, log=True),
+        "penalty": t.suggest_categorical("penalty", ["l2", "l1", "elasticnet"]),
+    },
+    "hgb": lambda t: {
+        "learning_rate": t.suggest_float("learning_rate", 0.02, 0.3, log=True),
+        "max_leaf_nodes": t.suggest_int("max_leaf_nodes", 8, 64, log=True),
+        "l2_regularization": t.suggest_float("l2_regularization", 1e-4, 1.0, log=True),
+    },
+    "rf": lambda t: {
+        "max_depth": t.suggest_int("max_depth", 3, 20),
+        "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 20),
+        "max_features": t.suggest_float("max_features", 0.2, 1.0),
+    },
 }
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m projects.tune", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=data_mod.DEFAULT,
-                   help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:...")
-    p.add_argument("--target", default="", help="the label column (default: the source's own: target for "
-                   "sklearn:NAME, delayed for the scenario)")
+    p.add_argument(
+        "--data", default=data_mod.DEFAULT, help="CSV/Parquet path or glob, s3://..., sklearn:NAME or scenario:..."
+    )
+    p.add_argument(
+        "--target",
+        default="",
+        help="the label column (default: the source's own: target for sklearn:NAME, delayed for the scenario)",
+    )
     p.add_argument("--family", default="xgboost", choices=families.FAMILIES)
     p.add_argument("--n-trials", type=int, default=20, help="trials this invocation runs (over all its workers)")
     p.add_argument("--n-workers", type=int, default=1, help="threads running trials of the study at once")
     p.add_argument("--study-name", default="truck-delay")
-    p.add_argument("--storage", default="sqlite:///optuna.db",
-                   help="Optuna storage URL (sqlite or postgresql+psycopg2)")
+    p.add_argument(
+        "--storage", default="sqlite:///optuna.db", help="Optuna storage URL (sqlite or postgresql+psycopg2)"
+    )
     p.add_argument("--report-every", type=int, default=10, help="xgboost: boosting rounds between pruning checks")
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
@@ -77,8 +90,19 @@ class Objective:
     write that failed raises there.
     """
 
-    def __init__(self, family: str, task: str, train, valid, target: str, seed: int, report_every: int,
-                 experiment_id: str | None = None, parent_run_id: str | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        family: str,
+        task: str,
+        train,
+        valid,
+        target: str,
+        seed: int,
+        report_every: int,
+        experiment_id: str | None = None,
+        parent_run_id: str | None = None,
+        workers: int = 1,
+    ) -> None:
         self.family, self.task, self.target, self.seed, self.report_every = family, task, target, seed, report_every
         self.train_x, self.train_y = train.drop(columns=[target]), train[target]
         self.valid_x, self.valid_y = valid.drop(columns=[target]), valid[target]
@@ -119,15 +143,38 @@ class Objective:
         model.set_params(callbacks=None)
         return families.score(self.task, pipeline, self.valid_x, self.valid_y)["score"]
 
-    def _record(self, trial: optuna.Trial, params: dict[str, Any], started: int, status: str, state: str,
-                metrics: dict[str, float]) -> None:
+    def _record(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        started: int,
+        status: str,
+        state: str,
+        metrics: dict[str, float],
+    ) -> None:
         if self.writer is None:
             return
-        tags = {"mlflow.parentRunId": self.parent_run_id, "optuna.trial": str(trial.number),
-                "optuna.study": trial.study.study_name, "optuna.state": state, "project.entry_point": "tune"}
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "optuna.trial": str(trial.number),
+            "optuna.study": trial.study.study_name,
+            "optuna.state": state,
+            "project.entry_point": "tune",
+        }
         ended = int(time.time() * 1000)  # now, not when the writer gets to it
-        self.writes.append(self.writer.submit(self.runs.write, self.experiment_id, f"trial-{trial.number}", started,
-                                              ended, status, tags, params, metrics))
+        self.writes.append(
+            self.writer.submit(
+                self.runs.write,
+                self.experiment_id,
+                f"trial-{trial.number}",
+                started,
+                ended,
+                status,
+                tags,
+                params,
+                metrics,
+            )
+        )
 
     def flush(self) -> None:
         """Wait for every trial's run to be written; raise the first failure."""
@@ -155,9 +202,14 @@ class _Reporter:
 
 
 def study(name: str, storage: str, seed: int) -> optuna.Study:
-    return optuna.create_study(study_name=name, storage=study_storage.open_storage(storage), load_if_exists=True,
-                               direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                               pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20))
+    return optuna.create_study(
+        study_name=name,
+        storage=study_storage.open_storage(storage),
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20),
+    )
 
 
 def run(args: argparse.Namespace) -> str:
@@ -165,19 +217,42 @@ def run(args: argparse.Namespace) -> str:
     target = dataset.target
     task = families.task_of(dataset.label)
     train, test = train_mod.split(dataset, args.test_size, args.seed, task)
-    fit_part, valid = train_test_split(train, test_size=0.25, random_state=args.seed,
-                                       stratify=train[target] if task != "regression" else None)
+    fit_part, valid = train_test_split(
+        train, test_size=0.25, random_state=args.seed, stratify=train[target] if task != "regression" else None
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     the_study = study(args.study_name, args.storage, args.seed)
     with mlflow.start_run() as parent:
         mlflow.set_tags({"project.entry_point": "tune", "optuna.study": args.study_name})
-        tracking.record_settings(data=args.data, target=target, task=task, family=args.family,
-                                 test_size=args.test_size, seed=args.seed)
-        tracking.log_params({"data": args.data, "target": target, "family": args.family, "task": task,
-                             "n_trials": args.n_trials, "n_workers": args.n_workers, "study_name": args.study_name,
-                             "storage": _redacted(args.storage), "test_size": args.test_size, "seed": args.seed})
-        objective = Objective(args.family, task, fit_part, valid, target, args.seed, args.report_every,
-                              parent.info.experiment_id, parent.info.run_id, args.n_workers)
+        tracking.record_settings(
+            data=args.data, target=target, task=task, family=args.family, test_size=args.test_size, seed=args.seed
+        )
+        tracking.log_params(
+            {
+                "data": args.data,
+                "target": target,
+                "family": args.family,
+                "task": task,
+                "n_trials": args.n_trials,
+                "n_workers": args.n_workers,
+                "study_name": args.study_name,
+                "storage": _redacted(args.storage),
+                "test_size": args.test_size,
+                "seed": args.seed,
+            }
+        )
+        objective = Objective(
+            args.family,
+            task,
+            fit_part,
+            valid,
+            target,
+            args.seed,
+            args.report_every,
+            parent.info.experiment_id,
+            parent.info.run_id,
+            args.n_workers,
+        )
         started = time.perf_counter()
         try:
             the_study.optimize(objective, n_trials=args.n_trials, n_jobs=args.n_workers, catch=())
@@ -189,21 +264,33 @@ def run(args: argparse.Namespace) -> str:
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         pipeline, _ = train_mod.fit(args.family, task, train, target, best.params, args.seed)
         scores = families.score(task, pipeline, test.drop(columns=[target]), test[target])
-        mlflow.log_metrics({"best_val_score": best.value, **{f"test_{k}": v for k, v in scores.items()},
-                            "trials_complete": states.count(optuna.trial.TrialState.COMPLETE),
-                            "trials_pruned": states.count(optuna.trial.TrialState.PRUNED), "tune_seconds": seconds})
+        mlflow.log_metrics(
+            {
+                "best_val_score": best.value,
+                **{f"test_{k}": v for k, v in scores.items()},
+                "trials_complete": states.count(optuna.trial.TrialState.COMPLETE),
+                "trials_pruned": states.count(optuna.trial.TrialState.PRUNED),
+                "tune_seconds": seconds,
+            }
+        )
         mlflow.log_dict({"best_trial": best.number, "params": best.params, "value": best.value}, "best_trial.json")
         tracking.log_dataset(train, args.data, target, "train", "training")
         baseline.log(train.drop(columns=[target]))
         tracking.log_frame(test, "holdout/holdout.parquet")
-        tracking.log_frame(families.stratified_sample(train, target, 5000, args.seed, task),
-                           "replay/train_sample.parquet")
+        tracking.log_frame(
+            families.stratified_sample(train, target, 5000, args.seed, task), "replay/train_sample.parquet"
+        )
         info = tracking.log_pipeline(pipeline, train.drop(columns=[target]), args.registered_model)
-        print(f"tune: {len(the_study.trials)} trials in study {args.study_name} "
-              f"({states.count(optuna.trial.TrialState.PRUNED)} pruned); best #{best.number} val {best.value:.4f}: "
-              f"{json.dumps(best.params)}; test_score {scores['score']:.4f}"
-              + (f"; registered {args.registered_model} version {info.registered_model_version}"
-                 if args.registered_model else ""))
+        print(
+            f"tune: {len(the_study.trials)} trials in study {args.study_name} "
+            f"({states.count(optuna.trial.TrialState.PRUNED)} pruned); best #{best.number} val {best.value:.4f}: "
+            f"{json.dumps(best.params)}; test_score {scores['score']:.4f}"
+            + (
+                f"; registered {args.registered_model} version {info.registered_model_version}"
+                if args.registered_model
+                else ""
+            )
+        )
         return parent.info.run_id
 
 

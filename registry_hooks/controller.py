@@ -37,8 +37,16 @@ class Timing:
 
 
 class Controller:
-    def __init__(self, policy: Policy, store: Store, reconciler: Reconciler, leases: Leases, timing: Timing,
-                 workers: int = 4, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        store: Store,
+        reconciler: Reconciler,
+        leases: Leases,
+        timing: Timing,
+        workers: int = 4,
+        say: Callable[[str], None] = print,
+    ) -> None:
         self.policy, self.store, self.reconciler, self.leases, self.timing = policy, store, reconciler, leases, timing
         self.say = say
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hooks-pass")
@@ -59,9 +67,11 @@ class Controller:
         try:
             fresh = load()
         except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, the last good policy runs on
-            message = (f"policy {current.file} not reloaded ({why}): {error}; still running the last good policy "
-                       f"({len(current.rules)} deployment(s)). Fix the file; it is read again when it changes or "
-                       "on SIGHUP.")
+            message = (
+                f"policy {current.file} not reloaded ({why}): {error}; still running the last good policy "
+                f"({len(current.rules)} deployment(s)). Fix the file; it is read again when it changes or "
+                "on SIGHUP."
+            )
             self.say(message)
             self._audit("reload-refused", message)
             return False
@@ -71,9 +81,15 @@ class Controller:
             self.wake(None)  # a reload is also a full pass
             return True
         changed = sorted(n for n in old.keys() & new.keys() if old[n] != new[n])
-        changes = [f"{label}: {', '.join(names)}" for label, names in (
-            ("added", sorted(new.keys() - old.keys())), ("changed", changed),
-            ("removed (their endpoints are left as they are)", sorted(old.keys() - new.keys()))) if names]
+        changes = [
+            f"{label}: {', '.join(names)}"
+            for label, names in (
+                ("added", sorted(new.keys() - old.keys())),
+                ("changed", changed),
+                ("removed (their endpoints are left as they are)", sorted(old.keys() - new.keys())),
+            )
+            if names
+        ]
         with self._lock:
             self.policy = fresh
         message = f"policy {fresh.file} reloaded ({why}): {len(fresh.rules)} deployment(s); {'; '.join(changes)}"
@@ -183,8 +199,9 @@ class Controller:
         except Exception as error:  # a pass never kills the loop; the next poll tries again
             self.say(f"{rule.name}: pass failed: {type(error).__name__}: {error}")
             try:
-                self.store.log("pass", "error", rule.name, message=f"{type(error).__name__}: {error}",
-                               replica=self.leases.owner)
+                self.store.log(
+                    "pass", "error", rule.name, message=f"{type(error).__name__}: {error}", replica=self.leases.owner
+                )
             except Exception:
                 pass  # the database is what failed; the line above said it
         with self._lock:

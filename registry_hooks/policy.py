@@ -40,7 +40,17 @@ SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 ECS_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
 STAGES = ("Staging", "Production")
 ON_LEAVE = ("keep", "delete")
-RULE_KEYS = ("model", "stage", "alias", "target", "endpoint", "multi_model_endpoint", "config", "on_leave", "max_attempts")
+RULE_KEYS = (
+    "model",
+    "stage",
+    "alias",
+    "target",
+    "endpoint",
+    "multi_model_endpoint",
+    "config",
+    "on_leave",
+    "max_attempts",
+)
 TOP_KEYS = ("version", "deployments")
 
 
@@ -108,8 +118,13 @@ def load(path: str | Path) -> Policy:
     try:
         text = path.read_text()
     except OSError as error:
-        raise PolicyError(file=str(path), line=0, problem=f"cannot read the policy ({error.strerror})",
-                          allowed="a readable YAML file", fix="Pass --policy with the path of deploy-policy.yaml.") from None
+        raise PolicyError(
+            file=str(path),
+            line=0,
+            problem=f"cannot read the policy ({error.strerror})",
+            allowed="a readable YAML file",
+            fix="Pass --policy with the path of deploy-policy.yaml.",
+        ) from None
     return parse(text, str(path))
 
 
@@ -118,21 +133,41 @@ def parse(text: str, file: str = "<policy>") -> Policy:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        raise PolicyError(file=file, line=mark.line + 1 if mark else 0, problem=f"not valid YAML ({getattr(error, 'problem', error)})",
-                          allowed="YAML", fix="Fix the syntax at that line.") from None
+        raise PolicyError(
+            file=file,
+            line=mark.line + 1 if mark else 0,
+            problem=f"not valid YAML ({getattr(error, 'problem', error)})",
+            allowed="YAML",
+            fix="Fix the syntax at that line.",
+        ) from None
     top = _mapping(root, file, "the policy", TOP_KEYS)
     version = _scalar(top, "version", file, default=1)
     if version != 1:
-        raise PolicyError(file=file, line=_line(top["version"][0]), problem=f"version={version!r} is not supported",
-                          allowed="1", fix="Write `version: 1`.")
+        raise PolicyError(
+            file=file,
+            line=_line(top["version"][0]),
+            problem=f"version={version!r} is not supported",
+            allowed="1",
+            fix="Write `version: 1`.",
+        )
     if "deployments" not in top:
-        raise PolicyError(file=file, line=_line(root), problem="the policy has no `deployments`",
-                          allowed="a mapping of deployment names to rules", fix="Add a `deployments:` section (see the README).")
+        raise PolicyError(
+            file=file,
+            line=_line(root),
+            problem="the policy has no `deployments`",
+            allowed="a mapping of deployment names to rules",
+            fix="Add a `deployments:` section (see the README).",
+        )
     deployments = _mapping(top["deployments"][1], file, "deployments", None)
     rules = tuple(_rule(name, node, file, _line(key)) for name, (key, node) in deployments.items())
     if not rules:
-        raise PolicyError(file=file, line=_line(top["deployments"][1]), problem="`deployments` is empty",
-                          allowed="at least one deployment", fix="Add one deployment rule.")
+        raise PolicyError(
+            file=file,
+            line=_line(top["deployments"][1]),
+            problem="`deployments` is empty",
+            allowed="at least one deployment",
+            fix="Add one deployment rule.",
+        )
     _check_unique_endpoints(rules, file)
     return Policy(file=file, rules=rules)
 
@@ -143,77 +178,152 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
     values = {key: _plain(value, file) for key, (_, value) in keys.items()}
 
     def fail(key: str, problem: str, allowed: str, fix: str) -> PolicyError:
-        return PolicyError(file=file, line=at.get(key, line), problem=f"deployment {name!r}: {problem}", allowed=allowed, fix=fix)
+        return PolicyError(
+            file=file, line=at.get(key, line), problem=f"deployment {name!r}: {problem}", allowed=allowed, fix=fix
+        )
 
     if not isinstance(values.get("model"), str) or not values["model"]:
-        raise fail("model", f"model={values.get('model')!r} must name a registered model", "a registered model name",
-                   "Add `model: <registered model name>`.")
+        raise fail(
+            "model",
+            f"model={values.get('model')!r} must name a registered model",
+            "a registered model name",
+            "Add `model: <registered model name>`.",
+        )
     if ("stage" in values) == ("alias" in values):
-        raise fail("stage", "give exactly one of `stage` and `alias`", "stage: Staging|Production, or alias: <name>",
-                   "Keep one of the two.")
+        raise fail(
+            "stage",
+            "give exactly one of `stage` and `alias`",
+            "stage: Staging|Production, or alias: <name>",
+            "Keep one of the two.",
+        )
     stage = values.get("stage")
     if stage is not None:
         canonical = {s.lower(): s for s in STAGES}.get(str(stage).lower())
         if canonical is None:
-            raise fail("stage", f"stage={stage!r} is not a deployable stage", ", ".join(STAGES),
-                       "Use Staging or Production (Archived and None are what a version leaves to).")
+            raise fail(
+                "stage",
+                f"stage={stage!r} is not a deployable stage",
+                ", ".join(STAGES),
+                "Use Staging or Production (Archived and None are what a version leaves to).",
+            )
         stage = canonical
     alias = values.get("alias")
-    if alias is not None and (not isinstance(alias, str) or not alias or alias.startswith("@") or alias.lower() == "latest"):
-        raise fail("alias", f"alias={alias!r} is not an alias name", "an alias name without @ (not 'latest')",
-                   "Write `alias: champion`.")
+    if alias is not None and (
+        not isinstance(alias, str) or not alias or alias.startswith("@") or alias.lower() == "latest"
+    ):
+        raise fail(
+            "alias",
+            f"alias={alias!r} is not an alias name",
+            "an alias name without @ (not 'latest')",
+            "Write `alias: champion`.",
+        )
     target = values.get("target", "sagemaker")
     scheme = str(target).split(":", 1)[0]
     if scheme not in TARGETS:
-        raise fail("target", f"target={target!r} is not a target this controller deploys to", ", ".join(TARGETS) +
-                   " (with optional :/region[/assume_role_arn])", "Use target: sagemaker:/us-east-1 (for example).")
+        raise fail(
+            "target",
+            f"target={target!r} is not a target this controller deploys to",
+            ", ".join(TARGETS) + " (with optional :/region[/assume_role_arn])",
+            "Use target: sagemaker:/us-east-1 (for example).",
+        )
     endpoint = values.get("endpoint", name)
     if scheme == "ecs":
         if not isinstance(endpoint, str) or not ECS_NAME.fullmatch(endpoint):
-            raise fail("endpoint" if "endpoint" in values else "model", f"service name {endpoint!r} breaks ECS's naming rule",
-                       "1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
-                       "Rename the deployment or set `endpoint:` (the ECS service).")
+            raise fail(
+                "endpoint" if "endpoint" in values else "model",
+                f"service name {endpoint!r} breaks ECS's naming rule",
+                "1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
+                "Rename the deployment or set `endpoint:` (the ECS service).",
+            )
         if parse_target(str(target))[1]:
-            raise fail("target", f"target={target!r}: the ecs target takes a region only", "ecs or ecs:/REGION",
-                       "Set credentials with AWS_PROFILE.")
+            raise fail(
+                "target",
+                f"target={target!r}: the ecs target takes a region only",
+                "ecs or ecs:/REGION",
+                "Set credentials with AWS_PROFILE.",
+            )
     elif not isinstance(endpoint, str) or not SAGEMAKER_NAME.fullmatch(endpoint):
-        raise fail("endpoint" if "endpoint" in values else "model", f"endpoint name {endpoint!r} breaks SageMaker's naming rule",
-                   "1 to 63 letters, digits and hyphens, starting with a letter or digit",
-                   "Rename the deployment or set `endpoint:`.")
+        raise fail(
+            "endpoint" if "endpoint" in values else "model",
+            f"endpoint name {endpoint!r} breaks SageMaker's naming rule",
+            "1 to 63 letters, digits and hyphens, starting with a letter or digit",
+            "Rename the deployment or set `endpoint:`.",
+        )
     on_leave = values.get("on_leave", "keep")
     if on_leave not in ON_LEAVE:
-        raise fail("on_leave", f"on_leave={on_leave!r} is not a leave rule", ", ".join(ON_LEAVE),
-                   "Write `on_leave: delete` to delete the endpoint when no version holds the stage or alias.")
+        raise fail(
+            "on_leave",
+            f"on_leave={on_leave!r} is not a leave rule",
+            ", ".join(ON_LEAVE),
+            "Write `on_leave: delete` to delete the endpoint when no version holds the stage or alias.",
+        )
     attempts = values.get("max_attempts", 5)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 100:
-        raise fail("max_attempts", f"max_attempts={attempts!r} is not a count", "an integer from 1 to 100", "Write `max_attempts: 5`.")
+        raise fail(
+            "max_attempts",
+            f"max_attempts={attempts!r} is not a count",
+            "an integer from 1 to 100",
+            "Write `max_attempts: 5`.",
+        )
     mme = values.get("multi_model_endpoint")
     if mme is not None:
         if scheme == "ecs":
-            raise fail("multi_model_endpoint", "multi_model_endpoint is a SageMaker endpoint; the rule's target is ecs",
-                       "multi_model_endpoint with target: sagemaker", "Remove one of the two.")
+            raise fail(
+                "multi_model_endpoint",
+                "multi_model_endpoint is a SageMaker endpoint; the rule's target is ecs",
+                "multi_model_endpoint with target: sagemaker",
+                "Remove one of the two.",
+            )
         if not isinstance(mme, str) or not SAGEMAKER_NAME.fullmatch(mme):
-            raise fail("multi_model_endpoint", f"multi_model_endpoint={mme!r} breaks SageMaker's naming rule",
-                       "an endpoint name: letters, digits and hyphens", "Name the multi-model endpoint made with create-endpoint.")
+            raise fail(
+                "multi_model_endpoint",
+                f"multi_model_endpoint={mme!r} breaks SageMaker's naming rule",
+                "an endpoint name: letters, digits and hyphens",
+                "Name the multi-model endpoint made with create-endpoint.",
+            )
         if "endpoint" in values or values.get("config"):
             key = "endpoint" if "endpoint" in values else "config"
-            raise fail(key, f"`{key}` does not go with multi_model_endpoint (a model on an MME has no endpoint or settings of its own)",
-                       "multi_model_endpoint alone", f"Remove `{key}`; set the MME's settings with `mlflow deployments update-endpoint`.")
+            raise fail(
+                key,
+                f"`{key}` does not go with multi_model_endpoint (a model on an MME has no endpoint or settings of its own)",
+                "multi_model_endpoint alone",
+                f"Remove `{key}`; set the MME's settings with `mlflow deployments update-endpoint`.",
+            )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
-            raise fail("multi_model_endpoint", f"deployment name {name!r} cannot name a model on an MME",
-                       "1 to 63 letters, digits, '.', '_' and '-'", "Rename the deployment.")
+            raise fail(
+                "multi_model_endpoint",
+                f"deployment name {name!r} cannot name a model on an MME",
+                "1 to 63 letters, digits, '.', '_' and '-'",
+                "Rename the deployment.",
+            )
     config = values.get("config") or {}
     if not isinstance(config, dict):
-        raise fail("config", f"config={config!r} is not a mapping", "a mapping of target config keys",
-                   "Write the keys under `config:`, one per line.")
+        raise fail(
+            "config",
+            f"config={config!r} is not a mapping",
+            "a mapping of target config keys",
+            "Write the keys under `config:`, one per line.",
+        )
     kind = "ecs" if scheme == "ecs" else ("sagemaker-mme" if mme is not None else "sagemaker")
     _check_config(name, kind, config, keys.get("config"), file, at.get("config", line))
-    return Rule(name=name, model=values["model"], stage=stage, alias=alias, target=str(target), endpoint=endpoint,
-                config=config, on_leave=on_leave, max_attempts=attempts, line=line, multi_model_endpoint=mme)
+    return Rule(
+        name=name,
+        model=values["model"],
+        stage=stage,
+        alias=alias,
+        target=str(target),
+        endpoint=endpoint,
+        config=config,
+        on_leave=on_leave,
+        max_attempts=attempts,
+        line=line,
+        multi_model_endpoint=mme,
+    )
 
 
-def _check_config(name: str, kind: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str,
-                  line: int) -> None:
+def _check_config(
+    name: str, kind: str, config: dict[str, Any], entry: tuple[yaml.Node, yaml.Node] | None, file: str, line: int
+) -> None:
     """The target's own validation; the error points at the line of the key it names."""
     lines: dict[str, int] = {}
     if entry is not None and isinstance(entry[1], yaml.MappingNode):
@@ -222,21 +332,31 @@ def _check_config(name: str, kind: str, config: dict[str, Any], entry: tuple[yam
         checked = parse_config(kind, config, where=f"deployment {name!r} config")
     except OpsError as error:
         key = str(error.fields.get("key") or error.fields.get("name") or "")
-        raise PolicyError(file=file, line=lines.get(key.split(":")[0], line), problem=str(error).split(". Allowed:")[0],
-                          allowed=error.fields.get("allowed", f"see `mlflow deployments help -t {kind.split('-')[0]}`"),
-                          fix=error.fields.get("fix", "Fix the config key.")) from None
+        raise PolicyError(
+            file=file,
+            line=lines.get(key.split(":")[0], line),
+            problem=str(error).split(". Allowed:")[0],
+            allowed=error.fields.get("allowed", f"see `mlflow deployments help -t {kind.split('-')[0]}`"),
+            fix=error.fields.get("fix", "Fix the config key."),
+        ) from None
     if checked is None:
         return
     mode = getattr(checked, "mode", None)
     if mode not in (None, "replace") or checked.synchronous is False:
         key = "mode" if mode not in (None, "replace") else "synchronous"
-        raise PolicyError(file=file, line=lines.get(key, line), problem=f"deployment {name!r}: config {key}={config[key]!r} "
-                          "is decided by the controller", allowed="leave it out", fix=f"Remove `{key}` from the config.")
+        raise PolicyError(
+            file=file,
+            line=lines.get(key, line),
+            problem=f"deployment {name!r}: config {key}={config[key]!r} is decided by the controller",
+            allowed="leave it out",
+            fix=f"Remove `{key}` from the config.",
+        )
 
 
 def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
     """No two rules drive one endpoint, unless both put differently named models on one MME (a
     rule without a region uses the default one, which may be the other rule's region)."""
+
     def touches(rule: Rule) -> str:
         return ("ecs service " if rule.kind == "ecs" else "") + (rule.multi_model_endpoint or rule.endpoint)
 
@@ -248,10 +368,13 @@ def _check_unique_endpoints(rules: tuple[Rule, ...], file: str) -> None:
             both_mme = rule.multi_model_endpoint and earlier.multi_model_endpoint
             if both_mme and rule.name != earlier.name:
                 continue
-            raise PolicyError(file=file, line=rule.line, problem=f"deployments {earlier.name!r} and {rule.name!r} "
-                              f"both drive endpoint {touches(rule)!r}",
-                              allowed="one deployment per endpoint, or differently named models on one multi-model endpoint",
-                              fix="Give one of them another `endpoint:`.")
+            raise PolicyError(
+                file=file,
+                line=rule.line,
+                problem=f"deployments {earlier.name!r} and {rule.name!r} both drive endpoint {touches(rule)!r}",
+                allowed="one deployment per endpoint, or differently named models on one multi-model endpoint",
+                fix="Give one of them another `endpoint:`.",
+            )
 
 
 # ---- YAML nodes with their lines ------------------------------------------------------------
@@ -259,20 +382,37 @@ def _line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 1 if node is not None else 0
 
 
-def _mapping(node: yaml.Node | None, file: str, what: str, allowed: tuple[str, ...] | None) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+def _mapping(
+    node: yaml.Node | None, file: str, what: str, allowed: tuple[str, ...] | None
+) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
-        raise PolicyError(file=file, line=_line(node), problem=f"{what} must be a mapping", allowed="key: value lines",
-                          fix="Indent the keys under it.")
+        raise PolicyError(
+            file=file,
+            line=_line(node),
+            problem=f"{what} must be a mapping",
+            allowed="key: value lines",
+            fix="Indent the keys under it.",
+        )
     found: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key, value in node.value:
         name = key.value
         if name in found:
-            raise PolicyError(file=file, line=_line(key), problem=f"{what}: key {name!r} appears twice (first at line "
-                              f"{_line(found[name][0])})", allowed="each key once", fix="Remove or rename one of them.")
+            raise PolicyError(
+                file=file,
+                line=_line(key),
+                problem=f"{what}: key {name!r} appears twice (first at line {_line(found[name][0])})",
+                allowed="each key once",
+                fix="Remove or rename one of them.",
+            )
         if allowed is not None and name not in allowed:
             close = difflib.get_close_matches(name, allowed, n=1)
-            raise PolicyError(file=file, line=_line(key), problem=f"{what}: unknown key {name!r}", allowed=", ".join(allowed),
-                              fix=f"Did you mean {close[0]!r}?" if close else "Remove it.")
+            raise PolicyError(
+                file=file,
+                line=_line(key),
+                problem=f"{what}: unknown key {name!r}",
+                allowed=", ".join(allowed),
+                fix=f"Did you mean {close[0]!r}?" if close else "Remove it.",
+            )
         found[name] = (key, value)
     return found
 

@@ -59,9 +59,16 @@ MAX_BYTES = 1 << 20
 REPLAY_WINDOW = 300.0
 READ_TIMEOUT = 10.0
 WORKERS = 8
-PHRASES = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           408: "Request Timeout",
-           413: "Payload Too Large", 503: "Service Unavailable"}
+PHRASES = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,9 @@ class Refusal:
     reason: str
 
 
-def verify(headers: dict[str, str], body: bytes, secret: str, now: float,
-           window: float = REPLAY_WINDOW) -> Refusal | None:
+def verify(
+    headers: dict[str, str], body: bytes, secret: str, now: float, window: float = REPLAY_WINDOW
+) -> Refusal | None:
     """None when the delivery is authentic and fresh; else why not. ``headers`` keys are lower case."""
     delivery, stamp = headers.get("x-mlflow-delivery-id"), headers.get("x-mlflow-timestamp")
     if not delivery or not stamp:
@@ -81,12 +89,14 @@ def verify(headers: dict[str, str], body: bytes, secret: str, now: float,
     except ValueError:
         return Refusal(400, f"X-MLflow-Timestamp {stamp[:40]!r} is not a Unix time in seconds")
     if abs(now - sent) > window:
-        return Refusal(400, f"X-MLflow-Timestamp {sent} is {now - sent:+.0f} s from now, outside the {window:g} s "
-                            "replay window")
+        return Refusal(
+            400, f"X-MLflow-Timestamp {sent} is {now - sent:+.0f} s from now, outside the {window:g} s replay window"
+        )
     signed = f"{delivery}.{stamp}.".encode() + body
     expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
-    offered = [part.split(",", 1)[1] for part in headers.get("x-mlflow-signature", "").split()
-               if part.startswith("v1,")]
+    offered = [
+        part.split(",", 1)[1] for part in headers.get("x-mlflow-signature", "").split() if part.startswith("v1,")
+    ]
     if not any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in offered):
         return Refusal(401, "X-MLflow-Signature does not match the body under the shared secret")
     return None
@@ -109,8 +119,11 @@ def event_of(payload: Any) -> tuple[str, str | None, str | None, str | None]:
     if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
         raise ValueError("data.version must be a string or an integer")
     alias = data.get("alias")
-    kinds = {("model_version_alias", "created"): "alias-set", ("model_version_alias", "deleted"): "alias-deleted",
-             ("model_version", "created"): "version-created"}
+    kinds = {
+        ("model_version_alias", "created"): "alias-set",
+        ("model_version_alias", "deleted"): "alias-deleted",
+        ("model_version", "created"): "version-created",
+    }
     kind = kinds.get((entity, action), f"{entity}.{action}")[:60]
     return kind, data.get("name"), (str(version) if version is not None else None), (f"@{alias}" if alias else None)
 
@@ -119,8 +132,14 @@ class RefusalLog:
     """Audit rows (and warnings) for refused requests: at most ``burst`` per ``window`` seconds;
     the rest are counted and summed up in one row when the next window opens or at :meth:`flush`."""
 
-    def __init__(self, store: Store, replica: str, burst: int = 10, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        replica: str,
+        burst: int = 10,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store, self.replica, self.burst, self.window, self.clock = store, replica, burst, window, clock
         self._lock = threading.Lock()
         self._opened, self._written, self._skipped = clock(), 0, 0
@@ -136,8 +155,12 @@ class RefusalLog:
             self._summary(summary)
         if write:
             log.warning("%s from %s refused (%d): %s", path, peer, refusal.status, refusal.reason)
-            self.store.log(_action(path), f"refused-{refusal.status}", message=f"from {peer}: {refusal.reason}",
-                           replica=self.replica)
+            self.store.log(
+                _action(path),
+                f"refused-{refusal.status}",
+                message=f"from {peer}: {refusal.reason}",
+                replica=self.replica,
+            )
 
     def flush(self) -> None:
         with self._lock:
@@ -154,8 +177,10 @@ class RefusalLog:
         return skipped
 
     def _summary(self, skipped: int) -> None:
-        message = (f"{skipped} more refused request(s) not written one by one (at most {self.burst} rows "
-                   f"every {self.window:g} s)")
+        message = (
+            f"{skipped} more refused request(s) not written one by one (at most {self.burst} rows "
+            f"every {self.window:g} s)"
+        )
         log.warning("receiver: %s", message)
         self.store.log("receiver", "refused-suppressed", message=message, replica=self.replica)
 
@@ -165,9 +190,18 @@ def _action(path: str) -> str:
 
 
 class ReceiverApp:
-    def __init__(self, store: Store, wake: Callable[[set[str] | None], None], replica: str, secret: str | None,
-                 max_bytes: int = MAX_BYTES, window: float = REPLAY_WINDOW, clock: Callable[[], float] = time.time,
-                 token: str | None = None, refusals: RefusalLog | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        wake: Callable[[set[str] | None], None],
+        replica: str,
+        secret: str | None,
+        max_bytes: int = MAX_BYTES,
+        window: float = REPLAY_WINDOW,
+        clock: Callable[[], float] = time.time,
+        token: str | None = None,
+        refusals: RefusalLog | None = None,
+    ) -> None:
         self.store, self.wake, self.replica, self.secret, self.token = store, wake, replica, secret, token
         self.max_bytes, self.window, self.clock = max_bytes, window, clock
         self.refusals = refusals or RefusalLog(store, replica)
@@ -186,8 +220,11 @@ class ReceiverApp:
                 self.refusals.refused(path, peer, refused.refusal)
                 outcome = refused.refusal.status, {"error": refused.refusal.reason}
             return _reply(start_response, *outcome)
-        return _reply(start_response, 404, {"error": f"No route {method} {path}. Routes: GET /health, POST /wake, "
-                                                     "POST /webhooks/mlflow."})
+        return _reply(
+            start_response,
+            404,
+            {"error": f"No route {method} {path}. Routes: GET /health, POST /wake, POST /webhooks/mlflow."},
+        )
 
     def _body(self, request: Request) -> bytes:
         """The whole body, within the size limit and the read timeout (chunked bodies too)."""
@@ -206,12 +243,18 @@ class ReceiverApp:
             if done is not None:
                 done()
         if len(body) > self.max_bytes:
-            raise Refused(413, f"the body ({request.content_length or 'chunked, more than that'} bytes) exceeds "
-                               f"the {self.max_bytes}-byte limit")
+            raise Refused(
+                413,
+                f"the body ({request.content_length or 'chunked, more than that'} bytes) exceeds "
+                f"the {self.max_bytes}-byte limit",
+            )
         _in_time(request.environ)
         if request.content_length is not None and len(body) < request.content_length:
-            raise Refused(408, f"the body ended after {len(body)} of {request.content_length} bytes "
-                               "(cut off at the read timeout, or the client went away)")
+            raise Refused(
+                408,
+                f"the body ended after {len(body)} of {request.content_length} bytes "
+                "(cut off at the read timeout, or the client went away)",
+            )
         return body
 
     def _webhook(self, request: Request, peer: str) -> tuple[int, dict[str, Any]]:
@@ -229,31 +272,44 @@ class ReceiverApp:
         delivery = headers["x-mlflow-delivery-id"][:128]
         event_id = self.store.record_event("webhook", kind, model, version, target, None, delivery)
         if event_id is None:
-            self.store.log("webhook", "duplicate", message=f"delivery {delivery} from {peer} seen before; "
-                           "not applied again", replica=self.replica)
+            self.store.log(
+                "webhook",
+                "duplicate",
+                message=f"delivery {delivery} from {peer} seen before; not applied again",
+                replica=self.replica,
+            )
             return 200, {"status": "duplicate", "duplicate": True}
         self.wake({model} if model else None)
         return 202, {"status": "accepted", "event": event_id}
 
     def _wake(self, request: Request) -> tuple[int, dict[str, Any]]:
         if not self.token and not self.secret:
-            raise Refused(503, f"wake-ups are off: set {TOKEN_ENV} on the controller and on the MLflow server "
-                               f"(the app plugin sends it), or {SECRET_ENV} to accept signed wake-ups")
+            raise Refused(
+                503,
+                f"wake-ups are off: set {TOKEN_ENV} on the controller and on the MLflow server "
+                f"(the app plugin sends it), or {SECRET_ENV} to accept signed wake-ups",
+            )
         body = self._body(request)
         offered = request.headers.get("Authorization", "")
-        if self.token and offered.startswith("Bearer ") and hmac.compare_digest(
-                offered[len("Bearer "):].strip().encode(), self.token.encode()):
+        if (
+            self.token
+            and offered.startswith("Bearer ")
+            and hmac.compare_digest(offered[len("Bearer ") :].strip().encode(), self.token.encode())
+        ):
             self.wake(None)
             return 202, {"status": "woken"}
         if self.secret and request.headers.get("X-MLflow-Signature"):
-            refusal = verify({k.lower(): v for k, v in request.headers.items()}, body, self.secret, self.clock(),
-                             self.window)
+            refusal = verify(
+                {k.lower(): v for k, v in request.headers.items()}, body, self.secret, self.clock(), self.window
+            )
             if refusal is not None:
                 raise Refused(refusal.status, refusal.reason)
             self.wake(None)
             return 202, {"status": "woken"}
-        accepted = " or ".join(([f"Authorization: Bearer <{TOKEN_ENV}>"] if self.token else [])
-                               + (["an X-MLflow-Signature under the webhook secret"] if self.secret else []))
+        accepted = " or ".join(
+            ([f"Authorization: Bearer <{TOKEN_ENV}>"] if self.token else [])
+            + (["an X-MLflow-Signature under the webhook secret"] if self.secret else [])
+        )
         raise Refused(401, f"POST /wake needs {accepted}")
 
 
@@ -277,8 +333,9 @@ class Refused(Exception):
 
 def _reply(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> Iterable[bytes]:
     data = json.dumps(body).encode()
-    start_response(f"{status} {PHRASES[status]}", [("Content-Type", "application/json"),
-                                                   ("Content-Length", str(len(data)))])
+    start_response(
+        f"{status} {PHRASES[status]}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 
@@ -304,7 +361,9 @@ class _Handler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._cut_off = threading.Event()
-        accepted = getattr(getattr(self.server, "accepted", None), "at", None) or time.monotonic()  # the wait counts too
+        accepted = (
+            getattr(getattr(self.server, "accepted", None), "at", None) or time.monotonic()
+        )  # the wait counts too
         self._deadline = threading.Timer(max(accepted + self.timeout - time.monotonic(), 0.0), self._cut)
         self._deadline.daemon = True
         self._deadline.start()
@@ -380,8 +439,10 @@ class BoundedServer(BaseWSGIServer):
 
 def _busy(connection: socket.socket) -> None:
     data = json.dumps({"error": "the receiver is busy: every worker and backlog slot is taken; retry shortly"}).encode()
-    head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     try:
         connection.settimeout(1.0)
         connection.sendall(head + data)
@@ -392,8 +453,15 @@ def _busy(connection: socket.socket) -> None:
 class Receiver:
     """Serves :class:`ReceiverApp` on a background thread (see :class:`BoundedServer`)."""
 
-    def __init__(self, app: ReceiverApp, host: str, port: int, workers: int = WORKERS,
-                 read_timeout: float = READ_TIMEOUT, backlog: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ReceiverApp,
+        host: str,
+        port: int,
+        workers: int = WORKERS,
+        read_timeout: float = READ_TIMEOUT,
+        backlog: int | None = None,
+    ) -> None:
         self.app = app
         backlog = 4 * workers if backlog is None else backlog
         self._server = BoundedServer(host, port, app, workers, backlog, read_timeout)

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mlflow_plugins.errors import OpsError
-
 from registry_hooks.policy import Rule
 from registry_hooks.registry import Registry
 from registry_hooks.store import LeaseLost, Row, Store
@@ -69,8 +68,17 @@ class Leases:
 
 
 class Reconciler:
-    def __init__(self, store: Store, registry: Registry, targets: Callable[[Rule], Any], leases: Leases,
-                 say: Callable[[str], None], retry_base: float = 2.0, retry_cap: float = 300.0, lineage: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        targets: Callable[[Rule], Any],
+        leases: Leases,
+        say: Callable[[str], None],
+        retry_base: float = 2.0,
+        retry_cap: float = 300.0,
+        lineage: bool = True,
+    ) -> None:
         self.store, self.registry, self.targets, self.leases, self.say = store, registry, targets, leases, say
         self.retry_base, self.retry_cap, self.lineage = retry_base, retry_cap, lineage
 
@@ -125,11 +133,15 @@ class Reconciler:
         for version in others:
             if self.registry.status_of(rule, version).get("status") == "SUPERSEDED":
                 continue
-            message = (f"{rule.source} holds version {want} too, moved there after this one: {rule.where} serves the most "
-                       f"recent transition. To serve this version, transition it to {rule.source} again (ticking "
-                       f"\"Transition existing {rule.source} versions to Archived\" keeps one version there).")
+            message = (
+                f"{rule.source} holds version {want} too, moved there after this one: {rule.where} serves the most "
+                f"recent transition. To serve this version, transition it to {rule.source} again (ticking "
+                f'"Transition existing {rule.source} versions to Archived" keeps one version there).'
+            )
             self._status(rule, version, "SUPERSEDED", message)
-            self.store.log("supersede", "superseded", rule.name, version, *self._trigger(rule, want), message, self.replica)
+            self.store.log(
+                "supersede", "superseded", rule.name, version, *self._trigger(rule, want), message, self.replica
+            )
 
     def _confirm(self, rule: Rule, row: Row, target: Any, live: Any, want: str) -> None:
         """The endpoint serves the wanted version: make the tags and the row say so."""
@@ -138,7 +150,9 @@ class Reconciler:
             return
         self._serving(rule, want, live.arn, previous=row.serving_version, message=f"serving {rule.where}")
         self._set(rule, status="IN_SERVICE", serving_version=want, attempts=0, retry_at=0.0, message=None)
-        self.store.log("confirm", "in-service", rule.name, want, "reconcile", None, "the endpoint already serves it", self.replica)
+        self.store.log(
+            "confirm", "in-service", rule.name, want, "reconcile", None, "the endpoint already serves it", self.replica
+        )
 
     def _deploy(self, rule: Rule, row: Row, target: Any, live: Any, want: str) -> float | None:
         trigger, actor = self._trigger(rule, want)
@@ -177,8 +191,15 @@ class Reconciler:
         from mlflow_plugins.lineage import after_deploy
 
         try:
-            failure = after_deploy(target.clients("sagemaker"), rule.model, version, arn, target.kind, target.archive(),
-                                   tracking_client=self.registry.client)
+            failure = after_deploy(
+                target.clients("sagemaker"),
+                rule.model,
+                version,
+                arn,
+                target.kind,
+                target.archive(),
+                tracking_client=self.registry.client,
+            )
         except LeaseLost:
             raise
         except Exception as error:  # noqa: BLE001 - reading the archive failed: reported, retried next pass
@@ -192,21 +213,30 @@ class Reconciler:
     def _conflict(self, rule: Rule, want: str, live: Any) -> float | None:
         """The endpoint exists and is not this model's (another model's, or not made by the suite):
         it is never taken over."""
-        owner = f"registered model {live.registered_model!r}" if live.registered_model else "no registered model of the suite"
-        message = (f"endpoint {rule.where} exists and serves {owner}, not {rule.model!r}: it is left alone. "
-                   f"Delete it, or give this rule another `endpoint:` in {rule.name!r}.")
+        owner = (
+            f"registered model {live.registered_model!r}"
+            if live.registered_model
+            else "no registered model of the suite"
+        )
+        message = (
+            f"endpoint {rule.where} exists and serves {owner}, not {rule.model!r}: it is left alone. "
+            f"Delete it, or give this rule another `endpoint:` in {rule.name!r}."
+        )
         self._status(rule, want, "FAILED", message)
         self._set(rule, status="FAILED", message=message)
         self.store.log("deploy", "conflict", rule.name, want, *self._trigger(rule, want), message, self.replica)
         return None
 
-    def _failed(self, rule: Rule, row: Row, want: str, verb: str, trigger: str, actor: str | None,
-                error: Exception) -> float | None:
+    def _failed(
+        self, rule: Rule, row: Row, want: str, verb: str, trigger: str, actor: str | None, error: Exception
+    ) -> float | None:
         attempts = row.attempts + 1
         reason = f"{type(error).__name__}: {error}".rstrip(".")
         if attempts >= rule.max_attempts:
-            message = (f"failed {attempts} times, giving up: {reason}. Fix the cause, then press Retry on the "
-                       f"Deployments page (or run `mlflow-sagemaker-ops hooks retry {rule.name}`), or promote another version.")
+            message = (
+                f"failed {attempts} times, giving up: {reason}. Fix the cause, then press Retry on the "
+                f"Deployments page (or run `mlflow-sagemaker-ops hooks retry {rule.name}`), or promote another version."
+            )
             self._status(rule, want, "FAILED", message)
             self._set(rule, status="FAILED", attempts=attempts, message=message)
             self.store.log(verb, "failed", rule.name, want, trigger, actor, message, self.replica)
@@ -231,7 +261,9 @@ class Reconciler:
             return None
         if rule.on_leave == "keep":
             if row.status != "KEPT":
-                message = f"no version holds {rule.source}; {rule.where} kept serving version {serving} (on_leave: keep)"
+                message = (
+                    f"no version holds {rule.source}; {rule.where} kept serving version {serving} (on_leave: keep)"
+                )
                 self._status(rule, serving, "IN_SERVICE", message, live.arn)
                 self._set(rule, status="KEPT", serving_version=serving, message=message)
                 self.store.log("keep", "kept", rule.name, serving, *self._trigger(rule, None), message, self.replica)

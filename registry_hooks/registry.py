@@ -13,11 +13,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlflow.exceptions import MlflowException
-from mlflow_plugins import secrets
 
+from mlflow_plugins import secrets
 from registry_hooks.policy import Rule
 
-STATUSES = ("PENDING", "DEPLOYING", "IN_SERVICE", "ROLLED_BACK", "FAILED", "RETIRED", "DELETING", "DELETED", "SUPERSEDED")
+STATUSES = (
+    "PENDING",
+    "DEPLOYING",
+    "IN_SERVICE",
+    "ROLLED_BACK",
+    "FAILED",
+    "RETIRED",
+    "DELETING",
+    "DELETED",
+    "SUPERSEDED",
+)
 STALE_ON_NEW_DEPLOY = ("arn", "lineage")  # facts of an earlier deployment of the version
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
@@ -45,8 +55,11 @@ class Registry:
         try:
             if rule.alias:
                 return [str(self.client.get_model_version_by_alias(rule.model, rule.alias).version)]
-            found = [v for v in self.client.search_model_versions(f"name = '{_quoted(rule.model)}'")
-                     if v.current_stage == rule.stage]
+            found = [
+                v
+                for v in self.client.search_model_versions(f"name = '{_quoted(rule.model)}'")
+                if v.current_stage == rule.stage
+            ]
         except MlflowException as error:
             if error.error_code in MISSING:
                 return []  # no such model or alias: nothing is wanted
@@ -62,7 +75,7 @@ class Registry:
                 return {}
             raise
         prefix = f"deploy.{rule.name}."
-        return {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix)}
 
     def set_status(self, rule: Rule, version: str, status: str, message: str, arn: str | None = None) -> None:
         """Write the deployment's status tags on the version (a deleted version is skipped). MLflow
@@ -70,7 +83,10 @@ class Registry:
         assert status in STATUSES, status
         if status == "DEPLOYING":  # a new deployment of this version: an earlier one's ARN and lineage are not its
             self._drop(rule, version, STALE_ON_NEW_DEPLOY)
-        values = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "message": secrets.redact(message)[:4900]}
+        values = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "message": secrets.redact(message)[:4900],
+        }
         if arn:
             values["arn"] = arn
         values["status"] = status
@@ -94,7 +110,9 @@ class Registry:
     def set_lineage(self, rule: Rule, version: str, outcome: str) -> None:
         """``deploy.<d>.lineage``: ``written``, or ``failed: <reason>`` (retried)."""
         try:
-            self.client.set_model_version_tag(rule.model, version, tag(rule.name, "lineage"), secrets.redact(outcome)[:4900])
+            self.client.set_model_version_tag(
+                rule.model, version, tag(rule.name, "lineage"), secrets.redact(outcome)[:4900]
+            )
         except MlflowException as error:
             if error.error_code not in MISSING:
                 raise

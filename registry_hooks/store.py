@@ -23,7 +23,8 @@ DB_ENV = "MLFLOW_REGISTRY_HOOKS_DB"
 
 meta = sa.MetaData()
 deployments = sa.Table(
-    "hooks_deployments", meta,
+    "hooks_deployments",
+    meta,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("desired_version", sa.String(40)),
     sa.Column("serving_version", sa.String(40)),
@@ -37,7 +38,8 @@ deployments = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False, default=0.0),
 )
 events = sa.Table(
-    "hooks_events", meta,
+    "hooks_events",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("source", sa.String(20), nullable=False),  # app, webhook, cli
@@ -49,7 +51,8 @@ events = sa.Table(
     sa.Column("delivery_id", sa.String(128), unique=True),
 )
 audit = sa.Table(
-    "hooks_audit", meta,
+    "hooks_audit",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("deployment", sa.String(200)),
@@ -91,9 +94,11 @@ class Store:
         try:
             parsed = sa.engine.make_url(url)
         except (sa.exc.ArgumentError, ValueError):
-            raise StoreError(f"--db {secrets.strip_uri(url)!r} is not a database URL. Allowed: sqlite:///file.db, or "
-                             "postgresql+psycopg2://user@host:5432/db for replicas. Pass another --db "
-                             f"(env {DB_ENV}).") from None
+            raise StoreError(
+                f"--db {secrets.strip_uri(url)!r} is not a database URL. Allowed: sqlite:///file.db, or "
+                "postgresql+psycopg2://user@host:5432/db for replicas. Pass another --db "
+                f"(env {DB_ENV})."
+            ) from None
         self.shown = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
         on_disk = parsed.database not in (None, "", ":memory:")
@@ -107,8 +112,10 @@ class Store:
         try:
             self.engine = sa.create_engine(url, **args)
         except (sa.exc.ArgumentError, ImportError) as error:
-            raise StoreError(f"--db {self.shown}: {error}. Allowed: sqlite:///file.db, or postgresql+psycopg2://"
-                             "user@host:5432/db (pip install 'mlflow-sagemaker-ops[postgres]').") from None
+            raise StoreError(
+                f"--db {self.shown}: {error}. Allowed: sqlite:///file.db, or postgresql+psycopg2://"
+                "user@host:5432/db (pip install 'mlflow-sagemaker-ops[postgres]')."
+            ) from None
         if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -121,15 +128,19 @@ class Store:
             raise self.unreachable(error) from None
 
     def missing(self, why: str) -> StoreError:
-        return StoreError(f"no registry-hooks state at {self.shown}: {why}. Pass the controller's --db (env {DB_ENV}); "
-                          "`mlflow-sagemaker-ops hooks run` creates it.")
+        return StoreError(
+            f"no registry-hooks state at {self.shown}: {why}. Pass the controller's --db (env {DB_ENV}); "
+            "`mlflow-sagemaker-ops hooks run` creates it."
+        )
 
     def unreachable(self, error: BaseException) -> StoreError:
         """A one-line :class:`StoreError` for a database error (the driver's first line, redacted)."""
         cause = getattr(error, "orig", None) or error
         first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
-        return StoreError(f"cannot use the registry-hooks database {self.shown}: {secrets.redact(first)}. Check --db "
-                          f"(env {DB_ENV}) and that the database is up and reachable.")
+        return StoreError(
+            f"cannot use the registry-hooks database {self.shown}: {secrets.redact(first)}. Check --db "
+            f"(env {DB_ENV}) and that the database is up and reachable."
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -138,8 +149,17 @@ class Store:
     def ensure(self, name: str) -> None:
         try:
             with self.engine.begin() as db:
-                db.execute(deployments.insert().values(name=name, status="PENDING", attempts=0, retry_at=0.0, deploys=0,
-                                                       lease_until=0.0, updated_at=time.time()))
+                db.execute(
+                    deployments.insert().values(
+                        name=name,
+                        status="PENDING",
+                        attempts=0,
+                        retry_at=0.0,
+                        deploys=0,
+                        lease_until=0.0,
+                        updated_at=time.time(),
+                    )
+                )
         except IntegrityError:
             pass  # it exists (perhaps another replica made it a moment ago)
 
@@ -147,23 +167,36 @@ class Store:
         """Take (or renew) the lease: free, expired, or already ours."""
         now = time.time()
         with self.engine.begin() as db:
-            taken = db.execute(deployments.update().where(
-                deployments.c.name == name,
-                sa.or_(deployments.c.lease_owner.is_(None), deployments.c.lease_owner == owner,
-                       deployments.c.lease_until < now),
-            ).values(lease_owner=owner, lease_until=now + seconds))
+            taken = db.execute(
+                deployments.update()
+                .where(
+                    deployments.c.name == name,
+                    sa.or_(
+                        deployments.c.lease_owner.is_(None),
+                        deployments.c.lease_owner == owner,
+                        deployments.c.lease_until < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + seconds)
+            )
         return taken.rowcount == 1
 
     def renew(self, name: str, owner: str, seconds: float) -> bool:
         with self.engine.begin() as db:
-            kept = db.execute(deployments.update().where(deployments.c.name == name, deployments.c.lease_owner == owner)
-                              .values(lease_until=time.time() + seconds))
+            kept = db.execute(
+                deployments.update()
+                .where(deployments.c.name == name, deployments.c.lease_owner == owner)
+                .values(lease_until=time.time() + seconds)
+            )
         return kept.rowcount == 1
 
     def release(self, name: str, owner: str) -> None:
         with self.engine.begin() as db:
-            db.execute(deployments.update().where(deployments.c.name == name, deployments.c.lease_owner == owner)
-                       .values(lease_owner=None, lease_until=0.0))
+            db.execute(
+                deployments.update()
+                .where(deployments.c.name == name, deployments.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=0.0)
+            )
 
     def get(self, name: str) -> Row:
         with self.engine.connect() as db:
@@ -187,21 +220,39 @@ class Store:
     def retry(self, name: str) -> bool:
         """Let a FAILED or ROLLED_BACK deployment be tried again (by the next pass)."""
         with self.engine.begin() as db:
-            changed = db.execute(deployments.update().where(deployments.c.name == name,
-                                                            deployments.c.status.in_(("FAILED", "ROLLED_BACK")))
-                                 .values(status="PENDING", attempts=0, retry_at=0.0, message="retry asked for",
-                                         updated_at=time.time()))
+            changed = db.execute(
+                deployments.update()
+                .where(deployments.c.name == name, deployments.c.status.in_(("FAILED", "ROLLED_BACK")))
+                .values(status="PENDING", attempts=0, retry_at=0.0, message="retry asked for", updated_at=time.time())
+            )
         return changed.rowcount == 1
 
     # ---- events --------------------------------------------------------------------------
-    def record_event(self, source: str, kind: str, model: str | None, version: str | None = None,
-                     target: str | None = None, actor: str | None = None, delivery_id: str | None = None) -> int | None:
+    def record_event(
+        self,
+        source: str,
+        kind: str,
+        model: str | None,
+        version: str | None = None,
+        target: str | None = None,
+        actor: str | None = None,
+        delivery_id: str | None = None,
+    ) -> int | None:
         """The event's id, or None when its delivery id was seen before (a redelivery)."""
         try:
             with self.engine.begin() as db:
-                made = db.execute(events.insert().values(at=time.time(), source=source, kind=kind, model=model,
-                                                         version=version, target=target, actor=actor,
-                                                         delivery_id=delivery_id))
+                made = db.execute(
+                    events.insert().values(
+                        at=time.time(),
+                        source=source,
+                        kind=kind,
+                        model=model,
+                        version=version,
+                        target=target,
+                        actor=actor,
+                        delivery_id=delivery_id,
+                    )
+                )
             key = made.inserted_primary_key
             return int(key[0]) if key is not None else None
         except IntegrityError:
@@ -227,16 +278,34 @@ class Store:
         return dict(found) if found else None
 
     # ---- audit ---------------------------------------------------------------------------
-    def log(self, action: str, result: str, deployment: str | None = None, version: str | None = None,
-            trigger: str | None = None, actor: str | None = None, message: str | None = None,
-            replica: str | None = None) -> None:
+    def log(
+        self,
+        action: str,
+        result: str,
+        deployment: str | None = None,
+        version: str | None = None,
+        trigger: str | None = None,
+        actor: str | None = None,
+        message: str | None = None,
+        replica: str | None = None,
+    ) -> None:
         """An audit row; its message and trigger are redacted (:func:`mlflow_plugins.secrets.redact`)."""
         message = secrets.redact(message) if message else message
         trigger = secrets.redact(trigger) if trigger else trigger
         with self.engine.begin() as db:
-            db.execute(audit.insert().values(at=time.time(), deployment=deployment, action=action, version=version,
-                                             trigger=trigger, actor=actor, result=result, message=message,
-                                             replica=replica))
+            db.execute(
+                audit.insert().values(
+                    at=time.time(),
+                    deployment=deployment,
+                    action=action,
+                    version=version,
+                    trigger=trigger,
+                    actor=actor,
+                    result=result,
+                    message=message,
+                    replica=replica,
+                )
+            )
 
     def audit_log(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
@@ -248,8 +317,9 @@ class Store:
 
 class LeaseLost(Exception):
     def __init__(self, name: str) -> None:
-        super().__init__(f"this replica no longer holds the lease of deployment {name!r}; "
-                         "another replica drives it now")
+        super().__init__(
+            f"this replica no longer holds the lease of deployment {name!r}; another replica drives it now"
+        )
         self.name = name
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from mlflow_plugins.aws import AwsSettings, make_clients
 from mlflow_plugins.deploy import Live, Target, converge, make_target
-
 from registry_hooks.policy import Rule
 
 MUTATING_SERVICES = ("sagemaker", "cloudwatch", "application-autoscaling", "s3", "ecs", "logs", "elbv2")
@@ -51,8 +50,12 @@ class Targets:
     """One set of AWS clients per (region, role), made on first use with the suite's session
     factory; every client that can change things carries the lease fence."""
 
-    def __init__(self, say: Callable[[str], None], clients: Callable[[AwsSettings], Any] = make_clients,
-                 fence: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        clients: Callable[[AwsSettings], Any] = make_clients,
+        fence: Callable[..., None] | None = None,
+    ) -> None:
         self.say = say
         self.make_clients = clients
         self.fence = fence  # a botocore before-call hook on every client that changes things
@@ -60,7 +63,10 @@ class Targets:
         self._lock = threading.Lock()
 
     def __call__(self, rule: Rule) -> RuleTarget:
-        key = (rule.config.get("region_name") or rule.region, rule.config.get("assume_role_arn") or rule.assume_role_arn)
+        key = (
+            rule.config.get("region_name") or rule.region,
+            rule.config.get("assume_role_arn") or rule.assume_role_arn,
+        )
         with self._lock:
             if key not in self._made:
                 self._made[key] = self._make(key)

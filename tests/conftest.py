@@ -113,10 +113,24 @@ def tracking_server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tracking")
     port = free_port()
-    server = Server([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                     "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-                     "--port", str(port), "--workers", "1"],
-                    port, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    server = Server(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        port,
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     server.wait_ready("/health")
     yield server
     server.stop()

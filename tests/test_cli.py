@@ -17,7 +17,19 @@ from mlflow_plugins.sandbox import SandboxControl
 CLI = shutil.which("mlflow-sagemaker-ops", path=os.path.dirname(sys.executable)) or "mlflow-sagemaker-ops"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["sandbox", "--help"], ["demo", "--help"], ["serve", "--help"], ["build-image", "--help"], ["hooks", "--help"], ["hooks", "run", "--help"], ["hooks", "log", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["sandbox", "--help"],
+        ["demo", "--help"],
+        ["serve", "--help"],
+        ["build-image", "--help"],
+        ["hooks", "--help"],
+        ["hooks", "run", "--help"],
+        ["hooks", "log", "--help"],
+    ],
+)
 def test_every_command_has_help(args):
     result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -25,17 +37,23 @@ def test_every_command_has_help(args):
 
 
 def test_sandbox_command_serves_aws_until_terminated():
-    process = subprocess.Popen([CLI, "sandbox", "--port", "0", "--time-scale", "0.001"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [CLI, "sandbox", "--port", "0", "--time-scale", "0.001"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = process.stdout.readline()
         url = re.search(r"listening on (http://\S+)", first).group(1)
         assert SandboxControl(url).health()["status"] == "ok"
-        sts = boto3.client("sts", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="a", aws_secret_access_key="b")
+        sts = boto3.client(
+            "sts", endpoint_url=url, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
         assert sts.get_caller_identity()["Account"] == "123456789012"
-        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="a", aws_secret_access_key="b")
+        iam = boto3.client(
+            "iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
         assert iam.get_role(RoleName="SageMakerExecutionRole")["Role"]["RoleName"] == "SageMakerExecutionRole"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -48,24 +66,46 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("train: xgboost on 6400 rows") and "registered truck-delay version 1" in line
-               for line in lines), lines
+    assert any(
+        line.startswith("train: xgboost on 6400 rows") and "registered truck-delay version 1" in line for line in lines
+    ), lines
     assert any(line.startswith("retrain (rehearsal): truck-delay version 2 from version 1") for line in lines), lines
     assert any(line.startswith("evaluate: truck-delay version 2") for line in lines), lines
-    assert any(line.startswith("registry hooks: mlflow server --app-name registry-hooks on http://127.0.0.1:") for line in lines)
+    assert any(
+        line.startswith("registry hooks: mlflow server --app-name registry-hooks on http://127.0.0.1:")
+        for line in lines
+    )
     assert "transition: truck-delay version 1 -> Production (as the UI does it)" in lines, lines
-    assert any(line.startswith("deployed: endpoint demo is InService on version 1; version 1 tags: status IN_SERVICE, "
-                               "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demo") for line in lines), lines
-    assert any(re.fullmatch(r"predict: variant primary of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
-               for line in lines), lines
-    assert any(line.startswith("canary to version 2: version 2 IN_SERVICE, version 1 RETIRED; predict: [") for line in lines)
-    assert any(line.startswith("canary back to version 1: ROLLED_BACK: ") and "demo-endpoint-5xx" in line for line in lines)
+    assert any(
+        line.startswith(
+            "deployed: endpoint demo is InService on version 1; version 1 tags: status IN_SERVICE, "
+            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demo"
+        )
+        for line in lines
+    ), lines
+    assert any(
+        re.fullmatch(r"predict: variant primary of the serving runtime answered \[[01], [01]\] \(1 = late\)", line)
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith("canary to version 2: version 2 IN_SERVICE, version 1 RETIRED; predict: [") for line in lines
+    )
+    assert any(
+        line.startswith("canary back to version 1: ROLLED_BACK: ") and "demo-endpoint-5xx" in line for line in lines
+    )
     assert "rollback: InService, still serving version 2" in lines, lines
-    assert any(line.startswith("leave rule: version 2 DELETED: left Production; endpoint demo deleted") and
-               line.endswith("endpoints left: 0") for line in lines), lines
-    audit = [line.split()[2:5] + [line.split(" via ")[1].split(" (")[0]] for line in lines if line.startswith("audit: ")]
-    assert audit == [["create", "v1", "succeeded", "app:transition:Production"],
-                     ["update", "v2", "succeeded", "app:transition:Production"],
-                     ["update", "v1", "rolled-back", "app:transition:Production"],
-                     ["delete", "v2", "succeeded", "app:transition:Archived"]], audit
+    assert any(
+        line.startswith("leave rule: version 2 DELETED: left Production; endpoint demo deleted")
+        and line.endswith("endpoints left: 0")
+        for line in lines
+    ), lines
+    audit = [
+        line.split()[2:5] + [line.split(" via ")[1].split(" (")[0]] for line in lines if line.startswith("audit: ")
+    ]
+    assert audit == [
+        ["create", "v1", "succeeded", "app:transition:Production"],
+        ["update", "v2", "succeeded", "app:transition:Production"],
+        ["update", "v1", "rolled-back", "app:transition:Production"],
+        ["delete", "v2", "succeeded", "app:transition:Archived"],
+    ], audit
     assert lines[-1] == "Main job finished."

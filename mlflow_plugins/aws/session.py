@@ -87,9 +87,7 @@ class AwsClients:
         with self._lock:
             if service_name not in self._clients:
                 try:
-                    self._clients[service_name] = self.session.client(
-                        service_name, config=self.config
-                    )
+                    self._clients[service_name] = self.session.client(service_name, config=self.config)
                 except NoRegionError:
                     raise _no_region() from None
             return self._clients[service_name]
@@ -110,9 +108,9 @@ def _assumed_role_session(base: boto3.Session, settings: AwsSettings) -> boto3.S
     sts = base.client("sts", config=retry_config(base._session))
 
     def fetch() -> dict[str, str]:
-        creds = sts.assume_role(
-            RoleArn=settings.assume_role_arn, RoleSessionName=settings.role_session_name
-        )["Credentials"]
+        creds = sts.assume_role(RoleArn=settings.assume_role_arn, RoleSessionName=settings.role_session_name)[
+            "Credentials"
+        ]
         return {
             "access_key": creds["AccessKeyId"],
             "secret_key": creds["SecretAccessKey"],

@@ -17,7 +17,9 @@ from mlflow_plugins.serving import image
 @click.option("--repository", default="mlflow-sagemaker-ops", show_default=True, help="Image (ECR repository) name.")
 @click.option("--context", "context_dir", help="Write the build context here and stop (no Docker needed).")
 @click.option("--push", is_flag=True, help="Push to ECR (created if missing) after building.")
-def build_image(model_dir: str | None, model_uri: str | None, repository: str, context_dir: str | None, push: bool) -> None:
+def build_image(
+    model_dir: str | None, model_uri: str | None, repository: str, context_dir: str | None, push: bool
+) -> None:
     """Build the serving image with the model's dependencies baked in (no pip install when a
     container starts); with --push, push it to ECR. Needs a Docker engine unless --context."""
     try:

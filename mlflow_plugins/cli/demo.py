@@ -12,8 +12,13 @@ from mlflow_plugins.sandbox import Sandbox
 
 
 @click.command()
-@click.option("--time-scale", default=0.005, show_default=True, type=click.FloatRange(min=0),
-              help="Real seconds per simulated second in the embedded sandbox.")
+@click.option(
+    "--time-scale",
+    default=0.005,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Real seconds per simulated second in the embedded sandbox.",
+)
 def demo(time_scale: float) -> None:
     """Run the main job end to end on embedded defaults (the offline AWS sandbox, no account):
     create an endpoint, roll out a canary, roll back on an alarm, show lineage, delete."""

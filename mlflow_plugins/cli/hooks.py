@@ -24,9 +24,13 @@ from mlflow_plugins import secrets
 from registry_hooks.store import DB_ENV, DEFAULT_URL
 
 TRACEBACK_ENV = "MLFLOW_SAGEMAKER_OPS_TRACEBACK"
-db_option = click.option("--db", envvar=DB_ENV, default=DEFAULT_URL, show_default=True,
-                         help="The controller's state: sqlite:///file.db, or postgresql+psycopg2://... for replicas "
-                              f"(env {DB_ENV}).")
+db_option = click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_URL,
+    show_default=True,
+    help=f"The controller's state: sqlite:///file.db, or postgresql+psycopg2://... for replicas (env {DB_ENV}).",
+)
 
 
 class OneLineErrors(click.Group):
@@ -41,8 +45,10 @@ class OneLineErrors(click.Group):
             if os.environ.get(TRACEBACK_ENV) == "1":
                 raise
             lines = [line.strip() for line in secrets.redact(str(error)).splitlines() if line.strip()]
-            raise click.ClickException(f"{type(error).__name__}: {lines[0] if lines else 'no message'}. "
-                                       f"(Set {TRACEBACK_ENV}=1 to see the traceback.)") from None
+            raise click.ClickException(
+                f"{type(error).__name__}: {lines[0] if lines else 'no message'}. "
+                f"(Set {TRACEBACK_ENV}=1 to see the traceback.)"
+            ) from None
 
 
 @click.group(cls=OneLineErrors)
@@ -89,37 +95,94 @@ def _policy(path: str):
 def check(policy_path: str) -> None:
     """Validate a deploy policy and print its rules."""
     for rule in _policy(policy_path).rules:
-        click.echo(f"{rule.name}: {rule.model} {rule.source} -> {rule.target} endpoint {rule.endpoint} "
-                   f"(on_leave: {rule.on_leave}, max_attempts: {rule.max_attempts})")
+        click.echo(
+            f"{rule.name}: {rule.model} {rule.source} -> {rule.target} endpoint {rule.endpoint} "
+            f"(on_leave: {rule.on_leave}, max_attempts: {rule.max_attempts})"
+        )
 
 
 @hooks.command()
-@click.option("--policy", "policy_path", required=True,
-              help="The deploy policy (YAML). Read again on SIGHUP and when it changes; a bad one is refused.")
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    help="The deploy policy (YAML). Read again on SIGHUP and when it changes; a bad one is refused.",
+)
 @db_option
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
-              help="The MLflow server (env MLFLOW_TRACKING_URI).")
-@click.option("--listen", default="127.0.0.1:8470", show_default=True,
-              help="host:port of the webhook receiver and wake-up endpoint (port 0 picks one); 'off' for none.")
-@click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="A full reconcile at least this often (the safety net for lost events).")
-@click.option("--settle-seconds", default=0.2, show_default=True, type=click.FloatRange(min=0),
-              help="After a wake-up, wait this long for the rest of a burst.")
-@click.option("--lease-seconds", default=30.0, show_default=True, type=click.FloatRange(min=1),
-              help="How long a replica's claim on a deployment lasts without a heartbeat.")
-@click.option("--retry-base-seconds", default=2.0, show_default=True, type=click.FloatRange(min=0),
-              help="First retry delay after a failed deploy; doubles per attempt, at most 300 s.")
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None, help="The MLflow server (env MLFLOW_TRACKING_URI)."
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:8470",
+    show_default=True,
+    help="host:port of the webhook receiver and wake-up endpoint (port 0 picks one); 'off' for none.",
+)
+@click.option(
+    "--poll-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="A full reconcile at least this often (the safety net for lost events).",
+)
+@click.option(
+    "--settle-seconds",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="After a wake-up, wait this long for the rest of a burst.",
+)
+@click.option(
+    "--lease-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="How long a replica's claim on a deployment lasts without a heartbeat.",
+)
+@click.option(
+    "--retry-base-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="First retry delay after a failed deploy; doubles per attempt, at most 300 s.",
+)
 @click.option("--replica-id", default=None, help="This replica's name in leases and the audit log [default: host-pid].")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Deployments driven at once.")
-@click.option("--lineage/--no-lineage", default=True, show_default=True,
-              help="Mirror each deployed version into SageMaker ML Lineage Tracking (outcome in deploy.<d>.lineage).")
-@click.option("--receiver-workers", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Threads answering the receiver's requests; up to 4x as many connections wait, the rest get 503.")
-@click.option("--read-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a request to the receiver has to arrive in full (headers and body); then 408.")
-def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_seconds: float, settle_seconds: float,
-        lease_seconds: float, retry_base_seconds: float, replica_id: str | None, workers: int, lineage: bool,
-        receiver_workers: int, read_timeout: float) -> None:
+@click.option(
+    "--lineage/--no-lineage",
+    default=True,
+    show_default=True,
+    help="Mirror each deployed version into SageMaker ML Lineage Tracking (outcome in deploy.<d>.lineage).",
+)
+@click.option(
+    "--receiver-workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads answering the receiver's requests; up to 4x as many connections wait, the rest get 503.",
+)
+@click.option(
+    "--read-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a request to the receiver has to arrive in full (headers and body); then 408.",
+)
+def run(
+    policy_path: str,
+    db: str,
+    tracking_uri: str | None,
+    listen: str,
+    poll_seconds: float,
+    settle_seconds: float,
+    lease_seconds: float,
+    retry_base_seconds: float,
+    replica_id: str | None,
+    workers: int,
+    lineage: bool,
+    receiver_workers: int,
+    read_timeout: float,
+) -> None:
     """Run the controller: keep every deployment of the policy in step with the registry."""
     secrets.install_log_redaction()  # MLflow's and boto's own log lines may quote a URI with a password
     import mlflow
@@ -140,10 +203,18 @@ def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_s
         if tracking_uri:
             mlflow.set_tracking_uri(tracking_uri)  # model downloads (models:/...) read the same registry
         client = MlflowClient(tracking_uri)
-        reconciler = Reconciler(store, Registry(client), Targets(_say, fence=leases.fence), leases, _say,
-                                retry_base=retry_base_seconds, lineage=lineage)
-        controller = Controller(policy, store, reconciler, leases, Timing(poll_seconds, settle_seconds, lease_seconds),
-                                workers, _say)
+        reconciler = Reconciler(
+            store,
+            Registry(client),
+            Targets(_say, fence=leases.fence),
+            leases,
+            _say,
+            retry_base=retry_base_seconds,
+            lineage=lineage,
+        )
+        controller = Controller(
+            policy, store, reconciler, leases, Timing(poll_seconds, settle_seconds, lease_seconds), workers, _say
+        )
         receiver = None
         if listen != "off":
             secret, token = os.environ.get(SECRET_ENV) or None, os.environ.get(TOKEN_ENV) or None
@@ -152,16 +223,24 @@ def run(policy_path: str, db: str, tracking_uri: str | None, listen: str, poll_s
                 host, _, port = listen.rpartition(":")
                 receiver = Receiver(app, host or "127.0.0.1", int(port), receiver_workers, read_timeout).start()
             except (OSError, ValueError) as error:
-                raise click.ClickException(f"--listen {listen!r}: {error}. Allowed: host:port with a free port "
-                                           "(0 picks one), or off. Pass another --listen.") from None
-            wake = " or ".join(["bearer token"] * bool(token) + ["webhook signature"] * bool(secret)) or \
-                f"off: set {TOKEN_ENV}"
-            _say(f"Receiver listening on {receiver.url} (POST /webhooks/mlflow "
-                 f"{'on' if secret else f'off: {SECRET_ENV} is not set'}; POST /wake: {wake}; "
-                 f"{receiver_workers} workers, {read_timeout:g} s read timeout)")
-        _say(f"Controller {replica}: {len(policy.rules)} deployment(s) from {policy.file}; registry "
-             f"{secrets.strip_uri(client.tracking_uri)}; state {store.shown}; full reconcile every {poll_seconds:g} s; "
-             "SIGHUP or an edit reloads the policy")
+                raise click.ClickException(
+                    f"--listen {listen!r}: {error}. Allowed: host:port with a free port "
+                    "(0 picks one), or off. Pass another --listen."
+                ) from None
+            wake = (
+                " or ".join(["bearer token"] * bool(token) + ["webhook signature"] * bool(secret))
+                or f"off: set {TOKEN_ENV}"
+            )
+            _say(
+                f"Receiver listening on {receiver.url} (POST /webhooks/mlflow "
+                f"{'on' if secret else f'off: {SECRET_ENV} is not set'}; POST /wake: {wake}; "
+                f"{receiver_workers} workers, {read_timeout:g} s read timeout)"
+            )
+        _say(
+            f"Controller {replica}: {len(policy.rules)} deployment(s) from {policy.file}; registry "
+            f"{secrets.strip_uri(client.tracking_uri)}; state {store.shown}; full reconcile every {poll_seconds:g} s; "
+            "SIGHUP or an edit reloads the policy"
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -190,17 +269,22 @@ def log_command(db: str, deployment: str | None, limit: int, as_json: bool) -> N
         if as_json:
             click.echo(json.dumps({**entry, "at": when}))
             continue
-        click.echo(f"{when}  {entry['deployment'] or '-':<24} {entry['action']:<8} v{entry['version'] or '-':<4} "
-                   f"{entry['result']:<12} by {entry['actor'] or '-'} via {entry['trigger'] or '-'}"
-                   + (f"  {entry['message']}" if entry["message"] else ""))
+        click.echo(
+            f"{when}  {entry['deployment'] or '-':<24} {entry['action']:<8} v{entry['version'] or '-':<4} "
+            f"{entry['result']:<12} by {entry['actor'] or '-'} via {entry['trigger'] or '-'}"
+            + (f"  {entry['message']}" if entry["message"] else "")
+        )
 
 
 @hooks.command()
 @click.argument("deployment")
 @db_option
-@click.option("--wake", "wake_url", default=None,
-              help="A controller to wake at once (http://host:8470; sends MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN); "
-                   "else its next poll.")
+@click.option(
+    "--wake",
+    "wake_url",
+    default=None,
+    help="A controller to wake at once (http://host:8470; sends MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN); else its next poll.",
+)
 def retry(deployment: str, db: str, wake_url: str | None) -> None:
     """Try a FAILED or ROLLED_BACK deployment again, once the cause is fixed."""
     import requests
@@ -210,8 +294,10 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
     with _state(db) as store:
         if not store.retry(deployment):
             known = ", ".join(f"{r.name} ({r.status})" for r in store.all()) or "none"
-            raise click.ClickException(f"deployment {deployment!r} is not FAILED or ROLLED_BACK. Deployments: {known}. "
-                                       "Check the name with `mlflow-sagemaker-ops hooks status`.")
+            raise click.ClickException(
+                f"deployment {deployment!r} is not FAILED or ROLLED_BACK. Deployments: {known}. "
+                "Check the name with `mlflow-sagemaker-ops hooks status`."
+            )
         store.log("retry", "asked", deployment, actor=os.environ.get("USER"), message="hooks retry")
     if wake_url:
         token = os.environ.get(TOKEN_ENV)
@@ -219,12 +305,16 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
         try:
             reply = requests.post(f"{wake_url.rstrip('/')}/wake", headers=headers, timeout=10)
         except requests.RequestException as error:
-            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} could "
-                                       f"not be woken ({type(error).__name__}); it retries at its next poll.") from None
+            raise click.ClickException(
+                f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} could "
+                f"not be woken ({type(error).__name__}); it retries at its next poll."
+            ) from None
         if reply.status_code != 202:
-            raise click.ClickException(f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} "
-                                       f"refused the wake-up ({reply.status_code}: {reply.text[:200]}); set "
-                                       f"{TOKEN_ENV} to its token, or wait for its next poll.")
+            raise click.ClickException(
+                f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} "
+                f"refused the wake-up ({reply.status_code}: {reply.text[:200]}); set "
+                f"{TOKEN_ENV} to its token, or wait for its next poll."
+            )
     click.echo(f"{deployment}: will be tried again" + (" now" if wake_url else " at the controller's next poll"))
 
 
@@ -235,6 +325,8 @@ def status(db: str) -> None:
     with _state(db) as store:
         rows = store.all()
     for row in rows:
-        click.echo(f"{row.name}: {row.status}; wants v{row.desired_version or '-'}, "
-                   f"serves v{row.serving_version or '-'}; {row.deploys} deploy(s), attempts {row.attempts}"
-                   + (f"; {row.message}" if row.message else ""))
+        click.echo(
+            f"{row.name}: {row.status}; wants v{row.desired_version or '-'}, "
+            f"serves v{row.serving_version or '-'}; {row.deploys} deploy(s), attempts {row.attempts}"
+            + (f"; {row.message}" if row.message else "")
+        )

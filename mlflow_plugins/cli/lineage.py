@@ -39,8 +39,10 @@ def sync(model: str, version: str | None, region: str | None) -> None:
     except OpsError as error:
         raise click.ClickException(str(error)) from None
     writer = syncer.writer
-    click.echo(f"synced {', '.join(result.versions)}: {len(result.arns)} entities; "
-               f"{writer.reads + writer.writes} AWS calls ({writer.reads} reads, {writer.writes} writes)")
+    click.echo(
+        f"synced {', '.join(result.versions)}: {len(result.arns)} entities; "
+        f"{writer.reads + writer.writes} AWS calls ({writer.reads} reads, {writer.writes} writes)"
+    )
 
 
 @lineage.command()

@@ -12,10 +12,20 @@ from mlflow_plugins.sandbox import DEFAULT_PORT, DEFAULT_TIME_SCALE, Sandbox
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0 picks a free one).")
-@click.option("--time-scale", default=DEFAULT_TIME_SCALE, show_default=True, type=click.FloatRange(min=0),
-              help="Real seconds per simulated second: 0.01 runs a 4-minute endpoint creation in 2.4 s.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--time-scale",
+    default=DEFAULT_TIME_SCALE,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Real seconds per simulated second: 0.01 runs a 4-minute endpoint creation in 2.4 s.",
+)
 @click.option("--verbose", is_flag=True, help="Log every request.")
 def sandbox(host: str, port: int, time_scale: float, verbose: bool) -> None:
     """Run the offline AWS sandbox (moto plus endpoint lifecycles, UpdateEndpoint rollouts,

@@ -26,6 +26,7 @@ CONTENT_TYPES = ("application/json", "text/csv")
 
 def mlflow_errors(method):
     """Every suite error becomes an ``MlflowException`` with a fitting code."""
+
     @wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -59,9 +60,12 @@ class Targets:
 
     def __call__(self, kind: str, config: Any = None) -> Target:
         raw = config if isinstance(config, dict) else {}
-        settings = AwsSettings(region=raw.get("region_name") or getattr(config, "region_name", None) or self.region,
-                               assume_role_arn=raw.get("assume_role_arn") or getattr(config, "assume_role_arn", None)
-                               or self.assume_role_arn)
+        settings = AwsSettings(
+            region=raw.get("region_name") or getattr(config, "region_name", None) or self.region,
+            assume_role_arn=raw.get("assume_role_arn")
+            or getattr(config, "assume_role_arn", None)
+            or self.assume_role_arn,
+        )
         if settings not in self._clients:  # boto3 clients are thread-safe
             self._clients[settings] = make_clients(settings)
         return make_target(kind, self._clients[settings])
@@ -69,8 +73,13 @@ class Targets:
 
 def check_flavor(flavor: str | None) -> None:
     if flavor not in (None, FLAVOR):
-        raise InvalidValue(name="flavor", value=flavor, reason="the serving runtime serves pyfunc models",
-                           allowed=FLAVOR, fix="Leave --flavor out.")
+        raise InvalidValue(
+            name="flavor",
+            value=flavor,
+            reason="the serving runtime serves pyfunc models",
+            allowed=FLAVOR,
+            fix="Leave --flavor out.",
+        )
 
 
 def with_lineage(target: Target, deployed: dict[str, Any]) -> dict[str, Any]:
@@ -98,18 +107,33 @@ def payload(inputs: Any, params: dict[str, Any] | None) -> tuple[bytes, str, str
     content_type = str(params.pop("ContentType", "application/json"))
     target_variant = params.pop("TargetVariant", None)
     if content_type not in CONTENT_TYPES:
-        raise InvalidValue(name="ContentType", value=content_type, reason="the client sends JSON or CSV",
-                           allowed=", ".join(CONTENT_TYPES), fix="Pass params={'ContentType': 'text/csv'} or leave it out.")
+        raise InvalidValue(
+            name="ContentType",
+            value=content_type,
+            reason="the client sends JSON or CSV",
+            allowed=", ".join(CONTENT_TYPES),
+            fix="Pass params={'ContentType': 'text/csv'} or leave it out.",
+        )
     if content_type == "text/csv":
         if params:
-            raise InvalidValue(name="params", value=sorted(params), reason="a CSV request carries no model params",
-                               allowed="ContentType and TargetVariant", fix="Send JSON to pass model params.")
+            raise InvalidValue(
+                name="params",
+                value=sorted(params),
+                reason="a CSV request carries no model params",
+                allowed="ContentType and TargetVariant",
+                fix="Send JSON to pass model params.",
+            )
         if isinstance(inputs, pd.DataFrame):
             return inputs.to_csv(index=False).encode(), "text/csv; header=present", target_variant
         if isinstance(inputs, str):
             return inputs.encode(), "text/csv", target_variant
-        raise InvalidValue(name="inputs", value=type(inputs).__name__, reason="CSV input must be CSV text or a DataFrame",
-                           allowed="str, pandas.DataFrame", fix="Pass the CSV text, or drop ContentType=text/csv.")
+        raise InvalidValue(
+            name="inputs",
+            value=type(inputs).__name__,
+            reason="CSV input must be CSV text or a DataFrame",
+            allowed="str, pandas.DataFrame",
+            fix="Pass the CSV text, or drop ContentType=text/csv.",
+        )
     if isinstance(inputs, str):
         return inputs.encode(), content_type, target_variant
     if isinstance(inputs, pd.DataFrame):
@@ -128,9 +152,17 @@ def run_local(name, model_uri, flavor=None, config=None):
     from mlflow_plugins.deploy import local_model_dir
 
     port = str((config or {}).get("port", 8080))
-    command = [sys.executable, "-c", "from mlflow_plugins.cli import cli; cli()", "serve",
-               "--model-dir", local_model_dir(model_uri), "--port", port, "--host", "127.0.0.1"]
+    command = [
+        sys.executable,
+        "-c",
+        "from mlflow_plugins.cli import cli; cli()",
+        "serve",
+        "--model-dir",
+        local_model_dir(model_uri),
+        "--port",
+        port,
+        "--host",
+        "127.0.0.1",
+    ]
     print(f"Serving {model_uri} as {name} on http://127.0.0.1:{port} (Ctrl+C stops)", file=sys.stderr)
     subprocess.run(command, check=False, env=dict(os.environ))
-
-

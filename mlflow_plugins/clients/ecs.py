@@ -13,7 +13,8 @@ from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
 from mlflow.exceptions import MlflowException
 
 from mlflow_plugins.clients import _base
-from mlflow_plugins.clients._base import mlflow_errors, run_local as run_local  # the same local runtime
+from mlflow_plugins.clients._base import mlflow_errors  # the same local runtime
+from mlflow_plugins.clients._base import run_local as run_local
 from mlflow_plugins.deploy import parse_target
 from mlflow_plugins.deploy.ecs import ecs_help
 from mlflow_plugins.errors import InvalidValue
@@ -28,16 +29,26 @@ class EcsDeploymentClient(BaseDeploymentClient):
         super().__init__(target_uri)
         region, role = parse_target(target_uri)
         if role:
-            raise InvalidValue(name="target", value=target_uri, reason="the ecs target takes a region only",
-                               allowed="ecs or ecs:/REGION", fix="Pass -t ecs:/eu-west-1; set credentials with AWS_PROFILE.")
+            raise InvalidValue(
+                name="target",
+                value=target_uri,
+                reason="the ecs target takes a region only",
+                allowed="ecs or ecs:/REGION",
+                fix="Pass -t ecs:/eu-west-1; set credentials with AWS_PROFILE.",
+            )
         self.targets = _base.Targets(region)
 
     @staticmethod
     def _checked(flavor: str | None, endpoint: str | None) -> None:
         _base.check_flavor(flavor)
         if endpoint is not None:
-            raise InvalidValue(name="--endpoint", value=endpoint, reason="an ECS service serves one model",
-                               allowed="no --endpoint", fix="Use -t sagemaker --endpoint for a multi-model endpoint.")
+            raise InvalidValue(
+                name="--endpoint",
+                value=endpoint,
+                reason="an ECS service serves one model",
+                allowed="no --endpoint",
+                fix="Use -t sagemaker --endpoint for a multi-model endpoint.",
+            )
 
     @mlflow_errors
     def create_deployment(self, name, model_uri, flavor=None, config=None, endpoint=None):
@@ -79,8 +90,10 @@ class EcsDeploymentClient(BaseDeploymentClient):
         return PredictionsResponse.from_json(self.targets("ecs").invoke(deployment_name, body, content_type, options))
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
-        raise MlflowException("explain is not supported by the ecs target: the runtime serves predictions only.",
-                              error_code="INVALID_PARAMETER_VALUE")
+        raise MlflowException(
+            "explain is not supported by the ecs target: the runtime serves predictions only.",
+            error_code="INVALID_PARAMETER_VALUE",
+        )
 
 
 def target_help():

@@ -8,7 +8,8 @@ from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
 from mlflow.exceptions import MlflowException
 
 from mlflow_plugins.clients import _base
-from mlflow_plugins.clients._base import mlflow_errors, run_local as run_local  # the same local runtime
+from mlflow_plugins.clients._base import mlflow_errors  # the same local runtime
+from mlflow_plugins.clients._base import run_local as run_local
 from mlflow_plugins.deploy import converge, parse_target
 from mlflow_plugins.deploy.sagemaker import MultiModelDeployer, sagemaker_help
 from mlflow_plugins.errors import InvalidValue
@@ -76,9 +77,13 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
             endpoint, deployment_name = endpoint.split("/", 1)
         if endpoint is not None:
             if not deployment_name:
-                raise InvalidValue(name="--name", value=deployment_name, reason="a multi-model endpoint serves many models",
-                                   allowed=f"a model on it (mlflow deployments list --endpoint {endpoint})",
-                                   fix=f"Pass --endpoint {endpoint}/MODEL (MLflow's predict CLI takes --name or --endpoint, not both).")
+                raise InvalidValue(
+                    name="--name",
+                    value=deployment_name,
+                    reason="a multi-model endpoint serves many models",
+                    allowed=f"a model on it (mlflow deployments list --endpoint {endpoint})",
+                    fix=f"Pass --endpoint {endpoint}/MODEL (MLflow's predict CLI takes --name or --endpoint, not both).",
+                )
             answer = self.targets("sagemaker-mme").invoke(f"{endpoint}/{deployment_name}", body, content_type, options)
         else:
             answer = self.targets("sagemaker").invoke(deployment_name, body, content_type, options)
@@ -106,8 +111,11 @@ class SageMakerOpsDeploymentClient(BaseDeploymentClient):
         return self._endpoint_api().get_endpoint(endpoint)
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
-        raise MlflowException("explain is not supported by the sagemaker target: SageMaker endpoints serve "
-                              "predictions only. Use SageMaker Clarify for explanations.", error_code="INVALID_PARAMETER_VALUE")
+        raise MlflowException(
+            "explain is not supported by the sagemaker target: SageMaker endpoints serve "
+            "predictions only. Use SageMaker Clarify for explanations.",
+            error_code="INVALID_PARAMETER_VALUE",
+        )
 
 
 def target_help():

@@ -13,8 +13,18 @@ from mlflow_plugins.deploy.contract import FAILED, SERVING, Live, Target, conver
 
 KINDS = ("sagemaker", "sagemaker-mme", "ecs")
 
-__all__ = ["FAILED", "KINDS", "SERVING", "Live", "Target", "converge", "local_model_dir", "make_target", "parse_config",
-           "parse_target"]
+__all__ = [
+    "FAILED",
+    "KINDS",
+    "SERVING",
+    "Live",
+    "Target",
+    "converge",
+    "local_model_dir",
+    "make_target",
+    "parse_config",
+    "parse_target",
+]
 
 
 def parse_config(kind: str, config: Any, where: str | None = None) -> Any:
@@ -23,7 +33,8 @@ def parse_config(kind: str, config: Any, where: str | None = None) -> Any:
         from mlflow_plugins.deploy.ecs import parse as parse_ecs
 
         return parse_ecs(config)
-    from mlflow_plugins.deploy.sagemaker import parse as parse_sagemaker, parse_model_config
+    from mlflow_plugins.deploy.sagemaker import parse as parse_sagemaker
+    from mlflow_plugins.deploy.sagemaker import parse_model_config
 
     if kind == "sagemaker-mme":
         return parse_model_config(config)
@@ -64,5 +75,10 @@ def make_target(kind: str, clients: Any, say: Any = None) -> Target:
         return EcsTarget(clients, **extra)
     from mlflow_plugins.errors import InvalidValue
 
-    raise InvalidValue(name="target", value=kind, reason="there is no such deployment target",
-                       allowed=", ".join(KINDS), fix="Use one of the targets listed.")
+    raise InvalidValue(
+        name="target",
+        value=kind,
+        reason="there is no such deployment target",
+        allowed=", ".join(KINDS),
+        fix="Use one of the targets listed.",
+    )

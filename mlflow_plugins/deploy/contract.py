@@ -33,7 +33,6 @@ so one target may serve several deployments from several threads.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable

@@ -14,8 +14,15 @@ from typing import Any
 log = logging.getLogger("mlflow_plugins.lineage")
 
 
-def after_deploy(sagemaker: Any, registered_model: str | None, version: str | None, resource_arn: str | None,
-                 target: str, archive: str | None, tracking_client: Any = None) -> str | None:
+def after_deploy(
+    sagemaker: Any,
+    registered_model: str | None,
+    version: str | None,
+    resource_arn: str | None,
+    target: str,
+    archive: str | None,
+    tracking_client: Any = None,
+) -> str | None:
     """Mirror a deployed registered model version. A failure is returned, never raised (a
     lineage failure must not fail a deployment): the message, or None when it worked or there
     was nothing to record (a model that is not a registered version)."""
@@ -30,8 +37,10 @@ def after_deploy(sagemaker: Any, registered_model: str | None, version: str | No
         finally:
             sync.writer.close()
     except Exception as error:  # noqa: BLE001 - reported, and `lineage sync` (or the next pass) finishes it
-        message = (f"lineage for {registered_model}/{version} was not written ({type(error).__name__}: {error}); "
-                   f"run `mlflow-sagemaker-ops lineage sync --model {registered_model} --version {version}`")
+        message = (
+            f"lineage for {registered_model}/{version} was not written ({type(error).__name__}: {error}); "
+            f"run `mlflow-sagemaker-ops lineage sync --model {registered_model} --version {version}`"
+        )
         log.warning("%s", message)
         return message
     return None
@@ -42,5 +51,11 @@ def after_target_deploy(clients: Any, deployed: dict[str, Any], target: str) -> 
     arn = deployed.get("endpoint_arn") or deployed.get("service_arn")
     if deployed.get("status") not in ("InService", "ACTIVE"):
         return None
-    return after_deploy(clients("sagemaker"), deployed.get("registered_model"), deployed.get("model_version"), arn,
-                        target, deployed.get("model_s3_uri"))
+    return after_deploy(
+        clients("sagemaker"),
+        deployed.get("registered_model"),
+        deployed.get("model_version"),
+        arn,
+        target,
+        deployed.get("model_s3_uri"),
+    )

@@ -35,8 +35,13 @@ from typing import Any
 from mlflow_plugins import secrets
 from mlflow_plugins.lineage import limits
 
-RUN_STATUS = {"FINISHED": "Completed", "FAILED": "Failed", "RUNNING": "InProgress", "KILLED": "Stopped",
-              "SCHEDULED": "InProgress"}
+RUN_STATUS = {
+    "FINISHED": "Completed",
+    "FAILED": "Failed",
+    "RUNNING": "InProgress",
+    "KILLED": "Stopped",
+    "SCHEDULED": "InProgress",
+}
 
 
 @dataclass(frozen=True)
@@ -78,31 +83,53 @@ def server(tracking_uri: str) -> str:
 
 def experiment(tracking: str, experiment: Any) -> Entity:
     tracking = server(tracking)
-    return Entity("Context", "MLflowExperiment", f"exp-{experiment.name}",
-                  f"{tracking}|experiment|{experiment.experiment_id}",
-                  f"{tracking}/#/experiments/{experiment.experiment_id}",
-                  {"mlflow.kind": "experiment", "name": experiment.name, "experiment_id": experiment.experiment_id},
-                  source_id=experiment.experiment_id)
+    return Entity(
+        "Context",
+        "MLflowExperiment",
+        f"exp-{experiment.name}",
+        f"{tracking}|experiment|{experiment.experiment_id}",
+        f"{tracking}/#/experiments/{experiment.experiment_id}",
+        {"mlflow.kind": "experiment", "name": experiment.name, "experiment_id": experiment.experiment_id},
+        source_id=experiment.experiment_id,
+    )
 
 
 def registered_model(tracking: str, name: str) -> Entity:
     tracking = server(tracking)
-    return Entity("Context", "MLflowRegisteredModel", f"rm-{name}", f"{tracking}|registered-model|{name}",
-                  f"{tracking}/#/models/{name}", {"mlflow.kind": "registered_model", "name": name}, source_id=name)
+    return Entity(
+        "Context",
+        "MLflowRegisteredModel",
+        f"rm-{name}",
+        f"{tracking}|registered-model|{name}",
+        f"{tracking}/#/models/{name}",
+        {"mlflow.kind": "registered_model", "name": name},
+        source_id=name,
+    )
 
 
 def run(tracking: str, run: Any) -> Entity:
     tracking = server(tracking)
     tags = run.data.tags
-    values = {"mlflow.kind": "run", "run_id": run.info.run_id, "run_name": run.info.run_name or "",
-              "code_version": tags.get("mlflow.source.git.commit", ""),
-              "source_name": tags.get("mlflow.source.name", ""),
-              "entry_point": tags.get("mlflow.project.entryPoint", ""), "user": run.info.user_id or ""}
+    values = {
+        "mlflow.kind": "run",
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name or "",
+        "code_version": tags.get("mlflow.source.git.commit", ""),
+        "source_name": tags.get("mlflow.source.name", ""),
+        "entry_point": tags.get("mlflow.project.entryPoint", ""),
+        "user": run.info.user_id or "",
+    }
     values.update({f"param.{k}": v for k, v in run.data.params.items()})
-    return Entity("Action", "ModelTraining", f"run-{run.info.run_name or run.info.run_id}",
-                  f"{tracking}|run|{run.info.run_id}",
-                  f"{tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", values,
-                  status=RUN_STATUS.get(run.info.status, "Unknown"), source_id=run.info.run_id)
+    return Entity(
+        "Action",
+        "ModelTraining",
+        f"run-{run.info.run_name or run.info.run_id}",
+        f"{tracking}|run|{run.info.run_id}",
+        f"{tracking}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+        values,
+        status=RUN_STATUS.get(run.info.status, "Unknown"),
+        source_id=run.info.run_id,
+    )
 
 
 def dataset(dataset_input: Any) -> Entity:
@@ -114,24 +141,58 @@ def dataset(dataset_input: Any) -> Entity:
     found = source.get("uri") or source.get("url") or source.get("path") or data.source or data.name
     uri = secrets.strip_uri(str(found))
     context = next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "")
-    return Entity("Artifact", "DataSet", f"data-{data.name}", f"dataset|{data.digest}|{uri}", str(uri),
-                  {"mlflow.kind": "dataset", "name": data.name, "digest": data.digest, "source_type": data.source_type,
-                   "context": context}, source_id=f"mlflow-digest:{data.digest}")
+    return Entity(
+        "Artifact",
+        "DataSet",
+        f"data-{data.name}",
+        f"dataset|{data.digest}|{uri}",
+        str(uri),
+        {
+            "mlflow.kind": "dataset",
+            "name": data.name,
+            "digest": data.digest,
+            "source_type": data.source_type,
+            "context": context,
+        },
+        source_id=f"mlflow-digest:{data.digest}",
+    )
 
 
 def model_version(tracking: str, version: Any) -> Entity:
     tracking = server(tracking)
-    return Entity("Artifact", "Model", f"mv-{version.name}-{version.version}",
-                  f"{tracking}|model-version|{version.name}|{version.version}",
-                  f"models:/{version.name}/{version.version}",
-                  {"mlflow.kind": "model_version", "registered_model": version.name, "version": str(version.version),
-                   "run_id": version.run_id or "", "source": version.source or "", "tracking_uri": tracking},
-                  source_id=f"{version.name}/{version.version}")
+    return Entity(
+        "Artifact",
+        "Model",
+        f"mv-{version.name}-{version.version}",
+        f"{tracking}|model-version|{version.name}|{version.version}",
+        f"models:/{version.name}/{version.version}",
+        {
+            "mlflow.kind": "model_version",
+            "registered_model": version.name,
+            "version": str(version.version),
+            "run_id": version.run_id or "",
+            "source": version.source or "",
+            "tracking_uri": tracking,
+        },
+        source_id=f"{version.name}/{version.version}",
+    )
 
 
 def deployment(resource_arn: str, version_entity: Entity, target: str, archive: str | None = None) -> Entity:
     name = resource_arn.split("/")[-1]
-    return Entity("Action", "ModelDeployment", f"deploy-{name}", f"deployment|{resource_arn}|{version_entity.identity}",
-                  resource_arn, {"mlflow.kind": "deployment", "target": target, "resource_arn": resource_arn,
-                                 "model": version_entity.uri, "s3_archive": archive or ""},
-                  status="Completed", source_id=name)
+    return Entity(
+        "Action",
+        "ModelDeployment",
+        f"deploy-{name}",
+        f"deployment|{resource_arn}|{version_entity.identity}",
+        resource_arn,
+        {
+            "mlflow.kind": "deployment",
+            "target": target,
+            "resource_arn": resource_arn,
+            "model": version_entity.uri,
+            "s3_archive": archive or "",
+        },
+        status="Completed",
+        source_id=name,
+    )

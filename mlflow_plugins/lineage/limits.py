@@ -94,7 +94,7 @@ def properties(kind: str, values: dict[str, str], pinned: tuple[str, ...] = ()) 
     room = property_count(kind)
     if len(order) <= room:
         return {k: cleaned[k] for k in order}
-    kept, dropped = order[: room - 2], order[room - 2:]
+    kept, dropped = order[: room - 2], order[room - 2 :]
     result = {k: cleaned[k] for k in kept}
     result["mlflow.omitted"] = str(len(dropped))
     result["mlflow.omitted_sha256"] = digest("\n".join(f"{k}={cleaned[k]}" for k in dropped))

@@ -20,25 +20,35 @@ def start_for_endpoint(sagemaker: Any, endpoint: str) -> str:
     arn = endpoint if endpoint.startswith("arn:") else sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
     found = sagemaker.list_contexts(SourceUri=arn)["ContextSummaries"]
     if not found:
-        raise ResourceNotFound(kind="lineage context of", name=endpoint,
-                               fix="Deploy it with the suite, or run `mlflow-sagemaker-ops lineage sync --model NAME`.")
+        raise ResourceNotFound(
+            kind="lineage context of",
+            name=endpoint,
+            fix="Deploy it with the suite, or run `mlflow-sagemaker-ops lineage sync --model NAME`.",
+        )
     return found[0]["ContextArn"]
 
 
 def start_for_version(sagemaker: Any, tracking: str, name: str, version: str) -> str:
     from mlflow_plugins.lineage.writer import LineageWriter
 
-    probe = entities.Entity("Artifact", "Model", f"mv-{name}-{version}",
-                            f"{entities.server(tracking)}|model-version|{name}|{version}",
-                            f"models:/{name}/{version}")
+    probe = entities.Entity(
+        "Artifact",
+        "Model",
+        f"mv-{name}-{version}",
+        f"{entities.server(tracking)}|model-version|{name}|{version}",
+        f"models:/{name}/{version}",
+    )
     writer = LineageWriter(sagemaker)
     try:
         found = writer.describe(probe)
     finally:
         writer.close()
     if found is None:
-        raise ResourceNotFound(kind="lineage of model version", name=f"{name}/{version}",
-                               fix=f"Run `mlflow-sagemaker-ops lineage sync --model {name} --version {version}` first.")
+        raise ResourceNotFound(
+            kind="lineage of model version",
+            name=f"{name}/{version}",
+            fix=f"Run `mlflow-sagemaker-ops lineage sync --model {name} --version {version}` first.",
+        )
     return found["ArtifactArn"]
 
 
@@ -49,8 +59,12 @@ def graph(sagemaker: Any, start: str) -> dict[str, Any]:
     for direction in ("Ascendants", "Descendants"):
         token = None
         while True:
-            kwargs: dict[str, Any] = {"StartArns": [start], "Direction": direction, "IncludeEdges": True,
-                                      "MaxDepth": 10}
+            kwargs: dict[str, Any] = {
+                "StartArns": [start],
+                "Direction": direction,
+                "IncludeEdges": True,
+                "MaxDepth": 10,
+            }
             if token:
                 kwargs["NextToken"] = token
             page = sagemaker.query_lineage(**kwargs)
@@ -81,8 +95,9 @@ def _name(sagemaker: Any, arn: str) -> str:
 def render(found: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(found, indent=2, default=str)
-    names = {v["Arn"]: f"{v.get('Type') or v.get('LineageType') or ''}: {v['Name']}".strip(": ")
-             for v in found["vertices"]}
+    names = {
+        v["Arn"]: f"{v.get('Type') or v.get('LineageType') or ''}: {v['Name']}".strip(": ") for v in found["vertices"]
+    }
     if fmt == "dot":
         lines = ["digraph lineage {", "  rankdir=LR;"]
         lines += [f'  "{arn}" [label={json.dumps(label)}];' for arn, label in names.items()]

@@ -52,8 +52,11 @@ class LineageSync:
             self._edges.add((source, destination, kind))
 
     def sync_model(self, name: str, version: str | None = None) -> Synced:
-        versions = [version] if version is not None else sorted(
-            (v.version for v in self.client.search_model_versions(f"name='{name}'")), key=int)
+        versions = (
+            [version]
+            if version is not None
+            else sorted((v.version for v in self.client.search_model_versions(f"name='{name}'")), key=int)
+        )
         for each in versions:
             self.sync_version(name, str(each))
         return self.result
@@ -89,8 +92,9 @@ class LineageSync:
         self.result.versions.append(f"{name}/{version}")
         return model_arn
 
-    def record_deployment(self, resource_arn: str, model: Entity, model_arn: str, target: str, archive: str | None,
-                          recorded: bool = False) -> str:
+    def record_deployment(
+        self, resource_arn: str, model: Entity, model_arn: str, target: str, archive: str | None, recorded: bool = False
+    ) -> str:
         """A deployment Action: the Model ContributedTo it; it is AssociatedWith the endpoint's
         own Context (SageMaker makes one per endpoint; for an ECS service the suite makes it).
 
@@ -114,8 +118,16 @@ class LineageSync:
         if found:
             return found[0]["ContextArn"]
         if ":ecs:" in resource_arn:
-            return self._ensure(Entity("Context", SERVICE_CONTEXT, f"ecs-{resource_arn.split('/')[-1]}",
-                                       f"ecs-service|{resource_arn}", resource_arn, {"mlflow.kind": "ecs_service"}))
+            return self._ensure(
+                Entity(
+                    "Context",
+                    SERVICE_CONTEXT,
+                    f"ecs-{resource_arn.split('/')[-1]}",
+                    f"ecs-service|{resource_arn}",
+                    resource_arn,
+                    {"mlflow.kind": "ecs_service"},
+                )
+            )
         return None  # an endpoint SageMaker has not (yet) given a context
 
 

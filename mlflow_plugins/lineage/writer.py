@@ -42,9 +42,12 @@ class LineageWriter:
         wanted = entity.properties()
         live = self.describe(entity)
         if live is None:
-            request: dict[str, Any] = {f"{kind}Name": entity.name, "Source": entity.source(),
-                                       f"{kind}Type": entity.type,
-                                       "Properties": wanted}
+            request: dict[str, Any] = {
+                f"{kind}Name": entity.name,
+                "Source": entity.source(),
+                f"{kind}Type": entity.type,
+                "Properties": wanted,
+            }
             if entity.status is not None:
                 request["Status"] = entity.status
             return getattr(sm, f"create_{kind.lower()}")(**request)[f"{kind}Arn"]

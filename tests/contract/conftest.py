@@ -54,8 +54,12 @@ def _ecs(aws: Any) -> Place:
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     aws("ecs").create_cluster(clusterName="models")
-    config = {"cluster": "models", "subnets": [subnet], "execution_role_arn": EXECUTION_ROLE_ARN,
-              "task_role_arn": EXECUTION_ROLE_ARN}
+    config = {
+        "cluster": "models",
+        "subnets": [subnet],
+        "execution_role_arn": EXECUTION_ROLE_ARN,
+        "task_role_arn": EXECUTION_ROLE_ARN,
+    }
     return Place("ecs", "churn", config, bad_config={**config, "memory": 3000}, predict_options={"via": "task"})
 
 
@@ -113,11 +117,23 @@ class HooksDoor:
         config = self.place.config if config is None else config
         if self.place.kind == "sagemaker-mme":
             endpoint, name = self.place.name.split("/")
-            body = {name: {"model": "m", "stage": "Production", "multi_model_endpoint": endpoint,
-                           **({"config": config} if config else {})}}
+            body = {
+                name: {
+                    "model": "m",
+                    "stage": "Production",
+                    "multi_model_endpoint": endpoint,
+                    **({"config": config} if config else {}),
+                }
+            }
         else:
-            body = {self.place.name: {"model": "m", "stage": "Production", "target": self.place.scheme,
-                                      **({"config": config} if config else {})}}
+            body = {
+                self.place.name: {
+                    "model": "m",
+                    "stage": "Production",
+                    "target": self.place.scheme,
+                    **({"config": config} if config else {}),
+                }
+            }
         return self.parse(json.dumps({"version": 1, "deployments": body})).rules[0]
 
     def deploy(self, model_uri: str, config: dict[str, Any] | None = None) -> None:
@@ -159,11 +175,17 @@ def inventory(aws: Any) -> dict[str, list[str]]:
         "endpoints": sorted(e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]),
         "endpoint configs": sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]),
         "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
-        "objects": sorted(f"{b['Name']}/{o['Key']}" for b in s3.list_buckets()["Buckets"]
-                          for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])),
+        "objects": sorted(
+            f"{b['Name']}/{o['Key']}"
+            for b in s3.list_buckets()["Buckets"]
+            for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
+        ),
         "services": sorted(arn for c in clusters for arn in ecs.list_services(cluster=c)["serviceArns"]),
         "task definitions": sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]),
         "alarms": sorted(a["AlarmName"] for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]),
-        "scalable targets": sorted(t["ResourceId"] for ns in ("sagemaker", "ecs") for t in
-                                   aws("application-autoscaling").describe_scalable_targets(ServiceNamespace=ns)["ScalableTargets"]),
+        "scalable targets": sorted(
+            t["ResourceId"]
+            for ns in ("sagemaker", "ecs")
+            for t in aws("application-autoscaling").describe_scalable_targets(ServiceNamespace=ns)["ScalableTargets"]
+        ),
     }

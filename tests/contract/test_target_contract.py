@@ -15,8 +15,11 @@ from tests.deploy.conftest import mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
 UPDATE_FAULTS = {"sagemaker": "UpdateEndpoint", "ecs": "UpdateService"}  # the call after which an update is live
-KILL_AT = {"sagemaker": ("CreateEndpoint", None), "ecs": ("CreateService", None),
-           "sagemaker-mme": ("PutObject", "/_models/")}  # the deploy's last write: its pointer, for a model on an MME
+KILL_AT = {
+    "sagemaker": ("CreateEndpoint", None),
+    "ecs": ("CreateService", None),
+    "sagemaker-mme": ("PutObject", "/_models/"),
+}  # the deploy's last write: its pointer, for a model on an MME
 
 
 def predicted(target, place, rows) -> list:
@@ -37,8 +40,9 @@ def test_create_predict_update_predict_delete(place, door, target, models, aws):
     assert predicted(target, place, rows) == mlflow_predictions(models["v2"], rows)
     door.delete()
     after = inventory(aws)
-    assert {key: value for key, value in after.items() if key != "objects"} == \
-        {key: value for key, value in before.items() if key != "objects"}
+    assert {key: value for key, value in after.items() if key != "objects"} == {
+        key: value for key, value in before.items() if key != "objects"
+    }
     assert set(after["objects"]) <= set(before["objects"])
 
 
@@ -51,7 +55,9 @@ def telling_rows(models):
     return rows.iloc[differ + [i for i in range(5) if i not in differ]].reset_index(drop=True)
 
 
-def test_a_failing_update_leaves_the_old_model_serving_and_nothing_new(place, door, target, models, sandbox, aws, tmp_path):
+def test_a_failing_update_leaves_the_old_model_serving_and_nothing_new(
+    place, door, target, models, sandbox, aws, tmp_path
+):
     door.deploy(models["v1"])
     before = inventory(aws)
     if place.kind in UPDATE_FAULTS:
@@ -63,7 +69,9 @@ def test_a_failing_update_leaves_the_old_model_serving_and_nothing_new(place, do
         (tmp_path / "no-pyfunc" / "MLmodel").write_text("flavors:\n  sklearn: {}\n")
     with pytest.raises(Exception) as caught:
         door.deploy(bad_model)
-    assert "unchanged" in str(caught.value) or "not changed" in str(caught.value) or "python_function" in str(caught.value)
+    assert (
+        "unchanged" in str(caught.value) or "not changed" in str(caught.value) or "python_function" in str(caught.value)
+    )
     assert inventory(aws) == before
     rows = telling_rows(models)
     assert predicted(target, place, rows) == mlflow_predictions(models["v1"], rows)
@@ -89,10 +97,12 @@ def test_a_deploy_killed_midway_is_cleaned_by_the_next_observe_and_clean(place, 
     def with_kill_switch(self, service):
         client = made(self, service)
         if not getattr(client, "_kill_switch", False):
+
             def kill(event_name, params, **_):
                 if event_name.endswith(f".{operation}") and (key_part is None or key_part in params.get("Key", "")):
                     raise Killed(operation)
-            client.meta.events.register("before-call", kill)
+
+            client.meta.events.register("before-parameter-build", kill)  # its params are the API call's
             client._kill_switch = True
         return client
 

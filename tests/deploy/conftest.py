@@ -15,9 +15,17 @@ from tests.serving.conftest import save_sklearn_model, sklearn_model  # noqa: F4
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 ROLE = f"execution_role_arn={EXECUTION_ROLE_ARN}"
 BAKING = {
-    "operation": "DescribeEndpoint", "delay": 0.05, "maxAttempts": 600,
-    "acceptors": [{"matcher": "pathAny", "expected": "Baking", "state": "success",
-                   "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status"}],
+    "operation": "DescribeEndpoint",
+    "delay": 0.05,
+    "maxAttempts": 600,
+    "acceptors": [
+        {
+            "matcher": "pathAny",
+            "expected": "Baking",
+            "state": "success",
+            "argument": "PendingDeploymentSummary.ProductionVariants[].VariantStatus[].Status",
+        }
+    ],
 }
 
 
@@ -42,9 +50,11 @@ def cli(aws, sandbox, monkeypatch):
 
 def leftovers(aws) -> dict[str, list[str]]:
     sm = aws("sagemaker")
-    return {"endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
-            "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
-            "models": [m["ModelName"] for m in sm.list_models()["Models"]]}
+    return {
+        "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
+        "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
+        "models": [m["ModelName"] for m in sm.list_models()["Models"]],
+    }
 
 
 def mlflow_predictions(model_dir: str, rows) -> list:

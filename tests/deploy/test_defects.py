@@ -23,8 +23,9 @@ def test_a_validation_error_that_is_not_not_found_is_not_read_as_missing(clients
     before the fix, any of them made a live endpoint "not found" (and create would try again)."""
     target = make_target("sagemaker", clients)
     target.create("churn", models["v1"], {"execution_role_arn": EXECUTION_ROLE_ARN})
-    sandbox.control.add_fault("DescribeEndpoint", kind="error", code="ValidationException", count=1,
-                              message="1 validation error detected")
+    sandbox.control.add_fault(
+        "DescribeEndpoint", kind="error", code="ValidationException", count=1, message="1 validation error detected"
+    )
     with pytest.raises(AwsCallFailed) as caught:
         target.get("churn")
     assert "ValidationException" in str(caught.value)
@@ -42,6 +43,7 @@ def test_wait_progress_on_a_shared_client_prints_only_its_own_endpoint(clients, 
         target.create(name, models["v1"], {"execution_role_arn": EXECUTION_ROLE_ARN})
     printed: dict[str, list[str]] = {"blue": [], "green": []}
     sagemaker = clients("sagemaker")
+
     def watch(name: str) -> None:  # as a deployment's wait does: its own hook, in its own thread
         hook = Progress(printed[name].append, name)
         sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", hook)
@@ -85,3 +87,66 @@ def test_ecs_waiters_are_bounded_by_the_configured_timeout(clients, monkeypatch)
     with pytest.raises(WaiterError):  # no such service: the waiter's MISSING acceptor ends it at once
         deployer._wait_inactive("models", "gone", timeout_seconds=3)
     assert seen["services_inactive"] == {"Delay": 0.1, "MaxAttempts": 30}
+
+
+CONFIG = {"execution_role_arn": EXECUTION_ROLE_ARN}
+
+
+def test_a_failed_delete_endpoint_keeps_the_alarms_and_the_scaling(clients, aws, sandbox, models):
+    """Before, delete removed the alarms and the scaling policy first: a failed DeleteEndpoint left
+    a live endpoint without its rollback alarms."""
+    target = make_target("sagemaker", clients)
+    target.create(
+        "churn",
+        models["v1"],
+        {**CONFIG, "auto_alarms": True, "autoscaling": {"min_capacity": 1, "max_capacity": 2, "target": 50}},
+    )
+    sandbox.control.add_fault(
+        "DeleteEndpoint", kind="error", code="ValidationException", count=1, message="Cannot delete the endpoint now"
+    )
+    with pytest.raises(AwsCallFailed) as caught:
+        target.delete("churn", CONFIG)
+    assert "unchanged, with its alarms and autoscaling" in str(caught.value)
+    assert sorted(a["AlarmName"] for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]) == [
+        "churn-primary-5xx",
+        "churn-primary-model-latency",
+    ]
+    assert aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    target.delete("churn", CONFIG)
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert (
+        aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    )
+
+
+def test_a_missing_rollback_alarm_is_refused_before_any_write(clients, aws, sandbox, models):
+    """Before, AWS found the missing alarm only at UpdateEndpoint, after the upload and CreateModel."""
+    from tests.contract.conftest import sandbox_calls
+
+    before = sandbox_calls(sandbox)
+    with pytest.raises(Exception) as caught:
+        make_target("sagemaker", clients).create("churn", models["v1"], {**CONFIG, "alarms": "no-such-alarm"})
+    assert "alarms=['no-such-alarm']" in str(caught.value) and "Create the alarm first" in str(caught.value)
+    writes = [
+        c for c in sandbox_calls(sandbox)[len(before) :] if not c.split(":")[1].startswith(("Describe", "List", "Get"))
+    ]
+    assert writes == [] and aws("s3").list_buckets()["Buckets"] == []
+
+
+def test_delete_collects_what_earlier_failures_of_the_endpoint_left(clients, aws, models):
+    """Before, configs and models orphaned by an earlier failed update stayed after delete."""
+    target = make_target("sagemaker", clients)
+    target.create("churn", models["v1"], CONFIG)
+    sm = aws("sagemaker")
+    live_model = sm.list_models()["Models"][0]["ModelName"]
+    container = sm.describe_model(ModelName=live_model)["PrimaryContainer"]
+    orphan = "churn-20260101000000-abcdef"  # the suite's name for a model and config of this endpoint
+    sm.create_model(ModelName=orphan, ExecutionRoleArn=EXECUTION_ROLE_ARN, PrimaryContainer=container)
+    sm.create_endpoint_config(
+        EndpointConfigName=orphan,
+        ProductionVariants=[
+            {"VariantName": "primary", "ModelName": orphan, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    )
+    target.delete("churn", CONFIG)
+    assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from mlflow.deployments import get_deploy_client
 from mlflow.exceptions import MlflowException
 
@@ -14,7 +13,14 @@ from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 from tests.deploy.conftest import mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
-EMPTY = {"services": [], "running tasks": [], "task definitions": [], "log groups": [], "archives": [], "scalable targets": []}
+EMPTY = {
+    "services": [],
+    "running tasks": [],
+    "task definitions": [],
+    "log groups": [],
+    "archives": [],
+    "scalable targets": [],
+}
 
 
 @pytest.fixture
@@ -27,8 +33,12 @@ def network(aws):
 
 
 def base_config(network) -> list[str]:
-    settings = {"cluster": "models", "subnets": network["subnet"], "execution_role_arn": EXECUTION_ROLE_ARN,
-                "task_role_arn": EXECUTION_ROLE_ARN}
+    settings = {
+        "cluster": "models",
+        "subnets": network["subnet"],
+        "execution_role_arn": EXECUTION_ROLE_ARN,
+        "task_role_arn": EXECUTION_ROLE_ARN,
+    }
     return [arg for key, value in settings.items() for arg in ("-C", f"{key}={value}")]
 
 
@@ -38,11 +48,16 @@ def leftovers(aws) -> dict[str, list]:
     return {
         "services": ecs.list_services(cluster="models")["serviceArns"],
         "running tasks": ecs.list_tasks(cluster="models")["taskArns"],
-        "task definitions": [arn for status in ("ACTIVE", "INACTIVE")
-                             for arn in ecs.list_task_definitions(status=status)["taskDefinitionArns"]],
+        "task definitions": [
+            arn
+            for status in ("ACTIVE", "INACTIVE")
+            for arn in ecs.list_task_definitions(status=status)["taskDefinitionArns"]
+        ],
         "log groups": [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]],
         "archives": [o["Key"] for b in buckets for o in s3.list_objects_v2(Bucket=b).get("Contents", [])],
-        "scalable targets": aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"],
+        "scalable targets": aws("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")[
+            "ScalableTargets"
+        ],
     }
 
 
@@ -54,7 +69,18 @@ def predictions(rows, name: str = "churn", **params) -> list:
 def test_a_service_is_created_updated_rolled_back_and_deleted_leaving_nothing(cli, aws, models, network, tmp_path):
     rows, _ = delivery_frame(n=4, seed=7)
     scaling = '{"min_capacity": 1, "max_capacity": 3, "target": 60}'
-    created = cli("create", "-t", "ecs", "--name", "churn", "-m", models["v1"], *base_config(network), "-C", f"autoscaling={scaling}")
+    created = cli(
+        "create",
+        "-t",
+        "ecs",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        *base_config(network),
+        "-C",
+        f"autoscaling={scaling}",
+    )
     assert "has started 1 tasks" in created.stderr and "has reached a steady state" in created.stderr
     (tmp_path / "in.json").write_text(rows.to_json(orient="records"))
     predicted = cli("predict", "-t", "ecs", "--name", "churn", "--input-path", str(tmp_path / "in.json")).stdout
@@ -74,8 +100,18 @@ def test_a_service_is_created_updated_rolled_back_and_deleted_leaving_nothing(cl
     assert len(left["archives"]) == 1 and len(left["scalable targets"]) == 1
 
     # A model whose tasks exit at start: the circuit breaker fails it and ECS rolls back.
-    bad = cli("update", "-t", "ecs", "--name", "churn", "-m", models["v1"], "-C",
-              'env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "soon"}', check=False)
+    bad = cli(
+        "update",
+        "-t",
+        "ecs",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        "-C",
+        'env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "soon"}',
+        check=False,
+    )
     assert bad.returncode != 0
     assert "ECS rolled models/churn back to churn:2" in bad.stderr
     assert "ECS deployment circuit breaker: tasks failed to start." in bad.stderr
@@ -92,11 +128,18 @@ def test_a_service_is_created_updated_rolled_back_and_deleted_leaving_nothing(cl
 
 
 def config_of(network, **extra) -> dict:
-    return {"cluster": "models", "subnets": network["subnet"], "execution_role_arn": EXECUTION_ROLE_ARN,
-            "task_role_arn": EXECUTION_ROLE_ARN, **extra}
+    return {
+        "cluster": "models",
+        "subnets": network["subnet"],
+        "execution_role_arn": EXECUTION_ROLE_ARN,
+        "task_role_arn": EXECUTION_ROLE_ARN,
+        **extra,
+    }
 
 
-def test_a_create_whose_tasks_fail_their_health_check_fails_and_leaves_nothing(aws, sandbox, models, network, monkeypatch):
+def test_a_create_whose_tasks_fail_their_health_check_fails_and_leaves_nothing(
+    aws, sandbox, models, network, monkeypatch
+):
     monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     sandbox.control.set_ecs_service_health("models", "churn", healthy=False)
     with pytest.raises(MlflowException) as failed:
@@ -118,22 +161,37 @@ def test_a_bad_config_fails_before_any_aws_call(aws, sandbox, models, network):
 def test_a_load_balanced_service_registers_its_tasks_and_scales_on_alb_requests(aws, models, network, monkeypatch):
     monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     elbv2, ec2 = aws("elbv2"), aws("ec2")
-    other = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    other = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"][
+        "SubnetId"
+    ]
     balancer = elbv2.create_load_balancer(Name="models", Subnets=[network["subnet"], other])["LoadBalancers"][0]
-    group = elbv2.create_target_group(Name="churn", Protocol="HTTP", Port=8080, VpcId=network["vpc"], TargetType="ip")["TargetGroups"][0]
-    elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTP", Port=80,
-                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}])
+    group = elbv2.create_target_group(Name="churn", Protocol="HTTP", Port=8080, VpcId=network["vpc"], TargetType="ip")[
+        "TargetGroups"
+    ][0]
+    elbv2.create_listener(
+        LoadBalancerArn=balancer["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}],
+    )
     scaling = {"min_capacity": 1, "max_capacity": 4, "target": 100, "metric": "ALBRequestCountPerTarget"}
     client = get_deploy_client("ecs")
-    client.create_deployment("churn", models["v1"], config=config_of(
-        network, target_group_arn=group["TargetGroupArn"], health_check_grace_seconds=30, autoscaling=scaling))
+    client.create_deployment(
+        "churn",
+        models["v1"],
+        config=config_of(
+            network, target_group_arn=group["TargetGroupArn"], health_check_grace_seconds=30, autoscaling=scaling
+        ),
+    )
 
     def targets() -> list:
         found = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
         return sorted((t["Target"]["Id"], t["Target"]["Port"]) for t in found)
 
     ecs = aws("ecs")
-    tasks = ecs.describe_tasks(cluster="models", tasks=ecs.list_tasks(cluster="models", serviceName="churn")["taskArns"])["tasks"]
+    tasks = ecs.describe_tasks(
+        cluster="models", tasks=ecs.list_tasks(cluster="models", serviceName="churn")["taskArns"]
+    )["tasks"]
     addresses = [d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "privateIPv4Address"]
     assert targets() == [(addresses[0], 8080)]
     policy = aws("application-autoscaling").describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"][0]

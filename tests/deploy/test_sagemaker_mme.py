@@ -35,15 +35,23 @@ def endpoint_fields(cli, endpoint: str) -> dict[str, str]:
 
 
 def objects(aws, prefix: str) -> list[str]:
-    bucket, _, key = prefix[len("s3://"):].partition("/")
-    return sorted(o["Key"][len(key):] for o in aws("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+    bucket, _, key = prefix[len("s3://") :].partition("/")
+    return sorted(
+        o["Key"][len(key) :] for o in aws("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+    )
 
 
 def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, models, tracking, aws, tmp_path):
     churn, delay = f"churn{uuid.uuid4().hex[:6]}", f"delay{uuid.uuid4().hex[:6]}"
-    uris = {"churn-a": register(churn, models["v1"]), "churn-b": register(churn, models["v2"]), "delay-a": register(delay, models["v2"])}
-    assert "Endpoint fleet is created" in cli("create-endpoint", "-t", "sagemaker", "--endpoint", "fleet", "-C", ROLE,
-                                              "-C", "instance_count=2").stdout
+    uris = {
+        "churn-a": register(churn, models["v1"]),
+        "churn-b": register(churn, models["v2"]),
+        "delay-a": register(delay, models["v2"]),
+    }
+    assert (
+        "Endpoint fleet is created"
+        in cli("create-endpoint", "-t", "sagemaker", "--endpoint", "fleet", "-C", ROLE, "-C", "instance_count=2").stdout
+    )
     created = endpoint_fields(cli, "fleet")
     assert (created["status"], created["models"], created["instance_count"]) == ("InService", "[]", "2")
     for name, uri in uris.items():
@@ -54,9 +62,14 @@ def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, mode
     sm = aws("sagemaker")
     context = sm.list_contexts(SourceUri=created["endpoint_arn"])["ContextSummaries"][0]["ContextArn"]
     upstream = sm.query_lineage(StartArns=[context], Direction="Ascendants", MaxDepth=2)["Vertices"]
-    actions = [sm.describe_action(ActionName=v["Arn"].split("/")[-1])["Properties"] for v in upstream if v.get("Type") == "ModelDeployment"]
+    actions = [
+        sm.describe_action(ActionName=v["Arn"].split("/")[-1])["Properties"]
+        for v in upstream
+        if v.get("Type") == "ModelDeployment"
+    ]
     assert sorted((a["model"], a["target"], a["s3_archive"].split("/")[-3]) for a in actions) == sorted(
-        (uri, "sagemaker-mme", name) for name, uri in uris.items())
+        (uri, "sagemaker-mme", name) for name, uri in uris.items()
+    )
     assert sum(v.get("Type") == "Model" for v in upstream) == 3
 
     listed = cli("list", "-t", "sagemaker", "--endpoint", "fleet").stdout
@@ -67,13 +80,25 @@ def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, mode
 
     rows, _ = delivery_frame(n=40, seed=5)
     (tmp_path / "in.json").write_text(rows.to_json(orient="records"))
-    expected = {"churn-a": mlflow_predictions(models["v1"], rows), "churn-b": mlflow_predictions(models["v2"], rows),
-                "delay-a": mlflow_predictions(models["v2"], rows)}
+    expected = {
+        "churn-a": mlflow_predictions(models["v1"], rows),
+        "churn-b": mlflow_predictions(models["v2"], rows),
+        "delay-a": mlflow_predictions(models["v2"], rows),
+    }
     assert expected["churn-a"] != expected["churn-b"]  # the two models differ, so routing by name shows
     for name in uris:
         out = tmp_path / f"{name}.json"
-        cli("predict", "-t", "sagemaker", "--endpoint", f"fleet/{name}", "--input-path", str(tmp_path / "in.json"),
-            "--output-path", str(out))
+        cli(
+            "predict",
+            "-t",
+            "sagemaker",
+            "--endpoint",
+            f"fleet/{name}",
+            "--input-path",
+            str(tmp_path / "in.json"),
+            "--output-path",
+            str(out),
+        )
         assert json.loads(out.read_text())["predictions"] == expected[name], name
 
     prefix = endpoint_fields(cli, "fleet")["model_data_prefix"]
@@ -100,7 +125,9 @@ def test_a_model_replaced_while_predictions_keep_succeeding(cli, models, aws):
     def keep_predicting() -> None:
         while not stop.is_set():
             try:
-                answers.append(list(client.predict(endpoint="swap", deployment_name="churn", inputs=rows)["predictions"]))
+                answers.append(
+                    list(client.predict(endpoint="swap", deployment_name="churn", inputs=rows)["predictions"])
+                )
             except Exception as error:  # any failure during the swap fails the test
                 failures.append(repr(error))
 
@@ -128,8 +155,12 @@ def test_a_model_the_image_cannot_run_is_refused_before_upload(cli, models, aws,
     old = tmp_path / "old-sklearn"
     shutil.copytree(models["v1"], old)
     requirements = old / "requirements.txt"
-    requirements.write_text("".join(line if not line.startswith("scikit-learn") else "scikit-learn==0.24.2\n"
-                                    for line in requirements.read_text().splitlines(keepends=True)))
+    requirements.write_text(
+        "".join(
+            line if not line.startswith("scikit-learn") else "scikit-learn==0.24.2\n"
+            for line in requirements.read_text().splitlines(keepends=True)
+        )
+    )
     before = objects(aws, endpoint_fields(cli, "strict")["model_data_prefix"])
     refused = cli("create", "-t", "sagemaker", "--endpoint", "strict", "--name", "legacy", "-m", str(old), check=False)
     assert refused.returncode != 0
@@ -138,10 +169,22 @@ def test_a_model_the_image_cannot_run_is_refused_before_upload(cli, models, aws,
     prefix = endpoint_fields(cli, "strict")["model_data_prefix"]
     assert objects(aws, prefix) == before == ["_image-manifest.json"]
 
-    on_single = cli("create", "-t", "sagemaker", "--endpoint", "strict", "--name", "bad name", "-m", models["v1"], check=False)
+    on_single = cli(
+        "create", "-t", "sagemaker", "--endpoint", "strict", "--name", "bad name", "-m", models["v1"], check=False
+    )
     assert on_single.returncode != 0 and "model name (--name)='bad name'" in on_single.stderr
-    serverless = cli("create-endpoint", "-t", "sagemaker", "--endpoint", "nope", "-C", ROLE,
-                     "-C", 'serverless_config={"MemorySizeInMB": 2048, "MaxConcurrency": 1}', check=False)
+    serverless = cli(
+        "create-endpoint",
+        "-t",
+        "sagemaker",
+        "--endpoint",
+        "nope",
+        "-C",
+        ROLE,
+        "-C",
+        'serverless_config={"MemorySizeInMB": 2048, "MaxConcurrency": 1}',
+        check=False,
+    )
     assert serverless.returncode != 0 and "multi-model endpoints run on instances only" in serverless.stderr
     cli("delete-endpoint", "-t", "sagemaker", "--endpoint", "strict")
     assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}

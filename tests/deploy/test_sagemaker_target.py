@@ -12,15 +12,20 @@ from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 from tests.deploy.conftest import BAKING, ROLE, leftovers, mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
+
 def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
-    created = cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2")
+    created = cli(
+        "create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2"
+    )
     assert "python_function deployment churn is created" in created.stdout
     assert "InService" in created.stderr
     got = cli("get", "-t", "sagemaker-ops", "--name", "churn").stdout
     assert "status: InService" in got and "variants: ['primary']" in got
     rows, _ = delivery_frame(n=3, seed=4)
     (tmp_path / "in.json").write_text(rows.to_json(orient="records"))
-    predicted = json.loads(cli("predict", "-t", "sagemaker-ops", "--name", "churn", "--input-path", str(tmp_path / "in.json")).stdout)
+    predicted = json.loads(
+        cli("predict", "-t", "sagemaker-ops", "--name", "churn", "--input-path", str(tmp_path / "in.json")).stdout
+    )
     assert len(predicted["predictions"]) == 3
     assert "churn" in cli("list", "-t", "sagemaker-ops").stdout
     cli("delete", "-t", "sagemaker-ops", "--name", "churn")
@@ -54,9 +59,16 @@ def client_deployment_config(strategy: str) -> dict:
 def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models):
     cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4")
     before = aws("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]
-    aws("cloudwatch").put_metric_alarm(AlarmName="churn-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
-                                       Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
-                                       ComparisonOperator="GreaterThanThreshold")
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName="churn-5xx",
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
 
     def trip() -> None:
         aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
@@ -64,8 +76,26 @@ def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models
 
     tripper = threading.Thread(target=trip)
     tripper.start()
-    failed = cli("update", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "instance_count=4",
-                 "-C", "strategy=canary", "-C", "bake_seconds=900", "-C", "alarms=churn-5xx", check=False)
+    failed = cli(
+        "update",
+        "-t",
+        "sagemaker-ops",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "instance_count=4",
+        "-C",
+        "strategy=canary",
+        "-C",
+        "bake_seconds=900",
+        "-C",
+        "alarms=churn-5xx",
+        check=False,
+    )
     tripper.join(timeout=60)
     assert failed.returncode != 0
     assert "churn-5xx" in failed.stderr and "rolled back" in failed.stderr
@@ -76,19 +106,29 @@ def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models
 SERVERLESS = '{"MemorySizeInMB": 2048, "MaxConcurrency": 5}'
 
 
-@pytest.mark.parametrize("args, words", [
-    (["-C", "instnce_type=ml.m5.large"], "Did you mean 'instance_type'?"),
-    (["-C", "instance_count=many"], "instance_count='many' is not valid"),
-    (["-C", f"serverless_config={SERVERLESS}", "-C", 'vpc_config={"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}'],
-     "cannot run in a VPC"),
-    (["-C", "strategy=rolling", "-C", f"serverless_config={SERVERLESS}"], "does not roll serverless"),
-    (["-C", "strategy=shadow", "-C", f"serverless_config={SERVERLESS}"], "shadow variants run on instances"),
-    (["-C", 'serverless_config={"MemorySizeInMB": 1000, "MaxConcurrency": 5}'], "1024 to 6144"),
-    (["-C", 'env={"WORKERS": 2}'], "env: WORKERS"),
-    (["-C", "shadow_sampling_percent=0"], "shadow_sampling_percent='0' is not valid: it is out of range"),
-    (["--name", "bad_name!"], "breaks SageMaker's endpoint naming rule"),
-    (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-C", "instnce_type=ml.m5.large"], "Did you mean 'instance_type'?"),
+        (["-C", "instance_count=many"], "instance_count='many' is not valid"),
+        (
+            [
+                "-C",
+                f"serverless_config={SERVERLESS}",
+                "-C",
+                'vpc_config={"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}',
+            ],
+            "cannot run in a VPC",
+        ),
+        (["-C", "strategy=rolling", "-C", f"serverless_config={SERVERLESS}"], "does not roll serverless"),
+        (["-C", "strategy=shadow", "-C", f"serverless_config={SERVERLESS}"], "shadow variants run on instances"),
+        (["-C", 'serverless_config={"MemorySizeInMB": 1000, "MaxConcurrency": 5}'], "1024 to 6144"),
+        (["-C", 'env={"WORKERS": 2}'], "env: WORKERS"),
+        (["-C", "shadow_sampling_percent=0"], "shadow_sampling_percent='0' is not valid: it is out of range"),
+        (["--name", "bad_name!"], "breaks SageMaker's endpoint naming rule"),
+        (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
+    ],
+)
 def test_bad_input_fails_with_its_message_and_creates_nothing(cli, aws, models, args, words):
     role = [] if "--no-role" in args else ["-C", ROLE]
     args = [a for a in args if a != "--no-role"]
@@ -104,11 +144,19 @@ def test_a_throttled_call_is_retried_and_a_failing_one_leaves_nothing(cli, aws, 
     cli("create", "-t", "sagemaker-ops", "--name", "ok", "-m", models["v1"], "-C", ROLE)
     assert [f["operation"] for f in sandbox.control.faults()["fired"]] == ["CreateEndpointConfig"] * 2
 
-    sandbox.control.add_fault("CreateEndpoint", kind="error", code="ResourceLimitExceeded", status=400,
-                              message="The account-level service limit for endpoints is 1")
+    sandbox.control.add_fault(
+        "CreateEndpoint",
+        kind="error",
+        code="ResourceLimitExceeded",
+        status=400,
+        message="The account-level service limit for endpoints is 1",
+    )
     failed = cli("create", "-t", "sagemaker-ops", "--name", "second", "-m", models["v1"], "-C", ROLE, check=False)
     assert failed.returncode != 0
-    assert "CreateEndpoint failed with ResourceLimitExceeded" in failed.stderr and "Nothing was left behind" in failed.stderr
+    assert (
+        "CreateEndpoint failed with ResourceLimitExceeded" in failed.stderr
+        and "Nothing was left behind" in failed.stderr
+    )
     assert leftovers(aws)["endpoints"] == ["ok"] and len(leftovers(aws)["models"]) == 1
 
 
@@ -134,40 +182,117 @@ def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(cli, 
     def targets():
         return scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
 
-    spec = ('{"min_capacity": 2, "max_capacity": 6, "target": 150, "scale_in_cooldown": 300, '
-            '"schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 2}]}')
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2",
-        "-C", f"autoscaling={spec}")
-    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [("endpoint/churn/variant/primary", 2, 6)]
+    spec = (
+        '{"min_capacity": 2, "max_capacity": 6, "target": 150, "scale_in_cooldown": 300, '
+        '"schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 2}]}'
+    )
+    cli(
+        "create",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        "-C",
+        ROLE,
+        "-C",
+        "instance_count=2",
+        "-C",
+        f"autoscaling={spec}",
+    )
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [
+        ("endpoint/churn/variant/primary", 2, 6)
+    ]
     policy = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
     assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 150.0
-    assert [a["ScheduledActionName"] for a in scaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]] == ["night"]
+    assert [
+        a["ScheduledActionName"]
+        for a in scaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]
+    ] == ["night"]
 
-    cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "instance_count=2",
-        "-C", "strategy=canary", "-C", "bake_seconds=30")
+    cli(
+        "update",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "instance_count=2",
+        "-C",
+        "strategy=canary",
+        "-C",
+        "bake_seconds=30",
+    )
     assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [(2, 6)]
     cli("delete", "-t", "sagemaker", "--name", "churn")
     assert targets() == []
 
 
-@pytest.mark.parametrize("spec, words", [
-    ('{"min_capacity": 3, "max_capacity": 2, "target": 10}', "min_capacity is above max_capacity"),
-    ('{"min_capacity": 1, "max_capacity": 2, "target": 10, "step": 1}', "unknown key(s) ['step']"),
-    ('{"min_capacity": 1, "max_capacity": 2, "target": 10, "metric": "CPUUtilization"}', "not a predefined SageMaker metric"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ('{"min_capacity": 3, "max_capacity": 2, "target": 10}', "min_capacity is above max_capacity"),
+        ('{"min_capacity": 1, "max_capacity": 2, "target": 10, "step": 1}', "unknown key(s) ['step']"),
+        (
+            '{"min_capacity": 1, "max_capacity": 2, "target": 10, "metric": "CPUUtilization"}',
+            "not a predefined SageMaker metric",
+        ),
+    ],
+)
 def test_bad_autoscaling_fails_before_any_call(cli, aws, models, spec, words):
-    failed = cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", f"autoscaling={spec}", check=False)
+    failed = cli(
+        "create",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        "-C",
+        ROLE,
+        "-C",
+        f"autoscaling={spec}",
+        check=False,
+    )
     assert failed.returncode != 0 and words in failed.stderr
     assert leftovers(aws) == {"endpoints": [], "configs": [], "models": []}
 
 
 def test_settings_survive_an_update_that_does_not_repeat_them(cli, aws, models):
-    capture = ('{"EnableCapture": true, "InitialSamplingPercentage": 20, "DestinationS3Uri": "s3://capture/churn", '
-               '"CaptureOptions": [{"CaptureMode": "Input"}]}')
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=3",
-        "-C", "instance_type=ml.c5.xlarge", "-C", f"data_capture_config={capture}", "-C", 'env={"LOG_LEVEL": "debug"}',
-        "-C", 'tags={"team": "risk"}', "-C", "network_isolation=true",
-        "-C", "kms_key_id=arn:aws:kms:us-east-1:123456789012:key/abc")
+    capture = (
+        '{"EnableCapture": true, "InitialSamplingPercentage": 20, "DestinationS3Uri": "s3://capture/churn", '
+        '"CaptureOptions": [{"CaptureMode": "Input"}]}'
+    )
+    cli(
+        "create",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        "-C",
+        ROLE,
+        "-C",
+        "instance_count=3",
+        "-C",
+        "instance_type=ml.c5.xlarge",
+        "-C",
+        f"data_capture_config={capture}",
+        "-C",
+        'env={"LOG_LEVEL": "debug"}',
+        "-C",
+        'tags={"team": "risk"}',
+        "-C",
+        "network_isolation=true",
+        "-C",
+        "kms_key_id=arn:aws:kms:us-east-1:123456789012:key/abc",
+    )
     cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE)
     sm = aws("sagemaker")
     endpoint = sm.describe_endpoint(EndpointName="churn")
@@ -189,11 +314,27 @@ def test_settings_survive_an_update_that_does_not_repeat_them(cli, aws, models):
 
 def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, models):
     cloudwatch = aws("cloudwatch")
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4",
-        "-C", "auto_alarms=true")
+    cli(
+        "create",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v1"],
+        "-C",
+        ROLE,
+        "-C",
+        "instance_count=4",
+        "-C",
+        "auto_alarms=true",
+    )
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     assert set(alarms) == {"churn-primary-5xx", "churn-primary-model-latency"}
-    assert {d["Name"]: d["Value"] for d in alarms["churn-primary-5xx"]["Dimensions"]} == {"EndpointName": "churn", "VariantName": "primary"}
+    assert {d["Name"]: d["Value"] for d in alarms["churn-primary-5xx"]["Dimensions"]} == {
+        "EndpointName": "churn",
+        "VariantName": "primary",
+    }
 
     def trip() -> None:
         aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
@@ -201,8 +342,24 @@ def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, mode
 
     tripper = threading.Thread(target=trip)
     tripper.start()
-    failed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "auto_alarms=true",
-                 "-C", "strategy=canary", "-C", "bake_seconds=900", check=False)
+    failed = cli(
+        "update",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "auto_alarms=true",
+        "-C",
+        "strategy=canary",
+        "-C",
+        "bake_seconds=900",
+        check=False,
+    )
     tripper.join(timeout=60)
     assert failed.returncode != 0 and "churn-primary-model-latency" in failed.stderr
     assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == 2  # still guarding the live deployment
@@ -214,10 +371,16 @@ def test_an_async_endpoint_predicts_through_s3(aws, models, monkeypatch):
     monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     aws("s3").create_bucket(Bucket="async-out")
     client = get_deploy_client("sagemaker:/us-east-1")
-    client.create_deployment("churn-async", models["v1"], config={
-        "execution_role_arn": EXECUTION_ROLE_ARN,
-        "async_inference_config": {"OutputConfig": {"S3OutputPath": "s3://async-out/results",
-                                                    "S3FailurePath": "s3://async-out/failures"}}})
+    client.create_deployment(
+        "churn-async",
+        models["v1"],
+        config={
+            "execution_role_arn": EXECUTION_ROLE_ARN,
+            "async_inference_config": {
+                "OutputConfig": {"S3OutputPath": "s3://async-out/results", "S3FailurePath": "s3://async-out/failures"}
+            },
+        },
+    )
     rows, _ = delivery_frame(n=5, seed=3)
     expected = mlflow_predictions(models["v1"], rows)
     assert client.predict("churn-async", rows)["predictions"] == expected
@@ -231,8 +394,22 @@ def test_an_async_endpoint_predicts_through_s3(aws, models, monkeypatch):
 def test_a_variant_name_change_under_blue_green_is_refused_before_any_change(cli, aws, models):
     cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v1"], "-C", ROLE)
     before = leftovers(aws)
-    failed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE,
-                 "-C", "strategy=canary", "-C", "variant_name=blue", check=False)
+    failed = cli(
+        "update",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "strategy=canary",
+        "-C",
+        "variant_name=blue",
+        check=False,
+    )
     assert failed.returncode != 0
     assert "variant_name='blue' is not valid" in failed.stderr and "-C variant_name=primary" in failed.stderr
     assert leftovers(aws) == before

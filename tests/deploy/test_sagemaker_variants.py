@@ -27,16 +27,34 @@ def invocations(aws, endpoint: str, variant: str) -> int:
     """What SageMaker's per-variant Invocations metric says (the sandbox publishes it)."""
     now = datetime.now(timezone.utc)
     stats = aws("cloudwatch").get_metric_statistics(
-        Namespace="AWS/SageMaker", MetricName="Invocations", StartTime=now - timedelta(hours=1),
-        EndTime=now + timedelta(minutes=5), Period=3600, Statistics=["Sum"],
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}])
+        Namespace="AWS/SageMaker",
+        MetricName="Invocations",
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Sum"],
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+    )
     return int(sum(point["Sum"] for point in stats["Datapoints"]))
 
 
 def test_shadow_copies_traffic_and_a_later_update_promotes_it(cli, client, aws, models):
     client.create_deployment("churn", models["v1"], config={**CONFIG, "instance_count": 2})
-    shadowed = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE,
-                   "-C", "strategy=shadow", "-C", "shadow_sampling_percent=50")
+    shadowed = cli(
+        "update",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "strategy=shadow",
+        "-C",
+        "shadow_sampling_percent=50",
+    )
     assert "(shadow)" in shadowed.stderr
     described = aws("sagemaker").describe_endpoint(EndpointName="churn")
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["primary"]
@@ -69,8 +87,21 @@ def test_an_update_without_a_model_and_no_shadow_names_the_fix(cli, aws, models)
 
 def test_mode_add_adds_a_variant_and_target_variant_and_csv_reach_it(cli, client, aws, models):
     client.create_deployment("churn", models["v1"], config=CONFIG)
-    cli("create", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "mode=add",
-        "-C", "variant_name=green")
+    cli(
+        "create",
+        "-t",
+        "sagemaker",
+        "--name",
+        "churn",
+        "-m",
+        models["v2"],
+        "-C",
+        ROLE,
+        "-C",
+        "mode=add",
+        "-C",
+        "variant_name=green",
+    )
     described = aws("sagemaker").describe_endpoint(EndpointName="churn")
     assert sorted(v["VariantName"] for v in described["ProductionVariants"]) == ["green", "primary"]
 
@@ -95,8 +126,12 @@ def test_mode_add_adds_a_variant_and_target_variant_and_csv_reach_it(cli, client
 def test_tags_name_the_registered_model_version_and_run(client, aws, tracking, models):
     rows, _ = delivery_frame(seed=3)
     with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(mlflow.sklearn.load_model(models["v1"]), name="model",
-                                        registered_model_name="delivery", input_example=rows.head(2))
+        info = mlflow.sklearn.log_model(
+            mlflow.sklearn.load_model(models["v1"]),
+            name="model",
+            registered_model_name="delivery",
+            input_example=rows.head(2),
+        )
     mlflow.MlflowClient().set_registered_model_alias("delivery", "champion", info.registered_model_version)
     client.create_deployment("churn", "models:/delivery@champion", config=CONFIG)
     arn = aws("sagemaker").describe_endpoint(EndpointName="churn")["EndpointArn"]
@@ -134,8 +169,22 @@ def test_an_upload_shows_a_progress_bar_and_a_redeploy_uploads_nothing(client, m
 
 def test_run_local_serves_the_model_with_the_suites_runtime(models, tmp_path):
     port = free_port()
-    server = Server([MLFLOW, "deployments", "run-local", "-t", "sagemaker", "--name", "local",
-                     "-m", models["v1"], "-C", f"port={port}"], port)
+    server = Server(
+        [
+            MLFLOW,
+            "deployments",
+            "run-local",
+            "-t",
+            "sagemaker",
+            "--name",
+            "local",
+            "-m",
+            models["v1"],
+            "-C",
+            f"port={port}",
+        ],
+        port,
+    )
     try:
         server.wait_ready()
         rows, _ = delivery_frame(n=3, seed=14)

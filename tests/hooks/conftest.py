@@ -22,8 +22,12 @@ from tests.serving.conftest import BIN, Server, free_port, ready_session, save_s
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 SECRET = "s3cret-for-tests"
 WAKE_TOKEN = "wake-token-for-tests"
-WEBHOOK_ENV = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-               "MLFLOW_WEBHOOK_CACHE_TTL": "0", "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
+WEBHOOK_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "0",
+    "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN,
+}
 
 
 @dataclass
@@ -60,26 +64,56 @@ class Registry:
     def transition(self, model: str, version: str, stage: str, archive: bool = True, ajax: bool = True) -> None:
         """A stage transition through the REST path the UI uses."""
         prefix = "ajax-api" if ajax else "api"
-        reply = requests.post(f"{self.url}/{prefix}/2.0/mlflow/model-versions/transition-stage", timeout=30,
-                              json={"name": model, "version": version, "stage": stage, "archive_existing_versions": archive and stage in ("Staging", "Production")})
+        reply = requests.post(
+            f"{self.url}/{prefix}/2.0/mlflow/model-versions/transition-stage",
+            timeout=30,
+            json={
+                "name": model,
+                "version": version,
+                "stage": stage,
+                "archive_existing_versions": archive and stage in ("Staging", "Production"),
+            },
+        )
         assert reply.status_code == 200, reply.text
 
     def tags(self, model: str, version: str, deployment: str) -> dict[str, str]:
         prefix = f"deploy.{deployment}."
         found = self.client().get_model_version(model, version).tags
-        return {k[len(prefix):]: v for k, v in found.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in found.items() if k.startswith(prefix)}
 
 
-def start_registry(root: Path, backend: str, app: bool | str, db: str, env: dict[str, str] | None = None,
-                   controllers: int = 1) -> Registry:
+def start_registry(
+    root: Path, backend: str, app: bool | str, db: str, env: dict[str, str] | None = None, controllers: int = 1
+) -> Registry:
     """``app``: True for registry-hooks, a string for another app name, False for none."""
     port, wake_ports = free_port(), [free_port() for _ in range(controllers)]
-    args = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    args = [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if app:
         args += ["--app-name", app if isinstance(app, str) else "registry-hooks"]
-    server = Server(args, port, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_REGISTRY_HOOKS_DB": db,
-                                 "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": ",".join(f"http://127.0.0.1:{p}" for p in wake_ports), **WEBHOOK_ENV, **(env or {})})
+    server = Server(
+        args,
+        port,
+        {
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_REGISTRY_HOOKS_DB": db,
+            "MLFLOW_REGISTRY_HOOKS_WAKE_URLS": ",".join(f"http://127.0.0.1:{p}" for p in wake_ports),
+            **WEBHOOK_ENV,
+            **(env or {}),
+        },
+    )
     server.wait_ready("/health")
     if (env or {}).get("MLFLOW_AUTH_ADMIN_PASSWORD"):
         return Registry(server, db, wake_ports, ("", ""))
@@ -133,22 +167,48 @@ def plain_registry(tmp_path_factory):
     yield from _sqlite_registry(tmp_path_factory, "plain", app=False)
 
 
-def policy_text(deployment: str, model: str, source: str = "stage: Production", on_leave: str = "keep",
-                extra: str = "") -> str:
-    return (f"version: 1\ndeployments:\n  {deployment}:\n    model: {model}\n    {source}\n"
-            f"    target: sagemaker:/us-east-1\n    on_leave: {on_leave}\n    max_attempts: 3\n"
-            f"    config:\n      execution_role_arn: {EXECUTION_ROLE_ARN}\n{extra}")
+def policy_text(
+    deployment: str, model: str, source: str = "stage: Production", on_leave: str = "keep", extra: str = ""
+) -> str:
+    return (
+        f"version: 1\ndeployments:\n  {deployment}:\n    model: {model}\n    {source}\n"
+        f"    target: sagemaker:/us-east-1\n    on_leave: {on_leave}\n    max_attempts: 3\n"
+        f"    config:\n      execution_role_arn: {EXECUTION_ROLE_ARN}\n{extra}"
+    )
 
 
 class Controller:
     """``mlflow-sagemaker-ops hooks run`` as a subprocess; its output goes to a log file."""
 
-    def __init__(self, policy: Path, registry: Registry, env: dict[str, str], *extra: str, port: int | None = None,
-                 replica: str = "replica-a", db: str | None = None) -> None:
+    def __init__(
+        self,
+        policy: Path,
+        registry: Registry,
+        env: dict[str, str],
+        *extra: str,
+        port: int | None = None,
+        replica: str = "replica-a",
+        db: str | None = None,
+    ) -> None:
         self.port = port if port is not None else registry.wake_port
-        self.args = [str(BIN / "mlflow-sagemaker-ops"), "hooks", "run", "--policy", str(policy), "--db", db or registry.db,
-                     "--tracking-uri", registry.url, "--listen", f"127.0.0.1:{self.port}", "--replica-id", replica,
-                     "--retry-base-seconds", "0.2", *extra]
+        self.args = [
+            str(BIN / "mlflow-sagemaker-ops"),
+            "hooks",
+            "run",
+            "--policy",
+            str(policy),
+            "--db",
+            db or registry.db,
+            "--tracking-uri",
+            registry.url,
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--replica-id",
+            replica,
+            "--retry-base-seconds",
+            "0.2",
+            *extra,
+        ]
         self.env = {**os.environ, **env}
         self.log = policy.with_suffix(f".{replica}.log")
         self.process: subprocess.Popen | None = None
@@ -156,7 +216,9 @@ class Controller:
 
     def start(self) -> Controller:
         with open(self.log, "a") as out:
-            self.process = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         reply = ready_session().get(f"{self.url}/health", timeout=5)
         assert reply.status_code == 200, self.output()
         return self
@@ -181,8 +243,12 @@ class Controller:
 def controllers(aws, sandbox, tmp_path):
     """Start controllers for this test; every one is stopped at the end."""
     started: list[Controller] = []
-    env = {**sandbox.env(), "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1", "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET,
-           "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN}
+    env = {
+        **sandbox.env(),
+        "MLFLOW_SAGEMAKER_OPS_WAIT_DELAY": "0.1",
+        "MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET": SECRET,
+        "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN,
+    }
 
     def start(policy: str, registry: Registry, *extra: str, **kwargs: Any) -> Controller:
         path = tmp_path / f"policy-{len(started)}.yaml"
@@ -196,8 +262,12 @@ def controllers(aws, sandbox, tmp_path):
         controller.stop()
 
 
-def eventually(check: Callable[[], Any], timeout: float = 90.0, what: str = "the condition",
-               explain: Callable[[], str] = lambda: "") -> Any:
+def eventually(
+    check: Callable[[], Any],
+    timeout: float = 90.0,
+    what: str = "the condition",
+    explain: Callable[[], str] = lambda: "",
+) -> Any:
     """Wait for another process to make ``check()`` truthy; its value. Fails with ``explain()``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -210,7 +280,9 @@ def eventually(check: Callable[[], Any], timeout: float = 90.0, what: str = "the
 
 
 def hooks_cli(*args: str) -> str:
-    done = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(BIN / "mlflow-sagemaker-ops"), "hooks", *args], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

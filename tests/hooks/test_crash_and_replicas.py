@@ -29,7 +29,9 @@ def converged(registry, aws, model: str, deployment: str, want: str, other: str 
         wrong.append(f"configs {configs} and models {models} beside the live {described['EndpointConfigName']}")
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
     if tags.get("mlflow-sagemaker-ops:model-version") != want or described["EndpointStatus"] != "InService":
-        wrong.append(f"endpoint {described['EndpointStatus']} tagged version {tags.get('mlflow-sagemaker-ops:model-version')}")
+        wrong.append(
+            f"endpoint {described['EndpointStatus']} tagged version {tags.get('mlflow-sagemaker-ops:model-version')}"
+        )
     if registry.tags(model, want, deployment).get("status") != "IN_SERVICE":
         wrong.append(f"v{want} tags {registry.tags(model, want, deployment)}")
     if other and registry.tags(model, other, deployment).get("status") not in (None, "RETIRED"):
@@ -54,11 +56,18 @@ def test_kill_9_at_random_moments_during_deployments_loses_nothing(registry, con
         kills_mid_deploy += registry.tags(model, want, deployment).get("status") in ("PENDING", "DEPLOYING")
         controller.kill9()
         controller.start()
-        eventually(lambda: registry.tags(model, want, deployment).get("status") == "IN_SERVICE", timeout=120,
-                   what=f"round {round_}: v{want} IN_SERVICE", explain=controller.output)
-        eventually(lambda: not converged(registry, aws, model, deployment, want, other), timeout=20,
-                   what=f"round {round_}: the right final state",
-                   explain=lambda: "\n".join(converged(registry, aws, model, deployment, want, other)) + controller.output())
+        eventually(
+            lambda: registry.tags(model, want, deployment).get("status") == "IN_SERVICE",
+            timeout=120,
+            what=f"round {round_}: v{want} IN_SERVICE",
+            explain=controller.output,
+        )
+        eventually(
+            lambda: not converged(registry, aws, model, deployment, want, other),
+            timeout=20,
+            what=f"round {round_}: the right final state",
+            explain=lambda: "\n".join(converged(registry, aws, model, deployment, want, other)) + controller.output(),
+        )
     assert kills_mid_deploy >= ROUNDS // 4, f"only {kills_mid_deploy} of {ROUNDS} kills came during a deployment"
 
 
@@ -76,17 +85,27 @@ def test_two_replicas_on_postgresql_never_deploy_the_same_thing_twice(postgres_r
     model = registry.new_model(versions=3)
     deployment = f"{model}-ha"
     policy = policy_text(deployment, model)
-    replicas = [controllers(policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "5", "--no-lineage",
-                            replica=name, port=port)
-                for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)]
+    replicas = [
+        controllers(
+            policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "5", "--no-lineage", replica=name, port=port
+        )
+        for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)
+    ]
     explain = lambda: "\n".join(r.output() for r in replicas)  # noqa: E731
     for version in ("1", "2", "3"):
         registry.transition(model, version, "Production")
-        eventually(lambda: registry.tags(model, version, deployment).get("status") == "IN_SERVICE", timeout=120,
-                   what=f"v{version} IN_SERVICE", explain=explain)
+        eventually(
+            lambda: registry.tags(model, version, deployment).get("status") == "IN_SERVICE",
+            timeout=120,
+            what=f"v{version} IN_SERVICE",
+            explain=explain,
+        )
     rollouts = sagemaker_calls(sandbox, ("CreateEndpoint", "UpdateEndpoint"))
     assert len(rollouts) == 3, rollouts
-    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    log = [
+        json.loads(line)
+        for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()
+    ]
     started = Counter(e["version"] for e in log if e["result"] == "started")
     assert started == {"1": 1, "2": 1, "3": 1}, log
     assert not converged(registry, aws, model, deployment, "3", "2")
@@ -109,9 +128,12 @@ def test_a_replica_frozen_past_its_lease_writes_nothing_when_it_wakes(postgres_r
     deployment = f"{model}-frozen"
     # a canary that bakes ~6 s of the sandbox's scaled clock: long enough to freeze a replica mid-rollout
     policy = policy_text(deployment, model, extra="      strategy: canary\n      bake_seconds: 3000\n")
-    replicas = {name: controllers(policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "6", "--no-lineage",
-                                  replica=name, port=port)
-                for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)}
+    replicas = {
+        name: controllers(
+            policy, registry, "--poll-seconds", "0.3", "--lease-seconds", "6", "--no-lineage", replica=name, port=port
+        )
+        for name, port in zip(("replica-a", "replica-b"), registry.wake_ports)
+    }
     explain = lambda: "\n".join(r.output() for r in replicas.values())  # noqa: E731
 
     def log() -> list[dict]:
@@ -119,24 +141,48 @@ def test_a_replica_frozen_past_its_lease_writes_nothing_when_it_wakes(postgres_r
         return [json.loads(line) for line in lines]
 
     registry.transition(model, "1", "Production")
-    eventually(lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE", timeout=120,
-               what="v1 IN_SERVICE", explain=explain)
+    eventually(
+        lambda: registry.tags(model, "1", deployment).get("status") == "IN_SERVICE",
+        timeout=120,
+        what="v1 IN_SERVICE",
+        explain=explain,
+    )
     registry.transition(model, "2", "Production")
-    started = eventually(lambda: [e for e in log() if e["version"] == "2" and e["result"] == "started"], timeout=60,
-                         what="the v2 rollout starting", explain=explain)
+    started = eventually(
+        lambda: [e for e in log() if e["version"] == "2" and e["result"] == "started"],
+        timeout=60,
+        what="the v2 rollout starting",
+        explain=explain,
+    )
     frozen = replicas[started[0]["replica"]]
     os.killpg(frozen.process.pid, signal.SIGSTOP)
     try:
-        eventually(lambda: registry.tags(model, "2", deployment).get("status") == "IN_SERVICE", timeout=120,
-                   what="the other replica finishing v2", explain=explain)
+        eventually(
+            lambda: registry.tags(model, "2", deployment).get("status") == "IN_SERVICE",
+            timeout=120,
+            what="the other replica finishing v2",
+            explain=explain,
+        )
         registry.transition(model, "3", "Production")
-        eventually(lambda: registry.tags(model, "3", deployment).get("status") == "IN_SERVICE", timeout=120,
-                   what="v3 IN_SERVICE", explain=explain)
+        eventually(
+            lambda: registry.tags(model, "3", deployment).get("status") == "IN_SERVICE",
+            timeout=120,
+            what="v3 IN_SERVICE",
+            explain=explain,
+        )
     finally:
         os.killpg(frozen.process.pid, signal.SIGCONT)
-    eventually(lambda: "no longer holds the lease" in frozen.output(), timeout=120,
-               what="the woken replica finding its lease gone", explain=explain)
-    eventually(lambda: not converged(registry, aws, model, deployment, "3", "2"), timeout=60,
-               what="every tag true", explain=lambda: "\n".join(converged(registry, aws, model, deployment, "3", "2")))
+    eventually(
+        lambda: "no longer holds the lease" in frozen.output(),
+        timeout=120,
+        what="the woken replica finding its lease gone",
+        explain=explain,
+    )
+    eventually(
+        lambda: not converged(registry, aws, model, deployment, "3", "2"),
+        timeout=60,
+        what="every tag true",
+        explain=lambda: "\n".join(converged(registry, aws, model, deployment, "3", "2")),
+    )
     assert registry.tags(model, "1", deployment)["status"] == "RETIRED"
     assert all(e["result"] != "rolled-back" for e in log()), log()

@@ -9,10 +9,12 @@ from tests.hooks.conftest import eventually
 
 
 def ecs_policy(model: str, subnet: str) -> str:
-    return ("version: 1\ndeployments:\n  churn-ecs:\n"
-            f"    model: {model}\n    stage: Production\n    target: ecs:/us-east-1\n    on_leave: delete\n    max_attempts: 3\n"
-            f"    config:\n      cluster: models\n      subnets: [{subnet}]\n"
-            f"      execution_role_arn: {EXECUTION_ROLE_ARN}\n      task_role_arn: {EXECUTION_ROLE_ARN}\n")
+    return (
+        "version: 1\ndeployments:\n  churn-ecs:\n"
+        f"    model: {model}\n    stage: Production\n    target: ecs:/us-east-1\n    on_leave: delete\n    max_attempts: 3\n"
+        f"    config:\n      cluster: models\n      subnets: [{subnet}]\n"
+        f"      execution_role_arn: {EXECUTION_ROLE_ARN}\n      task_role_arn: {EXECUTION_ROLE_ARN}\n"
+    )
 
 
 def test_a_stage_change_deploys_updates_and_deletes_an_ecs_service(registry, controllers, aws):
@@ -25,25 +27,41 @@ def test_a_stage_change_deploys_updates_and_deletes_an_ecs_service(registry, con
     ecs = aws("ecs")
 
     def service_version():
-        found = [s for s in ecs.describe_services(cluster="models", services=["churn-ecs"], include=["TAGS"])["services"]
-                 if s["status"] == "ACTIVE"]
+        found = [
+            s
+            for s in ecs.describe_services(cluster="models", services=["churn-ecs"], include=["TAGS"])["services"]
+            if s["status"] == "ACTIVE"
+        ]
         tags = {t["key"]: t["value"] for t in (found[0].get("tags") or [])} if found else {}
         return tags.get("mlflow-sagemaker-ops:model-version")
 
     registry.transition(model, "1", "Production")
-    eventually(lambda: registry.tags(model, "1", "churn-ecs").get("status") == "IN_SERVICE", what="version 1 IN_SERVICE",
-               explain=controller.output)
+    eventually(
+        lambda: registry.tags(model, "1", "churn-ecs").get("status") == "IN_SERVICE",
+        what="version 1 IN_SERVICE",
+        explain=controller.output,
+    )
     assert service_version() == "1"
     assert registry.tags(model, "1", "churn-ecs")["arn"].startswith("arn:aws:ecs:")
 
     registry.transition(model, "2", "Production")  # archives version 1
-    eventually(lambda: registry.tags(model, "2", "churn-ecs").get("status") == "IN_SERVICE", what="version 2 IN_SERVICE",
-               explain=controller.output)
+    eventually(
+        lambda: registry.tags(model, "2", "churn-ecs").get("status") == "IN_SERVICE",
+        what="version 2 IN_SERVICE",
+        explain=controller.output,
+    )
     assert service_version() == "2"
     assert registry.tags(model, "1", "churn-ecs")["status"] == "RETIRED"
 
     registry.transition(model, "2", "Archived")
-    eventually(lambda: registry.tags(model, "2", "churn-ecs").get("status") == "DELETED", what="version 2 DELETED",
-               explain=controller.output)
-    assert [s for s in ecs.describe_services(cluster="models", services=["churn-ecs"])["services"] if s["status"] == "ACTIVE"] == []
+    eventually(
+        lambda: registry.tags(model, "2", "churn-ecs").get("status") == "DELETED",
+        what="version 2 DELETED",
+        explain=controller.output,
+    )
+    assert [
+        s
+        for s in ecs.describe_services(cluster="models", services=["churn-ecs"])["services"]
+        if s["status"] == "ACTIVE"
+    ] == []
     assert "ECS service churn-ecs deleted" in registry.tags(model, "2", "churn-ecs")["message"]

@@ -34,14 +34,28 @@ def audit(db: str) -> list[dict]:
 
 
 def webhook_body(model: str, alias: str = "champion", version: str = "1") -> bytes:
-    return json.dumps({"entity": "model_version_alias", "action": "created", "timestamp": "now",
-                       "data": {"name": model, "alias": alias, "version": version}}).encode()
+    return json.dumps(
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "timestamp": "now",
+            "data": {"name": model, "alias": alias, "version": version},
+        }
+    ).encode()
 
 
 def test_slow_clients_hold_a_bounded_number_of_threads_and_are_cut_off(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-slow", model), registry, "--poll-seconds", "600",
-                             "--receiver-workers", "4", "--read-timeout", "2")
+    controller = controllers(
+        policy_text(f"{model}-slow", model),
+        registry,
+        "--poll-seconds",
+        "600",
+        "--receiver-workers",
+        "4",
+        "--read-timeout",
+        "2",
+    )
     pid, port = controller.process.pid, controller.port
     base = threads(pid)
     slow = []
@@ -62,46 +76,61 @@ def test_slow_clients_hold_a_bounded_number_of_threads_and_are_cut_off(registry,
 
 def test_a_chunked_webhook_body_is_read(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-chunked", model, source="alias: champion"), registry,
-                             "--poll-seconds", "600")
+    controller = controllers(
+        policy_text(f"{model}-chunked", model, source="alias: champion"), registry, "--poll-seconds", "600"
+    )
     body = webhook_body(model)
     headers = signed(body)
-    reply = requests.post(f"{controller.url}/webhooks/mlflow", data=iter([body[:7], body[7:30], body[30:]]),
-                          headers=headers, timeout=10)  # a generator body goes out chunked, with no Content-Length
+    reply = requests.post(
+        f"{controller.url}/webhooks/mlflow", data=iter([body[:7], body[7:30], body[30:]]), headers=headers, timeout=10
+    )  # a generator body goes out chunked, with no Content-Length
     assert reply.status_code == 202, reply.text
     from registry_hooks.store import Store
 
     recorded = [e for e in Store(registry.db).events_after(0) if e["delivery_id"] == headers["X-MLflow-Delivery-Id"]]
     assert [(e["kind"], e["model"], e["target"]) for e in recorded] == [("alias-set", model, "@champion")]
     huge = b"{" + b" " * (2 << 20) + b"}"
-    oversized = requests.post(f"{controller.url}/webhooks/mlflow", data=iter([huge[: 1 << 20], huge[1 << 20:]]),
-                              headers=signed(huge), timeout=30)
+    oversized = requests.post(
+        f"{controller.url}/webhooks/mlflow",
+        data=iter([huge[: 1 << 20], huge[1 << 20 :]]),
+        headers=signed(huge),
+        timeout=30,
+    )
     assert oversized.status_code == 413, oversized.text
 
 
 def test_every_unexpected_json_shape_is_answered_400_and_audited(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-shape", model, source="alias: champion"), registry,
-                             "--poll-seconds", "600")
-    shapes = [b"[1, 2]", b'"text"', b"null", b"3", b"not json",
-              b'{"entity": "model_version", "action": "created", "data": []}',
-              b'{"entity": 1, "action": "created"}',
-              b'{"entity": "model_version_alias", "action": "created", "data": {"name": ["m"], "version": "1"}}',
-              b'{"entity": "model_version_alias", "action": "created", "data": {"name": "m", "version": {"v": 1}}}']
+    controller = controllers(
+        policy_text(f"{model}-shape", model, source="alias: champion"), registry, "--poll-seconds", "600"
+    )
+    shapes = [
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"3",
+        b"not json",
+        b'{"entity": "model_version", "action": "created", "data": []}',
+        b'{"entity": 1, "action": "created"}',
+        b'{"entity": "model_version_alias", "action": "created", "data": {"name": ["m"], "version": "1"}}',
+        b'{"entity": "model_version_alias", "action": "created", "data": {"name": "m", "version": {"v": 1}}}',
+    ]
     for body in shapes:
         reply = requests.post(f"{controller.url}/webhooks/mlflow", data=body, headers=signed(body), timeout=10)
         assert reply.status_code == 400, (body, reply.status_code, reply.text)
         assert "not an MLflow webhook payload" in reply.json()["error"]
-    refused = [e for e in audit(registry.db)
-               if e["result"] == "refused-400" and "webhook payload" in (e["message"] or "")]
+    refused = [
+        e for e in audit(registry.db) if e["result"] == "refused-400" and "webhook payload" in (e["message"] or "")
+    ]
     assert len(refused) >= len(shapes)
     assert requests.get(f"{controller.url}/health", timeout=10).status_code == 200
 
 
 def test_a_flood_of_refused_requests_writes_few_audit_rows(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-flood", model, source="alias: champion"), registry,
-                             "--poll-seconds", "600")
+    controller = controllers(
+        policy_text(f"{model}-flood", model, source="alias: champion"), registry, "--poll-seconds", "600"
+    )
     url = f"{controller.url}/webhooks/mlflow"
     body = webhook_body(model)
     good = signed(body)
@@ -109,13 +138,19 @@ def test_a_flood_of_refused_requests_writes_few_audit_rows(registry, controllers
     assert requests.post(url, data=body, headers=good, timeout=10).status_code == 200  # a duplicate: one audit row
     before = len(audit(registry.db))
     with requests.Session() as session:
-        codes = {session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10).status_code
-                 for _ in range(200)}
+        codes = {
+            session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10).status_code
+            for _ in range(200)
+        }
     assert codes == {400}
     rows = audit(registry.db)[before:]
     assert 1 <= len([r for r in rows if r["result"].startswith("refused")]) <= 10, rows
-    shown = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", "log", "--db", registry.db, "--limit", "20",
-                            "--json"], capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [str(BIN / "mlflow-sagemaker-ops"), "hooks", "log", "--db", registry.db, "--limit", "20", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert any(json.loads(line)["result"] == "duplicate" for line in shown.stdout.splitlines()), shown.stdout
     controller.stop()  # the receiver writes what it did not write one by one
     summary = [r for r in audit(registry.db)[before:] if r["result"] == "refused-suppressed"]
@@ -125,8 +160,9 @@ def test_a_flood_of_refused_requests_writes_few_audit_rows(registry, controllers
 def test_wake_needs_the_shared_token_or_a_signature(plain_registry, controllers, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     model = plain_registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-wake", model, source="alias: champion"), plain_registry,
-                             "--poll-seconds", "600")
+    controller = controllers(
+        policy_text(f"{model}-wake", model, source="alias: champion"), plain_registry, "--poll-seconds", "600"
+    )
     wake = f"{controller.url}/wake"
     anonymous = requests.post(wake, timeout=10)
     assert anonymous.status_code == 401 and TOKEN_ENV in anonymous.json()["error"]
@@ -139,21 +175,30 @@ def test_wake_needs_the_shared_token_or_a_signature(plain_registry, controllers,
     # The registry changes where no app plugin sees it; only an authenticated wake-up brings the pass forward.
     plain_registry.client().set_registered_model_alias(model, "champion", "1")
     assert requests.post(wake, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).status_code == 202
-    eventually(lambda: plain_registry.tags(model, "1", f"{model}-wake").get("status") == "IN_SERVICE", timeout=120,
-               what="the woken pass to deploy", explain=controller.output)
+    eventually(
+        lambda: plain_registry.tags(model, "1", f"{model}-wake").get("status") == "IN_SERVICE",
+        timeout=120,
+        what="the woken pass to deploy",
+        explain=controller.output,
+    )
 
 
 def test_sighup_and_an_edited_policy_reload_and_a_bad_one_keeps_the_last_good(plain_registry, controllers, tmp_path):
     first, second = plain_registry.new_model(versions=1), plain_registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{first}-a", first, source="alias: champion"), plain_registry,
-                             "--poll-seconds", "600")
+    controller = controllers(
+        policy_text(f"{first}-a", first, source="alias: champion"), plain_registry, "--poll-seconds", "600"
+    )
     path = controller.args[controller.args.index("--policy") + 1]
     good = open(path).read()
 
     with open(path, "w") as out:
         out.write(good + "  broken:\n    model: [unclosed\n")
-    eventually(lambda: "not reloaded (the file changed)" in controller.output(), timeout=30,
-               what="the bad policy to be refused", explain=controller.output)
+    eventually(
+        lambda: "not reloaded (the file changed)" in controller.output(),
+        timeout=30,
+        what="the bad policy to be refused",
+        explain=controller.output,
+    )
     refusal = next(line for line in controller.output().splitlines() if "not reloaded" in line)
     assert "still running the last good policy (1 deployment(s))" in refusal and path in refusal
     assert controller.process.poll() is None and requests.get(f"{controller.url}/health", timeout=10).ok
@@ -161,23 +206,41 @@ def test_sighup_and_an_edited_policy_reload_and_a_bad_one_keeps_the_last_good(pl
     both = good + policy_text(f"{second}-b", second, source="alias: champion").split("deployments:\n", 1)[1]
     with open(path, "w") as out:
         out.write(both)
-    eventually(lambda: f"added: {second}-b" in controller.output(), timeout=30, what="the edited policy to load",
-               explain=controller.output)
+    eventually(
+        lambda: f"added: {second}-b" in controller.output(),
+        timeout=30,
+        what="the edited policy to load",
+        explain=controller.output,
+    )
     plain_registry.client().set_registered_model_alias(second, "champion", "1")
     os.kill(controller.process.pid, signal.SIGHUP)  # also a full pass: the new rule deploys before the poll
-    eventually(lambda: "reloaded (SIGHUP): no deployment changed" in controller.output(), timeout=30,
-               what="SIGHUP to reload", explain=controller.output)
+    eventually(
+        lambda: "reloaded (SIGHUP): no deployment changed" in controller.output(),
+        timeout=30,
+        what="SIGHUP to reload",
+        explain=controller.output,
+    )
     assert controller.process.poll() is None, controller.output()
-    eventually(lambda: plain_registry.tags(second, "1", f"{second}-b").get("status") == "IN_SERVICE", timeout=120,
-               what="the added rule to deploy", explain=controller.output)
+    eventually(
+        lambda: plain_registry.tags(second, "1", f"{second}-b").get("status") == "IN_SERVICE",
+        timeout=120,
+        what="the added rule to deploy",
+        explain=controller.output,
+    )
     results = [e["result"] for e in audit(plain_registry.db) if e["action"] == "policy"]
     assert "reload-refused" in results and "reloaded" in results
 
 
 def _cli(*args: str, cwd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_HOOKS_DB"}
-    return subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "hooks", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd, env={**clean, **(env or {})})
+    return subprocess.run(
+        [str(BIN / "mlflow-sagemaker-ops"), "hooks", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**clean, **(env or {})},
+    )
 
 
 def test_commands_that_read_state_never_create_it(tmp_path):
@@ -198,8 +261,12 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
     db = f"postgresql+psycopg2://postgres:Db-Pw-9z@127.0.0.1:{port}/hooks"
     policy = tmp_path / "policy.yaml"
     policy.write_text(policy_text("d", "m", source="alias: champion"))
-    for args in (["status", "--db", db], ["log", "--db", db], ["retry", "d", "--db", db],
-                 ["run", "--policy", str(policy), "--db", db, "--listen", "off"]):
+    for args in (
+        ["status", "--db", db],
+        ["log", "--db", db],
+        ["retry", "d", "--db", db],
+        ["run", "--policy", str(policy), "--db", db, "--listen", "off"],
+    ):
         done = _cli(*args, cwd=str(tmp_path))
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()

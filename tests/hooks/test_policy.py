@@ -33,28 +33,67 @@ deployments:
 def test_a_good_policy_parses_with_defaults_and_canonical_stages():
     policy = parse(GOOD, "deploy-policy.yaml")
     prod, champion = policy.rules
-    assert (prod.name, prod.model, prod.stage, prod.source, prod.region, prod.on_leave, prod.line) == \
-        ("churn-prod", "churn", "Production", "Production", "eu-west-1", "delete", 3)
-    assert (champion.source, champion.endpoint, champion.target, champion.on_leave, champion.max_attempts) == \
-        ("@champion", "churn-live", "sagemaker", "keep", 5)
+    assert (prod.name, prod.model, prod.stage, prod.source, prod.region, prod.on_leave, prod.line) == (
+        "churn-prod",
+        "churn",
+        "Production",
+        "Production",
+        "eu-west-1",
+        "delete",
+        3,
+    )
+    assert (champion.source, champion.endpoint, champion.target, champion.on_leave, champion.max_attempts) == (
+        "@champion",
+        "churn-live",
+        "sagemaker",
+        "keep",
+        5,
+    )
     assert [r.name for r in policy.for_model("churn")] == ["churn-prod", "churn-champion"]
 
 
-@pytest.mark.parametrize("edit, line, words", [
-    (("strategy: canary", "strategy: canery"), 10, ["strategy='canery'", "all_at_once, canary, linear, rolling, shadow"]),
-    (("      strategy: canary", "      stratgy: canary"), 10, ["'stratgy'", "Did you mean 'strategy'?"]),
-    (("stage: production", "stage: Archived"), 5, ["stage='Archived'", "Staging, Production"]),
-    (("on_leave: delete", "on_leave: destroy"), 7, ["on_leave='destroy'", "keep, delete"]),
-    (("    alias: champion\n", "    alias: champion\n    stage: Staging\n"), 14, ["exactly one of `stage` and `alias`"]),
-    (("target: sagemaker:/eu-west-1", "target: lambda:/eu-west-1"), 6, ["target='lambda:/eu-west-1'", "sagemaker, sagemaker-ops, ecs"]),
-    (("endpoint: churn-live", "endpoint: churn_live"), 14, ["'churn_live'", "naming rule"]),
-    (("endpoint: churn-live", "endpoint: churn-prod"), 11, ["both drive endpoint 'churn-prod'"]),
-    (("    model: churn\n    alias", "    model: churn\n    modle: x\n    alias"), 13, ["unknown key 'modle'", "Did you mean 'model'?"]),
-    (("  churn-champion:", "  churn-prod:"), 11, ["key 'churn-prod' appears twice (first at line 3)"]),
-    (("      strategy: canary", "      strategy: canary\n      synchronous: false"), 11, ["synchronous=False", "decided by the controller"]),
-    (("version: 1", "version: 2"), 1, ["version=2 is not supported"]),
-    (("    endpoint: churn-live\n", "    multi_model_endpoint: fleet\n"), 15, ["`config` does not go with multi_model_endpoint"]),
-])
+@pytest.mark.parametrize(
+    "edit, line, words",
+    [
+        (
+            ("strategy: canary", "strategy: canery"),
+            10,
+            ["strategy='canery'", "all_at_once, canary, linear, rolling, shadow"],
+        ),
+        (("      strategy: canary", "      stratgy: canary"), 10, ["'stratgy'", "Did you mean 'strategy'?"]),
+        (("stage: production", "stage: Archived"), 5, ["stage='Archived'", "Staging, Production"]),
+        (("on_leave: delete", "on_leave: destroy"), 7, ["on_leave='destroy'", "keep, delete"]),
+        (
+            ("    alias: champion\n", "    alias: champion\n    stage: Staging\n"),
+            14,
+            ["exactly one of `stage` and `alias`"],
+        ),
+        (
+            ("target: sagemaker:/eu-west-1", "target: lambda:/eu-west-1"),
+            6,
+            ["target='lambda:/eu-west-1'", "sagemaker, sagemaker-ops, ecs"],
+        ),
+        (("endpoint: churn-live", "endpoint: churn_live"), 14, ["'churn_live'", "naming rule"]),
+        (("endpoint: churn-live", "endpoint: churn-prod"), 11, ["both drive endpoint 'churn-prod'"]),
+        (
+            ("    model: churn\n    alias", "    model: churn\n    modle: x\n    alias"),
+            13,
+            ["unknown key 'modle'", "Did you mean 'model'?"],
+        ),
+        (("  churn-champion:", "  churn-prod:"), 11, ["key 'churn-prod' appears twice (first at line 3)"]),
+        (
+            ("      strategy: canary", "      strategy: canary\n      synchronous: false"),
+            11,
+            ["synchronous=False", "decided by the controller"],
+        ),
+        (("version: 1", "version: 2"), 1, ["version=2 is not supported"]),
+        (
+            ("    endpoint: churn-live\n", "    multi_model_endpoint: fleet\n"),
+            15,
+            ["`config` does not go with multi_model_endpoint"],
+        ),
+    ],
+)
 def test_every_error_names_the_file_line_value_and_allowed_values(edit, line, words):
     old, new = edit
     assert old in GOOD
@@ -90,7 +129,9 @@ def test_models_on_one_multi_model_endpoint_may_share_it_but_not_with_an_endpoin
     two = f"version: 1\ndeployments:\n  churn-a:\n{mme.format(alias='a')}  churn-b:\n{mme.format(alias='b')}"
     assert [r.multi_model_endpoint for r in parse(two).rules] == ["fleet", "fleet"]
     clash = two + f"  fleet:\n    model: churn\n    stage: Production\n    config:\n      execution_role_arn: {ROLE}\n"
-    with pytest.raises(PolicyError, match=r"<policy>:11: deployments 'churn-a' and 'fleet' both drive endpoint 'fleet'"):
+    with pytest.raises(
+        PolicyError, match=r"<policy>:11: deployments 'churn-a' and 'fleet' both drive endpoint 'fleet'"
+    ):
         parse(clash)
 
 
@@ -120,7 +161,10 @@ def test_an_ecs_rule_is_checked_by_the_ecs_targets_own_validation():
 
 
 def test_a_rule_may_not_set_the_suites_own_tags():
-    text = GOOD.replace("      strategy: canary\n", "      strategy: canary\n      tags:\n        mlflow-sagemaker-ops:model-version: '9'\n")
+    text = GOOD.replace(
+        "      strategy: canary\n",
+        "      strategy: canary\n      tags:\n        mlflow-sagemaker-ops:model-version: '9'\n",
+    )
     with pytest.raises(PolicyError) as caught:
         parse(text, "deploy-policy.yaml")
     message = str(caught.value)

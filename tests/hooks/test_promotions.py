@@ -18,13 +18,21 @@ def test_a_rollback_by_transition_without_archiving_deploys_the_intended_version
     eventually(lambda: status("2") == "IN_SERVICE", what="v2 IN_SERVICE", explain=controller.output)
 
     registry.transition(model, "1", "Production", archive=False)  # both now hold Production, as the UI leaves them
-    eventually(lambda: status("1") == "IN_SERVICE" and status("2") == "SUPERSEDED", what="v1 served, v2 superseded",
-               explain=controller.output)
-    served = aws("sagemaker").list_tags(ResourceArn=aws("sagemaker").describe_endpoint(EndpointName=deployment)["EndpointArn"])
+    eventually(
+        lambda: status("1") == "IN_SERVICE" and status("2") == "SUPERSEDED",
+        what="v1 served, v2 superseded",
+        explain=controller.output,
+    )
+    served = aws("sagemaker").list_tags(
+        ResourceArn=aws("sagemaker").describe_endpoint(EndpointName=deployment)["EndpointArn"]
+    )
     assert {t["Key"]: t["Value"] for t in served["Tags"]}["mlflow-sagemaker-ops:model-version"] == "1"
     message = registry.tags(model, "2", deployment)["message"]
     assert "holds version 1 too" in message and "transition it to Production again" in message
-    log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()]
+    log = [
+        json.loads(line)
+        for line in hooks_cli("log", "--db", registry.db, "--deployment", deployment, "--json").splitlines()
+    ]
     update = next(e for e in log if e["action"] == "update" and e["result"] == "succeeded")
     assert update["version"] == "1" and "transition:Production" in update["trigger"]
 

@@ -59,8 +59,9 @@ def _secret_run(client: Any, model_dir: Path, artifact_location: str | None = No
 def setup(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"secrets-{request.param}")
     if request.param == "http":  # the server has no auth: any user and password are let through
-        registry = start_registry(root, f"sqlite:///{root / 'mlflow.db'}", app=True,
-                                  db=f"sqlite:///{root / 'hooks.db'}")
+        registry = start_registry(
+            root, f"sqlite:///{root / 'mlflow.db'}", app=True, db=f"sqlite:///{root / 'hooks.db'}"
+        )
         tracking = with_password(registry.url, TRACKING_PASSWORD, "alice")
         model = _secret_run(registry.client(), save_sklearn_model(root / "secret-model", seed=3))
         db = registry.db
@@ -71,38 +72,59 @@ def setup(request, tmp_path_factory):
         tracking = with_password(backend, TRACKING_PASSWORD, "postgres")
         from mlflow.tracking import MlflowClient
 
-        model = _secret_run(MlflowClient(tracking), save_sklearn_model(root / "secret-model", seed=3),
-                            (root / "local-artifacts").as_uri())
+        model = _secret_run(
+            MlflowClient(tracking),
+            save_sklearn_model(root / "secret-model", seed=3),
+            (root / "local-artifacts").as_uri(),
+        )
         db = hooks_db
     clean = tracking.replace(f"{tracking.split('://')[1].split('@')[0]}@", "")
     yield Setup(registry, tracking, clean, db, model)
     registry.server.stop()
 
 
-def test_no_secret_is_logged_tagged_stored_or_answered_and_a_rotation_writes_no_lineage(setup, controllers, aws,
-                                                                                          sandbox):
+def test_no_secret_is_logged_tagged_stored_or_answered_and_a_rotation_writes_no_lineage(
+    setup, controllers, aws, sandbox
+):
     registry, model = setup.registry, setup.model
     deployment = f"{model}-prod"
-    controller = controllers(policy_text(deployment, model), registry, "--tracking-uri", setup.tracking,
-                             "--poll-seconds", "2", db=setup.db)
+    controller = controllers(
+        policy_text(deployment, model), registry, "--tracking-uri", setup.tracking, "--poll-seconds", "2", db=setup.db
+    )
     registry.transition(model, "1", "Production")
-    eventually(lambda: registry.tags(model, "1", deployment).get("lineage") == "written", timeout=180,
-               what="the deploy and its lineage", explain=controller.output)
+    eventually(
+        lambda: registry.tags(model, "1", deployment).get("lineage") == "written",
+        timeout=180,
+        what="the deploy and its lineage",
+        explain=controller.output,
+    )
 
-    answers = [requests.get(f"{controller.url}/health", timeout=10).text,
-               requests.post(f"{controller.url}/wake", timeout=10).text,
-               requests.post(f"{controller.url}/webhooks/mlflow", data=b"[]", timeout=10).text]
+    answers = [
+        requests.get(f"{controller.url}/health", timeout=10).text,
+        requests.post(f"{controller.url}/wake", timeout=10).text,
+        requests.post(f"{controller.url}/webhooks/mlflow", data=b"[]", timeout=10).text,
+    ]
     hooks = [_cli("hooks", "status", "--db", setup.db), _cli("hooks", "log", "--db", setup.db, "--json")]
     sync = _cli("lineage", "sync", "--model", model, env={"MLFLOW_TRACKING_URI": setup.tracking, **sandbox.env()})
-    rotated = _cli("lineage", "sync", "--model", model,
-                   env={"MLFLOW_TRACKING_URI": setup.tracking.replace(TRACKING_PASSWORD, ROTATED), **sandbox.env()})
+    rotated = _cli(
+        "lineage",
+        "sync",
+        "--model",
+        model,
+        env={"MLFLOW_TRACKING_URI": setup.tracking.replace(TRACKING_PASSWORD, ROTATED), **sandbox.env()},
+    )
     controller.stop()
 
     written = {
-        "controller log": controller.output(), "mlflow server log": registry.server.output(),
-        "receiver answers": answers, "hooks CLI": hooks, "lineage CLI": [sync, rotated],
-        "mlflow tags": _mlflow_tags(registry.client(), model), "controller state": _state(setup.db),
-        "aws resources": _aws_resources(aws), "lineage": _lineage(aws("sagemaker")),
+        "controller log": controller.output(),
+        "mlflow server log": registry.server.output(),
+        "receiver answers": answers,
+        "hooks CLI": hooks,
+        "lineage CLI": [sync, rotated],
+        "mlflow tags": _mlflow_tags(registry.client(), model),
+        "controller state": _state(setup.db),
+        "aws resources": _aws_resources(aws),
+        "lineage": _lineage(aws("sagemaker")),
     }
     for where, value in written.items():
         text = json.dumps(value, default=str)
@@ -115,8 +137,13 @@ def test_no_secret_is_logged_tagged_stored_or_answered_and_a_rotation_writes_no_
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [str(BIN / "mlflow-sagemaker-ops"), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -131,8 +158,11 @@ def _state(db: str) -> dict[str, Any]:
 
     store = Store(db)
     try:
-        return {"rows": [row.__dict__ for row in store.all()], "audit": store.audit_log(limit=10_000),
-                "events": store.events_after(0)}
+        return {
+            "rows": [row.__dict__ for row in store.all()],
+            "audit": store.audit_log(limit=10_000),
+            "events": store.events_after(0),
+        }
     finally:
         store.close()
 
@@ -170,4 +200,3 @@ def _lineage(sm: Any) -> list[dict[str, Any]]:
     for page in sm.get_paginator("list_associations").paginate():
         found += page["AssociationSummaries"]
     return found
-

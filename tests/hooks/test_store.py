@@ -13,7 +13,9 @@ OPEN = "import sys; from registry_hooks.store import Store; Store(sys.argv[1]).a
 
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
     for url in (f"sqlite:///{tmp_path / 'hooks.db'}", fresh_postgres_db()):
-        opened = [subprocess.Popen([sys.executable, "-c", OPEN, url], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        opened = [
+            subprocess.Popen([sys.executable, "-c", OPEN, url], stderr=subprocess.PIPE, text=True) for _ in range(6)
+        ]
         errors = [p.communicate(timeout=120)[1] for p in opened]
         assert [p.returncode for p in opened] == [0] * 6, errors
 

@@ -19,17 +19,28 @@ def signed(body: bytes, secret: str = SECRET, stamp: int | None = None, delivery
     delivery = delivery or str(uuid.uuid4())
     stamp = int(time.time()) if stamp is None else stamp
     digest = hmac.new(secret.encode(), f"{delivery}.{stamp}.".encode() + body, hashlib.sha256).digest()
-    return {"Content-Type": "application/json", "X-MLflow-Delivery-Id": delivery, "X-MLflow-Timestamp": str(stamp),
-            "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}"}
+    return {
+        "Content-Type": "application/json",
+        "X-MLflow-Delivery-Id": delivery,
+        "X-MLflow-Timestamp": str(stamp),
+        "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}",
+    }
 
 
 def test_forged_replayed_stale_and_oversized_webhooks_are_refused_and_logged(registry, controllers):
     model = registry.new_model(versions=1)
-    controller = controllers(policy_text(f"{model}-wh", model, source="alias: champion"), registry,
-                             "--poll-seconds", "600")
+    controller = controllers(
+        policy_text(f"{model}-wh", model, source="alias: champion"), registry, "--poll-seconds", "600"
+    )
     url = f"{controller.url}/webhooks/mlflow"
-    body = json.dumps({"entity": "model_version_alias", "action": "created", "timestamp": "now",
-                       "data": {"name": model, "alias": "champion", "version": "1"}}).encode()
+    body = json.dumps(
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "timestamp": "now",
+            "data": {"name": model, "alias": "champion", "version": "1"},
+        }
+    ).encode()
 
     good = signed(body)
     assert requests.post(url, data=body, headers=good, timeout=10).status_code == 202
@@ -51,10 +62,14 @@ def test_forged_replayed_stale_and_oversized_webhooks_are_refused_and_logged(reg
     log = [json.loads(line) for line in hooks_cli("log", "--db", registry.db, "--json").splitlines()]
     results = [e["result"] for e in log if e["action"] == "webhook"][-6:]
     assert results == ["duplicate", "refused-401", "refused-401", "refused-400", "refused-400", "refused-413"]
-    recorded = [e for e in __import__("registry_hooks.store", fromlist=["Store"]).Store(registry.db).events_after(0)
-                if e["model"] == model]
-    assert [(e["source"], e["kind"], e["delivery_id"]) for e in recorded] == \
-        [("webhook", "alias-set", good["X-MLflow-Delivery-Id"])]
+    recorded = [
+        e
+        for e in __import__("registry_hooks.store", fromlist=["Store"]).Store(registry.db).events_after(0)
+        if e["model"] == model
+    ]
+    assert [(e["source"], e["kind"], e["delivery_id"]) for e in recorded] == [
+        ("webhook", "alias-set", good["X-MLflow-Delivery-Id"])
+    ]
 
 
 def test_verify_accepts_any_listed_signature_and_refuses_clock_skew_both_ways():

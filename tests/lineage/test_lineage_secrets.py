@@ -52,8 +52,9 @@ def secret_model(tmp_path_factory):
             dataset = mlflow.data.from_pandas(frame, source=source, name="deliveries", targets="y")
             mlflow.log_input(dataset, context="training")
             name = f"secret-{uuid.uuid4().hex[:6]}"
-            mlflow.sklearn.log_model(LogisticRegression().fit(frame[["a"]], frame["y"]), name="model",
-                                     registered_model_name=name)
+            mlflow.sklearn.log_model(
+                LogisticRegression().fit(frame[["a"]], frame["y"]), name="model", registered_model_name=name
+            )
     finally:
         mlflow.set_tracking_uri(None)
     return database, name
@@ -61,8 +62,9 @@ def secret_model(tmp_path_factory):
 
 def sync(database: str, model: str, password: str, sandbox_env: dict[str, str]) -> subprocess.CompletedProcess:
     env = {**os.environ, **sandbox_env, "MLFLOW_TRACKING_URI": tracking_uri(database, password)}
-    done = subprocess.run([CLI, "lineage", "sync", "--model", model], capture_output=True, text=True, env=env,
-                          timeout=180)
+    done = subprocess.run(
+        [CLI, "lineage", "sync", "--model", model], capture_output=True, text=True, env=env, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -108,10 +110,15 @@ def test_an_unreachable_tracking_server_is_one_line_without_the_password(tmp_pat
     with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://bob:{PASSWORD}@127.0.0.1:{port}",
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "AWS_REGION": "us-east-1"}
-    done = subprocess.run([CLI, "lineage", "sync", "--model", "m"], capture_output=True, text=True, env=env,
-                          timeout=180, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://bob:{PASSWORD}@127.0.0.1:{port}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "AWS_REGION": "us-east-1",
+    }
+    done = subprocess.run(
+        [CLI, "lineage", "sync", "--model", "m"], capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and f"http://127.0.0.1:{port}" in done.stderr, done.stderr
     assert PASSWORD not in done.stderr + done.stdout

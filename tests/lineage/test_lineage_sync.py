@@ -31,9 +31,12 @@ def _train(name: str, params: dict, parent: str | None = None, experiment: str =
         mlflow.log_params(params)
         if parent:
             mlflow.set_tags({"parent.registered_model": name, "parent.version": parent})
-        mlflow.log_input(mlflow.data.from_pandas(frame, source=f"s3://data/{run.info.run_id}.parquet",
-                                                 name="deliveries",
-                                                 targets="y"), context="training")
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                frame, source=f"s3://data/{run.info.run_id}.parquet", name="deliveries", targets="y"
+            ),
+            context="training",
+        )
         model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name)
     return str(info.registered_model_version)
@@ -66,14 +69,16 @@ def _ascendants(sm, start: str) -> set[str]:
     return {v["Type"] for v in found["Vertices"] if "Type" in v}, found
 
 
-def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(lineage_models, aws, tracking,
-                                                                               monkeypatch):
+def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
+    lineage_models, aws, tracking, monkeypatch
+):
     name, v1, v2, sm = lineage_models
     from mlflow.deployments import get_deploy_client
 
     monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     deployed = get_deploy_client("sagemaker").create_deployment(
-        "churn-ep", f"models:/{name}/{v2}", config={"execution_role_arn": EXECUTION_ROLE_ARN})
+        "churn-ep", f"models:/{name}/{v2}", config={"execution_role_arn": EXECUTION_ROLE_ARN}
+    )
     assert deployed["lineage"] == "written"  # the target mirrors a registered version by itself
     config = sm.describe_endpoint_config(EndpointConfigName=deployed["endpoint_config"])
     served = config["ProductionVariants"][0]["ModelName"]
@@ -81,8 +86,11 @@ def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
     assert deployed["model_s3_uri"] == archive
     (action,) = sm.list_actions(ActionType="ModelDeployment")["ActionSummaries"]
     properties = sm.describe_action(ActionName=action["ActionName"])["Properties"]
-    assert (properties["target"], properties["s3_archive"], properties["model"]) == \
-        ("sagemaker", archive, f"models:/{name}/{v2}")
+    assert (properties["target"], properties["s3_archive"], properties["model"]) == (
+        "sagemaker",
+        archive,
+        f"models:/{name}/{v2}",
+    )
 
     start = show.start_for_endpoint(sm, "churn-ep")
     types, found = _ascendants(sm, start)
@@ -113,10 +121,13 @@ def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
     assert again.writer.writes == 0 and again.writer.reads > 0
 
     # The limits: 41 params (one of 3000 characters) and a 207-character experiment name fit.
-    described = [sm.describe_action(ActionName=a["ActionName"])
-                 for a in sm.list_actions(ActionType="ModelTraining")["ActionSummaries"]]
-    assert all(len(d["Properties"]) <= limits.property_count("Action") and len(d["ActionName"]) <= 120
-               for d in described)
+    described = [
+        sm.describe_action(ActionName=a["ActionName"])
+        for a in sm.list_actions(ActionType="ModelTraining")["ActionSummaries"]
+    ]
+    assert all(
+        len(d["Properties"]) <= limits.property_count("Action") and len(d["ActionName"]) <= 120 for d in described
+    )
     crowded = next(d["Properties"] for d in described if "param.p00" in d["Properties"])
     assert len(crowded) == limits.property_count("Action") and int(crowded["mlflow.omitted"]) > 0
     notes = crowded["param.notes"]
@@ -125,23 +136,31 @@ def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
     assert contexts and all(len(c["ContextName"]) <= 120 for c in contexts)
 
 
-def test_an_interrupted_sync_is_finished_by_the_next_and_the_cli_reports_its_calls(lineage_models, aws, sandbox,
-                                                                                  tracking):
+def test_an_interrupted_sync_is_finished_by_the_next_and_the_cli_reports_its_calls(
+    lineage_models, aws, sandbox, tracking
+):
     name, v1, v2, sm = lineage_models
     sandbox.control.add_fault("AddAssociation", kind="error", code="ValidationException", count=1, service="sagemaker")
     cut = LineageSync(sm)
     with pytest.raises(Exception):
         cut.sync_model(name)
     env = {**__import__("os").environ}
-    first = subprocess.run([CLI, "lineage", "sync", "--model", name], capture_output=True, text=True, env=env,
-                           timeout=120)
+    first = subprocess.run(
+        [CLI, "lineage", "sync", "--model", name], capture_output=True, text=True, env=env, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     assert "writes" in first.stdout and " 0 writes" not in first.stdout  # it finished what was cut short
-    second = subprocess.run([CLI, "lineage", "sync", "--model", name], capture_output=True, text=True, env=env,
-                            timeout=120)
+    second = subprocess.run(
+        [CLI, "lineage", "sync", "--model", name], capture_output=True, text=True, env=env, timeout=120
+    )
     assert second.returncode == 0 and " 0 writes" in second.stdout, second.stdout + second.stderr
-    shown = subprocess.run([CLI, "lineage", "show", "--model", f"{name}/{v2}", "--format", "dot"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    shown = subprocess.run(
+        [CLI, "lineage", "show", "--model", f"{name}/{v2}", "--format", "dot"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("digraph lineage")
     assert "DerivedFrom" in shown.stdout and "ContributedTo" in shown.stdout

@@ -37,13 +37,16 @@ def test_the_files_follow_model_monitors_documented_schemas(features):
     validator("constraints").validate(baseline.constraints(features, stats))
 
 
-@pytest.mark.parametrize("document, path, value", [
-    ("statistics", ("features", 0, "inferred_type"), "Float"),
-    ("statistics", ("features", 0, "numerical_statistics", "common"), {"num_present": 1}),
-    ("statistics", ("features", 8, "string_statistics", "distribution"), {"buckets": []}),
-    ("constraints", ("monitoring_config", "distribution_constraints", "categorical_drift_method"), "JS"),
-    ("constraints", ("features", 0, "completeness"), 1.5),
-])
+@pytest.mark.parametrize(
+    "document, path, value",
+    [
+        ("statistics", ("features", 0, "inferred_type"), "Float"),
+        ("statistics", ("features", 0, "numerical_statistics", "common"), {"num_present": 1}),
+        ("statistics", ("features", 8, "string_statistics", "distribution"), {"buckets": []}),
+        ("constraints", ("monitoring_config", "distribution_constraints", "categorical_drift_method"), "JS"),
+        ("constraints", ("features", 0, "completeness"), 1.5),
+    ],
+)
 def test_the_schemas_refuse_what_the_documentation_does_not_allow(features, document, path, value):
     stats = baseline.statistics(features)
     bad = copy.deepcopy(stats if document == "statistics" else baseline.constraints(features, stats))
@@ -58,7 +61,10 @@ def test_the_statistics_are_the_datas(features):
     stats = {f["name"]: f for f in baseline.statistics(features)["features"]}
     assert list(stats) == list(features.columns)
     assert {n: f["inferred_type"] for n, f in stats.items() if n in ("stops", "cargo_tonnes", "weather")} == {
-        "stops": "Integral", "cargo_tonnes": "Fractional", "weather": "String"}
+        "stops": "Integral",
+        "cargo_tonnes": "Fractional",
+        "weather": "String",
+    }
     cargo = stats["cargo_tonnes"]["numerical_statistics"]
     assert cargo["common"] == {"num_present": 2970, "num_missing": 30}
     assert cargo["mean"] == pytest.approx(features.cargo_tonnes.mean())
@@ -91,5 +97,5 @@ def test_the_kll_sketch_weighs_every_value_once_and_keeps_the_quantiles(rows):
         assert levels == [values.tolist()]  # exact
     # Every quantile's rank is within one top-level weight of the data's.
     top = 1 << (len(levels) - 1)
-    ranks = np.searchsorted(values, sample[::max(rows // 50, 1)], side="right")
+    ranks = np.searchsorted(values, sample[:: max(rows // 50, 1)], side="right")
     assert np.all(np.abs(ranks - np.arange(0, rows, max(rows // 50, 1)) - 1) <= top)

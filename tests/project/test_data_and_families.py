@@ -26,9 +26,25 @@ def test_the_scenario_is_seeded_and_drifts():
 
 
 def test_the_generator_command_writes_one_file_per_week(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "projects.data", "truck-delay", "--weeks", "3",
-                           "--rows-per-week", "50",
-                           "--format", "csv", "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "projects.data",
+            "truck-delay",
+            "--weeks",
+            "3",
+            "--rows-per-week",
+            "50",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "wrote 3 weeks of 50 deliveries" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["week_00.csv", "week_01.csv", "week_02.csv"]
     loaded = data.load(str(tmp_path / "week_0*.csv"), "delayed")
@@ -40,22 +56,28 @@ def frame(n: int = 40) -> pd.DataFrame:
     return pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y"], n), "y": rng.integers(0, 2, n)})
 
 
-@pytest.mark.parametrize("change, target, words", [
-    (lambda f: f, "label", "column 'label': the target is not a column"),
-    (lambda f: f.assign(c=7), "y", "column 'c': it is constant (7)"),
-    (lambda f: f.assign(c=None), "y", "column 'c': every value is null"),
-    (lambda f: f.assign(y=f.y.where(f.index > 2)), "y", "column 'y': the target has 3 null values"),
-])
+@pytest.mark.parametrize(
+    "change, target, words",
+    [
+        (lambda f: f, "label", "column 'label': the target is not a column"),
+        (lambda f: f.assign(c=7), "y", "column 'c': it is constant (7)"),
+        (lambda f: f.assign(c=None), "y", "column 'c': every value is null"),
+        (lambda f: f.assign(y=f.y.where(f.index > 2)), "y", "column 'y': the target has 3 null values"),
+    ],
+)
 def test_bad_data_fails_with_the_column_and_the_reason(change, target, words):
     with pytest.raises(data.DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
         data.check(change(frame()), target)
 
 
-@pytest.mark.parametrize("source, words", [
-    ("sklearn:nope", "sklearn:nope is not a known dataset"),
-    ("scenario:truck-delay?week=1", "unknown options ['week']"),
-    ("/nowhere/*.parquet", "matches no file"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("sklearn:nope", "sklearn:nope is not a known dataset"),
+        ("scenario:truck-delay?week=1", "unknown options ['week']"),
+        ("/nowhere/*.parquet", "matches no file"),
+    ],
+)
 def test_bad_sources_say_what_is_allowed(source, words):
     with pytest.raises(data.DataError, match=words.replace("[", r"\[").replace("]", r"\]")):
         data.load(source, "delayed")
@@ -77,8 +99,12 @@ def test_every_family_updates_incrementally_and_leaves_the_parent_alone(family):
     child = families.incremental(parent, new.drop(columns=["delayed"]), new.delayed, n_more=10)
     assert np.array_equal(parent.predict_proba(x_old), before)
     assert not np.allclose(child.predict_proba(x_old), before)
-    grown = {"xgboost": lambda m: m.get_booster().num_boosted_rounds(), "rf": lambda m: len(m.estimators_),
-             "hgb": lambda m: m.n_iter_, "sgd": lambda m: m.t_}
+    grown = {
+        "xgboost": lambda m: m.get_booster().num_boosted_rounds(),
+        "rf": lambda m: len(m.estimators_),
+        "hgb": lambda m: m.n_iter_,
+        "sgd": lambda m: m.t_,
+    }
     assert grown[family](child.named_steps["model"]) > grown[family](parent.named_steps["model"])
 
 
@@ -112,17 +138,22 @@ def test_a_source_that_knows_its_label_uses_it_by_default(tmp_path):
     scenario.week(0, 8, rows=50).to_csv(tmp_path / "week.csv", index=False)
     assert data.load(str(tmp_path / "week.csv")).target == "delayed"  # the scenario's weeks, written to a file
     frame().to_csv(tmp_path / "other.csv", index=False)
-    with pytest.raises(data.DataError, match=r"other.csv does not say which column is the label \(columns: a, b, y\)"
-                                             r"\. Pass -P target=<label column>\."):
+    with pytest.raises(
+        data.DataError,
+        match=r"other.csv does not say which column is the label \(columns: a, b, y\)"
+        r"\. Pass -P target=<label column>\.",
+    ):
         data.load(str(tmp_path / "other.csv"))
     assert data.load(str(tmp_path / "other.csv"), "y").target == "y"
 
 
 @pytest.mark.parametrize("module", ["train", "tune"])
 def test_a_data_error_ends_with_its_one_line_message_and_no_traceback(module):
-    done = subprocess.run([sys.executable, "-m", f"projects.{module}", "--data", "sklearn:nope"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", f"projects.{module}", "--data", "sklearn:nope"], capture_output=True, text=True
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"python -m projects.{module}: error: column '(source)': sklearn:nope is not a known dataset. "
-        f"Use one of: {', '.join('sklearn:' + n for n in data.SKLEARN)}."]
+        f"Use one of: {', '.join('sklearn:' + n for n in data.SKLEARN)}."
+    ]

@@ -48,11 +48,20 @@ def test_each_feature_reports_its_tests(trained):
     report = drift.compare(*trained, window(7, 11))
     by_name = {f.feature: f for f in report.features}
     distance, route = by_name["distance_km"], by_name["route_type"]
-    assert distance.kind == "numeric" and set(distance.metrics) == {"ks_statistic", "ks_pvalue", "wasserstein_std",
-                                                                     "missing_growth"}
+    assert distance.kind == "numeric" and set(distance.metrics) == {
+        "ks_statistic",
+        "ks_pvalue",
+        "wasserstein_std",
+        "missing_growth",
+    }
     assert distance.metrics["ks_statistic"] >= 0.1 and distance.metrics["wasserstein_std"] > 0.5
-    assert route.kind == "categorical" and set(route.metrics) == {"chi2_statistic", "chi2_pvalue", "jensen_shannon",
-                                                                   "linf", "missing_growth"}
+    assert route.kind == "categorical" and set(route.metrics) == {
+        "chi2_statistic",
+        "chi2_pvalue",
+        "jensen_shannon",
+        "linf",
+        "missing_growth",
+    }
     assert "KS D" in distance.reason and "Jensen-Shannon distance" in route.reason
     assert report.summary().startswith("drift in distance_km, stops, route_type, planned_hours over 2000 rows: ")
 
@@ -70,8 +79,16 @@ def test_a_small_undrifted_window_is_not_noise(trained):
 
 def test_thresholds_come_from_the_constraints_unless_given(trained):
     stats, constraints = trained
-    strict = {**constraints, "monitoring_config": {**constraints["monitoring_config"], "distribution_constraints": {
-        **constraints["monitoring_config"]["distribution_constraints"], "comparison_threshold": 0.9}}}
+    strict = {
+        **constraints,
+        "monitoring_config": {
+            **constraints["monitoring_config"],
+            "distribution_constraints": {
+                **constraints["monitoring_config"]["distribution_constraints"],
+                "comparison_threshold": 0.9,
+            },
+        },
+    }
     assert drift.compare(stats, strict, window(7, 11)).drifted == ["route_type"]
     assert drift.compare(stats, strict, window(7, 11), threshold=0.1).verdict == "drift"
 
@@ -84,10 +101,16 @@ def test_missing_values_that_grow_are_drift(trained):
     assert "missing values grew by 0.300" in report.features[6].reason
 
 
-@pytest.mark.parametrize("rows, words", [
-    (lambda w: w.drop(columns=["stops", "weather"]), "the window lacks the baseline's features ['stops', 'weather']"),
-    (lambda w: w.iloc[:0], "the window has no rows"),
-])
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        (
+            lambda w: w.drop(columns=["stops", "weather"]),
+            "the window lacks the baseline's features ['stops', 'weather']",
+        ),
+        (lambda w: w.iloc[:0], "the window has no rows"),
+    ],
+)
 def test_a_window_that_cannot_be_compared_says_why(trained, rows, words):
     with pytest.raises(drift.DriftError, match=words.replace("[", r"\[").replace("]", r"\]")):
         drift.compare(*trained, rows(window(1, 11, rows=50)))

@@ -21,10 +21,20 @@ NEW = "scenario:truck-delay?weeks=2&rows=600"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
-def mlflow_run(tracking: str, entry: str, experiment: str, check: bool = True,
-               **params: str) -> subprocess.CompletedProcess:
-    command = [str(BIN / "mlflow"), "run", str(ROOT), "-e", entry, "--env-manager", "local",
-               "--experiment-name", experiment]
+def mlflow_run(
+    tracking: str, entry: str, experiment: str, check: bool = True, **params: str
+) -> subprocess.CompletedProcess:
+    command = [
+        str(BIN / "mlflow"),
+        "run",
+        str(ROOT),
+        "-e",
+        entry,
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        experiment,
+    ]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -78,7 +88,8 @@ def test_train_logs_params_metrics_datasets_artifacts_and_registers(tracking, ex
     assert info.signature is not None and "distance_km" in info.signature.inputs.input_names()
     assert_baseline(run.info.run_id, info.signature.inputs.input_names())
     assert json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/baseline/statistics.json"))["dataset"] == {
-        "item_count": 960}  # the training split of 1,200 rows
+        "item_count": 960
+    }  # the training split of 1,200 rows
 
 
 def test_main_runs_train_on_its_defaults(tracking, experiment):
@@ -91,8 +102,16 @@ def test_main_runs_train_on_its_defaults(tracking, experiment):
 def test_tune_makes_a_nested_run_per_trial_prunes_and_registers_the_best(tracking, experiment, tmp_path):
     name = f"tuned-{uuid.uuid4().hex[:6]}"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    mlflow_run(tracking, "tune", experiment, data=SMALL, n_trials="10", storage=storage, registered_model=name,
-               report_every="5")
+    mlflow_run(
+        tracking,
+        "tune",
+        experiment,
+        data=SMALL,
+        n_trials="10",
+        storage=storage,
+        registered_model=name,
+        report_every="5",
+    )
     runs = runs_of(experiment)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -114,13 +133,32 @@ def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
     # Both `mlflow run`s would create a missing experiment at once, and one would lose that race
     # (RESOURCE_ALREADY_EXISTS): parallel workers share an experiment that exists already.
     mlflow.create_experiment(experiment)
-    command = lambda: [str(BIN / "mlflow"), "run", str(ROOT), "-e", "tune", "--env-manager", "local",  # noqa: E731
-                       "--experiment-name", experiment, "-P", f"data={SMALL}", "-P", "n_trials=4",
-                       "-P", f"study_name={study_name}", "-P", f"storage={POSTGRES}", "-P", "family=sgd"]
+    command = [
+        str(BIN / "mlflow"),
+        "run",
+        str(ROOT),
+        "-e",
+        "tune",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        experiment,
+        "-P",
+        f"data={SMALL}",
+        "-P",
+        "n_trials=4",
+        "-P",
+        f"study_name={study_name}",
+        "-P",
+        f"storage={POSTGRES}",
+        "-P",
+        "family=sgd",
+    ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    workers = [subprocess.Popen(command(), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     try:
         assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
@@ -159,8 +197,15 @@ def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment
     client.transition_model_version_stage(base_model, "1", "Staging")
     # Every form of base_model: an alias, a stage, a version number.
     base = {"incremental": "@champion", "rehearsal": "/Staging", "full": "/1"}[strategy]
-    mlflow_run(tracking, "retrain", experiment, base_model=f"models:/{base_model}{base}", new_data=NEW,
-               strategy=strategy, n_more="30")
+    mlflow_run(
+        tracking,
+        "retrain",
+        experiment,
+        base_model=f"models:/{base_model}{base}",
+        new_data=NEW,
+        strategy=strategy,
+        n_more="30",
+    )
     run = runs_of(experiment)[-1]
     assert run.data.tags["parent.version"] == "1" and run.data.tags["parent.registered_model"] == base_model
     metrics = run.data.metrics
@@ -175,35 +220,85 @@ def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment
 
 def test_retrain_refuses_an_unseen_category_naming_the_column_unless_told(tracking, experiment, base_model):
     mountain = "scenario:truck-delay?weeks=5&rows=600&new_route_week=5"
-    failed = mlflow_run(tracking, "retrain", experiment, check=False, base_model=f"models:/{base_model}/1",
-                        new_data=mountain, strategy="incremental")
+    failed = mlflow_run(
+        tracking,
+        "retrain",
+        experiment,
+        check=False,
+        base_model=f"models:/{base_model}/1",
+        new_data=mountain,
+        strategy="incremental",
+    )
     assert failed.returncode != 0
     assert "column 'route_type': values ['mountain'] were not in the parent's training data" in failed.stderr
     from projects import retrain  # the policy's other value, in-process (the parameter's wiring is tested above)
 
-    retrain.main(["--base-model", f"models:/{base_model}/1", "--new-data", mountain, "--strategy", "incremental",
-                  "--on-unseen-category", "ignore", "--n-more", "10"])
+    retrain.main(
+        [
+            "--base-model",
+            f"models:/{base_model}/1",
+            "--new-data",
+            mountain,
+            "--strategy",
+            "incremental",
+            "--on-unseen-category",
+            "ignore",
+            "--n-more",
+            "10",
+        ]
+    )
     assert mlflow.MlflowClient().get_model_version(base_model, "2").tags == {}
 
 
 def test_evaluate_writes_the_verdict_and_promotes(tracking, experiment, base_model):
     client = mlflow.MlflowClient()
-    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/1",
-               champion=f"models:/{base_model}@champion", promote_to="@champion", min_score="0.5")
+    mlflow_run(
+        tracking,
+        "evaluate",
+        experiment,
+        challenger=f"models:/{base_model}/1",
+        champion=f"models:/{base_model}@champion",
+        promote_to="@champion",
+        min_score="0.5",
+    )
     assert client.get_registered_model(base_model).aliases == {"champion": "1"}
     tags = client.get_model_version(base_model, "1").tags
     assert tags["evaluation.verdict"] == "pass" and tags["evaluation.champion_version"] == ""
     from projects import retrain
 
-    retrain.main(["--base-model", f"models:/{base_model}@champion", "--new-data", NEW, "--strategy", "incremental",
-                  "--n-more", "5"])
+    retrain.main(
+        [
+            "--base-model",
+            f"models:/{base_model}@champion",
+            "--new-data",
+            NEW,
+            "--strategy",
+            "incremental",
+            "--n-more",
+            "5",
+        ]
+    )
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/2",
-               champion=f"models:/{base_model}@champion", min_score="0.99", promote_to="Production")
+    mlflow_run(
+        tracking,
+        "evaluate",
+        experiment,
+        challenger=f"models:/{base_model}/2",
+        champion=f"models:/{base_model}@champion",
+        min_score="0.99",
+        promote_to="Production",
+    )
     tags = client.get_model_version(base_model, "2").tags
     assert tags["evaluation.verdict"] == "fail" and "below min_score" in tags["evaluation.reason"]
     assert tags["evaluation.champion_version"] == "1" and float(tags["evaluation.champion_score"]) > 0.5
     assert client.get_model_version(base_model, "2").current_stage == "None"  # a failing challenger stays put
-    mlflow_run(tracking, "evaluate", experiment, challenger=f"models:/{base_model}/2",
-               champion=f"models:/{base_model}@champion", max_regression="1.0", promote_to="Production")
+    mlflow_run(
+        tracking,
+        "evaluate",
+        experiment,
+        challenger=f"models:/{base_model}/2",
+        champion=f"models:/{base_model}@champion",
+        max_regression="1.0",
+        promote_to="Production",
+    )
     assert client.get_model_version(base_model, "2").current_stage == "Production"

@@ -36,11 +36,13 @@ def captured(tmp_path, index: int, seed: int = 21, kind: str = "parquet", **opti
 
 
 def test_undrifted_and_drifted_windows(version, tmp_path):
-    quiet = monitor.run(monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data",
-                                                     captured(tmp_path, 2)]))
+    quiet = monitor.run(
+        monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data", captured(tmp_path, 2)])
+    )
     assert quiet.verdict == "no drift"
-    loud = monitor.run(monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data",
-                                                    captured(tmp_path, 7, kind="csv")]))
+    loud = monitor.run(
+        monitor.parser().parse_args(["--model", f"models:/{version}/1", "--data", captured(tmp_path, 7, kind="csv")])
+    )
     assert set(loud.drifted) == set(scenario.DRIFTING)
 
     client = mlflow.MlflowClient()
@@ -65,20 +67,30 @@ def test_a_version_without_a_baseline_is_named(tracking, tmp_path):
     name = f"old-{uuid.uuid4().hex[:6]}"
     with mlflow.start_run() as old:
         mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model", registered_model_name=name)
-    done = subprocess.run([sys.executable, "-m", "projects.monitor", "--model", f"models:/{name}/1", "--data",
-                           captured(tmp_path, 1)], capture_output=True, text=True,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": tracking})
+    done = subprocess.run(
+        [sys.executable, "-m", "projects.monitor", "--model", f"models:/{name}/1", "--data", captured(tmp_path, 1)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking},
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"python -m projects.monitor: error: run {old.info.run_id} has no baseline/statistics.json and "
         "constraints.json: it was trained before baselines were logged, or not by this project. Retrain it "
-        "(mlflow run . -e retrain) or train a new version.")
+        "(mlflow run . -e retrain) or train a new version."
+    )
 
 
 def test_monitor_through_mlflow_run(version, tmp_path, tracking):
     experiment = f"monitor-cli-{uuid.uuid4().hex[:6]}"
-    mlflow_run(tracking, "monitor", experiment, model=f"models:/{version}/1",
-               data=captured(tmp_path, 6, seed=22), threshold="0.2")
+    mlflow_run(
+        tracking,
+        "monitor",
+        experiment,
+        model=f"models:/{version}/1",
+        data=captured(tmp_path, 6, seed=22),
+        threshold="0.2",
+    )
     (run,) = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name(experiment).experiment_id])
     assert run.data.params["threshold.numeric"] == "0.2"
     assert run.data.tags["monitor.verdict"] == "drift"

@@ -14,8 +14,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = {"main": "projects.train", "train": "projects.train", "tune": "projects.tune",
-           "retrain": "projects.retrain", "evaluate": "projects.evaluate", "monitor": "projects.monitor"}
+MODULES = {
+    "main": "projects.train",
+    "train": "projects.train",
+    "tune": "projects.tune",
+    "retrain": "projects.retrain",
+    "evaluate": "projects.evaluate",
+    "monitor": "projects.monitor",
+}
 ALIASES = {"xgboost-cpu": "xgboost"}  # the [project] extra installs xgboost without CUDA
 
 
@@ -43,8 +49,9 @@ def test_parameters_match_the_modules_options(entry):
             assert action.required, f"{entry}.{name} has no default in MLproject but is optional in the code"
             continue
         assert not action.required, f"{entry}.{name} has an MLproject default but the code requires it"
-        assert str(param["default"]) == str(action.default), \
+        assert str(param["default"]) == str(action.default), (
             f"{entry}.{name}: {param['default']!r} != {action.default!r}"
+        )
         if action.choices:
             assert param["default"] in action.choices
 
@@ -57,8 +64,11 @@ def test_conda_yaml_lists_every_package_the_project_imports():
     missing = set()
     for source in (ROOT / "projects").glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names or top == "projects":

@@ -54,8 +54,10 @@ def open_all_at_once(url: str) -> list[BaseException]:
 def one_schema(url: str) -> tuple[int, int]:
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as connection:
-        rows = tuple(connection.execute(sqlalchemy.text(f"SELECT count(*) FROM {table}")).scalar_one()
-                     for table in ("version_info", "alembic_version"))
+        rows = tuple(
+            connection.execute(sqlalchemy.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("version_info", "alembic_version")
+        )
     engine.dispose()
     return rows
 

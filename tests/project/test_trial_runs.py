@@ -15,9 +15,16 @@ from projects import trial_runs
 
 def written(writer, experiment_id: str) -> mlflow.entities.Run:
     started = int(time.time() * 1000) - 1500
-    run_id = writer.write(experiment_id, "trial-7", started, started + 1234, "KILLED",
-                          {"mlflow.parentRunId": "parent-run", "optuna.state": "PRUNED"},
-                          {"max_depth": 4, "learning_rate": 0.05}, {"val_score": 0.875})
+    run_id = writer.write(
+        experiment_id,
+        "trial-7",
+        started,
+        started + 1234,
+        "KILLED",
+        {"mlflow.parentRunId": "parent-run", "optuna.state": "PRUNED"},
+        {"max_depth": 4, "learning_rate": 0.05},
+        {"val_score": 0.875},
+    )
     return mlflow.MlflowClient().get_run(run_id)
 
 
@@ -30,10 +37,19 @@ def test_the_rest_writer_makes_the_run_mlflows_client_makes(tracking, tmp_path):
 
     def shape(run):
         info = run.info
-        return (info.run_name, info.status, info.end_time - info.start_time, info.experiment_id, run.data.tags,
-                run.data.params, run.data.metrics,
-                [(m.value, m.timestamp - info.start_time, m.step)
-                 for m in mlflow.MlflowClient().get_metric_history(info.run_id, "val_score")])
+        return (
+            info.run_name,
+            info.status,
+            info.end_time - info.start_time,
+            info.experiment_id,
+            run.data.tags,
+            run.data.params,
+            run.data.metrics,
+            [
+                (m.value, m.timestamp - info.start_time, m.step)
+                for m in mlflow.MlflowClient().get_metric_history(info.run_id, "val_score")
+            ],
+        )
 
     assert shape(rest) == shape(client)
     assert shape(rest)[:2] == ("trial-7", "KILLED") and rest.data.params == {"max_depth": "4", "learning_rate": "0.05"}
@@ -45,10 +61,26 @@ def test_the_rest_writer_signs_in_with_mlflows_credentials_and_names_a_refusal(t
 
     password = "Tr1al-runs-password"
     port = free_port()
-    server = Server([str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri",
-                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--artifacts-destination", str(tmp_path / "artifacts"),
-                     "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], port,
-                    {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **basic_auth_env(tmp_path, password)})
+    server = Server(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        port,
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **basic_auth_env(tmp_path, password)},
+    )
     try:
         server.wait_ready("/health")
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)

@@ -11,10 +11,13 @@ import pytest
 from mlflow_plugins.deploy.sagemaker import config
 from mlflow_plugins.errors import InvalidValue, UnknownKey
 
-
 SERVERLESS = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
-CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b/capture",
-           "CaptureOptions": [{"CaptureMode": "Input"}]}
+CAPTURE = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 10,
+    "DestinationS3Uri": "s3://b/capture",
+    "CaptureOptions": [{"CaptureMode": "Input"}],
+}
 
 
 def test_every_key_of_mlflows_builtin_client_is_accepted():
@@ -24,7 +27,9 @@ def test_every_key_of_mlflows_builtin_client_is_accepted():
     assert {k.name for k in config.KEYS if k.builtin} == builtin
 
 
-@pytest.mark.parametrize("raw, expected", [("true", True), ("True", True), ("1", True), ("false", False), ("0", False), (True, True)])
+@pytest.mark.parametrize(
+    "raw, expected", [("true", True), ("True", True), ("1", True), ("false", False), ("0", False), (True, True)]
+)
 def test_cli_booleans(raw, expected):
     assert config.parse({"synchronous": raw}).synchronous is expected
 
@@ -46,18 +51,21 @@ def test_an_unknown_key_is_named_with_a_suggestion():
     assert "'instnce_type'" in message and "Did you mean 'instance_type'?" in message and "mode" in message
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("instance_count", "two", "not a whole number"),
-    ("instance_count", "0", "from 1 to 100"),
-    ("synchronous", "maybe", "Allowed: true, false, 1, 0"),
-    ("strategy", "big_bang", "all_at_once, canary, linear, rolling, shadow"),
-    ("canary_size", "75", "from 1 to 50"),
-    ("variant_name", "main_variant", "naming rule"),
-    ("execution_role_arn", "SageMakerRole", "naming rule"),
-    ("instance_type", "m5.large", "not one of AWS's values"),
-    ("env", "{not json", "not JSON"),
-    ("mode", "upsert", "create, replace, add"),
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("instance_count", "two", "not a whole number"),
+        ("instance_count", "0", "from 1 to 100"),
+        ("synchronous", "maybe", "Allowed: true, false, 1, 0"),
+        ("strategy", "big_bang", "all_at_once, canary, linear, rolling, shadow"),
+        ("canary_size", "75", "from 1 to 50"),
+        ("variant_name", "main_variant", "naming rule"),
+        ("execution_role_arn", "SageMakerRole", "naming rule"),
+        ("instance_type", "m5.large", "not one of AWS's values"),
+        ("env", "{not json", "not JSON"),
+        ("mode", "upsert", "create, replace, add"),
+    ],
+)
 def test_bad_values_name_the_key_the_value_and_the_fix(key, value, words):
     with pytest.raises(InvalidValue) as caught:
         config.parse({key: value})
@@ -65,16 +73,26 @@ def test_bad_values_name_the_key_the_value_and_the_fix(key, value, words):
     assert message.startswith(f"{key}={value!r} is not valid") and words in message and f"-C {key}=" in message
 
 
-@pytest.mark.parametrize("given, key", [
-    ({"serverless_config": SERVERLESS, "vpc_config": {"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]}},
-     "vpc_config"),
-    ({"serverless_config": SERVERLESS, "data_capture_config": CAPTURE}, "data_capture_config"),
-    ({"serverless_config": SERVERLESS, "mode": "add"}, "mode"),
-    ({"serverless_config": SERVERLESS, "strategy": "rolling"}, "strategy"),
-    ({"serverless_config": SERVERLESS, "async_inference_config": {"OutputConfig": {"S3OutputPath": "s3://b/a"}}},
-     "async_inference_config"),
-    ({"mode": "add", "strategy": "canary"}, "strategy"),
-])
+@pytest.mark.parametrize(
+    "given, key",
+    [
+        (
+            {
+                "serverless_config": SERVERLESS,
+                "vpc_config": {"Subnets": ["subnet-0a1b2c3d"], "SecurityGroupIds": ["sg-0a1b2c3d"]},
+            },
+            "vpc_config",
+        ),
+        ({"serverless_config": SERVERLESS, "data_capture_config": CAPTURE}, "data_capture_config"),
+        ({"serverless_config": SERVERLESS, "mode": "add"}, "mode"),
+        ({"serverless_config": SERVERLESS, "strategy": "rolling"}, "strategy"),
+        (
+            {"serverless_config": SERVERLESS, "async_inference_config": {"OutputConfig": {"S3OutputPath": "s3://b/a"}}},
+            "async_inference_config",
+        ),
+        ({"mode": "add", "strategy": "canary"}, "strategy"),
+    ],
+)
 def test_combinations_aws_forbids_fail_before_any_call(given, key):
     with pytest.raises(InvalidValue) as caught:
         config.parse(given)
@@ -98,21 +116,35 @@ def test_the_readme_tables_are_generated_from_the_key_tables():
     assert all(f"| `{key.name}`" in readme for key in config.KEYS)
 
 
-@pytest.mark.parametrize("key, value, words", [
-    # nested AWS values are checked against botocore's request shapes before any AWS call
-    ("vpc_config", "[1]", ["vpc_config=", "not an object", "SecurityGroupIds, Subnets"]),
-    ("vpc_config", '{"Subnets": ["subnet-0a1b2c3d"]}', ["vpc_config: SecurityGroupIds", "required member is missing"]),
-    ("serverless_config", '{"MemorySizeInMB": 1000, "MaxConcurrency": 5}', ["serverless_config: MemorySizeInMB", "1024 to 6144"]),
-    ("env", '{"WORKERS": 2}', ["env: WORKERS", "not text"]),
-    ("data_capture_config", '{"InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b", "CaptureOptions": []}',
-     ["data_capture_config: CaptureOptions", "1 to 32 items"]),
-    ("instance_type", "ml.m5.huge", ["not one of AWS's values", "ml.t2.medium"]),
-    ("tags", {f"t{i}": "v" for i in range(51)}, ["51 tags", "at most 40"]),
-    ("tags", '{"team": "' + "x" * 300 + '"}', ["at most 256 characters"]),
-    ("tags", '{"mlflow-sagemaker-ops:model-version": "9"}', ["suite's own", "Rename the tag"]),
-    ("variant_name", "primary\n", ["naming rule"]),
-    ("execution_role_arn", "arn:aws:iam::123456789012:role/x\n", ["naming rule"]),
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        # nested AWS values are checked against botocore's request shapes before any AWS call
+        ("vpc_config", "[1]", ["vpc_config=", "not an object", "SecurityGroupIds, Subnets"]),
+        (
+            "vpc_config",
+            '{"Subnets": ["subnet-0a1b2c3d"]}',
+            ["vpc_config: SecurityGroupIds", "required member is missing"],
+        ),
+        (
+            "serverless_config",
+            '{"MemorySizeInMB": 1000, "MaxConcurrency": 5}',
+            ["serverless_config: MemorySizeInMB", "1024 to 6144"],
+        ),
+        ("env", '{"WORKERS": 2}', ["env: WORKERS", "not text"]),
+        (
+            "data_capture_config",
+            '{"InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b", "CaptureOptions": []}',
+            ["data_capture_config: CaptureOptions", "1 to 32 items"],
+        ),
+        ("instance_type", "ml.m5.huge", ["not one of AWS's values", "ml.t2.medium"]),
+        ("tags", {f"t{i}": "v" for i in range(51)}, ["51 tags", "at most 40"]),
+        ("tags", '{"team": "' + "x" * 300 + '"}', ["at most 256 characters"]),
+        ("tags", '{"mlflow-sagemaker-ops:model-version": "9"}', ["suite's own", "Rename the tag"]),
+        ("variant_name", "primary\n", ["naming rule"]),
+        ("execution_role_arn", "arn:aws:iam::123456789012:role/x\n", ["naming rule"]),
+    ],
+)
 def test_values_aws_would_refuse_fail_here_with_the_key_and_the_fix(key, value, words):
     with pytest.raises(InvalidValue) as caught:
         config.parse({key: value})

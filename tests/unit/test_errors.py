@@ -13,12 +13,23 @@ from mlflow_plugins import errors
 
 
 def test_messages_state_the_value_the_allowed_values_and_the_fix():
-    error = errors.InvalidValue(name="instance_count", value=0, reason="an endpoint needs an instance",
-                                allowed="a whole number from 1 to 100", fix="Pass -C instance_count=1.")
-    assert str(error) == ("instance_count=0 is not valid: an endpoint needs an instance. "
-                          "Allowed: a whole number from 1 to 100. Pass -C instance_count=1.")
-    unknown = errors.UnknownKey(where="sagemaker target config", key="instnce_type",
-                                allowed="instance_type, instance_count", fix="Check the spelling.")
+    error = errors.InvalidValue(
+        name="instance_count",
+        value=0,
+        reason="an endpoint needs an instance",
+        allowed="a whole number from 1 to 100",
+        fix="Pass -C instance_count=1.",
+    )
+    assert str(error) == (
+        "instance_count=0 is not valid: an endpoint needs an instance. "
+        "Allowed: a whole number from 1 to 100. Pass -C instance_count=1."
+    )
+    unknown = errors.UnknownKey(
+        where="sagemaker target config",
+        key="instnce_type",
+        allowed="instance_type, instance_count",
+        fix="Check the spelling.",
+    )
     assert "Unknown sagemaker target config key 'instnce_type'" in str(unknown)
 
 
@@ -27,13 +38,19 @@ def test_a_missing_field_fails_at_the_raise_site():
         errors.InvalidValue(name="x", value=1)
 
 
-@pytest.mark.parametrize("error, code", [
-    (errors.InvalidValue(name="a", value=1, reason="r", allowed="b", fix="f"), databricks_pb2.INVALID_PARAMETER_VALUE),
-    (errors.ResourceNotFound(kind="endpoint", name="ep", fix="f"), databricks_pb2.RESOURCE_DOES_NOT_EXIST),
-    (errors.ResourceConflict(kind="endpoint", name="ep", fix="f"), databricks_pb2.RESOURCE_ALREADY_EXISTS),
-    (errors.AwsThrottled(operation="o", code="c", detail="d", fix="f"), databricks_pb2.REQUEST_LIMIT_EXCEEDED),
-    (errors.AwsCallFailed(operation="o", code="c", detail="d", fix="f"), databricks_pb2.INTERNAL_ERROR),
-])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (
+            errors.InvalidValue(name="a", value=1, reason="r", allowed="b", fix="f"),
+            databricks_pb2.INVALID_PARAMETER_VALUE,
+        ),
+        (errors.ResourceNotFound(kind="endpoint", name="ep", fix="f"), databricks_pb2.RESOURCE_DOES_NOT_EXIST),
+        (errors.ResourceConflict(kind="endpoint", name="ep", fix="f"), databricks_pb2.RESOURCE_ALREADY_EXISTS),
+        (errors.AwsThrottled(operation="o", code="c", detail="d", fix="f"), databricks_pb2.REQUEST_LIMIT_EXCEEDED),
+        (errors.AwsCallFailed(operation="o", code="c", detail="d", fix="f"), databricks_pb2.INTERNAL_ERROR),
+    ],
+)
 def test_errors_become_mlflow_exceptions_with_fitting_codes(error, code):
     converted = errors.to_mlflow_exception(error)
     assert isinstance(converted, MlflowException)

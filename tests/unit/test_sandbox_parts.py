@@ -77,8 +77,9 @@ def test_wire_identifies_json_query_and_rest_operations():
     json_call = _wire.identify({"HTTP_X_AMZ_TARGET": "SageMaker.CreateEndpoint"})
     assert (json_call.service, json_call.operation, json_call.protocol) == ("sagemaker", "CreateEndpoint", "json")
     auth = "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/sagemaker/aws4_request, SignedHeaders=host"
-    rest = _wire.identify({"HTTP_AUTHORIZATION": auth, "REQUEST_METHOD": "POST",
-                           "PATH_INFO": "/endpoints/ep/invocations"})
+    rest = _wire.identify(
+        {"HTTP_AUTHORIZATION": auth, "REQUEST_METHOD": "POST", "PATH_INFO": "/endpoints/ep/invocations"}
+    )
     assert (rest.service, rest.operation) == ("sagemaker-runtime", "InvokeEndpoint")
     iam_auth = auth.replace("/sagemaker/", "/iam/")
     query = _wire.identify({"HTTP_AUTHORIZATION": iam_auth, "QUERY_STRING": "Action=ListRoles"})
@@ -93,8 +94,13 @@ def test_fault_responses_use_the_protocol_throttling_code():
 
 def test_the_shape_check_fails_on_a_bad_response():
     model = SAGEMAKER.operation_model("DescribeEndpoint")
-    good = {"EndpointName": "ep", "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/ep", "EndpointStatus": "InService",
-            "CreationTime": 0, "LastModifiedTime": 0}
+    good = {
+        "EndpointName": "ep",
+        "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/ep",
+        "EndpointStatus": "InService",
+        "CreationTime": 0,
+        "LastModifiedTime": 0,
+    }
     check_response(dict(good), b"", model)
     with pytest.raises(ShapeViolation, match="EndpointStatus"):
         check_response({k: v for k, v in good.items() if k != "EndpointStatus"}, b"", model)

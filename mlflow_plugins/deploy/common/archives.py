@@ -36,8 +36,11 @@ def local_model_dir(model_uri: str) -> str:
 
         path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
     if not (Path(path) / "MLmodel").exists():
-        raise ResourceNotFound(kind="MLflow model (an MLmodel file)", name=model_uri,
-                               fix="Pass -m with a model URI such as models:/name/1, runs:/<run>/model or a model directory.")
+        raise ResourceNotFound(
+            kind="MLflow model (an MLmodel file)",
+            name=model_uri,
+            fix="Pass -m with a model URI such as models:/name/1, runs:/<run>/model or a model directory.",
+        )
     return path
 
 
@@ -49,15 +52,20 @@ def local_pyfunc_model(model_uri: str) -> str:
     path = local_model_dir(model_uri)
     flavors = (yaml.safe_load((Path(path) / "MLmodel").read_text()) or {}).get("flavors") or {}
     if "python_function" not in flavors:
-        raise InvalidValue(name=f"model {model_uri} flavors", value=sorted(flavors),
-                           reason="the serving runtime loads models through their python_function flavor",
-                           allowed="a model with python_function (every built-in MLflow flavor adds it)",
-                           fix="Log the model with mlflow.<flavor>.log_model or mlflow.pyfunc.log_model.")
+        raise InvalidValue(
+            name=f"model {model_uri} flavors",
+            value=sorted(flavors),
+            reason="the serving runtime loads models through their python_function flavor",
+            allowed="a model with python_function (every built-in MLflow flavor adds it)",
+            fix="Log the model with mlflow.<flavor>.log_model or mlflow.pyfunc.log_model.",
+        )
     return path
 
 
 def default_bucket(clients: Any) -> str:
-    account = clients.account_id() if hasattr(clients, "account_id") else clients("sts").get_caller_identity()["Account"]
+    account = (
+        clients.account_id() if hasattr(clients, "account_id") else clients("sts").get_caller_identity()["Account"]
+    )
     return f"{PREFIX}-{account}-{clients.region}"
 
 
@@ -86,7 +94,8 @@ def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: st
             raise
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
         # boto3's managed transfer: multipart above 8 MB, retried parts, and a progress callback.
-        s3.upload_fileobj(io.BytesIO(data), bucket, key, ExtraArgs=extra,
-                          Callback=UploadBar(f"s3://{bucket}/{key}", len(data)))
+        s3.upload_fileobj(
+            io.BytesIO(data), bucket, key, ExtraArgs=extra, Callback=UploadBar(f"s3://{bucket}/{key}", len(data))
+        )
         uploaded = len(data)
     return UploadedModel(f"s3://{bucket}/{key}", address, uploaded, model_dir)

@@ -12,5 +12,7 @@ REPOSITORY = "mlflow-sagemaker-ops"
 def image_uri(clients: Any, configured: str | None) -> str:
     if configured:
         return configured
-    account = clients.account_id() if hasattr(clients, "account_id") else clients("sts").get_caller_identity()["Account"]
+    account = (
+        clients.account_id() if hasattr(clients, "account_id") else clients("sts").get_caller_identity()["Account"]
+    )
     return f"{account}.dkr.ecr.{clients.region}.amazonaws.com/{REPOSITORY}:{mlflow_plugins.__version__}"

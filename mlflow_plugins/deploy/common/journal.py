@@ -43,5 +43,7 @@ def outcome(left: list[str], unchanged: str, rerun: str) -> str:
     """The true end of a failed operation's message: the old state intact, or what is left."""
     if not left:
         return f"{unchanged} Check the message, then {rerun}."
-    return (f"The cleanup could not delete: {'; '.join(left)}. Delete them by hand (or run `mlflow deployments "
-            f"delete`), then {rerun}.")
+    return (
+        f"The cleanup could not delete: {'; '.join(left)}. Delete them by hand (or run `mlflow deployments "
+        f"delete`), then {rerun}."
+    )

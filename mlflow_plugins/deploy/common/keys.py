@@ -79,8 +79,12 @@ def typed_values(config: Mapping[str, Any] | None, keys: tuple[Key, ...], where:
         if name not in by_name:
             close = difflib.get_close_matches(name, by_name, n=1)
             hint = f"Did you mean {close[0]!r}? " if close else ""
-            raise UnknownKey(where=where, key=name, allowed=", ".join(sorted(by_name)),
-                             fix=f"{hint}Run `mlflow deployments help -t {target}` for every key.")
+            raise UnknownKey(
+                where=where,
+                key=name,
+                allowed=", ".join(sorted(by_name)),
+                fix=f"{hint}Run `mlflow deployments help -t {target}` for every key.",
+            )
     values = {key.name: key.default for key in keys}
     for name, raw in given.items():
         values[name] = typed(by_name[name], raw)
@@ -93,8 +97,9 @@ def typed(key: Key, raw: Any) -> Any:
     value = _convert(key, raw)
     if key.kind == "choice" and value not in key.choices:
         raise invalid(key, raw, "it is not one of the choices", ", ".join(key.choices))
-    if key.kind == "int" and ((key.minimum is not None and value < key.minimum) or
-                              (key.maximum is not None and value > key.maximum)):
+    if key.kind == "int" and (
+        (key.minimum is not None and value < key.minimum) or (key.maximum is not None and value > key.maximum)
+    ):
         bounds = f"a whole number from {key.minimum:g}" + (f" to {key.maximum:g}" if key.maximum is not None else " up")
         raise invalid(key, raw, "it is out of range", bounds)
     for item in value if key.kind == "list" else [value]:
@@ -104,9 +109,13 @@ def typed(key: Key, raw: Any) -> Any:
         found = shapes.problem(value, shapes.shape(*key.shape))
         if found:
             where, reason, allowed = found
-            raise InvalidValue(name=key.name if where == "value" else f"{key.name}: {where}", value=raw,
-                               reason=f"{reason} (AWS's {key.shape[1]})", allowed=allowed,
-                               fix=f"Pass -C {key.name}={key.example}.")
+            raise InvalidValue(
+                name=key.name if where == "value" else f"{key.name}: {where}",
+                value=raw,
+                reason=f"{reason} (AWS's {key.shape[1]})",
+                allowed=allowed,
+                fix=f"Pass -C {key.name}={key.example}.",
+            )
     if key.kind == "tags":
         _check_tags(key, raw, value)
     return value
@@ -116,18 +125,35 @@ def _check_tags(key: Key, raw: Any, value: Any) -> None:
     if not isinstance(value, dict):
         raise invalid(key, raw, "it is not a JSON object of tag names to values", '{"team": "ml"}')
     if len(value) > MAX_USER_TAGS:
-        raise invalid(key, raw, f"it has {len(value)} tags; AWS allows 50 a resource and the suite writes up to 10",
-                      f"at most {MAX_USER_TAGS} tags")
+        raise invalid(
+            key,
+            raw,
+            f"it has {len(value)} tags; AWS allows 50 a resource and the suite writes up to 10",
+            f"at most {MAX_USER_TAGS} tags",
+        )
     for name, text in value.items():
         if str(name).startswith(SUITE_PREFIX):
-            raise InvalidValue(name=f"{key.name}: {name}", value=text, reason="tags under mlflow-sagemaker-ops: are the suite's own",
-                               allowed=f"any key not starting with {SUITE_PREFIX}", fix=f"Rename the tag {name!r}.")
+            raise InvalidValue(
+                name=f"{key.name}: {name}",
+                value=text,
+                reason="tags under mlflow-sagemaker-ops: are the suite's own",
+                allowed=f"any key not starting with {SUITE_PREFIX}",
+                fix=f"Rename the tag {name!r}.",
+            )
         if not TAG_KEY.fullmatch(str(name)) or str(name).lower().startswith("aws:"):
-            raise invalid(key, raw, f"tag key {name!r} breaks AWS's rule",
-                          "1 to 128 letters, digits, spaces and _.:/=+-@, not starting with aws:")
+            raise invalid(
+                key,
+                raw,
+                f"tag key {name!r} breaks AWS's rule",
+                "1 to 128 letters, digits, spaces and _.:/=+-@, not starting with aws:",
+            )
         if not isinstance(text, (str, int, float, bool)) or len(str(text)) > 256:
-            raise invalid(key, raw, f"the value of tag {name!r} is not text of at most 256 characters",
-                          "text of 0 to 256 characters")
+            raise invalid(
+                key,
+                raw,
+                f"the value of tag {name!r} is not text of at most 256 characters",
+                "text of 0 to 256 characters",
+            )
 
 
 def _convert(key: Key, raw: Any) -> Any:
@@ -159,8 +185,9 @@ def _convert(key: Key, raw: Any) -> Any:
 
 
 def invalid(key: Key, raw: Any, reason: str, allowed: str) -> InvalidValue:
-    return InvalidValue(name=key.name, value=raw, reason=reason, allowed=allowed,
-                        fix=f"Pass -C {key.name}={key.example}.")
+    return InvalidValue(
+        name=key.name, value=raw, reason=reason, allowed=allowed, fix=f"Pass -C {key.name}={key.example}."
+    )
 
 
 def forbid(name: str, value: Any, reason: str, allowed: str, fix: str) -> None:
@@ -173,7 +200,9 @@ def help_text(keys: tuple[Key, ...], mark_suite_keys: bool = False) -> str:
     for key in keys:
         kind = f"one of {'|'.join(key.choices)}" if key.kind == "choice" else key.kind
         origin = " [mlflow-sagemaker-ops]" if mark_suite_keys and not key.builtin else ""
-        lines.append(f"  {key.name} ({kind}, default {key.default!r}){origin}: {key.help}. Example: -C {key.name}={key.example}")
+        lines.append(
+            f"  {key.name} ({kind}, default {key.default!r}){origin}: {key.help}. Example: -C {key.name}={key.example}"
+        )
     return "\n".join(lines)
 
 

@@ -21,9 +21,16 @@ RUN_ID = f"{SUITE_PREFIX}run-id"
 SUITE_VERSION = f"{SUITE_PREFIX}version"
 
 
-def suite_tags(model_uri: str, digest: str, origin: ModelOrigin | None, deployment: str | None = None) -> dict[str, str]:
-    values = {MANAGED: "true", MODEL_URI: secrets.strip_uri(model_uri)[:256], MODEL_DIGEST: digest[:64],
-              SUITE_VERSION: mlflow_plugins.__version__, **(origin.tags() if origin else {})}
+def suite_tags(
+    model_uri: str, digest: str, origin: ModelOrigin | None, deployment: str | None = None
+) -> dict[str, str]:
+    values = {
+        MANAGED: "true",
+        MODEL_URI: secrets.strip_uri(model_uri)[:256],
+        MODEL_DIGEST: digest[:64],
+        SUITE_VERSION: mlflow_plugins.__version__,
+        **(origin.tags() if origin else {}),
+    }
     if deployment is not None:
         values[DEPLOYMENT_ID] = deployment
     return values

@@ -31,10 +31,10 @@ class ModelOrigin:
 def model_origin(model_uri: str, local_dir: str) -> ModelOrigin:
     run_id = _run_of(local_dir)
     if model_uri.startswith("runs:/"):
-        return ModelOrigin(run_id=model_uri[len("runs:/"):].split("/", 1)[0] or run_id)
+        return ModelOrigin(run_id=model_uri[len("runs:/") :].split("/", 1)[0] or run_id)
     if not model_uri.startswith("models:/"):
         return ModelOrigin(run_id=run_id)
-    version = _registered_version(model_uri[len("models:/"):])
+    version = _registered_version(model_uri[len("models:/") :])
     if version is None:
         return ModelOrigin(run_id=run_id)
     return ModelOrigin(registered_model=version.name, version=str(version.version), run_id=version.run_id or run_id)

@@ -67,8 +67,10 @@ class UploadBar:
                 return
             self.shown = mark
             filled = self.WIDTH * percent // 100
-            line = (f"  uploading {self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
-                    f"{self.sent / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+            line = (
+                f"  uploading {self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
+                f"{self.sent / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+            )
             if self.tty:
                 self.stream.write("\r" + line + ("\n" if percent == 100 else ""))
             else:

@@ -9,7 +9,7 @@ def split(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key); ("", "") for anything else."""
     if not uri.startswith("s3://"):
         return "", ""
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 

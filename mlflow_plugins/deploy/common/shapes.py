@@ -103,7 +103,11 @@ def _number(value: Any, spec: Shape, path: str) -> tuple[str, str, str] | None:
         return where, f"{value!r} is not a {'whole ' if whole else ''}number", "a whole number" if whole else "a number"
     low, high = spec.metadata.get("min"), spec.metadata.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
-        return where, f"{value!r} is out of AWS's range", f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}"
+        return (
+            where,
+            f"{value!r} is out of AWS's range",
+            f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}",
+        )
     return None
 
 
@@ -116,7 +120,11 @@ def _boolean(value: Any, spec: Shape, path: str) -> tuple[str, str, str] | None:
 def _size(size: int, spec: Shape, where: str, unit: str) -> tuple[str, str, str] | None:
     low, high = spec.metadata.get("min"), spec.metadata.get("max")
     if (low is not None and size < low) or (high is not None and size > high):
-        return where or "value", f"it has {size} {unit}", f"{low or 0} to {high if high is not None else 'any number of'} {unit}"
+        return (
+            where or "value",
+            f"it has {size} {unit}",
+            f"{low or 0} to {high if high is not None else 'any number of'} {unit}",
+        )
     return None
 
 
@@ -141,5 +149,14 @@ def _shown(values: list[str], most: int = 12) -> str:
     return ", ".join(values[:most]) + (f" (and {len(values) - most} more)" if len(values) > most else "")
 
 
-_CHECKS = {"structure": _structure, "list": _list, "map": _map, "string": _string, "integer": _number,
-           "long": _number, "float": _number, "double": _number, "boolean": _boolean}
+_CHECKS = {
+    "structure": _structure,
+    "list": _list,
+    "map": _map,
+    "string": _string,
+    "integer": _number,
+    "long": _number,
+    "float": _number,
+    "double": _number,
+    "boolean": _boolean,
+}

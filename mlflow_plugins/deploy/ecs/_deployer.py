@@ -19,18 +19,21 @@ service is left as it was. A failed ``create`` leaves nothing behind.
 from __future__ import annotations
 
 import builtins
-
 import logging
 import math
 from datetime import datetime, timezone
 from typing import Any
 
-from mlflow_plugins.deploy.common import archives, images, labels as suite_labels, s3uri
+from mlflow_plugins.deploy.common import archives, images, s3uri
+from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.labels import MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
 from mlflow_plugins.deploy.common.progress import Say, wait_delay
-from mlflow_plugins.deploy.ecs import _invoke as _ecs_invoke, _scaling as _ecs_scaling, _spec as spec, config as ecs_config
+from mlflow_plugins.deploy.ecs import _invoke as _ecs_invoke
+from mlflow_plugins.deploy.ecs import _scaling as _ecs_scaling
+from mlflow_plugins.deploy.ecs import _spec as spec
+from mlflow_plugins.deploy.ecs import config as ecs_config
 from mlflow_plugins.deploy.ecs._wait import deployment_of, wait_for_deployment, why_tasks_failed
 from mlflow_plugins.errors import AwsCallFailed, InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
@@ -63,8 +66,11 @@ class EcsDeployer:
         cfg = cfg.replace(log_group=log_group)
         self._check_cluster(cluster)
         if self._describe(cluster, name) is not None:
-            raise ResourceConflict(kind="ECS service", name=f"{cluster}/{name}",
-                                   fix="Use `mlflow deployments update -t ecs`, or delete it first.")
+            raise ResourceConflict(
+                kind="ECS service",
+                name=f"{cluster}/{name}",
+                fix="Use `mlflow deployments update -t ecs`, or delete it first.",
+            )
         self._check_target_group(cfg)
         local = archives.local_pyfunc_model(model_uri)  # before any write
         created = self.journal(name, cfg)
@@ -79,10 +85,19 @@ class EcsDeployer:
             created.add("task_definition", definition)
             started = datetime.now(timezone.utc)
             service = self.ecs.create_service(
-                cluster=cluster, serviceName=name, taskDefinition=definition, launchType="FARGATE",
-                propagateTags="SERVICE", enableECSManagedTags=True, tags=labels, **spec.service_settings(cfg))["service"]
+                cluster=cluster,
+                serviceName=name,
+                taskDefinition=definition,
+                launchType="FARGATE",
+                propagateTags="SERVICE",
+                enableECSManagedTags=True,
+                tags=labels,
+                **spec.service_settings(cfg),
+            )["service"]
             created.add("service", f"{cluster}/{name}")
-            self.say(f"Creating ECS service {cluster}/{name} ({definition.split('/')[-1]}); uploaded {model.bytes_uploaded} bytes")
+            self.say(
+                f"Creating ECS service {cluster}/{name} ({definition.split('/')[-1]}); uploaded {model.bytes_uploaded} bytes"
+            )
             if cfg.synchronous:
                 self._settle(cluster, name, service["deployments"][0]["id"], cfg, started, first=True)
                 if cfg.autoscaling is not None:
@@ -94,14 +109,21 @@ class EcsDeployer:
         return self.get(f"{cluster}/{name}")
 
     # ---- update ------------------------------------------------------------------------
-    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None) -> dict[str, Any]:
+    def update(
+        self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None
+    ) -> dict[str, Any]:
         given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
         config = given
         cluster, service = self.locate(name, (config or {}).get("cluster"))
         name = service["serviceName"]
         if config and "cluster" in config and config["cluster"] != cluster:
-            raise InvalidValue(name="cluster", value=config["cluster"], reason="a service cannot move to another cluster",
-                               allowed=cluster, fix="Delete it and create it in the other cluster.")
+            raise InvalidValue(
+                name="cluster",
+                value=config["cluster"],
+                reason="a service cannot move to another cluster",
+                allowed=cluster,
+                fix="Delete it and create it in the other cluster.",
+            )
         live = self.task_definition(service["taskDefinition"])
         user_tags = {t["key"]: t["value"] for t in live.get("tags", []) if not t["key"].startswith(SUITE_TAGS)}
         cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **(config or {})})
@@ -117,26 +139,40 @@ class EcsDeployer:
                 if model.bytes_uploaded:
                     created.add("archive", model.s3_uri)
             else:
-                model = archives.UploadedModel(spec.model_uri_of(live["taskDefinition"]),
-                                                 labels_of_live.get("mlflow-sagemaker-ops:model-digest", ""), 0, "")
+                model = archives.UploadedModel(
+                    spec.model_uri_of(live["taskDefinition"]),
+                    labels_of_live.get("mlflow-sagemaker-ops:model-digest", ""),
+                    0,
+                    "",
+                )
             labels = self._tags(cfg, model, source_uri, labels_of_live if model_uri is None else None)
-            wanted = spec.task_definition(name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri,
-                                          self.clients.region, labels)
+            wanted = spec.task_definition(
+                name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri, self.clients.region, labels
+            )
             definition = service["taskDefinition"]
             if not spec.same_task(wanted, live["taskDefinition"]):
                 definition = self.ecs.register_task_definition(**wanted)["taskDefinition"]["taskDefinitionArn"]
                 created.add("task_definition", definition)
             started = datetime.now(timezone.utc)
-            updated = self.ecs.update_service(cluster=cluster, service=name, taskDefinition=definition,
-                                              **spec.service_settings(cfg))["service"]
+            updated = self.ecs.update_service(
+                cluster=cluster, service=name, taskDefinition=definition, **spec.service_settings(cfg)
+            )["service"]
         except Exception as error:
             left = created.undo()
             raise as_domain_error(error, outcome(left, "The service was not changed.", "run update again")) from None
         self.say(f"Updating ECS service {cluster}/{name} to {definition.split('/')[-1]}")
         deployment = next(d for d in updated["deployments"] if d["status"] == "PRIMARY")
         if cfg.synchronous:
-            self._settle(cluster, name, deployment["id"], cfg, started, first=False, failed_definition=definition,
-                         live_definition=service["taskDefinition"])
+            self._settle(
+                cluster,
+                name,
+                deployment["id"],
+                cfg,
+                started,
+                first=False,
+                failed_definition=definition,
+                live_definition=service["taskDefinition"],
+            )
             self._cleanup(name, definition)
         # The service's tags say what it serves: after a rollback they still name the old model.
         self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels)
@@ -145,22 +181,43 @@ class EcsDeployer:
         return self.get(f"{cluster}/{name}")
 
     # ---- waiting and the outcome ---------------------------------------------------------
-    def _settle(self, cluster: str, name: str, deployment_id: str, cfg: ecs_config.EcsConfig, started: datetime,
-                first: bool, failed_definition: str | None = None, live_definition: str | None = None) -> None:
+    def _settle(
+        self,
+        cluster: str,
+        name: str,
+        deployment_id: str,
+        cfg: ecs_config.EcsConfig,
+        started: datetime,
+        first: bool,
+        failed_definition: str | None = None,
+        live_definition: str | None = None,
+    ) -> None:
         try:
-            service = wait_for_deployment(self.ecs, cluster, name, deployment_id, cfg.timeout_seconds, self.say, started)
+            service = wait_for_deployment(
+                self.ecs, cluster, name, deployment_id, cfg.timeout_seconds, self.say, started
+            )
         except Exception as error:  # WaiterError: timeout, or the service went away
-            raise AwsCallFailed(operation="waiting for the ECS deployment", code=type(error).__name__, detail=str(error),
-                                fix=f"See `mlflow deployments get -t ecs --name {cluster}/{name}` and the service's events.") from None
+            raise AwsCallFailed(
+                operation="waiting for the ECS deployment",
+                code=type(error).__name__,
+                detail=str(error),
+                fix=f"See `mlflow deployments get -t ecs --name {cluster}/{name}` and the service's events.",
+            ) from None
         deployment = deployment_of(service, deployment_id)
         if deployment is not None and deployment.get("rolloutState") == "COMPLETED":
             return
-        reason = (deployment or {}).get("rolloutStateReason") or f"deployment {deployment_id} was replaced by another one"
+        reason = (deployment or {}).get(
+            "rolloutStateReason"
+        ) or f"deployment {deployment_id} was replaced by another one"
         detail = reason + why_tasks_failed(self.ecs, self.clients("logs"), cluster, deployment_id)
         primary = next((d for d in service["deployments"] if d["status"] == "PRIMARY"), None)
         if first or primary is None or primary["id"] == deployment_id:
-            raise AwsCallFailed(operation="CreateService" if first else "UpdateService", code="DeploymentFailed", detail=detail,
-                                fix="Fix the cause (the model, env or image), then run the command again.")
+            raise AwsCallFailed(
+                operation="CreateService" if first else "UpdateService",
+                code="DeploymentFailed",
+                detail=detail,
+                fix="Fix the cause (the model, env or image), then run the command again.",
+            )
         self.say(f"The deployment failed; ECS is rolling back ({primary['id']}).")
         try:
             wait_for_deployment(self.ecs, cluster, name, primary["id"], cfg.timeout_seconds, self.say, started)
@@ -168,9 +225,14 @@ class EcsDeployer:
             detail += f" The rollback did not settle either: {error}."
         if failed_definition and failed_definition != live_definition:
             self.remove_revision(failed_definition, keep=primary["taskDefinition"])
-        raise RolledBack(service=f"{cluster}/{name}", live=primary["taskDefinition"].split("/")[-1], operation="UpdateService",
-                         code="RolledBack", detail=detail,
-                         fix="The service runs the previous model as before; fix the cause, then run update again.")
+        raise RolledBack(
+            service=f"{cluster}/{name}",
+            live=primary["taskDefinition"].split("/")[-1],
+            operation="UpdateService",
+            code="RolledBack",
+            detail=detail,
+            fix="The service runs the previous model as before; fix the cause, then run update again.",
+        )
 
     def _cleanup(self, name: str, live_definition: str) -> None:
         """After a completed update: older revisions and their archives go."""
@@ -198,7 +260,11 @@ class EcsDeployer:
             self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
         self._wait_inactive(cluster, name, int(given.get("timeout_seconds") or ecs_config.DEFAULT_TIMEOUT))
         self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
-        self._delete_log_group(((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get("awslogs-group"))
+        self._delete_log_group(
+            ((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get(
+                "awslogs-group"
+            )
+        )
         uri = spec.model_uri_of(definition)
         if uri:
             s3uri.delete_prefix(self.clients("s3"), uri.rsplit("/", 2)[0] + "/")
@@ -211,21 +277,38 @@ class EcsDeployer:
         balancers = service.get("loadBalancers") or []
         scaling = _ecs_scaling.registered(self.clients, cluster, service["serviceName"])
         return {
-            "name": service["serviceName"], "cluster": cluster, "flavor": "python_function",
-            "service_arn": service["serviceArn"], "status": service["status"],
+            "name": service["serviceName"],
+            "cluster": cluster,
+            "flavor": "python_function",
+            "service_arn": service["serviceArn"],
+            "status": service["status"],
             "task_definition": service["taskDefinition"].split("/")[-1],
-            "desired_count": service["desiredCount"], "running_count": service["runningCount"],
+            "desired_count": service["desiredCount"],
+            "running_count": service["runningCount"],
             "pending_count": service["pendingCount"],
-            "deployments": [{"id": d["id"], "status": d["status"], "rollout_state": d.get("rolloutState"),
-                             "task_definition": d["taskDefinition"].split("/")[-1], "running": d.get("runningCount"),
-                             "failed_tasks": d.get("failedTasks")} for d in service.get("deployments") or []],
-            "model_uri": labels.get(spec.MODEL_URI_TAG), "model_s3_uri": spec.model_uri_of(definition),
-            "image": definition["containerDefinitions"][0]["image"], "cpu": definition["cpu"], "memory": definition["memory"],
+            "deployments": [
+                {
+                    "id": d["id"],
+                    "status": d["status"],
+                    "rollout_state": d.get("rolloutState"),
+                    "task_definition": d["taskDefinition"].split("/")[-1],
+                    "running": d.get("runningCount"),
+                    "failed_tasks": d.get("failedTasks"),
+                }
+                for d in service.get("deployments") or []
+            ],
+            "model_uri": labels.get(spec.MODEL_URI_TAG),
+            "model_s3_uri": spec.model_uri_of(definition),
+            "image": definition["containerDefinitions"][0]["image"],
+            "cpu": definition["cpu"],
+            "memory": definition["memory"],
             "target_group_arn": balancers[0]["targetGroupArn"] if balancers else None,
             "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
             "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
             "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
-            "autoscaling": {"min_capacity": scaling["MinCapacity"], "max_capacity": scaling["MaxCapacity"]} if scaling else None,
+            "autoscaling": {"min_capacity": scaling["MinCapacity"], "max_capacity": scaling["MaxCapacity"]}
+            if scaling
+            else None,
         }
 
     def list(self) -> builtins.list[dict[str, Any]]:
@@ -234,26 +317,44 @@ class EcsDeployer:
             cluster = cluster_arn.split("/")[-1]
             arns = self._paginate("list_services", "serviceArns", cluster=cluster)
             for start in range(0, len(arns), 10):  # DescribeServices takes up to 10
-                for service in self.ecs.describe_services(cluster=cluster, services=arns[start:start + 10], include=["TAGS"])["services"]:
+                for service in self.ecs.describe_services(
+                    cluster=cluster, services=arns[start : start + 10], include=["TAGS"]
+                )["services"]:
                     labels = {t["key"]: t["value"] for t in service.get("tags") or []}
                     if labels.get(MANAGED) == "true":
-                        found.append({"name": service["serviceName"], "cluster": cluster, "status": service["status"],
-                                      "running_count": service["runningCount"], "model_uri": labels.get(spec.MODEL_URI_TAG)})
+                        found.append(
+                            {
+                                "name": service["serviceName"],
+                                "cluster": cluster,
+                                "status": service["status"],
+                                "running_count": service["runningCount"],
+                                "model_uri": labels.get(spec.MODEL_URI_TAG),
+                            }
+                        )
         return found
 
     def locate(self, name: str, cluster: str | None = None) -> tuple[str, dict[str, Any]]:
         """``cluster/name``, or a name searched in ``cluster`` or else in every cluster."""
         if "/" in name:
             cluster, name = name.split("/", 1)
-        clusters = [cluster] if cluster else [arn.split("/")[-1] for arn in self._paginate("list_clusters", "clusterArns")]
+        clusters = (
+            [cluster] if cluster else [arn.split("/")[-1] for arn in self._paginate("list_clusters", "clusterArns")]
+        )
         found = [(c, s) for c in clusters if (s := self._describe(c, name)) is not None]
         if not found:
             where = f"cluster {cluster}" if cluster else "any cluster"
-            raise ResourceNotFound(kind="ECS service", name=name, fix=f"It is not in {where}; see `mlflow deployments list -t ecs`.")
+            raise ResourceNotFound(
+                kind="ECS service", name=name, fix=f"It is not in {where}; see `mlflow deployments list -t ecs`."
+            )
         if len(found) > 1:
             choices = ", ".join(f"{c}/{name}" for c, _ in found)
-            raise InvalidValue(name="--name", value=name, reason="services of that name run in several clusters",
-                               allowed=choices, fix="Pass --name CLUSTER/NAME.")
+            raise InvalidValue(
+                name="--name",
+                value=name,
+                reason="services of that name run in several clusters",
+                allowed=choices,
+                fix="Pass --name CLUSTER/NAME.",
+            )
         return found[0]
 
     # ---- invoke ------------------------------------------------------------------------
@@ -276,8 +377,11 @@ class EcsDeployer:
     def _check_cluster(self, cluster: str) -> None:
         described = self.ecs.describe_clusters(clusters=[cluster])
         if not [c for c in described["clusters"] if c["status"] == "ACTIVE"]:
-            raise ResourceNotFound(kind="ECS cluster", name=cluster,
-                                   fix=f"Create it (`aws ecs create-cluster --cluster-name {cluster}`) or pass -C cluster=NAME.")
+            raise ResourceNotFound(
+                kind="ECS cluster",
+                name=cluster,
+                fix=f"Create it (`aws ecs create-cluster --cluster-name {cluster}`) or pass -C cluster=NAME.",
+            )
 
     def _check_target_group(self, cfg: ecs_config.EcsConfig) -> None:
         if not cfg.target_group_arn:
@@ -286,14 +390,25 @@ class EcsDeployer:
         try:
             group = elbv2.describe_target_groups(TargetGroupArns=[cfg.target_group_arn])["TargetGroups"][0]
         except elbv2.exceptions.TargetGroupNotFoundException:
-            raise ResourceNotFound(kind="target group", name=cfg.target_group_arn, fix="Check -C target_group_arn.") from None
+            raise ResourceNotFound(
+                kind="target group", name=cfg.target_group_arn, fix="Check -C target_group_arn."
+            ) from None
         if group.get("TargetType") != "ip":
-            raise InvalidValue(name="target_group_arn", value=cfg.target_group_arn,
-                               reason=f"its target type is {group.get('TargetType')}; Fargate tasks register by IP",
-                               allowed="a target group with TargetType ip", fix="Create the target group with --target-type ip.")
+            raise InvalidValue(
+                name="target_group_arn",
+                value=cfg.target_group_arn,
+                reason=f"its target type is {group.get('TargetType')}; Fargate tasks register by IP",
+                allowed="a target group with TargetType ip",
+                fix="Create the target group with --target-type ip.",
+            )
         if not group.get("LoadBalancerArns"):
-            raise InvalidValue(name="target_group_arn", value=cfg.target_group_arn, reason="no load balancer forwards to it",
-                               allowed="a target group behind a listener", fix="Add a listener rule that forwards to it.")
+            raise InvalidValue(
+                name="target_group_arn",
+                value=cfg.target_group_arn,
+                reason="no load balancer forwards to it",
+                allowed="a target group behind a listener",
+                fix="Add a listener rule that forwards to it.",
+            )
 
     def _upload(self, cluster: str, name: str, local_dir: str, cfg: ecs_config.EcsConfig) -> archives.UploadedModel:
         s3 = self.clients("s3")
@@ -320,7 +435,9 @@ class EcsDeployer:
         if tags.get(MANAGED) == "true":  # a group the user named and made is theirs
             logs.delete_log_group(logGroupName=group)
 
-    def _tags(self, cfg: ecs_config.EcsConfig, model: Any, model_uri: str, carried: dict[str, str] | None = None) -> builtins.list[dict[str, str]]:
+    def _tags(
+        self, cfg: ecs_config.EcsConfig, model: Any, model_uri: str, carried: dict[str, str] | None = None
+    ) -> builtins.list[dict[str, str]]:
         if carried is not None:  # the same model: its provenance tags stay
             values = {k: v for k, v in carried.items() if k.startswith(SUITE_TAGS)}
         else:
@@ -330,8 +447,9 @@ class EcsDeployer:
         return [{"key": k, "value": v} for k, v in values.items()]
 
     def _register(self, name: str, cfg: ecs_config.EcsConfig, model: Any, labels: builtins.list[dict[str, str]]) -> str:
-        request = spec.task_definition(name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri,
-                                       self.clients.region, labels)
+        request = spec.task_definition(
+            name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri, self.clients.region, labels
+        )
         return self.ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
 
     def task_definition(self, arn: str) -> dict[str, Any]:
@@ -339,14 +457,16 @@ class EcsDeployer:
 
     def revisions(self, family: str, status: str = "ACTIVE") -> builtins.list[str]:
         arns = self._paginate("list_task_definitions", "taskDefinitionArns", familyPrefix=family, status=status)
-        return [arn for arn in arns if arn.split("/")[-1].rsplit(":", 1)[0] == family]  # familyPrefix is a prefix on AWS
+        return [
+            arn for arn in arns if arn.split("/")[-1].rsplit(":", 1)[0] == family
+        ]  # familyPrefix is a prefix on AWS
 
     def delete_revisions(self, arns: builtins.list[str]) -> None:
         for arn in arns:
             if self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == "ACTIVE":
                 self.ecs.deregister_task_definition(taskDefinition=arn)
         for start in range(0, len(arns), 10):  # DeleteTaskDefinitions takes up to 10
-            self.ecs.delete_task_definitions(taskDefinitions=arns[start:start + 10])
+            self.ecs.delete_task_definitions(taskDefinitions=arns[start : start + 10])
 
     def _scale(self, cluster: str, name: str, cfg: ecs_config.EcsConfig) -> None:
         _ecs_scaling.apply(self.clients, cluster, name, cfg)
@@ -356,29 +476,39 @@ class EcsDeployer:
 
     def journal(self, name: str, cfg: ecs_config.EcsConfig) -> Journal:
         """The undo steps of one operation on service ``name``."""
+
         def delete_service(resource: str) -> None:
             cluster, service = resource.split("/", 1)
             self.ecs.delete_service(cluster=cluster, service=service, force=True)
             self._wait_inactive(cluster, service, cfg.timeout_seconds)
 
-        return Journal({
-            "service": delete_service,
-            "task_definition": lambda arn: self.delete_revisions([arn]),
-            "log_group": lambda group: self.clients("logs").delete_log_group(logGroupName=group),
-            "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
-            "scaling": lambda resource: _ecs_scaling.remove(self.clients, *resource.split("/", 1)),
-        }, deployment=name)
+        return Journal(
+            {
+                "service": delete_service,
+                "task_definition": lambda arn: self.delete_revisions([arn]),
+                "log_group": lambda group: self.clients("logs").delete_log_group(logGroupName=group),
+                "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
+                "scaling": lambda resource: _ecs_scaling.remove(self.clients, *resource.split("/", 1)),
+            },
+            deployment=name,
+        )
 
     def _wait_inactive(self, cluster: str, name: str, timeout_seconds: int) -> None:
         """botocore's ``services_inactive`` waiter, bounded by the config's timeout (not days)."""
         delay = wait_delay()
         self.ecs.get_waiter("services_inactive").wait(
-            cluster=cluster, services=[name],
-            WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(timeout_seconds / delay), 1)})
+            cluster=cluster,
+            services=[name],
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(timeout_seconds / delay), 1)},
+        )
 
 
 def _check_name(name: str) -> None:
     if not ecs_config.ECS_NAME.fullmatch(name or ""):
-        raise InvalidValue(name="deployment name", value=name, reason="it breaks ECS's service naming rule",
-                           allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
-                           fix="Pass --name churn-prod (for example).")
+        raise InvalidValue(
+            name="deployment name",
+            value=name,
+            reason="it breaks ECS's service naming rule",
+            allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
+            fix="Pass --name churn-prod (for example).",
+        )

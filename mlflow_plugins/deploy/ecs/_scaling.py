@@ -23,8 +23,13 @@ def apply(clients: Any, cluster: str, name: str, cfg: EcsConfig) -> None:
     if spec is None:
         remove(clients, cluster, name)
         return
-    scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
-                                     MinCapacity=int(spec["min_capacity"]), MaxCapacity=int(spec["max_capacity"]))
+    scaling.register_scalable_target(
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+        MinCapacity=int(spec["min_capacity"]),
+        MaxCapacity=int(spec["max_capacity"]),
+    )
     metric: dict[str, Any] = {"PredefinedMetricType": spec.get("metric", METRICS[0])}
     if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget" and cfg.target_group_arn:
         metric["ResourceLabel"] = resource_label(clients("elbv2"), cfg.target_group_arn)
@@ -32,9 +37,14 @@ def apply(clients: Any, cluster: str, name: str, cfg: EcsConfig) -> None:
     for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
         if key in spec:
             tracking[field] = int(spec[key])
-    scaling.put_scaling_policy(PolicyName=f"{name}-target-tracking", ServiceNamespace=NAMESPACE, ResourceId=resource,
-                               ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
-                               TargetTrackingScalingPolicyConfiguration=tracking)
+    scaling.put_scaling_policy(
+        PolicyName=f"{name}-target-tracking",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration=tracking,
+    )
 
 
 def resource_label(elbv2: Any, target_group_arn: str) -> str:
@@ -46,7 +56,8 @@ def resource_label(elbv2: Any, target_group_arn: str) -> str:
 
 def registered(clients: Any, cluster: str, name: str) -> dict[str, Any] | None:
     found = clients("application-autoscaling").describe_scalable_targets(
-        ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(cluster, name)])["ScalableTargets"]
+        ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(cluster, name)]
+    )["ScalableTargets"]
     return found[0] if found else None
 
 
@@ -54,4 +65,5 @@ def remove(clients: Any, cluster: str, name: str) -> None:
     """Deregistering the scalable target deletes its policies too."""
     if registered(clients, cluster, name) is not None:
         clients("application-autoscaling").deregister_scalable_target(
-            ServiceNamespace=NAMESPACE, ResourceId=resource_id(cluster, name), ScalableDimension=DIMENSION)
+            ServiceNamespace=NAMESPACE, ResourceId=resource_id(cluster, name), ScalableDimension=DIMENSION
+        )

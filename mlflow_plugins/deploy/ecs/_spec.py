@@ -25,8 +25,9 @@ def default_log_group(cluster: str, name: str) -> str:
     return f"/mlflow-sagemaker-ops/ecs/{cluster}/{name}"
 
 
-def task_definition(name: str, cfg: EcsConfig, image: str, model_s3_uri: str, region: str,
-                    tags: list[dict[str, str]]) -> dict[str, Any]:
+def task_definition(
+    name: str, cfg: EcsConfig, image: str, model_s3_uri: str, region: str, tags: list[dict[str, str]]
+) -> dict[str, Any]:
     port = cfg.container_port
     env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
@@ -37,10 +38,21 @@ def task_definition(name: str, cfg: EcsConfig, image: str, model_s3_uri: str, re
         "command": ["serve", "--model-uri", model_s3_uri],
         "portMappings": [{"containerPort": port, "protocol": "tcp"}],
         "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
-        "healthCheck": {"command": ["CMD", "python", "-c", _PING.format(port=port)],
-                        "interval": 15, "timeout": 5, "retries": 3, "startPeriod": 60},
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": cfg.log_group, "awslogs-region": region, "awslogs-stream-prefix": STREAM_PREFIX}},
+        "healthCheck": {
+            "command": ["CMD", "python", "-c", _PING.format(port=port)],
+            "interval": 15,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 60,
+        },
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": cfg.log_group,
+                "awslogs-region": region,
+                "awslogs-stream-prefix": STREAM_PREFIX,
+            },
+        },
     }
     return {
         "family": name,
@@ -56,24 +68,34 @@ def task_definition(name: str, cfg: EcsConfig, image: str, model_s3_uri: str, re
 
 
 def network(cfg: EcsConfig) -> dict[str, Any]:
-    awsvpc: dict[str, Any] = {"subnets": cfg.subnets, "assignPublicIp": "ENABLED" if cfg.assign_public_ip else "DISABLED"}
+    awsvpc: dict[str, Any] = {
+        "subnets": cfg.subnets,
+        "assignPublicIp": "ENABLED" if cfg.assign_public_ip else "DISABLED",
+    }
     if cfg.security_groups:
         awsvpc["securityGroups"] = cfg.security_groups
     return {"awsvpcConfiguration": awsvpc}
 
 
 def deployment_configuration(cfg: EcsConfig) -> dict[str, Any]:
-    return {"deploymentCircuitBreaker": {"enable": cfg.circuit_breaker, "rollback": cfg.rollback},
-            "maximumPercent": cfg.maximum_percent, "minimumHealthyPercent": cfg.minimum_healthy_percent}
+    return {
+        "deploymentCircuitBreaker": {"enable": cfg.circuit_breaker, "rollback": cfg.rollback},
+        "maximumPercent": cfg.maximum_percent,
+        "minimumHealthyPercent": cfg.minimum_healthy_percent,
+    }
 
 
 def service_settings(cfg: EcsConfig) -> dict[str, Any]:
     """The settings CreateService and UpdateService share."""
-    settings: dict[str, Any] = {"desiredCount": cfg.desired_count, "networkConfiguration": network(cfg),
-                                "deploymentConfiguration": deployment_configuration(cfg)}
+    settings: dict[str, Any] = {
+        "desiredCount": cfg.desired_count,
+        "networkConfiguration": network(cfg),
+        "deploymentConfiguration": deployment_configuration(cfg),
+    }
     if cfg.target_group_arn:
-        settings["loadBalancers"] = [{"targetGroupArn": cfg.target_group_arn, "containerName": CONTAINER,
-                                      "containerPort": cfg.container_port}]
+        settings["loadBalancers"] = [
+            {"targetGroupArn": cfg.target_group_arn, "containerName": CONTAINER, "containerPort": cfg.container_port}
+        ]
         if cfg.health_check_grace_seconds is not None:
             settings["healthCheckGracePeriodSeconds"] = cfg.health_check_grace_seconds
     return settings
@@ -90,10 +112,12 @@ def same_task(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("networkMode", "cpu", "memory", "executionRoleArn", "taskRoleArn")
     fields = ("image", "command", "portMappings", "environment", "logConfiguration")
     first, second = a["containerDefinitions"][0], b["containerDefinitions"][0]
-    return (all(a.get(k) == b.get(k) for k in keys)
-            and all(first.get(f) == second.get(f) for f in fields if f != "environment")
-            and sorted((e["name"], e["value"]) for e in first.get("environment") or [])
-            == sorted((e["name"], e["value"]) for e in second.get("environment") or []))
+    return (
+        all(a.get(k) == b.get(k) for k in keys)
+        and all(first.get(f) == second.get(f) for f in fields if f != "environment")
+        and sorted((e["name"], e["value"]) for e in first.get("environment") or [])
+        == sorted((e["name"], e["value"]) for e in second.get("environment") or [])
+    )
 
 
 def live_config(service: dict[str, Any], definition: dict[str, Any], user_tags: dict[str, str]) -> dict[str, Any]:
@@ -126,7 +150,7 @@ def live_config(service: dict[str, Any], definition: dict[str, Any], user_tags: 
         "tags": user_tags or None,
     }
     if model_uri_of(definition).startswith("s3://"):
-        config["bucket"] = model_uri_of(definition)[len("s3://"):].split("/", 1)[0]
+        config["bucket"] = model_uri_of(definition)[len("s3://") :].split("/", 1)[0]
     if balancers and service.get("healthCheckGracePeriodSeconds") is not None:
         config["health_check_grace_seconds"] = service["healthCheckGracePeriodSeconds"]
     return config

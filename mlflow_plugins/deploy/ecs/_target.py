@@ -5,11 +5,11 @@ whose tags (immutable, like a SageMaker endpoint config's) name the model and it
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Mapping
 from typing import Any
 
-from mlflow_plugins.deploy.common import labels as suite_labels, s3uri
+from mlflow_plugins.deploy.common import labels as suite_labels
+from mlflow_plugins.deploy.common import s3uri
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
 from mlflow_plugins.deploy.ecs import _spec as spec
 from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
@@ -41,7 +41,9 @@ class EcsTarget:
             self.say(f"ECS service {cluster}/{service['serviceName']} is deploying; waiting for it to settle")
             timeout = self.parse(config).timeout_seconds if config else DEFAULT_TIMEOUT
             try:
-                service = wait_for_deployment(self.deployer.ecs, cluster, service["serviceName"], primary["id"], timeout, self.say)
+                service = wait_for_deployment(
+                    self.deployer.ecs, cluster, service["serviceName"], primary["id"], timeout, self.say
+                )
             except Exception:  # noqa: BLE001 - the state is read again below
                 found = self._service(name, config)
                 if found is None:
@@ -53,10 +55,16 @@ class EcsTarget:
         # task definition, the same model, registers no new revision, so its tags would be stale).
         tags = suite_labels.as_dict(service.get("tags") or [], "key", "value")
         state = (primary or {}).get("rolloutState")
-        return Live(exists=True, status=ROLLOUT_STATUS.get(state or "", state), arn=service["serviceArn"],
-                    config=service["taskDefinition"], registered_model=tags.get(suite_labels.REGISTERED_MODEL),
-                    version=tags.get(suite_labels.MODEL_VERSION), failure_reason=(primary or {}).get("rolloutStateReason"),
-                    models=(spec.model_uri_of(definition["taskDefinition"]),))
+        return Live(
+            exists=True,
+            status=ROLLOUT_STATUS.get(state or "", state),
+            arn=service["serviceArn"],
+            config=service["taskDefinition"],
+            registered_model=tags.get(suite_labels.REGISTERED_MODEL),
+            version=tags.get(suite_labels.MODEL_VERSION),
+            failure_reason=(primary or {}).get("rolloutStateReason"),
+            models=(spec.model_uri_of(definition["taskDefinition"]),),
+        )
 
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
         cluster, service = _split(name, config)
@@ -76,8 +84,13 @@ class EcsTarget:
 
     def invoke(self, name: str, body: bytes, content_type: str, options: Mapping[str, Any]) -> str:
         if options.get("TargetVariant") is not None:
-            raise InvalidValue(name="TargetVariant", value=options["TargetVariant"], reason="an ECS service has no variants",
-                               allowed="no TargetVariant", fix="Drop the TargetVariant param.")
+            raise InvalidValue(
+                name="TargetVariant",
+                value=options["TargetVariant"],
+                reason="an ECS service has no variants",
+                allowed="no TargetVariant",
+                fix="Drop the TargetVariant param.",
+            )
         answer = self.deployer.invoke(name, body, content_type, options.get("via"))
         return answer.decode() if isinstance(answer, bytes) else answer
 

@@ -29,17 +29,56 @@ LOG_LINES = 5
 def _deployment_waiter(ecs: Any, deployment_id: str, timeout_seconds: int) -> Any:
     delay = wait_delay()
     mine = f"services[0].deployments[?id=='{deployment_id}'"  # closed with "]" (or "&& ...]") below
-    model = WaiterModel({"version": 2, "waiters": {"DeploymentSettled": {
-        "operation": "DescribeServices", "delay": delay, "maxAttempts": max(math.ceil(timeout_seconds / delay), 1),
-        "acceptors": [
-            {"matcher": "path", "state": "success", "expected": True,
-             "argument": f"length({mine} && rolloutState=='COMPLETED']) == `1` && length(services[0].deployments) == `1`"},
-            {"matcher": "path", "state": "success", "expected": True, "argument": f"length({mine} && rolloutState=='FAILED']) == `1`"},
-            {"matcher": "path", "state": "success", "expected": True, "argument": f"length({mine}]) == `0`"},
-            {"matcher": "pathAny", "state": "failure", "expected": "MISSING", "argument": "failures[].reason"},
-            {"matcher": "pathAny", "state": "failure", "expected": "DRAINING", "argument": "services[].status"},
-            {"matcher": "pathAny", "state": "failure", "expected": "INACTIVE", "argument": "services[].status"},
-        ]}}})
+    model = WaiterModel(
+        {
+            "version": 2,
+            "waiters": {
+                "DeploymentSettled": {
+                    "operation": "DescribeServices",
+                    "delay": delay,
+                    "maxAttempts": max(math.ceil(timeout_seconds / delay), 1),
+                    "acceptors": [
+                        {
+                            "matcher": "path",
+                            "state": "success",
+                            "expected": True,
+                            "argument": f"length({mine} && rolloutState=='COMPLETED']) == `1` && length(services[0].deployments) == `1`",
+                        },
+                        {
+                            "matcher": "path",
+                            "state": "success",
+                            "expected": True,
+                            "argument": f"length({mine} && rolloutState=='FAILED']) == `1`",
+                        },
+                        {
+                            "matcher": "path",
+                            "state": "success",
+                            "expected": True,
+                            "argument": f"length({mine}]) == `0`",
+                        },
+                        {
+                            "matcher": "pathAny",
+                            "state": "failure",
+                            "expected": "MISSING",
+                            "argument": "failures[].reason",
+                        },
+                        {
+                            "matcher": "pathAny",
+                            "state": "failure",
+                            "expected": "DRAINING",
+                            "argument": "services[].status",
+                        },
+                        {
+                            "matcher": "pathAny",
+                            "state": "failure",
+                            "expected": "INACTIVE",
+                            "argument": "services[].status",
+                        },
+                    ],
+                }
+            },
+        }
+    )
     return create_waiter_with_client("DeploymentSettled", model, ecs)
 
 
@@ -66,16 +105,29 @@ class Progress:
         for deployment in services[0].get("deployments") or []:
             if deployment["id"] != self.deployment_id:
                 continue
-            state = (deployment.get("rolloutState"), deployment.get("runningCount"), deployment.get("pendingCount"),
-                     deployment.get("failedTasks"))
+            state = (
+                deployment.get("rolloutState"),
+                deployment.get("runningCount"),
+                deployment.get("pendingCount"),
+                deployment.get("failedTasks"),
+            )
             if state != self.last:
                 self.last = state
-                self.say(f"  [{elapsed:6.1f}s] {deployment['id']} {state[0]}: {state[1]}/{deployment.get('desiredCount')} "
-                         f"running, {state[2]} pending, {state[3]} failed")
+                self.say(
+                    f"  [{elapsed:6.1f}s] {deployment['id']} {state[0]}: {state[1]}/{deployment.get('desiredCount')} "
+                    f"running, {state[2]} pending, {state[3]} failed"
+                )
 
 
-def wait_for_deployment(ecs: Any, cluster: str, service: str, deployment_id: str, timeout_seconds: int,
-                        say: Say, since: datetime | None = None) -> dict[str, Any]:
+def wait_for_deployment(
+    ecs: Any,
+    cluster: str,
+    service: str,
+    deployment_id: str,
+    timeout_seconds: int,
+    say: Say,
+    since: datetime | None = None,
+) -> dict[str, Any]:
     """Wait until the deployment settles; the service as last described. Raises the waiter's
     ``WaiterError`` on a timeout or when the service goes away."""
     progress = Progress(say, deployment_id, since)
@@ -113,8 +165,9 @@ def _log_tail(ecs: Any, logs: Any, task: dict[str, Any]) -> list[str]:
         return []
     stream = f"{options.get('awslogs-stream-prefix', STREAM_PREFIX)}/{CONTAINER}/{task['taskArn'].split('/')[-1]}"
     try:
-        found = logs.get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream,
-                                    limit=LOG_LINES, startFromHead=False)["events"]
+        found = logs.get_log_events(
+            logGroupName=options["awslogs-group"], logStreamName=stream, limit=LOG_LINES, startFromHead=False
+        )["events"]
     except logs.exceptions.ResourceNotFoundException:
         return []
     return [event["message"] for event in found]

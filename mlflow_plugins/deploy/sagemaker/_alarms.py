@@ -21,12 +21,30 @@ def names(endpoint: str, variant: str) -> list[str]:
 def create(cloudwatch: Any, endpoint: str, variant: str) -> list[str]:
     dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
     errors, latency = names(endpoint, variant)
-    common = {"Namespace": "AWS/SageMaker", "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": 1,
-              "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}
-    cloudwatch.put_metric_alarm(AlarmName=errors, MetricName="Invocation5XXErrors", Statistic="Sum",
-                                Threshold=ERRORS_PER_MINUTE, AlarmDescription="mlflow-sagemaker-ops: variant 5XX errors", **common)
-    cloudwatch.put_metric_alarm(AlarmName=latency, MetricName="ModelLatency", Statistic="Average",
-                                Threshold=LATENCY_MICROSECONDS, AlarmDescription="mlflow-sagemaker-ops: model latency", **common)
+    common = {
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": dimensions,
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    cloudwatch.put_metric_alarm(
+        AlarmName=errors,
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Threshold=ERRORS_PER_MINUTE,
+        AlarmDescription="mlflow-sagemaker-ops: variant 5XX errors",
+        **common,
+    )
+    cloudwatch.put_metric_alarm(
+        AlarmName=latency,
+        MetricName="ModelLatency",
+        Statistic="Average",
+        Threshold=LATENCY_MICROSECONDS,
+        AlarmDescription="mlflow-sagemaker-ops: model latency",
+        **common,
+    )
     return [errors, latency]
 
 

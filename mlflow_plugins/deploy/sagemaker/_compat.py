@@ -50,27 +50,55 @@ def check(model_dir: str | Path, manifest: dict[str, Any], model_uri: str) -> No
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
     pyfunc = (mlmodel.get("flavors") or {}).get("python_function")
     if not pyfunc:
-        raise _refuse(model_uri, "flavor", sorted(mlmodel.get("flavors") or {}), "python_function",
-                      "Log the model with a flavor that has python_function (every built-in MLflow flavor does).")
+        raise _refuse(
+            model_uri,
+            "flavor",
+            sorted(mlmodel.get("flavors") or {}),
+            "python_function",
+            "Log the model with a flavor that has python_function (every built-in MLflow flavor does).",
+        )
     env_file = model_dir / "python_env.yaml"
-    python = str((yaml.safe_load(env_file.read_text()) or {}).get("python", "")) if env_file.exists() else \
-        str(pyfunc.get("python_version", ""))
+    python = (
+        str((yaml.safe_load(env_file.read_text()) or {}).get("python", ""))
+        if env_file.exists()
+        else str(pyfunc.get("python_version", ""))
+    )
     if _minor(python) != _minor(manifest["python"]):
-        raise _refuse(model_uri, "Python", python or "unknown", f"Python {manifest['python']}.x (the image's)",
-                      "Log the model under the image's Python, or deploy it to its own endpoint.")
+        raise _refuse(
+            model_uri,
+            "Python",
+            python or "unknown",
+            f"Python {manifest['python']}.x (the image's)",
+            "Log the model under the image's Python, or deploy it to its own endpoint.",
+        )
     baked = {_canonical(k): v for k, v in manifest["packages"].items()}
     for name, pinned in requirements(model_dir).items():
         if name not in baked:
-            raise _refuse(model_uri, f"package {name}", pinned or "any version", "the image's packages: "
-                          + ", ".join(sorted(baked)), "Build an image with it (build-image), or deploy the model to its own endpoint.")
+            raise _refuse(
+                model_uri,
+                f"package {name}",
+                pinned or "any version",
+                "the image's packages: " + ", ".join(sorted(baked)),
+                "Build an image with it (build-image), or deploy the model to its own endpoint.",
+            )
         if pinned and _minor(pinned) != _minor(baked[name]):
-            raise _refuse(model_uri, f"package {name}", pinned, f"{name} {_minor(baked[name])}.x (the image has {baked[name]})",
-                          "Retrain or log the model against the image's version, or deploy it to its own endpoint.")
+            raise _refuse(
+                model_uri,
+                f"package {name}",
+                pinned,
+                f"{name} {_minor(baked[name])}.x (the image has {baked[name]})",
+                "Retrain or log the model against the image's version, or deploy it to its own endpoint.",
+            )
 
 
 def _refuse(model_uri: str, what: str, value: Any, allowed: str, fix: str) -> InvalidValue:
-    return InvalidValue(name=f"model {model_uri} {what}", value=value,
-                        reason="the multi-model endpoint's image cannot run it", allowed=allowed, fix=fix)
+    return InvalidValue(
+        name=f"model {model_uri} {what}",
+        value=value,
+        reason="the multi-model endpoint's image cannot run it",
+        allowed=allowed,
+        fix=fix,
+    )
 
 
 def _minor(version: str) -> str:

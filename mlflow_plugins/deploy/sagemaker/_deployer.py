@@ -20,24 +20,38 @@
 from __future__ import annotations
 
 import builtins
-
 import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 from mlflow_plugins import secrets
-from mlflow_plugins.deploy.common import archives, images, labels as suite_labels, s3uri
+from mlflow_plugins.deploy.common import archives, images, s3uri
+from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.origin import model_origin
 from mlflow_plugins.deploy.common.progress import Progress, wait_delay
+from mlflow_plugins.deploy.contract import Live
 from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _invoke, _live
 from mlflow_plugins.deploy.sagemaker._requests import (
-    MANAGED, deployment_config, layout, models_in, resource_name, resource_tags, variant as variant_spec,
+    MANAGED,
+    deployment_config,
+    layout,
+    models_in,
+    resource_name,
+    resource_tags,
+)
+from mlflow_plugins.deploy.sagemaker._requests import (
+    variant as variant_spec,
 )
 from mlflow_plugins.deploy.sagemaker.config import SAGEMAKER_NAME, SageMakerConfig, parse
 from mlflow_plugins.errors import (
-    AwsCallFailed, InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound, as_domain_error,
+    AwsCallFailed,
+    InvalidValue,
+    MissingSetting,
+    ResourceConflict,
+    ResourceNotFound,
+    as_domain_error,
 )
 
 SHADOW_URI = "mlflow-sagemaker-ops:shadow-model-uri"
@@ -64,9 +78,11 @@ class SageMakerDeployer:
         check_name(name)
         role = require_role(cfg)
         if self.describe(name) is not None:
-            raise ResourceConflict(kind="SageMaker endpoint", name=name,
-                                   fix="Use `mlflow deployments update`, or delete it first.")
+            raise ResourceConflict(
+                kind="SageMaker endpoint", name=name, fix="Use `mlflow deployments update`, or delete it first."
+            )
         local = archives.local_pyfunc_model(model_uri)  # before any write: a missing model makes no bucket
+        self._check_alarms(cfg)
         model = self._upload(name, local, cfg)
         created = self.journal(name)
         if model.bytes_uploaded:  # a new archive: a failed create takes it away again
@@ -74,9 +90,11 @@ class SageMakerDeployer:
         try:
             cfg = self.auto_alarms(name, cfg, created)
             config_name, _ = self._model_and_config(name, model, cfg, role, model_uri, created)
-            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name,
-                                           Tags=resource_tags(cfg, model, model_uri, config_name,
-                                                              model_origin(model_uri, model.local_dir)))
+            self.sagemaker.create_endpoint(
+                EndpointName=name,
+                EndpointConfigName=config_name,
+                Tags=resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir)),
+            )
             created.add("endpoint", name)
             self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
             if cfg.synchronous:
@@ -89,6 +107,7 @@ class SageMakerDeployer:
 
     def journal(self, name: str) -> Journal:
         """The undo steps of one operation on endpoint ``name``."""
+
         def sagemaker_delete(kind: str, field: str) -> Callable[[str], None]:
             return lambda resource: getattr(self.sagemaker, f"delete_{kind}")(**{field: resource})
 
@@ -96,14 +115,19 @@ class SageMakerDeployer:
             self.sagemaker.delete_endpoint(EndpointName=resource)
             self.wait(resource, "endpoint_deleted", parse(None))
 
-        return Journal({
-            "endpoint": delete_endpoint,
-            "endpoint_config": sagemaker_delete("endpoint_config", "EndpointConfigName"),
-            "model": sagemaker_delete("model", "ModelName"),
-            "alarms": lambda resource: _alarms.delete(self.clients("cloudwatch"), *resource.split("/", 1)),
-            "scaling": lambda resource: _autoscaling.remove(self.clients("application-autoscaling"), *resource.split("/", 1)),
-            "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
-        }, deployment=name)
+        return Journal(
+            {
+                "endpoint": delete_endpoint,
+                "endpoint_config": sagemaker_delete("endpoint_config", "EndpointConfigName"),
+                "model": sagemaker_delete("model", "ModelName"),
+                "alarms": lambda resource: _alarms.delete(self.clients("cloudwatch"), *resource.split("/", 1)),
+                "scaling": lambda resource: _autoscaling.remove(
+                    self.clients("application-autoscaling"), *resource.split("/", 1)
+                ),
+                "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
+            },
+            deployment=name,
+        )
 
     def scale(self, name: str, cfg: SageMakerConfig, created: Journal | None = None) -> None:
         """Register autoscaling when configured; without the key, a registration survives."""
@@ -111,11 +135,21 @@ class SageMakerDeployer:
             if created is not None:
                 created.add("scaling", f"{name}/{cfg.variant_name}")
             _autoscaling.apply(self.clients("application-autoscaling"), name, cfg.variant_name, cfg.autoscaling)
-            self.say(f"Autoscaling {name}/{cfg.variant_name}: {cfg.autoscaling['min_capacity']} to "
-                     f"{cfg.autoscaling['max_capacity']} instances, target {cfg.autoscaling['target']}")
+            self.say(
+                f"Autoscaling {name}/{cfg.variant_name}: {cfg.autoscaling['min_capacity']} to "
+                f"{cfg.autoscaling['max_capacity']} instances, target {cfg.autoscaling['target']}"
+            )
 
-    def _model_and_config(self, name: str, model: Any, cfg: SageMakerConfig, role: str, model_uri: str,
-                          created: Journal, live: dict[str, Any] | None = None) -> tuple[str, builtins.list[str]]:
+    def _model_and_config(
+        self,
+        name: str,
+        model: Any,
+        cfg: SageMakerConfig,
+        role: str,
+        model_uri: str,
+        created: Journal,
+        live: dict[str, Any] | None = None,
+    ) -> tuple[str, builtins.list[str]]:
         """A new SageMaker model for ``model`` and an endpoint config serving it, laid out by
         :func:`._requests.layout` against the ``live`` endpoint config: the config's name and
         the models it serves."""
@@ -127,59 +161,101 @@ class SageMakerDeployer:
         created.add("endpoint_config", resource)
         return resource, serves
 
-    def _create_model(self, resource: str, s3_uri: str, cfg: SageMakerConfig, role: str, labels: builtins.list[dict[str, str]]) -> None:
-        container = {"Image": images.image_uri(self.clients, cfg.image_url), "ModelDataUrl": s3_uri, "Environment": cfg.env or {}}
-        model_args: dict[str, Any] = {"ModelName": resource, "ExecutionRoleArn": role,
-                                      "PrimaryContainer": container, "Tags": labels,
-                                      "EnableNetworkIsolation": cfg.network_isolation}
+    def _create_model(
+        self, resource: str, s3_uri: str, cfg: SageMakerConfig, role: str, labels: builtins.list[dict[str, str]]
+    ) -> None:
+        container = {
+            "Image": images.image_uri(self.clients, cfg.image_url),
+            "ModelDataUrl": s3_uri,
+            "Environment": cfg.env or {},
+        }
+        model_args: dict[str, Any] = {
+            "ModelName": resource,
+            "ExecutionRoleArn": role,
+            "PrimaryContainer": container,
+            "Tags": labels,
+            "EnableNetworkIsolation": cfg.network_isolation,
+        }
         if cfg.vpc_config:
             model_args["VpcConfig"] = cfg.vpc_config
         self.sagemaker.create_model(**model_args)
 
-    def _create_config(self, resource: str, variants: builtins.list[dict[str, Any]], shadows: builtins.list[dict[str, Any]],
-                       cfg: SageMakerConfig, labels: builtins.list[dict[str, str]]) -> builtins.list[str]:
+    def _create_config(
+        self,
+        resource: str,
+        variants: builtins.list[dict[str, Any]],
+        shadows: builtins.list[dict[str, Any]],
+        cfg: SageMakerConfig,
+        labels: builtins.list[dict[str, str]],
+    ) -> builtins.list[str]:
         config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": variants, "Tags": labels}
         if shadows:
             config_args["ShadowProductionVariants"] = shadows
-        for key, field in (("data_capture_config", "DataCaptureConfig"), ("async_inference_config", "AsyncInferenceConfig"),
-                           ("kms_key_id", "KmsKeyId")):
+        for key, field in (
+            ("data_capture_config", "DataCaptureConfig"),
+            ("async_inference_config", "AsyncInferenceConfig"),
+            ("kms_key_id", "KmsKeyId"),
+        ):
             if getattr(cfg, key):
                 config_args[field] = getattr(cfg, key)
         self.sagemaker.create_endpoint_config(**config_args)
         return models_in(config_args)
 
     # ---- update -------------------------------------------------------------------------
-    def update(self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None) -> dict[str, Any]:
+    def update(
+        self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None
+    ) -> dict[str, Any]:
         """Roll out ``model_uri`` with the configured strategy. ``strategy=shadow`` puts it in a
         shadow variant beside the live model; an update without a model URI then promotes the
         shadow's model to production (with the configured strategy)."""
         parse(config)  # a bad config fails before any AWS call
         current = self.describe(name)
         if current is None:
-            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`.")
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`."
+            )
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         given = config.given_values() if isinstance(config, SageMakerConfig) else dict(config or {})
         cfg = parse({**self.carried_over(current, live), **given})
         shadows = live.get("ShadowProductionVariants") or []
         if model_uri is None and not (shadows and cfg.strategy != "shadow"):
-            raise MissingSetting(name="model URI (-m)", allowed="any MLflow model URI, or none to promote a shadow variant",
-                                 fix="Pass -m models:/name/version." + ("" if shadows else
-                                     f" Endpoint {name} has no shadow variant to promote."))
+            raise MissingSetting(
+                name="model URI (-m)",
+                allowed="any MLflow model URI, or none to promote a shadow variant",
+                fix="Pass -m models:/name/version."
+                + ("" if shadows else f" Endpoint {name} has no shadow variant to promote."),
+            )
         live_variants = [v["VariantName"] for v in current.get("ProductionVariants", [])]
         if cfg.mode == "add" and cfg.variant_name in live_variants:
-            raise InvalidValue(name="variant_name", value=cfg.variant_name, reason="mode=add adds a new variant; this one serves already",
-                               allowed=f"a name other than {', '.join(live_variants)}", fix="Pass -C variant_name=<new name>.")
+            raise InvalidValue(
+                name="variant_name",
+                value=cfg.variant_name,
+                reason="mode=add adds a new variant; this one serves already",
+                allowed=f"a name other than {', '.join(live_variants)}",
+                fix="Pass -C variant_name=<new name>.",
+            )
         if cfg.mode == "create":
-            raise InvalidValue(name="mode", value="create", reason=f"endpoint {name} exists; update changes it",
-                               allowed="replace, add", fix="Leave mode out (replace), or delete the endpoint first.")
+            raise InvalidValue(
+                name="mode",
+                value="create",
+                reason=f"endpoint {name} exists; update changes it",
+                allowed="replace, add",
+                fix="Leave mode out (replace), or delete the endpoint first.",
+            )
         if cfg.strategy != "all_at_once" and live_variants != [cfg.variant_name]:
-            raise InvalidValue(name="variant_name", value=cfg.variant_name,
-                               reason=f"a {cfg.strategy} update keeps the variant names; the endpoint has {live_variants}",
-                               allowed=", ".join(live_variants), fix=f"Pass -C variant_name={live_variants[0]}.")
+            raise InvalidValue(
+                name="variant_name",
+                value=cfg.variant_name,
+                reason=f"a {cfg.strategy} update keeps the variant names; the endpoint has {live_variants}",
+                allowed=", ".join(live_variants),
+                fix=f"Pass -C variant_name={live_variants[0]}.",
+            )
         if model_uri is None:
             return self._promote(name, current, live, cfg)
         role = require_role(cfg)
-        model = self._upload(name, archives.local_pyfunc_model(model_uri), cfg)
+        local = archives.local_pyfunc_model(model_uri)
+        self._check_alarms(cfg)
+        model = self._upload(name, local, cfg)
         created = self.journal(name)
         if model.bytes_uploaded:
             created.add("archive", model.s3_uri)
@@ -206,20 +282,32 @@ class SageMakerDeployer:
         self._finish(name, after, labels, bool(shadows) and not shadowing, live, serves, cfg)
         return self.get(name)
 
-    def _promote(self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig) -> dict[str, Any]:
+    def _promote(
+        self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig
+    ) -> dict[str, Any]:
         """The shadow variant's model becomes the production model, with the configured strategy."""
         shadow_model = live["ShadowProductionVariants"][0]["ModelName"]
-        labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(
-            ResourceArn=self.sagemaker.describe_model(ModelName=shadow_model)["ModelArn"])["Tags"]}
+        labels = {
+            t["Key"]: t["Value"]
+            for t in self.sagemaker.list_tags(
+                ResourceArn=self.sagemaker.describe_model(ModelName=shadow_model)["ModelArn"]
+            )["Tags"]
+        }
         resource = resource_name(name)
         created = self.journal(name)
         try:
             cfg = self.auto_alarms(name, cfg, self.journal(name))
-            self._create_config(resource, [variant_spec(shadow_model, cfg)], [], cfg,
-                                [{"Key": k, "Value": v} for k, v in {**labels, DEPLOYMENT_ID: resource}.items()])
+            self._create_config(
+                resource,
+                [variant_spec(shadow_model, cfg)],
+                [],
+                cfg,
+                [{"Key": k, "Value": v} for k, v in {**labels, DEPLOYMENT_ID: resource}.items()],
+            )
             created.add("endpoint_config", resource)
-            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource,
-                                           DeploymentConfig=deployment_config(cfg))
+            self.sagemaker.update_endpoint(
+                EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg)
+            )
         except Exception as error:
             left = created.undo()
             raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update again")) from None
@@ -232,8 +320,9 @@ class SageMakerDeployer:
         self._finish(name, after, retagged, True, live, [shadow_model], cfg)
         return self.get(name)
 
-    def settle(self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig,
-               previous: str | None = None) -> dict[str, Any]:
+    def settle(
+        self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig, previous: str | None = None
+    ) -> dict[str, Any]:
         """Wait for the update to finish. SageMaker rolled it back when the endpoint serves the
         ``previous`` config again: what the update created is deleted and it fails with SageMaker's
         reason (the alarm named). An endpoint that serves a third config was changed by someone
@@ -243,23 +332,39 @@ class SageMakerDeployer:
         if after["EndpointConfigName"] == config_name:
             return after
         if previous is not None and after["EndpointConfigName"] != previous:
-            raise AwsCallFailed(operation="UpdateEndpoint", code="Replaced",
-                                detail=f"endpoint {name} serves {after['EndpointConfigName']}, neither this update's "
-                                       f"{config_name} nor the {previous} it replaced: another deploy changed it meanwhile",
-                                fix="Check who else deploys to it (`mlflow deployments get`), then update again.")
+            raise AwsCallFailed(
+                operation="UpdateEndpoint",
+                code="Replaced",
+                detail=f"endpoint {name} serves {after['EndpointConfigName']}, neither this update's "
+                f"{config_name} nor the {previous} it replaced: another deploy changed it meanwhile",
+                fix="Check who else deploys to it (`mlflow deployments get`), then update again.",
+            )
         created.undo()
-        raise AwsCallFailed(operation="UpdateEndpoint", code="RolledBack",
-                            detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
-                            fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.")
+        raise AwsCallFailed(
+            operation="UpdateEndpoint",
+            code="RolledBack",
+            detail=after.get("FailureReason", "SageMaker rolled the update back").rstrip("."),
+            fix=f"The endpoint still serves {after['EndpointConfigName']}; fix the cause, then update again.",
+        )
 
-    def _finish(self, name: str, after: dict[str, Any], labels: builtins.list[dict[str, str]], drop_shadow: bool,
-                live: dict[str, Any], serves: builtins.list[str], cfg: SageMakerConfig) -> None:
+    def _finish(
+        self,
+        name: str,
+        after: dict[str, Any],
+        labels: builtins.list[dict[str, str]],
+        drop_shadow: bool,
+        live: dict[str, Any],
+        serves: builtins.list[str],
+        cfg: SageMakerConfig,
+    ) -> None:
         """Once the new config serves: tag the endpoint, apply autoscaling, retire what it replaced.
         Each step is tried even when one fails, and a failure says truthfully that the endpoint
         serves the new config and what is unfinished."""
-        steps = (("tag the endpoint with its new model", lambda: self._retag(after["EndpointArn"], labels, drop_shadow)),
-                 ("apply autoscaling", lambda: self.scale(name, cfg)),
-                 ("delete the replaced config and models", lambda: self.retire(live, serves, cfg)))
+        steps = (
+            ("tag the endpoint with its new model", lambda: self._retag(after["EndpointArn"], labels, drop_shadow)),
+            ("apply autoscaling", lambda: self.scale(name, cfg)),
+            ("delete the replaced config and models", lambda: self.retire(live, serves, cfg)),
+        )
         unfinished = []
         for step, run in steps:
             try:
@@ -267,11 +372,14 @@ class SageMakerDeployer:
             except Exception as error:  # noqa: BLE001 - every step is tried, every failure named
                 unfinished.append(f"{step} ({error})")
         if unfinished:
-            raise AwsCallFailed(operation="UpdateEndpoint", code="Unfinished",
-                                detail=f"endpoint {name} serves {after['EndpointConfigName']} now, but could not "
-                                       + "; ".join(unfinished),
-                                fix="The registry hooks finish it at their next pass (observe and clean); by hand, "
-                                    "`mlflow deployments update` again replaces it cleanly.")
+            raise AwsCallFailed(
+                operation="UpdateEndpoint",
+                code="Unfinished",
+                detail=f"endpoint {name} serves {after['EndpointConfigName']} now, but could not "
+                + "; ".join(unfinished),
+                fix="The registry hooks finish it at their next pass (observe and clean); by hand, "
+                "`mlflow deployments update` again replaces it cleanly.",
+            )
 
     def _retag(self, arn: str, labels: builtins.list[dict[str, str]], drop_shadow: bool) -> None:
         """The endpoint's tags say what it serves now (AddTags overwrites existing keys)."""
@@ -315,7 +423,8 @@ class SageMakerDeployer:
             "image_url": container.get("Image"),
             "network_isolation": model.get("EnableNetworkIsolation", False),
             "vpc_config": model.get("VpcConfig"),
-            "tags": {t["Key"]: t["Value"] for t in live_tags if not t["Key"].startswith("mlflow-sagemaker-ops:")} or None,
+            "tags": {t["Key"]: t["Value"] for t in live_tags if not t["Key"].startswith("mlflow-sagemaker-ops:")}
+            or None,
         }
         if "ServerlessConfig" in variant:
             kept["serverless_config"] = variant["ServerlessConfig"]
@@ -328,35 +437,67 @@ class SageMakerDeployer:
         cfg = parse(config)
         current = self.describe(name)
         if current is None:
-            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
+            )
         live = self.config_or_none(current["EndpointConfigName"])
-        for variant in current.get("ProductionVariants", []):
-            _autoscaling.remove(self.clients("application-autoscaling"), name, variant["VariantName"])
-            _alarms.delete(self.clients("cloudwatch"), name, variant["VariantName"])
-        self.sagemaker.delete_endpoint(EndpointName=name)
+        served = [
+            self.sagemaker.describe_model(ModelName=m)["PrimaryContainer"].get("ModelDataUrl", "")
+            for m in models_in(live)
+        ]
+        try:
+            self.sagemaker.delete_endpoint(EndpointName=name)
+        except self.sagemaker.exceptions.ClientError as error:  # the endpoint keeps its alarms and scaling
+            raise as_domain_error(
+                error,
+                f"Endpoint {name} is unchanged, with its alarms and autoscaling; "
+                "check the message, then run delete again.",
+            ) from None
         self.say(f"Deleting endpoint {name}")
         if cfg.synchronous:
             self.wait(name, "endpoint_deleted", cfg)
-        served = [self.sagemaker.describe_model(ModelName=m)["PrimaryContainer"].get("ModelDataUrl", "") for m in models_in(live)]
         gone = self.journal(name)
+        for variant in current.get(
+            "ProductionVariants", []
+        ):  # only once the endpoint is going: a failed delete keeps them
+            gone.add("scaling", f"{name}/{variant['VariantName']}")
+            gone.add("alarms", f"{name}/{variant['VariantName']}")
         gone.add("endpoint_config", current["EndpointConfigName"])
         for model in models_in(live):
             gone.add("model", model)
         left = gone.undo()
-        for bucket in sorted({s3uri.split(uri)[0] for uri in served if uri.startswith("s3://")}):
-            s3uri.delete_prefix(self.clients("s3"), _live.archive_prefix(bucket, name))  # its content-addressed archives
+        buckets = {s3uri.split(uri)[0] for uri in served if uri.startswith("s3://")} or {
+            cfg.bucket or archives.default_bucket(self.clients)
+        }
+        for bucket in sorted(buckets):
+            s3uri.delete_prefix(
+                self.clients("s3"), _live.archive_prefix(bucket, name)
+            )  # its content-addressed archives
+        if (
+            len(name) <= 40
+        ):  # configs and models that earlier failures of this endpoint left (their names start with it)
+            _live.collect_orphans(self, name, Live(exists=False), None)
         if left:
-            raise AwsCallFailed(operation="delete", code="Incomplete", detail=f"endpoint {name} is deleted; left: {'; '.join(left)}",
-                                fix="Run delete again, or delete them by hand.")
+            raise AwsCallFailed(
+                operation="delete",
+                code="Incomplete",
+                detail=f"endpoint {name} is deleted; left: {'; '.join(left)}",
+                fix="Run delete again, or delete them by hand.",
+            )
 
     def get(self, name: str) -> dict[str, Any]:
         described = self.describe(name)
         if described is None:
-            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
+            )
         labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
         return {
-            "name": name, "flavor": "python_function", "endpoint_arn": described["EndpointArn"],
-            "status": described["EndpointStatus"], "endpoint_config": described["EndpointConfigName"],
+            "name": name,
+            "flavor": "python_function",
+            "endpoint_arn": described["EndpointArn"],
+            "status": described["EndpointStatus"],
+            "endpoint_config": described["EndpointConfigName"],
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
             "shadow_variants": [v["VariantName"] for v in described.get("ShadowProductionVariants", [])],
             "model_uri": labels.get("mlflow-sagemaker-ops:model-uri"),
@@ -366,8 +507,10 @@ class SageMakerDeployer:
             "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
             "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
             "deployment_id": labels.get("mlflow-sagemaker-ops:deployment-id"),
-            "autoscaling": [_autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
-                            for v in described.get("ProductionVariants", [])],
+            "autoscaling": [
+                _autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
+                for v in described.get("ProductionVariants", [])
+            ],
             "failure_reason": described.get("FailureReason"),
         }
 
@@ -377,16 +520,24 @@ class SageMakerDeployer:
             for summary in page["Endpoints"]:
                 found_tags = self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]
                 if any(t["Key"] == MANAGED for t in found_tags):
-                    found.append({"name": summary["EndpointName"], "status": summary["EndpointStatus"],
-                                  "endpoint_arn": summary["EndpointArn"]})
+                    found.append(
+                        {
+                            "name": summary["EndpointName"],
+                            "status": summary["EndpointStatus"],
+                            "endpoint_arn": summary["EndpointArn"],
+                        }
+                    )
         return found
 
-    def invoke(self, name: str, body: bytes, content_type: str = "application/json",
-               target_variant: str | None = None) -> str:
+    def invoke(
+        self, name: str, body: bytes, content_type: str = "application/json", target_variant: str | None = None
+    ) -> str:
         """The endpoint's JSON answer to ``body`` (through S3 for an asynchronous endpoint)."""
         described = self.describe(name)
         if described is None:
-            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`.")
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
+            )
         return _invoke.invoke(self.clients, described, body, content_type, target_variant, self.say)
 
     # ---- helpers ------------------------------------------------------------------------
@@ -409,6 +560,29 @@ class SageMakerDeployer:
                 return None
             raise as_domain_error(error, "Check your AWS credentials and region.") from None
 
+    def _check_alarms(self, cfg: SageMakerConfig) -> None:
+        """The rollback alarms must exist before the first write (a read: DescribeAlarms), or AWS
+        would refuse the update only after the upload."""
+        wanted = sorted(set(cfg.alarms or []))
+        if not wanted:
+            return
+        cloudwatch = self.clients("cloudwatch")
+        found: set[str] = set()
+        for start in range(0, len(wanted), 100):  # DescribeAlarms takes up to 100 names
+            pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=wanted[start : start + 100])
+            found |= {
+                a["AlarmName"] for page in pages for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])
+            }
+        missing = [a for a in wanted if a not in found]
+        if missing:
+            raise InvalidValue(
+                name="alarms",
+                value=missing,
+                reason="no CloudWatch alarm has that name in this account and region",
+                allowed="names of existing alarms (aws cloudwatch describe-alarms)",
+                fix="Create the alarm first, fix the name, or use -C auto_alarms=true.",
+            )
+
     def _listed(self, name: str) -> bool:
         pages = self.sagemaker.get_paginator("list_endpoints").paginate(NameContains=name)
         return any(e["EndpointName"] == name for page in pages for e in page["Endpoints"])
@@ -427,24 +601,35 @@ class SageMakerDeployer:
         try:
             self.sagemaker.get_waiter(waiter).wait(
                 EndpointName=name,
-                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg.timeout_seconds / delay), 1)})
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg.timeout_seconds / delay), 1)},
+            )
         except Exception as error:  # WaiterError: Failed status or timeout
-            raise AwsCallFailed(operation=f"waiting for {waiter}", code=type(error).__name__, detail=str(error),
-                                fix=f"See `mlflow deployments get -t sagemaker --name {name}` for the endpoint's state.") from None
+            raise AwsCallFailed(
+                operation=f"waiting for {waiter}",
+                code=type(error).__name__,
+                detail=str(error),
+                fix=f"See `mlflow deployments get -t sagemaker --name {name}` for the endpoint's state.",
+            ) from None
         finally:
             events.unregister("after-call.sagemaker.DescribeEndpoint", progress)
 
+
 def check_name(name: str) -> None:
     if not SAGEMAKER_NAME.fullmatch(name or ""):
-        raise InvalidValue(name="deployment name", value=name, reason="it breaks SageMaker's endpoint naming rule",
-                           allowed="1 to 63 letters, digits and hyphens, starting with a letter or digit",
-                           fix="Pass --name churn-prod (for example).")
+        raise InvalidValue(
+            name="deployment name",
+            value=name,
+            reason="it breaks SageMaker's endpoint naming rule",
+            allowed="1 to 63 letters, digits and hyphens, starting with a letter or digit",
+            fix="Pass --name churn-prod (for example).",
+        )
 
 
 def require_role(cfg: SageMakerConfig) -> str:
     if not cfg.execution_role_arn:
-        raise MissingSetting(name="execution_role_arn", allowed="an IAM role ARN that SageMaker can assume",
-                             fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.")
+        raise MissingSetting(
+            name="execution_role_arn",
+            allowed="an IAM role ARN that SageMaker can assume",
+            fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.",
+        )
     return cfg.execution_role_arn
-
-

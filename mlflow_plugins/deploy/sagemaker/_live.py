@@ -24,8 +24,14 @@ from mlflow_plugins.deploy.sagemaker._requests import models_in
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig
 
 TAG = "mlflow-sagemaker-ops:"
-IN_FLIGHT = {"Creating": "endpoint_in_service", "Updating": "endpoint_in_service", "SystemUpdating": "endpoint_in_service",
-             "RollingBack": "endpoint_in_service", "UpdateRollbackFailed": None, "Deleting": "endpoint_deleted"}
+IN_FLIGHT = {
+    "Creating": "endpoint_in_service",
+    "Updating": "endpoint_in_service",
+    "SystemUpdating": "endpoint_in_service",
+    "RollingBack": "endpoint_in_service",
+    "UpdateRollbackFailed": None,
+    "Deleting": "endpoint_deleted",
+}
 
 
 def observe(deployer: Any, name: str, cfg: SageMakerConfig) -> Live:
@@ -45,10 +51,16 @@ def observe(deployer: Any, name: str, cfg: SageMakerConfig) -> Live:
     labels = _tags(sagemaker, config["EndpointConfigArn"]) if config else {}
     if config and labels.get(MANAGED):
         _repair_endpoint_tags(sagemaker, described["EndpointArn"], labels)
-    return Live(exists=True, status=described["EndpointStatus"], arn=described["EndpointArn"],
-                config=described["EndpointConfigName"], registered_model=labels.get(f"{TAG}registered-model"),
-                version=labels.get(f"{TAG}model-version"), failure_reason=described.get("FailureReason"),
-                models=tuple(models_in(config)))
+    return Live(
+        exists=True,
+        status=described["EndpointStatus"],
+        arn=described["EndpointArn"],
+        config=described["EndpointConfigName"],
+        registered_model=labels.get(f"{TAG}registered-model"),
+        version=labels.get(f"{TAG}model-version"),
+        failure_reason=described.get("FailureReason"),
+        models=tuple(models_in(config)),
+    )
 
 
 def serving_archive(deployer: Any, config_name: str) -> str | None:

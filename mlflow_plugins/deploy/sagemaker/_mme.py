@@ -20,13 +20,15 @@ import re
 from typing import Any
 
 from mlflow_plugins import secrets
-from mlflow_plugins.deploy.common import archives as _artifacts, images, s3uri
+from mlflow_plugins.deploy.common import archives as _artifacts
+from mlflow_plugins.deploy.common import images, s3uri
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.labels import DEPLOYMENT_ID, MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
 from mlflow_plugins.deploy.sagemaker import _compat
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, require_role, stderr
-from mlflow_plugins.deploy.sagemaker._requests import deployment_config, resource_name, variant as variant_spec
+from mlflow_plugins.deploy.sagemaker._requests import deployment_config, resource_name
+from mlflow_plugins.deploy.sagemaker._requests import variant as variant_spec
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
 from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
 
@@ -48,25 +50,44 @@ class MultiModelDeployer:
         check_name(name)
         for key in NOT_FOR_MME:
             if getattr(cfg, key):
-                raise InvalidValue(name=key, value=getattr(cfg, key), reason="SageMaker multi-model endpoints run on instances only",
-                                   allowed="leave it out", fix="Create a single-model endpoint for serverless or async.")
+                raise InvalidValue(
+                    name=key,
+                    value=getattr(cfg, key),
+                    reason="SageMaker multi-model endpoints run on instances only",
+                    allowed="leave it out",
+                    fix="Create a single-model endpoint for serverless or async.",
+                )
         role = require_role(cfg)
         if self.base.exists(name):
-            raise ResourceConflict(kind="SageMaker endpoint", name=name, fix="Use `mlflow deployments update-endpoint`, or delete it first.")
+            raise ResourceConflict(
+                kind="SageMaker endpoint",
+                name=name,
+                fix="Use `mlflow deployments update-endpoint`, or delete it first.",
+            )
         bucket = cfg.bucket or _artifacts.default_bucket(self.clients)
         _artifacts.ensure_bucket(self.s3, bucket, self.clients.region)
         prefix = f"{_artifacts.PREFIX}/mme/{name}/"
         manifest = cfg.image_manifest or _compat.this_environment(_installed())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("python"), str) or not isinstance(manifest.get("packages"), dict):
-            raise InvalidValue(name="image_manifest", value=manifest, reason="it needs python and packages",
-                               allowed='{"python": "3.11", "packages": {"name": "version"}}',
-                               fix="Pass the image-manifest.json that build-image wrote, or leave the key out.")
+        if (
+            not isinstance(manifest, dict)
+            or not isinstance(manifest.get("python"), str)
+            or not isinstance(manifest.get("packages"), dict)
+        ):
+            raise InvalidValue(
+                name="image_manifest",
+                value=manifest,
+                reason="it needs python and packages",
+                allowed='{"python": "3.11", "packages": {"name": "version"}}',
+                fix="Pass the image-manifest.json that build-image wrote, or leave the key out.",
+            )
         self.s3.put_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json", Body=json.dumps(manifest).encode())
         created = self.base.journal(name)
         try:
             cfg = self.base.auto_alarms(name, cfg, created)
             resource = self._model_and_config(name, f"s3://{bucket}/{prefix}", cfg, role, created)
-            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=resource, Tags=self._labels(cfg, resource))
+            self.sagemaker.create_endpoint(
+                EndpointName=name, EndpointConfigName=resource, Tags=self._labels(cfg, resource)
+            )
             created.add("endpoint", name)
             self.say(f"Creating multi-model endpoint {name} ({resource}) over s3://{bucket}/{prefix}")
             self.base.wait(name, "endpoint_in_service", cfg)
@@ -77,7 +98,9 @@ class MultiModelDeployer:
                 s3uri.delete_prefix(self.s3, f"s3://{bucket}/{prefix}")
             except Exception as cleanup:  # noqa: BLE001 - named in the message
                 left.append(f"objects under s3://{bucket}/{prefix} ({cleanup})")
-            raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create-endpoint again")) from None
+            raise as_domain_error(
+                error, outcome(left, "Nothing was left behind.", "run create-endpoint again")
+            ) from None
         return self.get_endpoint(name)
 
     def update_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -90,10 +113,14 @@ class MultiModelDeployer:
         try:
             cfg = self.base.auto_alarms(name, cfg, self.base.journal(name))
             resource = self._model_and_config(name, model["PrimaryContainer"]["ModelDataUrl"], cfg, role, created)
-            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg))
+            self.sagemaker.update_endpoint(
+                EndpointName=name, EndpointConfigName=resource, DeploymentConfig=deployment_config(cfg)
+            )
         except Exception as error:
             left = created.undo()
-            raise as_domain_error(error, outcome(left, "The endpoint is unchanged.", "run update-endpoint again")) from None
+            raise as_domain_error(
+                error, outcome(left, "The endpoint is unchanged.", "run update-endpoint again")
+            ) from None
         self.say(f"Updating multi-model endpoint {name} to {resource} ({cfg.strategy})")
         after = self.base.settle(name, resource, created, cfg, previous=live["EndpointConfigName"])
         self.sagemaker.add_tags(ResourceArn=after["EndpointArn"], Tags=[{"Key": DEPLOYMENT_ID, "Value": resource}])
@@ -114,10 +141,17 @@ class MultiModelDeployer:
     def get_endpoint(self, name: str) -> dict[str, Any]:
         current, live, model = self.live(name)
         variant = live["ProductionVariants"][0]
-        return {"name": name, "endpoint_arn": current["EndpointArn"], "status": current["EndpointStatus"],
-                "multi_model": True, "model_data_prefix": model["PrimaryContainer"]["ModelDataUrl"], "endpoint_config": live["EndpointConfigName"],
-                "instance_type": variant.get("InstanceType"), "instance_count": variant.get("InitialInstanceCount"),
-                "models": [m["name"] for m in self.list_models(name)]}
+        return {
+            "name": name,
+            "endpoint_arn": current["EndpointArn"],
+            "status": current["EndpointStatus"],
+            "multi_model": True,
+            "model_data_prefix": model["PrimaryContainer"]["ModelDataUrl"],
+            "endpoint_config": live["EndpointConfigName"],
+            "instance_type": variant.get("InstanceType"),
+            "instance_count": variant.get("InitialInstanceCount"),
+            "models": [m["name"] for m in self.list_models(name)],
+        }
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         found = []
@@ -125,8 +159,13 @@ class MultiModelDeployer:
             for summary in page["Endpoints"]:
                 labels = {t["Key"] for t in self.sagemaker.list_tags(ResourceArn=summary["EndpointArn"])["Tags"]}
                 if MULTI_MODEL in labels:
-                    found.append({"name": summary["EndpointName"], "status": summary["EndpointStatus"],
-                                  "endpoint_arn": summary["EndpointArn"]})
+                    found.append(
+                        {
+                            "name": summary["EndpointName"],
+                            "status": summary["EndpointStatus"],
+                            "endpoint_arn": summary["EndpointArn"],
+                        }
+                    )
         return found
 
     # ---- the models on it -------------------------------------------------------------------
@@ -136,33 +175,57 @@ class MultiModelDeployer:
         bucket, prefix = split(container["PrimaryContainer"]["ModelDataUrl"])
         before = self.pointer(bucket, prefix, name)
         if before is not None and not replace:
-            raise ResourceConflict(kind=f"model on multi-model endpoint {endpoint}", name=name,
-                                   fix=f"Use `mlflow deployments update --endpoint {endpoint} --name {name}`.")
+            raise ResourceConflict(
+                kind=f"model on multi-model endpoint {endpoint}",
+                name=name,
+                fix=f"Use `mlflow deployments update --endpoint {endpoint} --name {name}`.",
+            )
         if before is None and replace:
-            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
-                                   fix=f"Add it with `mlflow deployments create --endpoint {endpoint} --name {name} -m ...`.")
+            raise ResourceNotFound(
+                kind=f"model on multi-model endpoint {endpoint}",
+                name=name,
+                fix=f"Add it with `mlflow deployments create --endpoint {endpoint} --name {name} -m ...`.",
+            )
         local = _artifacts.local_model_dir(model_uri)
         manifest = json.loads(self.s3.get_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json")["Body"].read())
         _compat.check(local, manifest, model_uri)
         uploaded = _artifacts.upload_model(self.s3, bucket, f"mme/{endpoint}/{name}", local, None)
         target = uploaded.s3_uri.split(f"s3://{bucket}/{prefix}", 1)[1]
         origin = model_origin(model_uri, local)
-        pointer = {"name": name, "target_model": target, "model_uri": secrets.strip_uri(model_uri), "digest": uploaded.digest,
-                   "registered_model": origin.registered_model, "model_version": origin.version, "run_id": origin.run_id}
+        pointer = {
+            "name": name,
+            "target_model": target,
+            "model_uri": secrets.strip_uri(model_uri),
+            "digest": uploaded.digest,
+            "registered_model": origin.registered_model,
+            "model_version": origin.version,
+            "run_id": origin.run_id,
+        }
         self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
         if before is not None and before["target_model"] != target:  # only now: the pointer names the new archive
             self.s3.delete_object(Bucket=bucket, Key=prefix + before["target_model"])
-        self.say(f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)")
+        self.say(
+            f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)"
+        )
         # The endpoint's ARN and status, and the archive, are what lineage records of this deploy.
-        return {**pointer, "endpoint": endpoint, "flavor": "python_function", "endpoint_arn": current["EndpointArn"],
-                "status": current["EndpointStatus"], "model_s3_uri": uploaded.s3_uri}
+        return {
+            **pointer,
+            "endpoint": endpoint,
+            "flavor": "python_function",
+            "endpoint_arn": current["EndpointArn"],
+            "status": current["EndpointStatus"],
+            "model_s3_uri": uploaded.s3_uri,
+        }
 
     def delete_model(self, endpoint: str, name: str) -> None:
         bucket, prefix = self.prefix(endpoint)
         pointer = self.pointer(bucket, prefix, name)
         if pointer is None:
-            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
-                                   fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
+            raise ResourceNotFound(
+                kind=f"model on multi-model endpoint {endpoint}",
+                name=name,
+                fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.",
+            )
         self.s3.delete_object(Bucket=bucket, Key=_pointer_key(prefix, name))
         self.s3.delete_object(Bucket=bucket, Key=prefix + pointer["target_model"])
 
@@ -170,8 +233,11 @@ class MultiModelDeployer:
         bucket, prefix = self.prefix(endpoint)
         pointer = self.pointer(bucket, prefix, name)
         if pointer is None:
-            raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
-                                   fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
+            raise ResourceNotFound(
+                kind=f"model on multi-model endpoint {endpoint}",
+                name=name,
+                fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.",
+            )
         return {**pointer, "endpoint": endpoint, "flavor": "python_function"}
 
     def list_models(self, endpoint: str) -> list[dict[str, Any]]:
@@ -179,7 +245,12 @@ class MultiModelDeployer:
         found = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}_models/"):
             for item in page.get("Contents", []):
-                found.append({**json.loads(self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()), "endpoint": endpoint})
+                found.append(
+                    {
+                        **json.loads(self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()),
+                        "endpoint": endpoint,
+                    }
+                )
         return sorted(found, key=lambda m: m["name"])
 
     def invoke(self, endpoint: str, name: str, body: bytes, content_type: str) -> str:
@@ -191,25 +262,44 @@ class MultiModelDeployer:
                 _PREFIXES[key] = self.prefix(endpoint)
             pointer = self.pointer(*_PREFIXES[key], name)
             if pointer is None:
-                raise ResourceNotFound(kind=f"model on multi-model endpoint {endpoint}", name=name,
-                                       fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.")
-            reply = self.clients("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=body, ContentType=content_type,
-                                                                     TargetModel=pointer["target_model"])
+                raise ResourceNotFound(
+                    kind=f"model on multi-model endpoint {endpoint}",
+                    name=name,
+                    fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.",
+                )
+            reply = self.clients("sagemaker-runtime").invoke_endpoint(
+                EndpointName=endpoint, Body=body, ContentType=content_type, TargetModel=pointer["target_model"]
+            )
         except Exception as error:
             _PREFIXES.pop(key, None)
-            raise as_domain_error(error, f"See the endpoint with `mlflow deployments get-endpoint --endpoint {endpoint}`.") from None
+            raise as_domain_error(
+                error, f"See the endpoint with `mlflow deployments get-endpoint --endpoint {endpoint}`."
+            ) from None
         return reply["Body"].read().decode()
 
     # ---- helpers ----------------------------------------------------------------------------
     def _model_and_config(self, name: str, prefix_uri: str, cfg: SageMakerConfig, role: str, created: Journal) -> str:
         resource = resource_name(name)
-        container = {"Image": images.image_uri(self.clients, cfg.image_url), "Mode": "MultiModel", "ModelDataUrl": prefix_uri, "Environment": cfg.env or {}}
-        self.sagemaker.create_model(ModelName=resource, ExecutionRoleArn=role, PrimaryContainer=container,
-                                    Tags=self._labels(cfg, resource), EnableNetworkIsolation=cfg.network_isolation,
-                                    **({"VpcConfig": cfg.vpc_config} if cfg.vpc_config else {}))
+        container = {
+            "Image": images.image_uri(self.clients, cfg.image_url),
+            "Mode": "MultiModel",
+            "ModelDataUrl": prefix_uri,
+            "Environment": cfg.env or {},
+        }
+        self.sagemaker.create_model(
+            ModelName=resource,
+            ExecutionRoleArn=role,
+            PrimaryContainer=container,
+            Tags=self._labels(cfg, resource),
+            EnableNetworkIsolation=cfg.network_isolation,
+            **({"VpcConfig": cfg.vpc_config} if cfg.vpc_config else {}),
+        )
         created.add("model", resource)
-        config_args: dict[str, Any] = {"EndpointConfigName": resource, "ProductionVariants": [variant_spec(resource, cfg)],
-                                       "Tags": self._labels(cfg, resource)}
+        config_args: dict[str, Any] = {
+            "EndpointConfigName": resource,
+            "ProductionVariants": [variant_spec(resource, cfg)],
+            "Tags": self._labels(cfg, resource),
+        }
         if cfg.data_capture_config:
             config_args["DataCaptureConfig"] = cfg.data_capture_config
         if cfg.kms_key_id:
@@ -220,20 +310,31 @@ class MultiModelDeployer:
 
     @staticmethod
     def _labels(cfg: SageMakerConfig, resource: str) -> list[dict[str, str]]:
-        values = {MANAGED: "true", MULTI_MODEL: "true", DEPLOYMENT_ID: resource,
-                  **{str(k): str(v) for k, v in (cfg.tags or {}).items()}}
+        values = {
+            MANAGED: "true",
+            MULTI_MODEL: "true",
+            DEPLOYMENT_ID: resource,
+            **{str(k): str(v) for k, v in (cfg.tags or {}).items()},
+        }
         return [{"Key": k, "Value": v} for k, v in values.items()]
 
     def live(self, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """DescribeEndpoint, DescribeEndpointConfig and DescribeModel of a multi-model endpoint."""
         current = self.base.describe(name)
         if current is None:
-            raise ResourceNotFound(kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list-endpoints`.")
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list-endpoints`."
+            )
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         model = self.sagemaker.describe_model(ModelName=live["ProductionVariants"][0]["ModelName"])
         if model.get("PrimaryContainer", {}).get("Mode") != "MultiModel":
-            raise InvalidValue(name="endpoint", value=name, reason="it is a single-model endpoint", allowed="a multi-model endpoint",
-                               fix="Leave --endpoint out to manage it, or create a multi-model endpoint with create-endpoint.")
+            raise InvalidValue(
+                name="endpoint",
+                value=name,
+                reason="it is a single-model endpoint",
+                allowed="a multi-model endpoint",
+                fix="Leave --endpoint out to manage it, or create a multi-model endpoint with create-endpoint.",
+            )
         return current, live, model
 
     def prefix(self, endpoint: str) -> tuple[str, str]:
@@ -244,6 +345,7 @@ class MultiModelDeployer:
             return json.loads(self.s3.get_object(Bucket=bucket, Key=_pointer_key(prefix, name))["Body"].read())
         except self.s3.exceptions.NoSuchKey:
             return None
+
 
 def _pointer_key(prefix: str, name: str) -> str:
     return f"{prefix}_models/{name}.json"
@@ -257,9 +359,13 @@ def split(uri: str) -> tuple[str, str]:
 
 def _check_model_name(name: str) -> None:
     if not MODEL_NAME.fullmatch(name or ""):
-        raise InvalidValue(name="model name (--name)", value=name, reason="it becomes a path in the endpoint's S3 prefix",
-                           allowed="1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
-                           fix="Pass --name churn-v3 (for example).")
+        raise InvalidValue(
+            name="model name (--name)",
+            value=name,
+            reason="it becomes a path in the endpoint's S3 prefix",
+            allowed="1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
+            fix="Pass --name churn-v3 (for example).",
+        )
 
 
 def _installed() -> list[str]:

@@ -18,19 +18,28 @@ def deployment_config(cfg: SageMakerConfig) -> dict[str, Any]:
     """The UpdateEndpoint DeploymentConfig for the configured strategy and alarms."""
     strategy, bake = cfg.strategy, cfg.bake_seconds
     if strategy == "rolling":
-        policy: dict[str, Any] = {"RollingUpdatePolicy": {
-            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": cfg.linear_step_size},
-            "WaitIntervalInSeconds": bake}}
+        policy: dict[str, Any] = {
+            "RollingUpdatePolicy": {
+                "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": cfg.linear_step_size},
+                "WaitIntervalInSeconds": bake,
+            }
+        }
         inner = policy["RollingUpdatePolicy"]
     else:
-        routing: dict[str, Any] = {"Type": {"canary": "CANARY", "linear": "LINEAR"}.get(strategy, "ALL_AT_ONCE"),
-                                   "WaitIntervalInSeconds": bake}
+        routing: dict[str, Any] = {
+            "Type": {"canary": "CANARY", "linear": "LINEAR"}.get(strategy, "ALL_AT_ONCE"),
+            "WaitIntervalInSeconds": bake,
+        }
         if strategy == "canary":
             routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg.canary_size}
         if strategy == "linear":
             routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": cfg.linear_step_size}
-        policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
-                                            "TerminationWaitInSeconds": cfg.termination_wait_seconds}}
+        policy = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": routing,
+                "TerminationWaitInSeconds": cfg.termination_wait_seconds,
+            }
+        }
         inner = policy["BlueGreenUpdatePolicy"]
     if cfg.max_execution_seconds:
         inner["MaximumExecutionTimeoutInSeconds"] = cfg.max_execution_seconds
@@ -42,8 +51,11 @@ def deployment_config(cfg: SageMakerConfig) -> dict[str, Any]:
 def shadow_variant(model_name: str, cfg: SageMakerConfig) -> dict[str, Any]:
     """The shadow variant: its weight relative to the production variant's 1.0 is the share of
     requests SageMaker copies to it."""
-    return {**variant(model_name, cfg), "VariantName": shadow_name(cfg.variant_name),
-            "InitialVariantWeight": cfg.shadow_sampling_percent / 100}
+    return {
+        **variant(model_name, cfg),
+        "VariantName": shadow_name(cfg.variant_name),
+        "InitialVariantWeight": cfg.shadow_sampling_percent / 100,
+    }
 
 
 def shadow_name(variant_name: str) -> str:
@@ -59,8 +71,9 @@ def variant(model_name: str, cfg: SageMakerConfig) -> dict[str, Any]:
     return variant
 
 
-def resource_tags(cfg: SageMakerConfig, model: Any, model_uri: str, deployment: str,
-                  origin: ModelOrigin | None = None) -> list[dict[str, str]]:
+def resource_tags(
+    cfg: SageMakerConfig, model: Any, model_uri: str, deployment: str, origin: ModelOrigin | None = None
+) -> list[dict[str, str]]:
     """The suite's tags (managed marker, deployment id, model URI and digest, registered model,
     version and run id, suite version), then the user's ``tags``."""
     values = suite_labels.with_user_tags(suite_labels.suite_tags(model_uri, model.digest, origin, deployment), cfg.tags)
@@ -72,7 +85,9 @@ def resource_name(name: str) -> str:
     return f"{name[:40]}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def layout(model_name: str, cfg: SageMakerConfig, live: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def layout(
+    model_name: str, cfg: SageMakerConfig, live: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Production and shadow variants of a new config: the new model alone (create, replace); the
     live production model with the new one in shadow (``strategy=shadow``); or the live variants
     with the new one added (``mode=add``, as MLflow's own client does it)."""

@@ -5,7 +5,6 @@ endpoint (:class:`SageMakerTarget`) and a model on a multi-model endpoint
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,8 +84,14 @@ class MultiModelTarget:
         pointer = self.mme.pointer(bucket, prefix, model)
         if pointer is None:
             return Live(exists=False)
-        return Live(exists=True, status=SERVING, arn=current["EndpointArn"], config=pointer["target_model"],
-                    registered_model=pointer.get("registered_model"), version=pointer.get("model_version"))
+        return Live(
+            exists=True,
+            status=SERVING,
+            arn=current["EndpointArn"],
+            config=pointer["target_model"],
+            registered_model=pointer.get("registered_model"),
+            version=pointer.get("model_version"),
+        )
 
     def create(self, name: str, model_uri: str, config: Any = None) -> dict[str, Any]:
         self.parse(config)
@@ -95,8 +100,13 @@ class MultiModelTarget:
     def update(self, name: str, model_uri: str | None, config: Any = None) -> dict[str, Any]:
         self.parse(config)
         if model_uri is None:
-            raise InvalidValue(name="model URI (-m)", value=None, reason="an update on a multi-model endpoint replaces the model",
-                               allowed="any MLflow model URI", fix="Pass -m models:/name/version.")
+            raise InvalidValue(
+                name="model URI (-m)",
+                value=None,
+                reason="an update on a multi-model endpoint replaces the model",
+                allowed="any MLflow model URI",
+                fix="Pass -m models:/name/version.",
+            )
         return self.mme.add_model(*split_name(name), model_uri, replace=True)
 
     def delete(self, name: str, config: Any = None) -> None:
@@ -111,8 +121,13 @@ class MultiModelTarget:
 
     def invoke(self, name: str, body: bytes, content_type: str, options: Mapping[str, Any]) -> str:
         if options.get("TargetVariant") is not None:
-            raise InvalidValue(name="TargetVariant", value=options["TargetVariant"], reason="a multi-model endpoint has one variant",
-                               allowed="no TargetVariant", fix="Drop the TargetVariant param.")
+            raise InvalidValue(
+                name="TargetVariant",
+                value=options["TargetVariant"],
+                reason="a multi-model endpoint has one variant",
+                allowed="no TargetVariant",
+                fix="Drop the TargetVariant param.",
+            )
         return self.mme.invoke(*split_name(name), body, content_type)
 
     def clean(self, name: str, live: Live, config: Any = None) -> builtins.list[str]:
@@ -121,7 +136,7 @@ class MultiModelTarget:
         gone = []
         for page in self.mme.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{model}/"):
             for item in page.get("Contents", []):
-                if item["Key"][len(prefix):] != live.config:
+                if item["Key"][len(prefix) :] != live.config:
                     self.mme.s3.delete_object(Bucket=bucket, Key=item["Key"])
                     gone.append(item["Key"])
         return gone
@@ -137,13 +152,23 @@ class MultiModelTarget:
 def parse_model_config(config: Mapping[str, Any] | None) -> None:
     """A model on a multi-model endpoint has no config: any key is refused, before any AWS call."""
     if config:
-        raise InvalidValue(name="config", value=sorted(config), reason="a model on a multi-model endpoint has no settings of its own",
-                           allowed="no -C", fix="Set instance, scaling and image keys with `mlflow deployments update-endpoint`.")
+        raise InvalidValue(
+            name="config",
+            value=sorted(config),
+            reason="a model on a multi-model endpoint has no settings of its own",
+            allowed="no -C",
+            fix="Set instance, scaling and image keys with `mlflow deployments update-endpoint`.",
+        )
 
 
 def split_name(name: str) -> tuple[str, str]:
     endpoint, _, model = name.partition("/")
     if not endpoint or not model:
-        raise InvalidValue(name="deployment name", value=name, reason="a model on a multi-model endpoint is named ENDPOINT/MODEL",
-                           allowed="ENDPOINT/MODEL", fix="Pass --endpoint ENDPOINT --name MODEL.")
+        raise InvalidValue(
+            name="deployment name",
+            value=name,
+            reason="a model on a multi-model endpoint is named ENDPOINT/MODEL",
+            allowed="ENDPOINT/MODEL",
+            fix="Pass --endpoint ENDPOINT --name MODEL.",
+        )
     return endpoint, model
