@@ -187,7 +187,7 @@ def _captured_outputs(
     found: dict[str, Any] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
         for item in page.get("Contents", []):
-            if not start <= item["LastModified"] <= end:
+            if not start.replace(microsecond=0) <= item["LastModified"] <= end:  # S3 keeps whole seconds
                 continue
             body = s3.get_object(Bucket=parsed.netloc, Key=item["Key"])["Body"].read().decode("utf-8", "replace")
             for line in body.splitlines():
