@@ -8,8 +8,8 @@
 See README.md ("The AWS sandbox") for what it adds and where it may differ from AWS, and
 docs/sandbox-audit.md for every AWS operation the suite calls against what the sandbox does.
 
-The names below are imported on first use, so ``mlflow_plugins.sandbox.shadow_report`` (which
-reads only AWS APIs) and ``mlflow_plugins.sandbox.control`` can be imported without moto.
+The names below are imported on first use, so ``mlflow_plugins.sandbox.control`` can be imported
+without moto (the ``[sandbox]`` extra); the rest says how to install it when it is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ _WHERE = {
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    try:
+        module = importlib.import_module(f"{__name__}.{_WHERE[name]}")
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == "moto":
+            raise ImportError(
+                "The AWS sandbox runs on moto, which is not installed. "
+                "Run `pip install 'mlflow-sagemaker-ops[sandbox]'`."
+            ) from None
+        raise
+    value = getattr(module, name)
     globals()[name] = value
     return value

@@ -7,6 +7,7 @@ import subprocess
 
 import requests
 
+import mlflow_plugins
 from tests.hooks.conftest import BIN, SECRET, eventually, hooks_cli, policy_text, sagemaker_calls
 
 
@@ -310,7 +311,9 @@ def test_an_endpoint_that_is_not_this_models_is_never_taken_over(registry, contr
     sm.create_model(
         ModelName="by-hand",
         ExecutionRoleArn=EXECUTION_ROLE_ARN,
-        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+        PrimaryContainer={
+            "Image": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-sagemaker-ops:{mlflow_plugins.__version__}"
+        },
     )
     sm.create_endpoint_config(
         EndpointConfigName="by-hand",

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
-from mlflow_plugins.sandbox.shadow_report import compare_shadow
+from mlflow_plugins.deploy.sagemaker.shadow_report import compare_shadow
 from tests.sandbox.test_serving import ROWS, host, invoke, local_predictions, variant
 
 CAPTURE = {

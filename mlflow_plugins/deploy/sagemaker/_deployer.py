@@ -45,6 +45,7 @@ from mlflow_plugins.deploy.sagemaker._requests import (
     variant as variant_spec,
 )
 from mlflow_plugins.deploy.sagemaker.config import SAGEMAKER_NAME, SageMakerConfig, parse
+from mlflow_plugins.deploy.sagemaker.shadow_report import compare_shadow
 from mlflow_plugins.errors import (
     AwsCallFailed,
     InvalidValue,
@@ -285,8 +286,15 @@ class SageMakerDeployer:
     def _promote(
         self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig
     ) -> dict[str, Any]:
-        """The shadow variant's model becomes the production model, with the configured strategy."""
+        """The shadow variant's model becomes the production model, with the configured strategy,
+        once the comparison on the mirrored traffic is reported (agreement, latencies, errors)."""
         shadow_model = live["ShadowProductionVariants"][0]["ModelName"]
+        try:
+            self.say(
+                f"Shadow of {name} against production, before promotion: {compare_shadow(self.clients, name).summary()}"
+            )
+        except Exception as error:  # noqa: BLE001 - a report that cannot be read never blocks the promotion
+            self.say(f"Shadow of {name}: no comparison ({type(error).__name__}: {error})")
         labels = {
             t["Key"]: t["Value"]
             for t in self.sagemaker.list_tags(

@@ -1,6 +1,6 @@
 """How a shadow variant compared with production on mirrored traffic, from what AWS records.
 
-    from mlflow_plugins.sandbox.shadow_report import compare_shadow
+    from mlflow_plugins.deploy.sagemaker.shadow_report import compare_shadow
 
     report = compare_shadow(clients, "churn")   # clients("cloudwatch") -> a boto3 client
     log.info("%s", report.summary())
