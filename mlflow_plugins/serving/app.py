@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable
 
@@ -77,6 +78,7 @@ class SingleModelApp(SerialApp):
         return self.model is not None
 
     def _load(self, load: Callable[[], ServedModel]) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGALRM})  # main's signals
         try:
             self.model = load()
         except Exception as error:

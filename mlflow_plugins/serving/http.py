@@ -89,7 +89,9 @@ class WorkQueue:
         """Everything queued (waiting for at least one); ``None`` once closed and empty."""
         with self._ready:
             while not self._items and not self._closed:
-                self._ready.wait()
+                # Wake now and then: Python runs a signal handler (SIGTERM) only in the main thread,
+                # and only once it runs, which a signal taken by another thread does not make it do.
+                self._ready.wait(0.5)
             items = list(self._items)
             self._items.clear()
             return items or None
@@ -120,6 +122,7 @@ class Dispatcher:
         self.work = work
         self.loop = loop
         self.admin = ThreadPoolExecutor(1, thread_name_prefix="admin")
+        self.connections: set[HttpProtocol] = set()
 
     def submit(self, protocol: HttpProtocol, request: Request, slot: _Slot) -> None:
         try:
@@ -195,12 +198,14 @@ class HttpProtocol(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.dispatcher.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.dispatcher.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -292,9 +297,13 @@ async def serve_forever(sock: socket.socket, dispatcher: Dispatcher, max_body: i
     if started is not None:
         await started()
     try:
-        async with server:
-            await stop.wait()
+        await stop.wait()
     finally:
+        # Close idle keep-alive connections too: waiting for clients to close them could be forever.
+        server.close()
+        for connection in list(dispatcher.connections):
+            if connection.transport is not None:
+                connection.transport.close()
         stopped = getattr(dispatcher.app, "on_loop_stop", None)
         if stopped is not None:
             await stopped()

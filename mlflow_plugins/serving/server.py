@@ -21,13 +21,17 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mlflow_plugins.serving.app import error_response
 from mlflow_plugins.serving.http import App, Dispatcher, WorkQueue, serve_forever
 
 log = logging.getLogger(__name__)
+# How long a model computing in Python keeps the GIL from the event loop that wants it (Python's
+# default is 5 ms; a ping needs the GIL once or twice, so this bounds its wait behind such a model).
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,17 @@ def _supervise(listener: Listener, port: int, app: App) -> None:
     children: dict[int, int] = {}
     stopping = False
 
+    stops = {signal.SIGTERM, signal.SIGINT}
+
     def spawn(index: int) -> None:
+        # A stop signal waits until the new worker is on the list (so it is told to stop too), and
+        # a worker never runs the supervisor's handler: it starts with the default one.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         pid = os.fork()
         if pid == 0:
+            for sig in stops:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
             _die_with_parent()
             sock = bind(listener.host, port)
             sock.listen(2048)
@@ -84,6 +96,7 @@ def _supervise(listener: Listener, port: int, app: App) -> None:
             finally:
                 os._exit(0)
         children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -101,7 +114,7 @@ def _supervise(listener: Listener, port: int, app: App) -> None:
         except ChildProcessError:
             break
         index = children.pop(pid, None)
-        if index is not None and not stopping:
+        if index is not None and not stopping and not _stop_pending(stops):
             log.error("worker %s (pid %s) exited with status %s; starting a new one", index, pid, status)
             spawn(index)
 
@@ -113,6 +126,7 @@ def _serve(sock: socket.socket, app: App, max_body: int, until: threading.Event 
     loop answers ``/ping`` while a model predicts, and SIGALRM deadlines still reach the model.
     Every thread has ended when this returns (a parent forks its workers next).
     """
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = _new_loop()
     stop = asyncio.Event()
     work = WorkQueue()
@@ -134,10 +148,11 @@ def _serve(sock: socket.socket, app: App, max_body: int, until: threading.Event 
             work.close()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    http = threading.Thread(target=run_loop, name="http", daemon=True)
-    http.start()
-    if until is not None:
-        threading.Thread(target=lambda: (until.wait(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
+    with _signals_to_main_thread():  # threads started here (and theirs) never take SIGTERM or SIGALRM
+        http = threading.Thread(target=run_loop, name="http", daemon=True)
+        http.start()
+        if until is not None:
+            threading.Thread(target=lambda: (until.wait(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
     try:
         while (items := work.take_all()) is not None:
             dispatcher.run_work(items)
@@ -150,6 +165,23 @@ def _serve(sock: socket.socket, app: App, max_body: int, until: threading.Event 
         raise SystemExit(0)
 
 
+@contextmanager
+def _signals_to_main_thread() -> Iterator[None]:
+    """Block the signals the main thread handles while threads start, so they inherit the mask.
+
+    The kernel delivers a process's signal to any thread that does not block it; Python runs the
+    handler only in the main thread, and only once that thread wakes. A SIGTERM taken by the loop
+    thread would leave the main thread waiting for work that never comes, and a SIGALRM would not
+    interrupt a model sleeping past its deadline.
+    """
+    handled = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -157,6 +189,12 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return uvloop.new_event_loop()
     except ImportError:
         return asyncio.new_event_loop()
+
+
+def _stop_pending(stops: set[int]) -> bool:
+    """A worker that exited because the whole group was told to stop is not replaced, even when
+    the supervisor's own stop signal has not been handled yet."""
+    return bool(stops & signal.sigpending())
 
 
 def _die_with_parent() -> None:
