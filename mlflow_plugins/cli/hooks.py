@@ -8,11 +8,13 @@ traceback; ``MLFLOW_SAGEMAKER_OPS_TRACEBACK=1`` shows it), and no line holds a c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,9 +58,26 @@ def hooks() -> None:
     """Registry hooks: a stage transition or alias in the MLflow Model Registry deploys."""
 
 
+log = logging.getLogger("mlflow_plugins.hooks")
+
+
 def _say(message: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-    print(f"{stamp} {secrets.redact(message)}", file=sys.stderr, flush=True)
+    """A line of the controller's log: through ``logging`` (redacted, see ``_log_to_stderr``)."""
+    log.info("%s", secrets.redact(message))
+
+
+def _log_to_stderr() -> None:
+    """The controller's lines, and its deployments' (``mlflow_plugins.deploy``), on stderr with a UTC
+    time, unless the application configured logging itself."""
+    package = logging.getLogger("mlflow_plugins")
+    package.setLevel(logging.INFO)
+    if package.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    package.addHandler(handler)
 
 
 @contextmanager
@@ -185,6 +204,7 @@ def run(
 ) -> None:
     """Run the controller: keep every deployment of the policy in step with the registry."""
     secrets.install_log_redaction()  # MLflow's and boto's own log lines may quote a URI with a password
+    _log_to_stderr()
     import mlflow
     from mlflow.tracking import MlflowClient
 
