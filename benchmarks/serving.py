@@ -61,17 +61,47 @@ def free_port() -> int:
 def start(kind: str, model: Path, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "ours":
-        command = [str(BIN / "mlflow-sagemaker-ops"), "serve", "--model-dir", str(model), "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", str(workers)]
+        command = [
+            str(BIN / "mlflow-sagemaker-ops"),
+            "serve",
+            "--model-dir",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
     else:
-        command = [str(BIN / "mlflow"), "models", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port),
-                   "--env-manager", "local", "--workers", str(workers)]
+        command = [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--env-manager",
+            "local",
+            "--workers",
+            str(workers),
+        ]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=Retry(total=200, connect=200, status=200, backoff_factor=0.05,
-                                                           backoff_max=0.5, status_forcelist=(502, 503))))
+    session.mount(
+        "http://",
+        HTTPAdapter(
+            max_retries=Retry(
+                total=200, connect=200, status=200, backoff_factor=0.05, backoff_max=0.5, status_forcelist=(502, 503)
+            )
+        ),
+    )
     assert session.get(f"http://127.0.0.1:{port}/ping", timeout=10).status_code == 200
     return process, port
 
@@ -144,8 +174,10 @@ def report_pings(rows: list) -> None:
     for label, kind, latencies, predictions in rows:
         ordered = sorted(latencies)
         p99 = ordered[min(int(0.99 * len(ordered)), len(ordered) - 1)]
-        print(f"| {label} | {kind} | {len(ordered)} | {statistics.median(ordered) * 1000:.1f} | {p99 * 1000:.1f} "
-              f"| {ordered[-1] * 1000:.1f} | {predictions} |")
+        print(
+            f"| {label} | {kind} | {len(ordered)} | {statistics.median(ordered) * 1000:.1f} | {p99 * 1000:.1f} "
+            f"| {ordered[-1] * 1000:.1f} | {predictions} |"
+        )
 
 
 def mme_reload_consistency(scratch: Path, rounds: int, invokes: int) -> list[tuple[int, int, int, int, float]]:
@@ -167,13 +199,17 @@ def mme_reload_consistency(scratch: Path, rounds: int, invokes: int) -> list[tup
                 tag = "ab"[(round_ + 1) % 2]
                 started = time.perf_counter()
                 requests.delete(server.url + "/models/w", headers=close)
-                loaded = requests.post(server.url + "/models", json={"model_name": "w", "url": urls[tag]},
-                                       headers=close)
+                loaded = requests.post(
+                    server.url + "/models", json={"model_name": "w", "url": urls[tag]}, headers=close
+                )
                 reloads.append(time.perf_counter() - started)
                 assert loaded.status_code == 200, loaded.text
                 for _ in range(invokes):
-                    reply = requests.post(server.url + "/models/w/invoke", data=body,
-                                          headers={**close, "Content-Type": "application/json"})
+                    reply = requests.post(
+                        server.url + "/models/w/invoke",
+                        data=body,
+                        headers={**close, "Content-Type": "application/json"},
+                    )
                     answers += 1
                     if reply.status_code != 200:
                         errors += 1
@@ -232,29 +268,39 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple) -> None:
-    print("In-process floor (parse + predict + encode, p50): "
-          + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set))
+    print(
+        "In-process floor (parse + predict + encode, p50): "
+        + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set)
+    )
     print()
-    print("| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms "
-          "| ours/baseline req/s |")
+    print(
+        "| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms "
+        "| ours/baseline req/s |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workers in (1, 2):
         for rows in rows_set:
             for conns in conns_set:
                 base, ours = results[("baseline", workers, rows, conns)], results[("ours", workers, rows, conns)]
-                print(f"| {workers} | {rows} | {conns} | {base.rps:.0f} "
-                      f"| {base.p50 * 1000:.1f} / {base.percentile(99) * 1000:.1f} | {ours.rps:.0f} "
-                      f"| {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} | {ours.rps / base.rps:.2f}x |")
+                print(
+                    f"| {workers} | {rows} | {conns} | {base.rps:.0f} "
+                    f"| {base.p50 * 1000:.1f} / {base.percentile(99) * 1000:.1f} | {ours.rps:.0f} "
+                    f"| {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} | {ours.rps / base.rps:.2f}x |"
+                )
                 if base.errors or ours.errors:
                     print(f"|   | errors: baseline {base.errors}, ours {ours.errors} | | | | | | |")
     one = results[("ours", 1, 1, 1)]
     print()
-    print(f"Single-connection p50, ours (1 worker, 1 row): {one.p50 * 1000:.2f} ms; "
-          f"floor {floors[1] * 1000:.2f} ms; difference {(one.p50 - floors[1]) * 1000:.2f} ms")
+    print(
+        f"Single-connection p50, ours (1 worker, 1 row): {one.p50 * 1000:.2f} ms; "
+        f"floor {floors[1] * 1000:.2f} ms; difference {(one.p50 - floors[1]) * 1000:.2f} ms"
+    )
     two = results[("ours", 2, 1, 1)]
     base_two = results[("baseline", 2, 1, 1)]
-    print(f"Keep-alive with 2 workers, 1 connection, 1 row: ours p50 {two.p50 * 1000:.2f} ms, "
-          f"baseline p50 {base_two.p50 * 1000:.1f} ms")
+    print(
+        f"Keep-alive with 2 workers, 1 connection, 1 row: ours p50 {two.p50 * 1000:.2f} ms, "
+        f"baseline p50 {base_two.p50 * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

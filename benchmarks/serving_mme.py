@@ -32,7 +32,9 @@ ONE = json.dumps({"dataframe_records": [{"distance_km": 120.0, "stops": 4, "weat
 
 def ms(values: list[float]) -> str:
     ordered = sorted(values)
-    return f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.1f} ms"
+    return (
+        f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.1f} ms"
+    )
 
 
 def timed(call) -> tuple[float, requests.Response]:
@@ -55,14 +57,24 @@ def main() -> None:
             shutil.copytree(template, Path(scratch) / name)
         size_mb = directory_bytes(template) / 2**20
         budget = size_mb * args.fit * 1.01
-        server = start_runtime("--multi-model", "--workers", "1", "--memory-budget-mb", f"{budget:.4f}",
-                               "--max-models", str(args.models))
+        server = start_runtime(
+            "--multi-model", "--workers", "1", "--memory-budget-mb", f"{budget:.4f}", "--max-models", str(args.models)
+        )
         session = requests.Session()
         try:
             server.wait_ready()
-            loads = [timed(lambda n=n: session.post(server.url + "/models", json={"model_name": n, "url": f"{scratch}/{n}"}))[0]
-                     for n in names]
-            invoke = lambda n: session.post(f"{server.url}/models/{n}/invoke", data=ONE, headers={"Content-Type": "application/json"})
+            loads = [
+                timed(
+                    lambda n=n: session.post(server.url + "/models", json={"model_name": n, "url": f"{scratch}/{n}"})
+                )[0]
+                for n in names
+            ]
+
+            def invoke(n: str) -> requests.Response:
+                return session.post(
+                    f"{server.url}/models/{n}/invoke", data=ONE, headers={"Content-Type": "application/json"}
+                )
+
             warm = [timed(lambda: invoke(names[-1]))[0] for _ in range(200)]
             cold = [timed(lambda n=n: invoke(n))[0] for n in names[: args.fit // 2]]  # evicted by the later loads
             print(f"{args.models} models of {size_mb * 1024:.0f} KB each; budget {budget:.2f} MB (fits {args.fit})")
@@ -70,8 +82,10 @@ def main() -> None:
             print(f"warm invoke (resident model):   {ms(warm)}")
             print(f"cold invoke (evicted, reloaded): {ms(cold)}")
             hot = names[: max(args.models // 10, 1)]
-            for label, pick in (("uniform", lambda: rng.choice(names)),
-                                ("skewed 80/10", lambda: rng.choice(hot) if rng.random() < 0.8 else rng.choice(names))):
+            for label, pick in (
+                ("uniform", lambda: rng.choice(names)),
+                ("skewed 80/10", lambda: rng.choice(hot) if rng.random() < 0.8 else rng.choice(names)),
+            ):
                 before = session.get(server.url + "/ping").json()
                 times, resident = [], 0
                 for _ in range(args.invokes):
@@ -82,9 +96,11 @@ def main() -> None:
                     times.append(elapsed)
                     resident += listed
                 after = session.get(server.url + "/ping").json()
-                print(f"{label:14} {args.invokes} invokes: {ms(times)}; resident hit rate "
-                      f"{resident / args.invokes:.0%}; evictions {after['evictions'] - before['evictions']}; "
-                      f"resident now {after['resident']} (budget {args.fit})")
+                print(
+                    f"{label:14} {args.invokes} invokes: {ms(times)}; resident hit rate "
+                    f"{resident / args.invokes:.0%}; evictions {after['evictions'] - before['evictions']}; "
+                    f"resident now {after['resident']} (budget {args.fit})"
+                )
         finally:
             server.stop()
 

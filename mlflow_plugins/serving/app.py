@@ -141,8 +141,10 @@ class SingleModelApp(SerialApp):
         if self.model is not None:
             return self.model
         if self.load_error is not None:
-            raise _LoadFailed(state=f"not loaded: it failed to load ({self.load_error})",
-                              fix="Fix the model artifact and restart the server.")
+            raise _LoadFailed(
+                state=f"not loaded: it failed to load ({self.load_error})",
+                fix="Fix the model artifact and restart the server.",
+            )
         raise ModelNotReady(state="still loading", fix="Retry after /ping answers 200.")
 
 

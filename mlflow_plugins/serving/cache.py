@@ -26,8 +26,7 @@ MB = 2**20
 
 
 class ModelCache:
-    def __init__(self, max_models: int, budget_bytes: int,
-                 loader: Callable[[str], ServedModel] = ServedModel) -> None:
+    def __init__(self, max_models: int, budget_bytes: int, loader: Callable[[str], ServedModel] = ServedModel) -> None:
         self.max_models = max_models
         self.budget_bytes = budget_bytes
         self.loader = loader
@@ -81,8 +80,9 @@ class ModelCache:
     def sync(self, current: Mapping[str, Entry]) -> list[str]:
         """Drop every model that is no longer loaded as it is held; returns their names."""
         with self._lock:
-            stale = [n for n, (load_id, _) in self.models.items()
-                     if current.get(n) is None or current[n].load_id != load_id]
+            stale = [
+                n for n, (load_id, _) in self.models.items() if current.get(n) is None or current[n].load_id != load_id
+            ]
             for name in stale:
                 del self.models[name]
             return stale

@@ -75,8 +75,9 @@ def _check_parameters(content_type: str, kind: str, options: dict[str, str]) -> 
     unknown = sorted(set(options) - allowed)
     if unknown:
         listed = ", ".join(f"{kind}; {p}=..." for p in sorted(allowed)) or f"{kind} without parameters"
-        raise UnsupportedMediaType(value=content_type,
-                                   allowed=f"{listed} (unrecognized parameter: {', '.join(unknown)})")
+        raise UnsupportedMediaType(
+            value=content_type, allowed=f"{listed} (unrecognized parameter: {', '.join(unknown)})"
+        )
     if options.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(value=content_type, allowed=f"{', '.join(INPUT_TYPES)} in UTF-8")
 
@@ -94,8 +95,10 @@ def csv_has_header(first: list[str], names: list[str] | None, header: str | None
     """
     if header is not None:
         if header.lower() not in ("present", "absent"):
-            raise BadRequest(detail=f"text/csv header={header!r} is not valid. Allowed: present, absent. "
-                                    "Send header=present when the first line names the columns.")
+            raise BadRequest(
+                detail=f"text/csv header={header!r} is not valid. Allowed: present, absent. "
+                "Send header=present when the first line names the columns."
+            )
         return header.lower() == "present"
     if names:
         return bool({f.strip() for f in first} & set(names))
@@ -113,15 +116,18 @@ def _csv(body: bytes, schema: Any, header: str | None) -> Any:
     if csv_has_header(first, names, header):
         return scoring_server.parse_csv_input(io.StringIO(text), schema=schema if names else None)
     if names and len(first) != len(names):
-        raise BadRequest(detail=f"The CSV rows have {len(first)} fields; the signature has {len(names)} columns "
-                                f"({', '.join(names)}). Send a header line naming the columns, or rows of exactly "
-                                "those columns in that order.")
+        raise BadRequest(
+            detail=f"The CSV rows have {len(first)} fields; the signature has {len(names)} columns "
+            f"({', '.join(names)}). Send a header line naming the columns, or rows of exactly "
+            "those columns in that order."
+        )
     dtypes = dict(zip(names, schema.pandas_types())) if names else None
     try:
         return pd.read_csv(io.StringIO(text), header=None, names=names, dtype=dtypes)
     except Exception as error:
-        raise BadRequest(detail=f"The CSV body could not be parsed: {error}. Send a CSV written by "
-                                "pandas.DataFrame.to_csv().") from None
+        raise BadRequest(
+            detail=f"The CSV body could not be parsed: {error}. Send a CSV written by pandas.DataFrame.to_csv()."
+        ) from None
 
 
 def _jsonlines(body: bytes, metadata: Any, schema: Any) -> Any:

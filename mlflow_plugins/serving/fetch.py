@@ -34,9 +34,13 @@ def default_cache_dir() -> Path:
 def fetch_model(uri: str, cache_dir: str | None = None, s3: object | None = None) -> str:
     """The local directory of the MLflow model at ``uri``, fetching it if the cache lacks it."""
     if not uri.startswith(SCHEMES):
-        raise InvalidValue(name="--model-uri", value=uri, reason="the scheme is not supported",
-                           allowed=", ".join(f"{s}..." for s in SCHEMES),
-                           fix="Pass an S3 object or prefix, a registered model or a run artifact URI.")
+        raise InvalidValue(
+            name="--model-uri",
+            value=uri,
+            reason="the scheme is not supported",
+            allowed=", ".join(f"{s}..." for s in SCHEMES),
+            fix="Pass an S3 object or prefix, a registered model or a run artifact URI.",
+        )
     if uri.startswith("s3://"):
         s3 = s3 or _s3_client()
         identity = f"{uri}@{_s3_etag(s3, uri)}"
@@ -49,11 +53,17 @@ def fetch_model(uri: str, cache_dir: str | None = None, s3: object | None = None
         return str(model_dir)
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target, prefix=".fetch-") as scratch:
-        fetched = _fetch_s3(s3, uri, Path(scratch)) if uri.startswith("s3://") else _fetch_mlflow(identity, Path(scratch))
+        fetched = (
+            _fetch_s3(s3, uri, Path(scratch)) if uri.startswith("s3://") else _fetch_mlflow(identity, Path(scratch))
+        )
         if not (fetched / "MLmodel").exists():
-            raise InvalidValue(name="--model-uri", value=uri, reason="it holds no MLmodel file",
-                               allowed="a URI of an MLflow model (a directory with MLmodel, or its model.tar.gz)",
-                               fix="Point --model-uri at the model itself, not its parent folder.")
+            raise InvalidValue(
+                name="--model-uri",
+                value=uri,
+                reason="it holds no MLmodel file",
+                allowed="a URI of an MLflow model (a directory with MLmodel, or its model.tar.gz)",
+                fix="Point --model-uri at the model itself, not its parent folder.",
+            )
         os.replace(fetched, model_dir)
     log.info("fetched %s into %s", identity, model_dir)
     return str(model_dir)
@@ -76,8 +86,9 @@ def _s3_etag(s3: object, uri: str) -> str:
         try:
             return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         except s3.exceptions.ClientError as error:
-            raise ResourceNotFound(kind="S3 object", name=uri,
-                                   fix=f"Check the bucket and key ({error.response['Error']['Code']}).") from None
+            raise ResourceNotFound(
+                kind="S3 object", name=uri, fix=f"Check the bucket and key ({error.response['Error']['Code']})."
+            ) from None
     listing = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/")
     tags = sorted(o["ETag"] for page in listing for o in page.get("Contents", []))
     if not tags:
@@ -97,7 +108,7 @@ def _fetch_s3(s3: object, uri: str, scratch: Path) -> Path:
     prefix = key.rstrip("/") + "/"
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            destination = out / item["Key"][len(prefix):]
+            destination = out / item["Key"][len(prefix) :]
             destination.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(destination))
     return out

@@ -115,8 +115,9 @@ class _Slot:
 class Dispatcher:
     """Routes parsed requests to their lane and delivers the answers (on the loop thread)."""
 
-    def __init__(self, app: App, on_error: Callable[[Exception], Response], work: WorkQueue,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, app: App, on_error: Callable[[Exception], Response], work: WorkQueue, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.app = app
         self.on_error = on_error
         self.work = work

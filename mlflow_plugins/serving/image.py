@@ -29,7 +29,7 @@ import registry_hooks
 from mlflow_plugins.errors import InvalidValue, from_client_error
 
 RUNTIME_PACKAGES = ("httptools", "uvloop", "boto3", "click", "pyyaml")
-SUITE_SETUP = '''from setuptools import find_packages, setup
+SUITE_SETUP = """from setuptools import find_packages, setup
 
 setup(
     name="mlflow-sagemaker-ops",
@@ -38,7 +38,7 @@ setup(
     package_data={{"mlflow_plugins.serving": ["docker/Dockerfile"]}},
     entry_points={{"console_scripts": ["mlflow-sagemaker-ops=mlflow_plugins.cli:cli"]}},
 )
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,22 @@ def build_context(model_dir: str | Path, out: str | Path) -> BuildContext:
 
 def _model_requirements(model_dir: Path) -> str:
     if not (model_dir / "MLmodel").exists():
-        raise InvalidValue(name="model directory", value=str(model_dir), reason="it has no MLmodel file",
-                           allowed="an MLflow model directory", fix="Pass the directory that MLflow saved the model in.")
+        raise InvalidValue(
+            name="model directory",
+            value=str(model_dir),
+            reason="it has no MLmodel file",
+            allowed="an MLflow model directory",
+            fix="Pass the directory that MLflow saved the model in.",
+        )
     path = model_dir / "requirements.txt"
     if not path.exists():
-        raise InvalidValue(name="model directory", value=str(model_dir), reason="it has no requirements.txt",
-                           allowed="a model saved by MLflow 2 or later",
-                           fix="Save the model again with mlflow.<flavor>.save_model or log_model.")
+        raise InvalidValue(
+            name="model directory",
+            value=str(model_dir),
+            reason="it has no requirements.txt",
+            allowed="a model saved by MLflow 2 or later",
+            fix="Save the model again with mlflow.<flavor>.save_model or log_model.",
+        )
     return path.read_text()
 
 
@@ -96,8 +105,13 @@ def _python_version(model_dir: Path) -> str:
     full = str(yaml.safe_load(env.read_text()).get("python", "")) if env.exists() else ""
     parts = full.split(".")
     if len(parts) < 2:
-        raise InvalidValue(name="python_env.yaml python", value=full, reason="the model does not say its Python version",
-                           allowed="a version such as 3.11.7", fix="Save the model again with MLflow 2 or later.")
+        raise InvalidValue(
+            name="python_env.yaml python",
+            value=full,
+            reason="the model does not say its Python version",
+            allowed="a version such as 3.11.7",
+            fix="Save the model again with MLflow 2 or later.",
+        )
     return ".".join(parts[:2])
 
 
@@ -137,7 +151,9 @@ def push(image: str, ecr: Any, docker: Docker) -> str:
         try:
             uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
         except ecr.exceptions.RepositoryNotFoundException:
-            uri = ecr.create_repository(repositoryName=repository, imageScanningConfiguration={"scanOnPush": True})["repository"]["repositoryUri"]
+            uri = ecr.create_repository(repositoryName=repository, imageScanningConfiguration={"scanOnPush": True})[
+                "repository"
+            ]["repositoryUri"]
         auth = ecr.get_authorization_token()["authorizationData"][0]
     except ecr.exceptions.ClientError as error:
         raise from_client_error(error, fix="Check the ECR permissions of your AWS credentials.") from None

@@ -56,8 +56,9 @@ def _parts(request: Request) -> list[str]:
 
 
 class MultiModelApp(SerialApp):
-    ROUTES = ("GET /ping, GET /models, POST /models, GET /models/{name}, DELETE /models/{name}, "
-              "POST /models/{name}/invoke")
+    ROUTES = (
+        "GET /ping, GET /models, POST /models, GET /models/{name}, DELETE /models/{name}, POST /models/{name}/invoke"
+    )
 
     def __init__(self, registry: SharedRegistry, cache: ModelCache, timeout: float | None) -> None:
         self.registry = registry
@@ -96,9 +97,16 @@ class MultiModelApp(SerialApp):
         method = request.method
         if parts == ["ping"] and method == "GET":
             self._sync()
-            return _json(200, {"status": "healthy", "models": len(self.registry.entries()),
-                               "resident": len(self.cache.names()), "evictions": self.cache.evictions,
-                               "worker": os.getpid()})
+            return _json(
+                200,
+                {
+                    "status": "healthy",
+                    "models": len(self.registry.entries()),
+                    "resident": len(self.cache.names()),
+                    "evictions": self.cache.evictions,
+                    "worker": os.getpid(),
+                },
+            )
         if parts[0] != "models":
             return not_found(request, self.ROUTES, ("GET",) if parts == ["ping"] else ())
         if len(parts) == 3 and parts[2] == "invoke" and method == "POST":
@@ -123,22 +131,23 @@ class MultiModelApp(SerialApp):
             start = int(parse_qs(query).get("next_page_token", ["0"])[0])
         except ValueError:
             raise BadRequest(detail="next_page_token must be a token from a previous GET /models.") from None
-        body: dict[str, Any] = {"models": [self._describe(n) for n in names[start:start + PAGE_SIZE]]}
+        body: dict[str, Any] = {"models": [self._describe(n) for n in names[start : start + PAGE_SIZE]]}
         if start + PAGE_SIZE < len(names):
             body["nextPageToken"] = str(start + PAGE_SIZE)
         return _json(200, body)
 
     def _describe(self, name: str) -> dict[str, Any]:
         entry = self._entry(name)
-        return {"modelName": name, "modelUrl": entry.url,
-                "resident": self.cache.holds(name, entry.load_id)}
+        return {"modelName": name, "modelUrl": entry.url, "resident": self.cache.holds(name, entry.load_id)}
 
     def _load(self, body: bytes) -> Response:
         request = _load_request(body)
         name, url = request["model_name"], request["url"]
         if not os.path.isdir(url):
-            raise BadRequest(detail=f"url {url!r} is not a directory on this host. "
-                                    "Send the directory that holds the model's MLmodel file.")
+            raise BadRequest(
+                detail=f"url {url!r} is not a directory on this host. "
+                "Send the directory that holds the model's MLmodel file."
+            )
         self.cache.check_fits(name, url)
         entry, added = self.registry.add(name, url)
         if not added:

@@ -86,8 +86,10 @@ class ServedModel:
         if shape[0] == 0:
             return "The input has no rows. Send at least one row."
         if self.columns is not None and len(shape) == 2 and shape[1] != self.columns:
-            return (f"The input has {shape[1]} columns; the model takes {self.columns}. "
-                    f"Send rows of exactly {self.columns} values.")
+            return (
+                f"The input has {shape[1]} columns; the model takes {self.columns}. "
+                f"Send rows of exactly {self.columns} values."
+            )
         return None
 
 

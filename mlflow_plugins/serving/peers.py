@@ -77,6 +77,5 @@ class Peers:
         except (ConnectionRefusedError, FileNotFoundError):
             path.unlink(missing_ok=True)  # its worker is gone
         except OSError as error:  # a timeout included
-            log.warning("worker socket %s did not answer sync (%s); it still checks load ids on invoke",
-                        path, error)
+            log.warning("worker socket %s did not answer sync (%s); it still checks load ids on invoke", path, error)
         return False

@@ -97,8 +97,10 @@ class SharedRegistry:
         self._entries, self._generation = models, generation
 
     def _write(self, generation: int, models: dict[str, Entry]) -> None:
-        state = {"generation": generation,
-                 "models": {n: {"url": e.url, "load_id": e.load_id} for n, e in sorted(models.items())}}
+        state = {
+            "generation": generation,
+            "models": {n: {"url": e.url, "load_id": e.load_id} for n, e in sorted(models.items())},
+        }
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(state))
         os.replace(temporary, self.path)

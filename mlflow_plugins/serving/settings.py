@@ -47,8 +47,13 @@ def _number(name: str, raw: Any, kind: type, minimum: float) -> Any:
         value = None
     if value is None or value < minimum:
         noun = "a whole number" if kind is int else "a number"
-        raise InvalidValue(name=name, value=raw, reason=f"it must be {noun} >= {minimum:g}",
-                           allowed=f"{noun} >= {minimum:g}", fix=f"Set {name} to such a value, or unset it.")
+        raise InvalidValue(
+            name=name,
+            value=raw,
+            reason=f"it must be {noun} >= {minimum:g}",
+            allowed=f"{noun} >= {minimum:g}",
+            fix=f"Set {name} to such a value, or unset it.",
+        )
     return value
 
 
@@ -58,8 +63,13 @@ def _flag(name: str, raw: str) -> bool:
         return True
     if value in ("0", "false", "no", ""):
         return False
-    raise InvalidValue(name=name, value=raw, reason="it is not a boolean", allowed="true, false, 1, 0",
-                       fix=f"Set {name}=true or {name}=false.")
+    raise InvalidValue(
+        name=name,
+        value=raw,
+        reason="it is not a boolean",
+        allowed="true, false, 1, 0",
+        fix=f"Set {name}=true or {name}=false.",
+    )
 
 
 def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ServeSettings:
@@ -81,9 +91,13 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     multi = raw_multi if isinstance(raw_multi, bool) else _flag(name, str(raw_multi))
     budget = options.get("memory_budget_mb")
     if options.get("model_uri") and multi:
-        raise InvalidValue(name="--model-uri", value=options["model_uri"], reason="it serves one model",
-                           allowed="--model-uri or --multi-model, not both",
-                           fix="Drop --multi-model to serve one model fetched at start.")
+        raise InvalidValue(
+            name="--model-uri",
+            value=options["model_uri"],
+            reason="it serves one model",
+            allowed="--model-uri or --multi-model, not both",
+            fix="Drop --multi-model to serve one model fetched at start.",
+        )
     return ServeSettings(
         host=options.get("host") or "0.0.0.0",
         port=port,

@@ -24,13 +24,16 @@ BIN = Path(sys.executable).parent
 
 def delivery_frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "distance_km": rng.uniform(1, 300, n),
-        "stops": rng.integers(1, 10, n).astype("int64"),
-        "weather": rng.choice(["clear", "rain", "snow"], n),
-    })
-    label = ((frame.distance_km / 100 + frame.stops / 5 + (frame.weather == "snow") * 1.5
-              + rng.normal(0, 0.5, n)) > 3).astype(int)
+    frame = pd.DataFrame(
+        {
+            "distance_km": rng.uniform(1, 300, n),
+            "stops": rng.integers(1, 10, n).astype("int64"),
+            "weather": rng.choice(["clear", "rain", "snow"], n),
+        }
+    )
+    label = (
+        (frame.distance_km / 100 + frame.stops / 5 + (frame.weather == "snow") * 1.5 + rng.normal(0, 0.5, n)) > 3
+    ).astype(int)
     return frame, label
 
 
@@ -44,13 +47,23 @@ def save_sklearn_model(path: Path, seed: int = 0) -> Path:
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     frame, label = delivery_frame(seed=seed)
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("num", StandardScaler(), ["distance_km", "stops"]),
-                                    ("cat", OneHotEncoder(handle_unknown="ignore"), ["weather"])])),
-        ("clf", LogisticRegression()),
-    ]).fit(frame, label)
-    mlflow.sklearn.save_model(pipe, str(path), signature=infer_signature(frame, pipe.predict(frame)),
-                              input_example=frame.head(3))
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["distance_km", "stops"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["weather"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, label)
+    mlflow.sklearn.save_model(
+        pipe, str(path), signature=infer_signature(frame, pipe.predict(frame)), input_example=frame.head(3)
+    )
     return path
 
 
@@ -70,8 +83,9 @@ def save_pyfunc_model(path: Path, cls_name: str, *args, signature=None) -> Path:
     import mlflow.pyfunc
 
     model = getattr(model_classes(), cls_name)(*args)
-    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")],
-                             signature=signature)
+    mlflow.pyfunc.save_model(
+        str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")], signature=signature
+    )
     return path
 
 
@@ -79,8 +93,12 @@ def save_gated_sklearn_model(path: Path) -> Path:
     """A scikit-learn flavored (so batched) model whose predictions a test can hold: GatedDoubler."""
     import mlflow.sklearn
 
-    mlflow.sklearn.save_model(model_classes().GatedDoubler(), str(path), code_paths=[str(HERE / "pyfunc_models.py")],
-                              serialization_format="cloudpickle")
+    mlflow.sklearn.save_model(
+        model_classes().GatedDoubler(),
+        str(path),
+        code_paths=[str(HERE / "pyfunc_models.py")],
+        serialization_format="cloudpickle",
+    )
     return path
 
 
@@ -98,8 +116,16 @@ def free_port() -> int:
 def ready_session(statuses: tuple[int, ...] = (502, 503)) -> requests.Session:
     """A session that retries refused connections and the given statuses with backoff."""
     session = requests.Session()
-    retry = Retry(total=80, connect=80, status=80, backoff_factor=0.05, backoff_max=0.5,
-                  status_forcelist=statuses, allowed_methods=None, raise_on_status=False)
+    retry = Retry(
+        total=80,
+        connect=80,
+        status=80,
+        backoff_factor=0.05,
+        backoff_max=0.5,
+        status_forcelist=statuses,
+        allowed_methods=None,
+        raise_on_status=False,
+    )
     session.mount("http://", HTTPAdapter(max_retries=retry))
     return session
 
@@ -110,9 +136,14 @@ class Server:
     def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(args, env={**os.environ, **(env or {})},
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     def wait_ready(self, path: str = "/ping", expect: int = 200) -> requests.Response:
         self._wait_announced()
@@ -168,8 +199,21 @@ def start_runtime(*args: str, env: dict[str, str] | None = None) -> Server:
 
 def start_mlflow_serve(model: Path, workers: int = 1) -> Server:
     port = free_port()
-    command = [str(BIN / "mlflow"), "models", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port),
-               "--env-manager", "local", "--workers", str(workers)]
+    command = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--env-manager",
+        "local",
+        "--workers",
+        str(workers),
+    ]
     return Server(command, port, {"PATH": f"{BIN}:{os.environ['PATH']}"})
 
 
@@ -198,7 +242,12 @@ def basic_auth_env(root: Path, password: str) -> dict[str, str]:
     store is its own, under ``root``: MLflow's default is ``basic_auth.db`` in the working
     directory, which every such server would share (with the first one's admin password)."""
     config = root / "basic_auth.ini"
-    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'basic_auth.db'}\n"
-                      "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": f"secret-{root.name}"}
+    config.write_text(
+        f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'basic_auth.db'}\n"
+        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": f"secret-{root.name}",
+    }

@@ -24,9 +24,15 @@ def body(index: int) -> str:
 def hammer(server, bodies: list[str], threads: int = 16, rounds: int = 6) -> list[requests.Response]:
     def worker(start: int) -> list[requests.Response]:
         with requests.Session() as session:
-            return [session.post(server.url + "/invocations", data=bodies[(start + i) % len(bodies)],
-                                 headers={"Content-Type": "application/json"}, timeout=60)
-                    for i in range(rounds * len(bodies) // threads)]
+            return [
+                session.post(
+                    server.url + "/invocations",
+                    data=bodies[(start + i) % len(bodies)],
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                )
+                for i in range(rounds * len(bodies) // threads)
+            ]
 
     with ThreadPoolExecutor(threads) as pool:
         return [reply for batch in pool.map(worker, range(0, len(bodies), len(bodies) // threads)) for reply in batch]
@@ -72,8 +78,10 @@ def test_a_model_that_is_not_row_wise_is_never_batched(tmp_path):
 def _raw_post(port: int, body: str) -> socket.socket:
     """A request on a fresh connection, sent in full; the answer is read later."""
     connection = socket.create_connection(("127.0.0.1", port), timeout=120)
-    head = (f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     connection.sendall(head.encode() + body.encode())
     return connection
 
@@ -95,8 +103,9 @@ def test_requests_queued_on_fresh_connections_are_batched(tmp_path):
         server.wait_ready()
         held = _raw_post(server.port, json.dumps({"dataframe_records": [{"x": 0.5, "gate": str(gate)}]}))
         assert eventually(lambda: any(gate.glob("started-*")), seconds=30)
-        queued = [_raw_post(server.port, json.dumps({"dataframe_records": [{"x": float(i), "gate": ""}]}))
-                  for i in range(8)]
+        queued = [
+            _raw_post(server.port, json.dumps({"dataframe_records": [{"x": float(i), "gate": ""}]})) for i in range(8)
+        ]
         # /ping answers on a fresh connection that came after them: the loop has read them all
         assert requests.get(server.url + "/ping", timeout=10).status_code == 200
         (gate / "release").touch()

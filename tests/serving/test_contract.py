@@ -15,8 +15,9 @@ ONE = {"dataframe_records": [{"distance_km": 12.5, "stops": 3, "weather": "rain"
 
 def invoke(server, body, content_type="application/json", **headers):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return requests.post(server.url + "/invocations", data=data,
-                         headers={"Content-Type": content_type, **headers}, timeout=30)
+    return requests.post(
+        server.url + "/invocations", data=data, headers={"Content-Type": content_type, **headers}, timeout=30
+    )
 
 
 def test_ping_and_invocations(runtime):
@@ -26,11 +27,18 @@ def test_ping_and_invocations(runtime):
     assert reply.json()["predictions"] in ([0], [1])
 
 
-@pytest.mark.parametrize("accept, expected_type, parse", [
-    ("text/csv", "text/csv", lambda text: [int(line) for line in text.splitlines()]),
-    ("application/jsonlines", "application/jsonlines", lambda text: [json.loads(line) for line in text.splitlines()]),
-    ("*/*", "application/json", lambda text: json.loads(text)["predictions"]),
-])
+@pytest.mark.parametrize(
+    "accept, expected_type, parse",
+    [
+        ("text/csv", "text/csv", lambda text: [int(line) for line in text.splitlines()]),
+        (
+            "application/jsonlines",
+            "application/jsonlines",
+            lambda text: [json.loads(line) for line in text.splitlines()],
+        ),
+        ("*/*", "application/json", lambda text: json.loads(text)["predictions"]),
+    ],
+)
 def test_output_formats_follow_accept(runtime, accept, expected_type, parse):
     body = {"dataframe_records": ONE["dataframe_records"] * 3}
     reply = invoke(runtime, body, Accept=accept)
@@ -38,16 +46,25 @@ def test_output_formats_follow_accept(runtime, accept, expected_type, parse):
     assert parse(reply.text) == invoke(runtime, body).json()["predictions"]
 
 
-@pytest.mark.parametrize("body, content_type, headers, status, words", [
-    ("{not json", "application/json", {}, 400, "valid JSON"),
-    ({"dataframe_records": [{"distance_km": 1.0, "weather": "x"}]}, "application/json", {}, 400, "stops"),
-    ({"dataframe_records": [{"distance_km": "far", "stops": 1, "weather": "x"}]}, "application/json", {}, 400, "distance_km"),
-    ({"rows": []}, "application/json", {}, 400, "dataframe_split"),
-    ("<xml/>", "application/xml", {}, 415, "application/xml"),
-    ("1,2,x", "text/csv; charset=latin-1", {}, 415, "UTF-8"),
-    (ONE, "application/json", {"Accept": "image/png"}, 406, "image/png"),
-    ('{"a": 1}\n[1, 2, "x"]\n', "application/jsonlines", {}, 400, "all objects"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, headers, status, words",
+    [
+        ("{not json", "application/json", {}, 400, "valid JSON"),
+        ({"dataframe_records": [{"distance_km": 1.0, "weather": "x"}]}, "application/json", {}, 400, "stops"),
+        (
+            {"dataframe_records": [{"distance_km": "far", "stops": 1, "weather": "x"}]},
+            "application/json",
+            {},
+            400,
+            "distance_km",
+        ),
+        ({"rows": []}, "application/json", {}, 400, "dataframe_split"),
+        ("<xml/>", "application/xml", {}, 415, "application/xml"),
+        ("1,2,x", "text/csv; charset=latin-1", {}, 415, "UTF-8"),
+        (ONE, "application/json", {"Accept": "image/png"}, 406, "image/png"),
+        ('{"a": 1}\n[1, 2, "x"]\n', "application/jsonlines", {}, 400, "all objects"),
+    ],
+)
 def test_bad_requests_get_their_status_and_name_the_problem(runtime, body, content_type, headers, status, words):
     reply = invoke(runtime, body, content_type, **headers)
     assert reply.status_code == status, reply.text
@@ -100,8 +117,9 @@ def test_a_model_failure_is_a_500_that_leaks_nothing(odd_models):
 
 
 def test_a_slow_prediction_times_out_with_504(odd_models):
-    server = start_runtime("--model-dir", str(odd_models["Sleepy"]), "--workers", "1",
-                           env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5"})
+    server = start_runtime(
+        "--model-dir", str(odd_models["Sleepy"]), "--workers", "1", env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5"}
+    )
     try:
         server.wait_ready()
         assert invoke(server, {"dataframe_records": [{"seconds": 0.01}]}).status_code == 200
@@ -150,10 +168,13 @@ def test_params_reach_the_model(odd_models):
         server.stop()
 
 
-@pytest.mark.parametrize("variable, value, words", [
-    ("SAGEMAKER_MODEL_SERVER_WORKERS", "many", "SAGEMAKER_MODEL_SERVER_WORKERS='many' is not valid"),
-    ("SAGEMAKER_MULTI_MODEL", "maybe", "Allowed: true, false"),
-])
+@pytest.mark.parametrize(
+    "variable, value, words",
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "many", "SAGEMAKER_MODEL_SERVER_WORKERS='many' is not valid"),
+        ("SAGEMAKER_MULTI_MODEL", "maybe", "Allowed: true, false"),
+    ],
+)
 def test_bad_environment_fails_at_start_with_the_variable_named(sklearn_model, variable, value, words):
     server = start_runtime("--model-dir", str(sklearn_model), env={variable: value})
     server.process.wait(timeout=60)

@@ -15,8 +15,9 @@ ONE = json.dumps({"dataframe_records": [{"distance_km": 250.0, "stops": 9, "weat
 
 
 def predicts(server) -> bool:
-    reply = requests.post(server.url + "/invocations", data=ONE,
-                          headers={"Content-Type": "application/json"}, timeout=30)
+    reply = requests.post(
+        server.url + "/invocations", data=ONE, headers={"Content-Type": "application/json"}, timeout=30
+    )
     return reply.status_code == 200 and reply.json()["predictions"] in ([0], [1])
 
 
@@ -59,8 +60,12 @@ def _log_version(experiment: str, seed: int) -> str:
     frame, label = delivery_frame(seed=seed)
     numeric = frame[["distance_km", "stops"]]
     with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.sklearn.log_model(LogisticRegression().fit(numeric, label), name="model",
-                                 input_example=numeric.head(2), registered_model_name="delivery")
+        mlflow.sklearn.log_model(
+            LogisticRegression().fit(numeric, label),
+            name="model",
+            input_example=numeric.head(2),
+            registered_model_name="delivery",
+        )
     return run.info.run_id
 
 

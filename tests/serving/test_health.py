@@ -78,8 +78,12 @@ def test_mme_management_routes_answer_while_a_model_predicts(gate_model, tmp_pat
     gate.mkdir()
     try:
         server.wait_ready()
-        assert requests.post(server.url + "/models", json={"model_name": "g", "url": str(gate_model)},
-                             timeout=60).status_code == 200
+        assert (
+            requests.post(
+                server.url + "/models", json={"model_name": "g", "url": str(gate_model)}, timeout=60
+            ).status_code
+            == 200
+        )
         with ThreadPoolExecutor(2) as pool:
             held = pool.submit(predict, server.url + "/models/g/invoke", gate)
             assert eventually(lambda: busy_workers(gate), seconds=30)
@@ -87,8 +91,9 @@ def test_mme_management_routes_answer_while_a_model_predicts(gate_model, tmp_pat
                 requests.get(server.url + "/ping", timeout=PING_TIMEOUT).status_code,
                 requests.get(server.url + "/models", timeout=PING_TIMEOUT).status_code,
                 requests.get(server.url + "/models/g", timeout=PING_TIMEOUT).status_code,
-                requests.post(server.url + "/models", json={"model_name": "o", "url": str(other)},
-                              timeout=PING_TIMEOUT * 6).status_code,
+                requests.post(
+                    server.url + "/models", json={"model_name": "o", "url": str(other)}, timeout=PING_TIMEOUT * 6
+                ).status_code,
                 requests.delete(server.url + "/models/o", timeout=PING_TIMEOUT).status_code,
             ]
             still_running = not held.done()

@@ -47,8 +47,21 @@ def test_the_build_context_pins_the_model_dependencies(sklearn_model, tmp_path):
     assert manifest["packages"]["mlflow"] and manifest["packages"]["httptools"]
     assert (context.path / "suite" / "mlflow_plugins" / "serving" / "http.py").exists()
     # The suite inside the context installs and exposes the command (as pip would in the image).
-    build = subprocess.run([str(BIN / "python"), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "whl"),
-                            str(context.path / "suite")], capture_output=True, text=True)
+    build = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "whl"),
+            str(context.path / "suite"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr
     assert list((tmp_path / "whl").glob("mlflow_sagemaker_ops-*.whl"))
     # The same dependencies give the same tag.
@@ -86,17 +99,35 @@ def test_build_and_push_to_ecr(aws, sklearn_model, tmp_path):
     repository = aws("ecr").describe_repositories(repositoryNames=["churn-serving"])["repositories"][0]
     assert pushed == f"{repository['repositoryUri']}:{context.tag}"
     assert docker.commands[0] == f"build --build-arg PYTHON_VERSION=3.11 -t churn-serving:{context.tag} {context.path}"
-    assert docker.commands[1].startswith("login --username AWS --password-stdin ") and docker.commands[1].endswith("<stdin>")
+    assert docker.commands[1].startswith("login --username AWS --password-stdin ") and docker.commands[1].endswith(
+        "<stdin>"
+    )
     assert docker.commands[2:] == [f"tag {built} {pushed}", f"push {pushed}"]
     image.push(built, aws("ecr"), docker)  # the repository exists now: no second create
-    assert len(aws("ecr").describe_repositories()["repositories"]) == 1
+    names = [r["repositoryName"] for r in aws("ecr").describe_repositories()["repositories"]]
+    assert names.count("churn-serving") == 1  # besides the suite's own image, seeded by the sandbox
 
 
 def test_build_image_context_only_needs_no_docker(sklearn_model, tmp_path):
-    result = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "build-image", "--model-dir", str(sklearn_model),
-                             "--context", str(tmp_path / "ctx")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            str(BIN / "mlflow-sagemaker-ops"),
+            "build-image",
+            "--model-dir",
+            str(sklearn_model),
+            "--context",
+            str(tmp_path / "ctx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Build context:" in result.stdout and (tmp_path / "ctx" / "Dockerfile").exists()
-    missing = subprocess.run([str(BIN / "mlflow-sagemaker-ops"), "build-image", "--model-dir", str(tmp_path)],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [str(BIN / "mlflow-sagemaker-ops"), "build-image", "--model-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode != 0 and "has no MLmodel file" in missing.stderr

@@ -33,9 +33,12 @@ def load(server, name, url):
 
 
 def invoke(server, name):
-    return requests.post(f"{server.url}/models/{name}/invoke", data=ONE,
-                         headers={"Content-Type": "application/json",
-                                  "X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"}, timeout=60)
+    return requests.post(
+        f"{server.url}/models/{name}/invoke",
+        data=ONE,
+        headers={"Content-Type": "application/json", "X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"},
+        timeout=60,
+    )
 
 
 def test_load_list_get_invoke_unload(mme, model_dirs):
@@ -48,8 +51,11 @@ def test_load_list_get_invoke_unload(mme, model_dirs):
     assert reply.status_code == 200 and reply.json()["predictions"] in ([0], [1])
 
     assert requests.delete(mme.url + "/models/m0", timeout=10).status_code == 200
-    for call in (lambda: invoke(mme, "m0"), lambda: requests.get(mme.url + "/models/m0", timeout=10),
-                 lambda: requests.delete(mme.url + "/models/m0", timeout=10)):
+    for call in (
+        lambda: invoke(mme, "m0"),
+        lambda: requests.get(mme.url + "/models/m0", timeout=10),
+        lambda: requests.delete(mme.url + "/models/m0", timeout=10),
+    ):
         reply = call()
         assert reply.status_code == 404 and "Loaded models: m1" in reply.json()["message"]
 
@@ -92,16 +98,27 @@ def test_concurrent_loads_across_workers_load_once(model_dirs):
 
         def attempt(_):
             with requests.Session() as session:
-                return session.post(server.url + "/models", json={"model_name": "m0", "url": model_dirs["m0"]},
-                                    timeout=60).status_code
+                return session.post(
+                    server.url + "/models", json={"model_name": "m0", "url": model_dirs["m0"]}, timeout=60
+                ).status_code
 
         with ThreadPoolExecutor(8) as pool:
             statuses = sorted(pool.map(attempt, range(8)))
         assert statuses == [200] + [409] * 7
         with ThreadPoolExecutor(8) as pool:  # every worker can invoke it
-            replies = list(pool.map(lambda _: requests.post(server.url + "/models/m0/invoke", data=ONE,
-                                                            headers={"Content-Type": "application/json"},
-                                                            timeout=60).status_code, range(16)))
+            replies = list(
+                pool.map(
+                    lambda _: (
+                        requests.post(
+                            server.url + "/models/m0/invoke",
+                            data=ONE,
+                            headers={"Content-Type": "application/json"},
+                            timeout=60,
+                        ).status_code
+                    ),
+                    range(16),
+                )
+            )
         assert replies == [200] * 16
     finally:
         server.stop()

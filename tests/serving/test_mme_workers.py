@@ -22,8 +22,12 @@ def markers(tmp_path_factory):
 
 
 def invoke(server, name: str) -> requests.Response:
-    return requests.post(f"{server.url}/models/{name}/invoke", data=ROW,
-                         headers={"Content-Type": "application/json", "Connection": "close"}, timeout=60)
+    return requests.post(
+        f"{server.url}/models/{name}/invoke",
+        data=ROW,
+        headers={"Content-Type": "application/json", "Connection": "close"},
+        timeout=60,
+    )
 
 
 def ping_every_worker(server, workers: int) -> dict[int, dict]:
@@ -55,8 +59,12 @@ def test_unload_and_reload_are_seen_by_every_worker(markers, workers):
         assert resident == dict.fromkeys(resident, 0), f"a worker still holds the unloaded model: {resident}"
         assert {invoke(server, "w").status_code for _ in range(4 * workers)} == {404}
 
-        reload = requests.post(server.url + "/models", json={"model_name": "w", "url": markers["new"]},
-                               headers={"Connection": "close"}, timeout=60)
+        reload = requests.post(
+            server.url + "/models",
+            json={"model_name": "w", "url": markers["new"]},
+            headers={"Connection": "close"},
+            timeout=60,
+        )
         assert reload.status_code == 200, reload.text
         answers = [invoke(server, "w") for _ in range(16 * workers)]
         stale = [a.json() for a in answers if a.status_code != 200 or a.json()["predictions"] != ["new"]]
@@ -80,8 +88,12 @@ def test_a_reload_under_the_same_url_length_is_not_missed(markers, tmp_path):
             tag = ("old", "new")[round_ % 2]
             url = str(twin / tag)
             requests.delete(server.url + "/models/w", headers={"Connection": "close"}, timeout=60)
-            loaded = requests.post(server.url + "/models", json={"model_name": "w", "url": url},
-                                   headers={"Connection": "close"}, timeout=60)
+            loaded = requests.post(
+                server.url + "/models",
+                json={"model_name": "w", "url": url},
+                headers={"Connection": "close"},
+                timeout=60,
+            )
             assert loaded.status_code == 200, loaded.text
             answers = {tuple(invoke(server, "w").json()["predictions"]) for _ in range(8)}
             assert answers == {(tag,)}, f"round {round_}: {answers}"

@@ -41,13 +41,16 @@ def test_json_forms_predict_the_same_as_mlflow(runtime, mlflow_server, form):
     assert len(ours.json()["predictions"]) == len(FRAME)
 
 
-@pytest.mark.parametrize("ours_body, ours_type", [
-    (CSV_WITH_HEADER, "text/csv"),
-    (CSV_NO_HEADER, "text/csv"),
-    (CSV_NO_HEADER, "text/csv; header=absent"),
-    (JSONL_RECORDS, "application/jsonlines"),
-    (JSONL_ROWS, "application/jsonlines"),
-])
+@pytest.mark.parametrize(
+    "ours_body, ours_type",
+    [
+        (CSV_WITH_HEADER, "text/csv"),
+        (CSV_NO_HEADER, "text/csv"),
+        (CSV_NO_HEADER, "text/csv; header=absent"),
+        (JSONL_RECORDS, "application/jsonlines"),
+        (JSONL_ROWS, "application/jsonlines"),
+    ],
+)
 def test_csv_and_jsonlines_predict_the_same_as_mlflow_csv(runtime, mlflow_server, ours_body, ours_type):
     theirs = post(mlflow_server, CSV_WITH_HEADER, "text/csv")
     ours = post(runtime, ours_body, ours_type)

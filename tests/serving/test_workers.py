@@ -24,9 +24,12 @@ def test_two_workers_serve_and_stop_together(sklearn_model):
 
         def call(_):
             with requests.Session() as session:
-                return [session.post(server.url + "/invocations", data=ONE,
-                                     headers={"Content-Type": "application/json"}, timeout=30).status_code
-                        for _ in range(10)]
+                return [
+                    session.post(
+                        server.url + "/invocations", data=ONE, headers={"Content-Type": "application/json"}, timeout=30
+                    ).status_code
+                    for _ in range(10)
+                ]
 
         with ThreadPoolExecutor(8) as pool:
             statuses = [s for batch in pool.map(call, range(8)) for s in batch]
@@ -76,9 +79,15 @@ def test_workers_start_only_once_the_model_is_loaded(tmp_path):
 
         def call(_):
             with requests.Session() as session:
-                return [session.post(server.url + "/invocations", data=json.dumps({"inputs": [[1], [2]]}),
-                                     headers={"Content-Type": "application/json"}, timeout=30).status_code
-                        for _ in range(5)]
+                return [
+                    session.post(
+                        server.url + "/invocations",
+                        data=json.dumps({"inputs": [[1], [2]]}),
+                        headers={"Content-Type": "application/json"},
+                        timeout=30,
+                    ).status_code
+                    for _ in range(5)
+                ]
 
         with ThreadPoolExecutor(8) as pool:
             assert [s for batch in pool.map(call, range(8)) for s in batch] == [200] * 40
