@@ -223,6 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Sandbox(port=0, time_scale=1e-4) as sandbox:
         os.environ.update(sandbox.env())
+        sandbox.control.register_image(IMAGE)  # as `docker push` would (the sandbox checks its ECR)
         models = save_models(Path(tmp))
         meter = Meter()
         meter.install()
