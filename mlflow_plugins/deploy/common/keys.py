@@ -217,3 +217,21 @@ def markdown_table(keys: tuple[Key, ...]) -> str:
         example = key.example.replace("|", "\\|")
         rows.append(f"| `{key.name}`{mark} | {kind} | `{key.default!r}` | `{example}` | {key.help.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+BUCKET_KEY = Key(
+    "bucket",
+    "str",
+    None,
+    "S3 bucket for model archives; default mlflow-sagemaker-ops-<account>-<region>, created if missing",
+    "my-models",
+    pattern=BUCKET,
+)
+
+
+def check_name(name: str | None, rule: re.Pattern[str], what: str, reason: str, allowed: str, example: str) -> None:
+    """A resource name against its naming rule, matched against the whole name."""
+    if not rule.fullmatch(name or ""):
+        raise InvalidValue(
+            name=what, value=name, reason=reason, allowed=allowed, fix=f"Pass --name {example} (for example)."
+        )

@@ -24,7 +24,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from mlflow_plugins.deploy.common import archives, images, s3uri
+from mlflow_plugins.deploy.common import archives, images, keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.labels import MANAGED
@@ -504,11 +504,11 @@ class EcsDeployer:
 
 
 def _check_name(name: str) -> None:
-    if not ecs_config.ECS_NAME.fullmatch(name or ""):
-        raise InvalidValue(
-            name="deployment name",
-            value=name,
-            reason="it breaks ECS's service naming rule",
-            allowed="1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
-            fix="Pass --name churn-prod (for example).",
-        )
+    keys.check_name(
+        name,
+        ecs_config.ECS_NAME,
+        "deployment name",
+        "it breaks ECS's service naming rule",
+        "1 to 255 letters, digits, hyphens and underscores, starting with a letter or digit",
+        "churn-prod",
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_plugins.deploy.common.scaling import ScalableTarget, track
 from mlflow_plugins.deploy.ecs.config import METRICS, EcsConfig
 
 NAMESPACE, DIMENSION = "ecs", "ecs:service:DesiredCount"
@@ -23,28 +24,10 @@ def apply(clients: Any, cluster: str, name: str, cfg: EcsConfig) -> None:
     if spec is None:
         remove(clients, cluster, name)
         return
-    scaling.register_scalable_target(
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
-        MinCapacity=int(spec["min_capacity"]),
-        MaxCapacity=int(spec["max_capacity"]),
-    )
     metric: dict[str, Any] = {"PredefinedMetricType": spec.get("metric", METRICS[0])}
     if metric["PredefinedMetricType"] == "ALBRequestCountPerTarget" and cfg.target_group_arn:
         metric["ResourceLabel"] = resource_label(clients("elbv2"), cfg.target_group_arn)
-    tracking: dict[str, Any] = {"TargetValue": float(spec["target"]), "PredefinedMetricSpecification": metric}
-    for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
-        if key in spec:
-            tracking[field] = int(spec[key])
-    scaling.put_scaling_policy(
-        PolicyName=f"{name}-target-tracking",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=tracking,
-    )
+    track(scaling, ScalableTarget(NAMESPACE, resource, DIMENSION), spec, metric, f"{name}-target-tracking")
 
 
 def resource_label(elbv2: Any, target_group_arn: str) -> str:

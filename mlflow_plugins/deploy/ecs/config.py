@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy.common.keys import BUCKET, ROLE_ARN, Config, Key, build, help_text, typed_values
+from mlflow_plugins.deploy.common.keys import BUCKET_KEY, ROLE_ARN, Config, Key, build, help_text, typed_values
 from mlflow_plugins.errors import InvalidValue, MissingSetting
 
 ECS_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")  # clusters, services, task families
@@ -147,14 +147,7 @@ KEYS: tuple[Key, ...] = (
         "/ml/churn",
         pattern=LOG_GROUP,
     ),
-    Key(
-        "bucket",
-        "str",
-        None,
-        "S3 bucket for model archives; default mlflow-sagemaker-ops-<account>-<region>, created if missing",
-        "my-models",
-        pattern=BUCKET,
-    ),
+    BUCKET_KEY,
     Key("kms_key_id", "str", None, "KMS key for the uploaded archive", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
     Key(
         "region_name",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_plugins.deploy.common.scaling import ScalableTarget, track
 from mlflow_plugins.errors import InvalidValue
 
 NAMESPACE, DIMENSION = "sagemaker", "sagemaker:variant:DesiredInstanceCount"
@@ -64,27 +65,9 @@ def resource_id(endpoint: str, variant: str) -> str:
 
 def apply(scaling: Any, endpoint: str, variant: str, spec: dict[str, Any]) -> None:
     resource = resource_id(endpoint, variant)
-    scaling.register_scalable_target(
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
-        MinCapacity=int(spec["min_capacity"]),
-        MaxCapacity=int(spec["max_capacity"]),
-    )
-    tracking: dict[str, Any] = {
-        "TargetValue": float(spec["target"]),
-        "PredefinedMetricSpecification": {"PredefinedMetricType": spec.get("metric", METRICS[0])},
-    }
-    for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
-        if key in spec:
-            tracking[field] = int(spec[key])
-    scaling.put_scaling_policy(
-        PolicyName=f"{endpoint}-{variant}-target-tracking",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=tracking,
+    metric = {"PredefinedMetricType": spec.get("metric", METRICS[0])}
+    track(
+        scaling, ScalableTarget(NAMESPACE, resource, DIMENSION), spec, metric, f"{endpoint}-{variant}-target-tracking"
     )
     for action in spec.get("schedule", []):
         capacity = {

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlflow_plugins import secrets
-from mlflow_plugins.deploy.common import archives, images, s3uri
+from mlflow_plugins.deploy.common import archives, images, keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.origin import model_origin
@@ -623,14 +623,14 @@ class SageMakerDeployer:
 
 
 def check_name(name: str) -> None:
-    if not SAGEMAKER_NAME.fullmatch(name or ""):
-        raise InvalidValue(
-            name="deployment name",
-            value=name,
-            reason="it breaks SageMaker's endpoint naming rule",
-            allowed="1 to 63 letters, digits and hyphens, starting with a letter or digit",
-            fix="Pass --name churn-prod (for example).",
-        )
+    keys.check_name(
+        name,
+        SAGEMAKER_NAME,
+        "deployment name",
+        "it breaks SageMaker's endpoint naming rule",
+        "1 to 63 letters, digits and hyphens, starting with a letter or digit",
+        "churn-prod",
+    )
 
 
 def require_role(cfg: SageMakerConfig) -> str:

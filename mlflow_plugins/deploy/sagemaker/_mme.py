@@ -21,7 +21,7 @@ from typing import Any
 
 from mlflow_plugins import secrets
 from mlflow_plugins.deploy.common import archives as _artifacts
-from mlflow_plugins.deploy.common import images, s3uri
+from mlflow_plugins.deploy.common import images, keys, s3uri
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.labels import DEPLOYMENT_ID, MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
@@ -358,14 +358,14 @@ def split(uri: str) -> tuple[str, str]:
 
 
 def _check_model_name(name: str) -> None:
-    if not MODEL_NAME.fullmatch(name or ""):
-        raise InvalidValue(
-            name="model name (--name)",
-            value=name,
-            reason="it becomes a path in the endpoint's S3 prefix",
-            allowed="1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
-            fix="Pass --name churn-v3 (for example).",
-        )
+    keys.check_name(
+        name,
+        MODEL_NAME,
+        "model name (--name)",
+        "it becomes a path in the endpoint's S3 prefix",
+        "1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
+        "churn-v3",
+    )
 
 
 def _installed() -> list[str]:

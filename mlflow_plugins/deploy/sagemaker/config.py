@@ -5,12 +5,22 @@ meaning; the suite adds rollout, alarm and scaling keys. Parsed once, at the fro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy.common.keys import BUCKET, ROLE_ARN, Config, Key, build, forbid, help_text, typed_values
+from mlflow_plugins.deploy.common.keys import (
+    BUCKET_KEY,
+    ROLE_ARN,
+    Config,
+    Key,
+    build,
+    forbid,
+    help_text,
+    typed_values,
+)
 
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # matched against the whole name
 
@@ -34,15 +44,7 @@ KEYS: tuple[Key, ...] = (
         pattern=ROLE_ARN,
         builtin=True,
     ),
-    Key(
-        "bucket",
-        "str",
-        None,
-        "S3 bucket for model archives; default mlflow-sagemaker-ops-<account>-<region>, created if missing",
-        "my-models",
-        pattern=BUCKET,
-        builtin=True,
-    ),
+    dataclasses.replace(BUCKET_KEY, builtin=True),
     Key(
         "image_url",
         "str",
