@@ -25,7 +25,8 @@ def after_deploy(
 ) -> str | None:
     """Mirror a deployed registered model version. A failure is returned, never raised (a
     lineage failure must not fail a deployment): the message, or None when it worked or there
-    was nothing to record (a model that is not a registered version)."""
+    was nothing to record (a model that is not a registered version). The failure is returned as
+    ``<exception type>: <message>``, and logged with the command that finishes it."""
     if not (registered_model and version and resource_arn):
         return None
     from mlflow_plugins.lineage.sync import LineageSync
@@ -37,12 +38,16 @@ def after_deploy(
         finally:
             sync.writer.close()
     except Exception as error:  # noqa: BLE001 - reported, and `lineage sync` (or the next pass) finishes it
-        message = (
-            f"lineage for {registered_model}/{version} was not written ({type(error).__name__}: {error}); "
-            f"run `mlflow-sagemaker-ops lineage sync --model {registered_model} --version {version}`"
+        reason = f"{type(error).__name__}: {error}"
+        log.warning(
+            "lineage for %s/%s was not written (%s); run `mlflow-sagemaker-ops lineage sync --model %s --version %s`",
+            registered_model,
+            version,
+            reason,
+            registered_model,
+            version,
         )
-        log.warning("%s", message)
-        return message
+        return reason
     return None
 
 
@@ -51,11 +56,8 @@ def after_target_deploy(clients: Any, deployed: dict[str, Any], target: str) -> 
     arn = deployed.get("endpoint_arn") or deployed.get("service_arn")
     if deployed.get("status") not in ("InService", "ACTIVE"):
         return None
-    return after_deploy(
-        clients("sagemaker"),
-        deployed.get("registered_model"),
-        deployed.get("model_version"),
-        arn,
-        target,
-        deployed.get("model_s3_uri"),
-    )
+    model, version = deployed.get("registered_model"), deployed.get("model_version")
+    reason = after_deploy(clients("sagemaker"), model, version, arn, target, deployed.get("model_s3_uri"))
+    if reason is None:
+        return None
+    return f"not written ({reason}); run `mlflow-sagemaker-ops lineage sync --model {model} --version {version}`"
