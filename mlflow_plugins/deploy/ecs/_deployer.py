@@ -113,20 +113,19 @@ class EcsDeployer:
         self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None
     ) -> dict[str, Any]:
         given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
-        config = given
-        cluster, service = self.locate(name, (config or {}).get("cluster"))
+        cluster, service = self.locate(name, given.get("cluster"))
         name = service["serviceName"]
-        if config and "cluster" in config and config["cluster"] != cluster:
+        if "cluster" in given and given["cluster"] != cluster:
             raise InvalidValue(
                 name="cluster",
-                value=config["cluster"],
+                value=given["cluster"],
                 reason="a service cannot move to another cluster",
                 allowed=cluster,
                 fix="Delete it and create it in the other cluster.",
             )
         live = self.task_definition(service["taskDefinition"])
         user_tags = {t["key"]: t["value"] for t in live.get("tags", []) if not t["key"].startswith(SUITE_TAGS)}
-        cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **(config or {})})
+        cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **given})
         labels_of_live = {t["key"]: t["value"] for t in live.get("tags", [])}
         source_uri = model_uri or labels_of_live.get(spec.MODEL_URI_TAG, "")
         local = archives.local_pyfunc_model(model_uri) if model_uri is not None else None
@@ -176,7 +175,7 @@ class EcsDeployer:
             self._cleanup(name, definition)
         # The service's tags say what it serves: after a rollback they still name the old model.
         self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels)
-        if config and "autoscaling" in config:
+        if "autoscaling" in given:
             self._scale(cluster, name, cfg)
         return self.get(f"{cluster}/{name}")
 
