@@ -309,7 +309,7 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
     """Try a FAILED or ROLLED_BACK deployment again, once the cause is fixed."""
     import requests
 
-    from registry_hooks.receiver import TOKEN_ENV
+    from registry_hooks.receiver import SECRET_ENV, TOKEN_ENV
 
     with _state(db) as store:
         if not store.retry(deployment):
@@ -320,10 +320,10 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
             )
         store.log("retry", "asked", deployment, actor=os.environ.get("USER"), message="hooks retry")
     if wake_url:
-        token = os.environ.get(TOKEN_ENV)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        from registry_hooks.page.state import wake_headers
+
         try:
-            reply = requests.post(f"{wake_url.rstrip('/')}/wake", headers=headers, timeout=10)
+            reply = requests.post(f"{wake_url.rstrip('/')}/wake", data=b"{}", headers=wake_headers(b"{}"), timeout=10)
         except requests.RequestException as error:
             raise click.ClickException(
                 f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} could "
@@ -333,7 +333,7 @@ def retry(deployment: str, db: str, wake_url: str | None) -> None:
             raise click.ClickException(
                 f"retry is recorded, but the controller at {secrets.strip_uri(wake_url)} "
                 f"refused the wake-up ({reply.status_code}: {reply.text[:200]}); set "
-                f"{TOKEN_ENV} to its token, or wait for its next poll."
+                f"{TOKEN_ENV} to its token (or {SECRET_ENV} to its webhook secret), or wait for its next poll."
             )
     click.echo(f"{deployment}: will be tried again" + (" now" if wake_url else " at the controller's next poll"))
 

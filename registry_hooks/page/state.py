@@ -69,7 +69,7 @@ def wake_now() -> None:
 
 def wake_headers(body: bytes) -> dict[str, str]:
     """How the controller's receiver knows the wake-up is ours: the shared wake token
-    (``MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN``), else a webhook signature under the shared webhook secret
+    (``MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN``) and/or a webhook signature under the shared webhook secret
     (``MLFLOW_REGISTRY_HOOKS_WEBHOOK_SECRET``), as :func:`registry_hooks.receiver.verify` checks it."""
     import base64
     import hashlib
@@ -81,16 +81,17 @@ def wake_headers(body: bytes) -> dict[str, str]:
 
     headers = {"Content-Type": "application/json"}
     if token := os.environ.get(TOKEN_ENV):
-        return {**headers, "Authorization": f"Bearer {token}"}
-    if secret := os.environ.get(SECRET_ENV):
+        headers["Authorization"] = f"Bearer {token}"
+    if secret := os.environ.get(SECRET_ENV):  # both when both are set: a controller with either one accepts
         delivery, stamp = f"registry-hooks-wake-{uuid.uuid4().hex}", str(int(time.time()))
         digest = hmac.new(secret.encode(), f"{delivery}.{stamp}.".encode() + body, hashlib.sha256).digest()
-        return {
-            **headers,
-            "X-MLflow-Delivery-Id": delivery,
-            "X-MLflow-Timestamp": stamp,
-            "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}",
-        }
+        headers.update(
+            {
+                "X-MLflow-Delivery-Id": delivery,
+                "X-MLflow-Timestamp": stamp,
+                "X-MLflow-Signature": f"v1,{base64.b64encode(digest).decode()}",
+            }
+        )
     return headers
 
 

@@ -281,7 +281,11 @@ def eventually(
 
 def hooks_cli(*args: str) -> str:
     done = subprocess.run(
-        [str(BIN / "mlflow-sagemaker-ops"), "hooks", *args], capture_output=True, text=True, timeout=120
+        [str(BIN / "mlflow-sagemaker-ops"), "hooks", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_REGISTRY_HOOKS_WAKE_TOKEN": WAKE_TOKEN},  # as an operator beside the controllers
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
