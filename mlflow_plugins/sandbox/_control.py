@@ -5,7 +5,8 @@
 ``POST   /_sandbox/reset``             wipe every AWS resource, stop simulated work, seed IAM again
 ``GET    /_sandbox/faults``            pending faults and the ones that fired
 ``POST   /_sandbox/faults``            ``{"operation", "kind": throttle|5xx|error, "count", "service",
-                                       "status", "code", "message"}``
+                                       "status", "code", "message", "after"}``: ``after`` lets that
+                                       many matching calls through first
 ``DELETE /_sandbox/faults``            drop every pending fault
 ``GET    /_sandbox/calls``             every AWS call since the reset, oldest first:
                                        ``{"calls": [{"at": <Unix time>, "service", "operation"}]}``
@@ -35,7 +36,7 @@ from mlflow_plugins.sandbox._faults import KINDS, Fault
 from mlflow_plugins.sandbox._state import SandboxState
 
 PREFIX = "/_sandbox/"
-FAULT_KEYS = ("operation", "kind", "count", "service", "status", "code", "message")
+FAULT_KEYS = ("operation", "kind", "count", "service", "status", "code", "message", "after")
 
 
 class ControlError(Exception):

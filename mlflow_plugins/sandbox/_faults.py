@@ -15,7 +15,8 @@ from typing import Any
 KINDS = ("throttle", "5xx", "error")
 
 # The code each protocol's services use for throttling (see botocore/retries/standard.py).
-_THROTTLE_CODE = {"query": "Throttling", "smithy-rpc-v2-cbor": "Throttling"}
+_THROTTLE_CODE = {"query": "Throttling", "smithy-rpc-v2-cbor": "Throttling", "rest-xml": "SlowDown"}
+_THROTTLE_STATUS = {"rest-xml": 503}  # S3 answers SlowDown with 503
 
 
 @dataclass
@@ -27,12 +28,15 @@ class Fault:
     status: int | None = None
     code: str | None = None
     message: str | None = None
+    after: int = 0  # let this many matching calls through first: "fail the 3rd PutObject" is after=2
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r} is not one of {', '.join(KINDS)}")
         if self.count < 1:
             raise ValueError(f"count={self.count!r} must be at least 1")
+        if not isinstance(self.after, int) or self.after < 0:
+            raise ValueError(f"after={self.after!r} must be a whole number >= 0")
         if self.kind == "error" and not self.code:
             raise ValueError("a fault of kind 'error' needs a code, e.g. ValidationException")
 
@@ -43,7 +47,7 @@ class Fault:
         """(HTTP status, error code, message) for this fault in ``protocol``."""
         if self.kind == "throttle":
             code = self.code or _THROTTLE_CODE.get(protocol, "ThrottlingException")
-            return self.status or 400, code, self.message or "Rate exceeded"
+            return self.status or _THROTTLE_STATUS.get(protocol, 400), code, self.message or "Rate exceeded"
         if self.kind == "5xx":
             return (
                 self.status or 500,
@@ -69,6 +73,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(service, operation):
+                    if fault.after:
+                        fault.after -= 1
+                        return None
                     fault.count -= 1
                     if fault.count == 0:
                         self._faults.remove(fault)

@@ -2,8 +2,8 @@
 
 Used by fault injection, which answers before moto sees the request. Supported protocols:
 ``json`` (SageMaker, ECS, Application Auto Scaling, ECR, Logs), ``rest-json``
-(SageMaker Runtime), ``query`` (IAM, STS, ELBv2) and ``smithy-rpc-v2-cbor`` (CloudWatch).
-S3's rest-xml operations are not recognised, so S3 calls cannot be faulted.
+(SageMaker Runtime), ``query`` (IAM, STS, ELBv2), ``rest-xml`` (S3, path-style addressing only, as
+botocore uses for the sandbox's IP endpoint) and ``smithy-rpc-v2-cbor`` (CloudWatch).
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def identify(environ: dict[str, Any]) -> Call:
         model = catalog["models"][service]
         if model.protocol == "query":
             return Call(service, _query_action(environ), "query")
-        if model.protocol == "rest-json":
-            operation = _rest_operation(service, environ.get("REQUEST_METHOD", ""), path)
+        if model.protocol in ("rest-json", "rest-xml"):
+            operation = _rest_operation(service, environ)
             if operation:
-                return Call(service, operation, "rest-json")
+                return Call(service, operation, model.protocol)
     return Call(candidates[0] if candidates else None, None, "unknown")
 
 
@@ -97,21 +97,35 @@ def _query_action(environ: dict[str, Any]) -> str | None:
 
 
 @lru_cache(maxsize=None)
-def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], str]]:
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], frozenset[str], str]]:
+    """(method, path pattern, what the operation requires, name), most specific first: S3 tells
+    PutObject from UploadPart and CopyObject only by the query string (``?key``) and the headers."""
     model = _catalog()["models"][service]
     routes = []
     for name in model.operation_names:
-        http = model.operation_model(name).http
-        uri = http["requestUri"].split("?")[0]
+        operation = model.operation_model(name)
+        uri, _, query = operation.http["requestUri"].partition("?")
         pattern = re.sub(r"\{[^}]+\+\}", ".+", uri)
         pattern = re.sub(r"\{[^}]+\}", "[^/]+", pattern)
-        routes.append((http["method"], re.compile(f"^{pattern}$"), name))
-    return routes
+        keys = {f"?{part.split('=')[0]}" for part in query.split("&") if part}
+        shape = operation.input_shape
+        if shape is not None:
+            for key in shape.required_members:
+                serialization = shape.members[key].serialization
+                if serialization.get("location") == "querystring":
+                    keys.add(f"?{serialization.get('name', key)}")
+                elif serialization.get("location") == "header":  # CopyObject is PutObject with x-amz-copy-source
+                    keys.add(serialization.get("name", key).lower())
+        routes.append((operation.http["method"], re.compile(f"^{pattern}/?$"), frozenset(keys), name))
+    return sorted(routes, key=lambda route: -len(route[2]))
 
 
-def _rest_operation(service: str, method: str, path: str) -> str | None:
-    for route_method, pattern, name in _rest_routes(service):
-        if route_method == method and pattern.match(path):
+def _rest_operation(service: str, environ: dict[str, Any]) -> str | None:
+    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+    present = {f"?{key}" for key in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)}
+    present |= {key[5:].replace("_", "-").lower() for key in environ if key.startswith("HTTP_")}
+    for route_method, pattern, keys, name in _rest_routes(service):
+        if route_method == method and pattern.match(path) and keys <= present:
             return name
     return None
 
@@ -127,6 +141,13 @@ def error_response(call: Call, status: int, code: str, message: str) -> tuple[in
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
         headers["Content-Type"] = "text/xml"
+    elif call.protocol == "rest-xml":  # S3: a bare <Error> document
+        body = (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers["Content-Type"] = "application/xml"
+        del headers["x-amzn-ErrorType"]
     elif call.protocol == "smithy-rpc-v2-cbor":
         body = _cbor_text_map({"__type": code, "message": message})
         headers["Content-Type"] = "application/cbor"

@@ -23,9 +23,14 @@ class SandboxControl:
     def reset(self) -> None:
         self._call("POST", "reset")
 
+    def calls(self) -> list[dict[str, Any]]:
+        """Every AWS call since the last reset, oldest first: ``{"at", "service", "operation"}``."""
+        return self._call("GET", "calls")["calls"]
+
     def add_fault(self, operation: str, kind: str = "throttle", count: int = 1, **extra: Any) -> list[dict[str, Any]]:
         """Make ``operation`` fail ``count`` times: kind ``throttle``, ``5xx`` or ``error``
-        (with ``code=``); ``service=``, ``status=`` and ``message=`` narrow or shape it."""
+        (with ``code=``); ``service=``, ``status=`` and ``message=`` narrow or shape it, and
+        ``after=k`` lets the first ``k`` matching calls through (fail the (k+1)th)."""
         body = {"operation": operation, "kind": kind, "count": count, **extra}
         return self._call("POST", "faults", body)["pending"]
 

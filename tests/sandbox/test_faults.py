@@ -86,3 +86,40 @@ def test_the_control_api_names_bad_fault_requests(aws, sandbox, body, message):
 def test_unknown_control_routes_list_the_known_ones(sandbox):
     with pytest.raises(SandboxControlError, match="Routes: GET /_sandbox/health"):
         SandboxControl(sandbox.url)._call("GET", "nothing-here")
+
+
+def test_s3_calls_are_named_and_faulted_in_rest_xml(aws, sandbox):
+    """S3 tells its operations apart by method, path and query (PutObject vs UploadPart); a fault
+    answers as S3 does (an <Error> document; SlowDown is 503) and botocore parses it."""
+    s3 = make_clients(AwsSettings(region="us-east-1"))("s3")
+    s3.create_bucket(Bucket="faults")
+    sandbox.control.add_fault("PutObject", kind="throttle", count=1, service="s3")
+    reply = s3.put_object(Bucket="faults", Key="a/b.txt", Body=b"x")
+    assert reply["ResponseMetadata"]["RetryAttempts"] == 1
+    sandbox.control.add_fault("PutObject", kind="error", code="AccessDenied", status=403, service="s3")
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(Bucket="faults", Key="a/c.txt", Body=b"x")
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert caught.value.operation_name == "PutObject"
+    s3.list_objects_v2(Bucket="faults")
+    s3.delete_objects(Bucket="faults", Delete={"Objects": [{"Key": "a/b.txt"}]})
+    calls = [(c["service"], c["operation"]) for c in sandbox.control.calls()[-5:]]
+    assert calls == [
+        ("s3", "PutObject"),
+        ("s3", "PutObject"),
+        ("s3", "PutObject"),
+        ("s3", "ListObjectsV2"),
+        ("s3", "DeleteObjects"),
+    ]
+
+
+def test_after_lets_the_first_calls_through_and_fails_the_next(aws, sandbox):
+    sagemaker = make_clients(AwsSettings(region="us-east-1"))("sagemaker")
+    sandbox.control.add_fault("ListModels", kind="error", code="AccessDeniedException", after=2)
+    sagemaker.list_models()
+    sagemaker.list_models()
+    with pytest.raises(ClientError):
+        sagemaker.list_models()
+    sagemaker.list_models()  # count 1: used up
+    with pytest.raises(SandboxControlError, match="after=-1"):
+        sandbox.control.add_fault("ListModels", kind="error", code="X", after=-1)
