@@ -143,7 +143,7 @@ def error_response(call: Call, status: int, code: str, message: str) -> tuple[in
         headers["Content-Type"] = "text/xml"
     elif call.protocol == "rest-xml":  # S3: a bare <Error> document
         body = (
-            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>"
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
             f"<RequestId>{request_id}</RequestId></Error>"
         ).encode()
         headers["Content-Type"] = "application/xml"
