@@ -7,6 +7,9 @@
   a ValidationException for the first and accepts the others.
 * RegisterScalableTarget for a SageMaker variant needs the endpoint and its variant to exist
   (moto checks ECS services only).
+* DeregisterScalableTarget deletes the target's scaling policies (with the CloudWatch alarms of
+  its target-tracking policies) and its scheduled actions ("Deregistering a scalable target deletes
+  the scaling policies and the scheduled actions that are associated with it"); moto keeps them.
 * Registering a SageMaker variant whose instance count is outside [MinCapacity, MaxCapacity]
   brings it into the range, as Application Auto Scaling does: the sandbox applies that desired
   count to the variant (:func:`~.sagemaker._instances.apply_desired_count`), and its serving
@@ -51,6 +54,7 @@ class NoSuchVariant(JsonRESTError):
 def install() -> None:
     if getattr(ApplicationAutoscalingBackend, "_sandbox_installed", False):
         return
+    _deregister_deletes_what_hangs_on_it()
     _needs_a_target("deregister_scalable_target", "DeregisterScalableTarget", 0, 1, 2)
     _needs_a_target("put_scaling_policy", "PutScalingPolicy", 1, 2, 3)
     _needs_a_target("put_scheduled_action", "PutScheduledAction", 0, 4, 5)
@@ -70,6 +74,24 @@ def _needs_a_target(method: str, operation: str, namespace_at: int, resource_at:
         return original(self, *args, **kwargs)
 
     setattr(ApplicationAutoscalingBackend, method, checked)
+
+
+def _deregister_deletes_what_hangs_on_it() -> None:
+    original = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister(self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str) -> None:
+        original(self, namespace, r_id, dimension)
+        for key, policy in list(self.policies.items()):
+            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (namespace, r_id, dimension):
+                policy.delete_alarms(self.account_id, self.region_name)
+                del self.policies[key]
+        self.scheduled_actions = [
+            action
+            for action in self.scheduled_actions
+            if (action.service_namespace, action.resource_id, action.scalable_dimension) != (namespace, r_id, dimension)
+        ]
+
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister  # type: ignore[method-assign]
 
 
 def _register_checks_the_variant() -> None:

@@ -112,3 +112,45 @@ def test_a_scalable_target_needs_the_endpoint_variant(aws, hosting):
     )
     assert "no production variant other" in message
     scaling.register_scalable_target(ResourceId="endpoint/ep/variant/main", MinCapacity=1, MaxCapacity=2, **SCALING)
+
+
+def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
+    """Application Auto Scaling: "Deregistering a scalable target deletes the scaling policies and
+    the scheduled actions that are associated with it" (a target-tracking policy's alarms with it)."""
+    ec2, ecs, scaling = aws("ec2"), aws("ecs"), aws("application-autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    ecs.create_cluster(clusterName="c")
+    task = ecs.register_task_definition(
+        family="t",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "x", "image": "nginx"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster="c",
+        serviceName="s",
+        taskDefinition=task,
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+    )
+    target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
+    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    scaling.put_scaling_policy(
+        PolicyName="cpu",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 60.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+        },
+        **target,
+    )
+    scaling.put_scheduled_action(ScheduledActionName="night", Schedule="cron(0 0 * * ? *)", **target)
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"]  # the policy's own alarms
+    scaling.deregister_scalable_target(**target)
+    assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
+    assert scaling.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"] == []
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
