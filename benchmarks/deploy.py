@@ -184,6 +184,35 @@ def run_builtin(models: dict[str, str], meter: Meter) -> dict[str, dict[str, Any
     return results
 
 
+# Why ours makes a call the built-in client does not (or more often): the feature it serves.
+FEATURES = {
+    "s3:HeadBucket": "the default bucket found without s3:ListAllMyBuckets",
+    "s3:HeadObject": "content addressing: an archive S3 has already is not uploaded again",
+    "s3:ListObjectsV2": "delete: the endpoint's archives and what earlier failures left",
+    "s3:DeleteObjects": "delete: the endpoint's archives",
+    "sagemaker:ListTags": "update: the user's tags carried over",
+    "sagemaker:DescribeEndpointConfig": "update: settings carried over from the live config",
+    "sagemaker:DescribeModel": "update and delete: the live model's image, env and archive",
+    "sagemaker:AddTags": "update: the endpoint's tags say what it serves now",
+    "sagemaker:ListEndpointConfigs": "configs that earlier failed deploys of this endpoint left",
+    "sagemaker:ListModels": "models that earlier failed deploys of this endpoint left",
+    "sagemaker:DescribeEndpoint": "the live endpoint read before a write, and get's answer at the end",
+    "sts:GetCallerIdentity": "the account, for the default bucket and image",
+    "cloudwatch:DescribeAlarms": "the rollback alarms checked before any write",
+    "application-autoscaling:DescribeScalableTargets": "autoscaling kept or removed with the endpoint",
+}
+
+
+def extra_calls(ours: dict[str, int], theirs: dict[str, int]) -> list[str]:
+    """The calls ours makes beyond the built-in client's, each with the feature it serves."""
+    lines = []
+    for call in sorted(ours):
+        more = ours[call] - theirs.get(call, 0)
+        if more > 0 and call not in POLLS:
+            lines.append(f"+{more} {call}: {FEATURES.get(call, 'NOT EXPLAINED')}")
+    return lines
+
+
 def ratio(ours: float, theirs: float) -> str:
     if ours == 0 and theirs == 0:
         return "="
@@ -205,6 +234,8 @@ def report(ours: dict[str, dict[str, Any]], builtin: dict[str, dict[str, Any]], 
         print(
             f"{'':<13} {'wall s minus poll sleep':<22} {a['busy']:>10.2f} {b['busy']:>10.2f}  {ratio(a['busy'], b['busy'])}"
         )
+        for line in extra_calls(a["by_call"], b["by_call"]):
+            print(f"{'':<13} {line}")
     if verbose:
         for name, results in (("ours", ours), ("built-in", builtin)):
             for step in STEPS:

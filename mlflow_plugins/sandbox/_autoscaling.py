@@ -82,7 +82,11 @@ def _deregister_deletes_what_hangs_on_it() -> None:
     def deregister(self: ApplicationAutoscalingBackend, namespace: str, r_id: str, dimension: str) -> None:
         original(self, namespace, r_id, dimension)
         for key, policy in list(self.policies.items()):
-            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (namespace, r_id, dimension):
+            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (
+                namespace,
+                r_id,
+                dimension,
+            ):
                 policy.delete_alarms(self.account_id, self.region_name)
                 del self.policies[key]
         self.scheduled_actions = [

@@ -150,3 +150,44 @@ def test_delete_collects_what_earlier_failures_of_the_endpoint_left(clients, aws
     )
     target.delete("churn", CONFIG)
     assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_a_failed_create_whose_cleanup_fails_names_what_is_left(clients, aws, sandbox, models):
+    """Before, a failed create whose own cleanup failed still said "Nothing was left behind"."""
+    sandbox.control.add_fault("CreateEndpoint", kind="error", code="ResourceLimitExceeded", message="limit reached")
+    sandbox.control.add_fault("DeleteModel", kind="error", code="AccessDeniedException", count=10)
+    with pytest.raises(AwsCallFailed) as caught:
+        make_target("sagemaker", clients).create("churn", models["v1"], CONFIG)
+    message = str(caught.value)
+    left = [m["ModelName"] for m in aws("sagemaker").list_models()["Models"]]
+    assert len(left) == 1 and f"model {left[0]}" in message and "could not delete" in message
+    assert "Nothing was left behind" not in message
+    assert aws("sagemaker").list_endpoint_configs()["EndpointConfigs"] == []  # what could be undone was
+
+
+@pytest.mark.parametrize("kind", ["sagemaker", "ecs"])
+def test_a_model_without_python_function_or_a_missing_uri_makes_no_write(
+    kind, clients, aws, sandbox, tmp_path, monkeypatch
+):
+    """Before, a model without the python_function flavor was uploaded and deployed (the endpoint
+    then went Failed), and a models:/ URI that does not exist made the region's bucket first."""
+    from tests.contract.conftest import sandbox_calls
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "MLmodel").write_text("flavors:\n  sklearn: {sklearn_version: 1.5.0}\n")
+    config = CONFIG
+    if kind == "ecs":
+        aws("ecs").create_cluster(clusterName="models")
+        config = {**CONFIG, "task_role_arn": EXECUTION_ROLE_ARN, "cluster": "models", "subnets": ["subnet-0a1b2c3d"]}
+    target = make_target(kind, clients)
+    before = sandbox_calls(sandbox)
+    with pytest.raises(Exception) as caught:
+        target.create("churn", str(tmp_path / "m"), target.parse(config))
+    assert "python_function" in str(caught.value) and "['sklearn']" in str(caught.value)
+    with pytest.raises(Exception) as caught:
+        target.create("churn", "models:/no-such-model/1", target.parse(config))
+    assert "no-such-model" in str(caught.value)
+    reads = ("Describe", "List", "Get", "Head")
+    assert [c for c in sandbox_calls(sandbox)[len(before) :] if not c.split(":")[1].startswith(reads)] == []
+    assert aws("s3").list_buckets()["Buckets"] == []

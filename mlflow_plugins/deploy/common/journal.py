@@ -11,9 +11,15 @@ log = logging.getLogger("mlflow_plugins.deploy")
 
 
 class Journal:
-    def __init__(self, undoers: Mapping[str, Callable[[str], None]], deployment: str = "") -> None:
+    def __init__(
+        self,
+        undoers: Mapping[str, Callable[[str], None]],
+        deployment: str = "",
+        names: Mapping[str, Callable[[str], str]] | None = None,
+    ) -> None:
         self.undoers = undoers
         self.deployment = deployment
+        self.names = dict(names or {})  # how a message names a step's resource, where its key is not the name
         self.steps: list[tuple[str, str]] = []
 
     def add(self, kind: str, resource: str) -> None:
@@ -34,9 +40,17 @@ class Journal:
                 self.undoers[kind](resource)
             except Exception as error:  # noqa: BLE001 - reported, and the cleanup goes on
                 log.warning("%s: could not delete %s %s: %s", self.deployment, kind, resource, error)
-                left.append(f"{kind} {resource}")
+                left.append(f"{kind} {self.names.get(kind, str)(resource)} ({_reason(error)})")
         self.steps.clear()
         return left
+
+
+def _reason(error: Exception) -> str:
+    """The call and the code of a botocore error (``DeleteModel: AccessDeniedException``), else its text."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        return f"{getattr(error, 'operation_name', 'the call')} failed with {response['Error'].get('Code')}"
+    return f"{type(error).__name__}: {error}"
 
 
 def outcome(left: list[str], unchanged: str, rerun: str) -> str:

@@ -249,25 +249,102 @@ class EcsDeployer:
 
     # ---- delete, get, list -------------------------------------------------------------
     def delete(self, name: str, config: dict[str, Any] | ecs_config.EcsConfig | None = None) -> None:
+        """DeleteService is the point of no return: if it fails, the service is unchanged with its
+        autoscaling. After it, every step runs even if one fails, and what is left is named; a
+        second delete (the service gone) collects what the first one left."""
         given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
-        cluster, service = self.locate(name, given.get("cluster"))
+        timeout = int(given.get("timeout_seconds") or ecs_config.DEFAULT_TIMEOUT)
+        try:
+            cluster, service = self.locate(name, given.get("cluster"))
+        except ResourceNotFound:
+            if self._collect_leftovers(name.split("/")[-1], given.get("cluster") or _cluster_of(name)):
+                return
+            raise
         name = service["serviceName"]
-        _ecs_scaling.remove(self.clients, cluster, name)
         definition = self.task_definition(service["taskDefinition"])["taskDefinition"]
-        if service["status"] == "ACTIVE":
-            self.ecs.delete_service(cluster=cluster, service=name, force=True)
-            self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
-        self._wait_inactive(cluster, name, int(given.get("timeout_seconds") or ecs_config.DEFAULT_TIMEOUT))
-        self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
-        self._delete_log_group(
-            ((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get(
-                "awslogs-group"
+        try:
+            if service["status"] == "ACTIVE":  # a DRAINING one is being deleted already
+                self.ecs.delete_service(cluster=cluster, service=name, force=True)
+        except self.ecs.exceptions.ClientError as error:
+            raise as_domain_error(
+                error,
+                f"ECS service {cluster}/{name} is unchanged, with its autoscaling; check the message, then run "
+                "delete again.",
+            ) from None
+        self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
+        left = self._remove_the_rest(cluster, name, definition, timeout)
+        if left:
+            raise AwsCallFailed(
+                operation="delete",
+                code="Incomplete",
+                detail=f"ECS service {cluster}/{name} is deleted; left: {'; '.join(left)}",
+                fix="Run delete again (it collects what is left), or delete them by hand.",
             )
+        self.say(f"Deleted ECS service {cluster}/{name}, its task definitions, log group and model archives")
+
+    def _remove_the_rest(
+        self, cluster: str | None, name: str, definition: dict[str, Any], timeout: int | None
+    ) -> builtins.list[str]:
+        """What a service leaves once it is deleted, each step tried; what could not go, named.
+        ``timeout`` bounds the wait for the service to drain (None: it is gone already)."""
+        group = ((definition["containerDefinitions"][0].get("logConfiguration") or {}).get("options") or {}).get(
+            "awslogs-group"
         )
         uri = spec.model_uri_of(definition)
-        if uri:
-            s3uri.delete_prefix(self.clients("s3"), uri.rsplit("/", 2)[0] + "/")
-        self.say(f"Deleted ECS service {cluster}/{name}, its task definitions, log group and model archives")
+        prefix = uri.rsplit("/", 2)[0] + "/" if uri else None
+        steps: list[tuple[str, Any]] = []
+        if cluster:
+            where = cluster
+            steps.append(
+                (f"scalable target service/{where}/{name}", lambda: _ecs_scaling.remove(self.clients, where, name))
+            )
+            if timeout is not None:
+                steps.append(
+                    (f"service {where}/{name} (still draining)", lambda: self._wait_inactive(where, name, timeout))
+                )
+        if group:
+            steps.append((f"log group {group}", lambda: self._delete_log_group(group)))
+        if prefix:
+            steps.append((f"model archives under {prefix}", lambda: s3uri.delete_prefix(self.clients("s3"), prefix)))
+        left = []
+        for what, step in steps:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - the rest still runs, and this is reported
+                log.warning("delete %s: could not remove %s: %s", name, what, error)
+                left.append(f"{what} ({type(error).__name__}: {error})")
+        revisions = f"task definitions of family {name}"
+        if left:  # the revisions say where the log group and archives are: a second delete needs them
+            left.append(f"{revisions} (kept until the rest is gone)")
+        else:
+            try:
+                self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
+            except Exception as error:  # noqa: BLE001
+                log.warning("delete %s: could not remove %s: %s", name, revisions, error)
+                left.append(f"{revisions} ({type(error).__name__}: {error})")
+        return left
+
+    def _collect_leftovers(self, name: str, cluster: str | None) -> bool:
+        """After a delete that stopped midway (the service is gone): remove its task definitions,
+        scalable target, log group and archives. False when there is nothing of ``name`` left."""
+        arns = self.revisions(name) + self.revisions(name, "INACTIVE")
+        if cluster is None:  # the scalable target names its cluster: service/CLUSTER/NAME
+            targets = _ecs_scaling.registered_for(self.clients, name)
+            cluster = targets[0].split("/")[1] if targets else None
+        scaled = cluster is not None and _ecs_scaling.registered(self.clients, cluster, name) is not None
+        if not arns and not scaled:
+            return False
+        definition = self.task_definition(arns[-1])["taskDefinition"] if arns else {"containerDefinitions": [{}]}
+        left = self._remove_the_rest(cluster if scaled else None, name, definition, None)
+        if left:
+            raise AwsCallFailed(
+                operation="delete",
+                code="Incomplete",
+                detail=f"ECS service {name} was deleted before; still left: {'; '.join(left)}",
+                fix="Run delete again, or delete them by hand.",
+            )
+        self.say(f"ECS service {name} was already deleted; removed what an earlier delete left")
+        return True
 
     def get(self, name: str) -> dict[str, Any]:
         cluster, service = self.locate(name)
@@ -500,6 +577,10 @@ class EcsDeployer:
             services=[name],
             WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(timeout_seconds / delay), 1)},
         )
+
+
+def _cluster_of(name: str) -> str | None:
+    return name.split("/", 1)[0] if "/" in name else None
 
 
 def _check_name(name: str) -> None:

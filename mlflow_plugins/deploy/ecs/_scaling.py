@@ -44,6 +44,21 @@ def registered(clients: Any, cluster: str, name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def registered_for(clients: Any, name: str) -> list[str]:
+    """The resource IDs (``service/CLUSTER/NAME``) of every cluster's scalable target for ``name``."""
+    pages = (
+        clients("application-autoscaling")
+        .get_paginator("describe_scalable_targets")
+        .paginate(ServiceNamespace=NAMESPACE)
+    )
+    return [
+        t["ResourceId"]
+        for page in pages
+        for t in page["ScalableTargets"]
+        if t["ScalableDimension"] == DIMENSION and t["ResourceId"].split("/")[-1] == name
+    ]
+
+
 def remove(clients: Any, cluster: str, name: str) -> None:
     """Deregistering the scalable target deletes its policies too."""
     if registered(clients, cluster, name) is not None:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import builtins
 import logging
 import math
+import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from mlflow_plugins import secrets
@@ -128,6 +130,10 @@ class SageMakerDeployer:
                 "archive": lambda uri: s3uri.delete_object(self.clients("s3"), uri),
             },
             deployment=name,
+            names={
+                "alarms": lambda resource: ", ".join(_alarms.names(*resource.split("/", 1))),
+                "scaling": lambda resource: "endpoint/{}/variant/{}".format(*resource.split("/", 1)),
+            },
         )
 
     def scale(self, name: str, cfg: SageMakerConfig, created: Journal | None = None) -> None:
@@ -371,7 +377,7 @@ class SageMakerDeployer:
         steps = (
             ("tag the endpoint with its new model", lambda: self._retag(after["EndpointArn"], labels, drop_shadow)),
             ("apply autoscaling", lambda: self.scale(name, cfg)),
-            ("delete the replaced config and models", lambda: self.retire(live, serves, cfg)),
+            ("delete the replaced config and models", lambda: self._retire_all(name, live, serves, cfg, after)),
         )
         unfinished = []
         for step, run in steps:
@@ -389,23 +395,45 @@ class SageMakerDeployer:
                 "`mlflow deployments update` again replaces it cleanly.",
             )
 
+    def _retire_all(
+        self, name: str, live: dict[str, Any], serves: builtins.list[str], cfg: SageMakerConfig, after: dict[str, Any]
+    ) -> None:
+        if left := self.retire(live, serves, cfg, name, after["EndpointConfigName"]):
+            raise RuntimeError(f"left: {'; '.join(left)}; the next update or delete collects them")
+
     def _retag(self, arn: str, labels: builtins.list[dict[str, str]], drop_shadow: bool) -> None:
         """The endpoint's tags say what it serves now (AddTags overwrites existing keys)."""
         self.sagemaker.add_tags(ResourceArn=arn, Tags=labels)
         if drop_shadow:
             self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[SHADOW_URI])
 
-    def retire(self, live: dict[str, Any], serving: builtins.list[str], cfg: SageMakerConfig) -> None:
+    def retire(
+        self,
+        live: dict[str, Any],
+        serving: builtins.list[str],
+        cfg: SageMakerConfig,
+        endpoint: str | None = None,
+        serving_config: str | None = None,
+    ) -> builtins.list[str]:
         """Once the new config serves, delete the old config and every model of it that the new
-        one does not serve (kept with ``archive=true``)."""
+        one does not serve (kept with ``archive=true``); given the ``endpoint`` and the config it
+        serves, also what earlier failed updates of it left. What could not be deleted, named."""
         if cfg.archive:
-            return
+            return []
         retired = self.journal(live["EndpointConfigName"])
         retired.add("endpoint_config", live["EndpointConfigName"])
         for model in models_in(live):
             if model not in serving:
                 retired.add("model", model)
-        retired.undo()
+        left = retired.undo()
+        if endpoint is not None and serving_config is not None and len(endpoint) <= 40:
+            try:
+                swept = _live.collect_orphans(self, endpoint, Live(True, config=serving_config, models=tuple(serving)))
+            except Exception as error:  # noqa: BLE001 - named below, the deploy itself is done
+                left.append(f"configs and models named {endpoint}-* ({type(error).__name__}: {error})")
+            else:
+                left = [entry for entry in left if entry.split(" ", 2)[1] not in swept]
+        return left
 
     def auto_alarms(self, name: str, cfg: SageMakerConfig, created: Journal) -> SageMakerConfig:
         """With auto_alarms, create the usual alarms and add them to the rollback alarms."""
@@ -442,9 +470,14 @@ class SageMakerDeployer:
 
     # ---- delete, get, list --------------------------------------------------------------
     def delete(self, name: str, config: dict[str, Any] | SageMakerConfig | None = None) -> None:
+        """DeleteEndpoint is the point of no return: if it fails, the endpoint is unchanged with its
+        alarms and autoscaling. After it, every step runs even if one fails, and what is left is
+        named; a second delete (the endpoint gone) collects what the first one left."""
         cfg = parse(config)
         current = self.describe(name)
         if current is None:
+            if self._collect_leftovers(name, cfg):
+                return
             raise ResourceNotFound(
                 kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
             )
@@ -462,36 +495,112 @@ class SageMakerDeployer:
                 "check the message, then run delete again.",
             ) from None
         self.say(f"Deleting endpoint {name}")
+        left: builtins.list[str] = []
         if cfg.synchronous:
-            self.wait(name, "endpoint_deleted", cfg)
+            left += _attempt(f"endpoint {name} (still deleting)", lambda: self.wait(name, "endpoint_deleted", cfg))
         gone = self.journal(name)
-        for variant in current.get(
-            "ProductionVariants", []
-        ):  # only once the endpoint is going: a failed delete keeps them
+        for variant in current.get("ProductionVariants", []):  # only once the endpoint is going
             gone.add("scaling", f"{name}/{variant['VariantName']}")
             gone.add("alarms", f"{name}/{variant['VariantName']}")
         gone.add("endpoint_config", current["EndpointConfigName"])
         for model in models_in(live):
             gone.add("model", model)
-        left = gone.undo()
-        buckets = {s3uri.split(uri)[0] for uri in served if uri.startswith("s3://")} or {
-            cfg.bucket or archives.default_bucket(self.clients)
-        }
-        for bucket in sorted(buckets):
-            s3uri.delete_prefix(
-                self.clients("s3"), _live.archive_prefix(bucket, name)
-            )  # its content-addressed archives
-        if (
-            len(name) <= 40
-        ):  # configs and models that earlier failures of this endpoint left (their names start with it)
-            _live.collect_orphans(self, name, Live(exists=False), None)
+        left += gone.undo()
+        buckets = {s3uri.split(uri)[0] for uri in served if uri.startswith("s3://")}
+        swept: builtins.list[str] = []
+        left += self._remove_archives_and_orphans(name, cfg, buckets, swept)
+        left = [entry for entry in left if entry.split(" ", 2)[1] not in swept]  # the sweep got it after all
         if left:
             raise AwsCallFailed(
                 operation="delete",
                 code="Incomplete",
                 detail=f"endpoint {name} is deleted; left: {'; '.join(left)}",
+                fix="Run delete again (it collects what is left), or delete them by hand.",
+            )
+
+    def _remove_archives_and_orphans(
+        self, name: str, cfg: SageMakerConfig, buckets: set[str], swept: builtins.list[str] | None = None
+    ) -> builtins.list[str]:
+        """The endpoint's content-addressed archives, and the configs and models that earlier
+        failures of it left (their names start with it); what could not go, named."""
+        left: builtins.list[str] = []
+        if not buckets:
+            found: builtins.list[str] = []
+            left += _attempt(
+                "the region's default bucket", lambda: found.append(cfg.bucket or archives.default_bucket(self.clients))
+            )
+            buckets = set(found)
+        for bucket in sorted(buckets):
+            prefix = _live.archive_prefix(bucket, name)
+            left += _attempt(f"model archives under {prefix}", lambda: s3uri.delete_prefix(self.clients("s3"), prefix))
+        if len(name) <= 40:
+            left += _attempt(
+                f"endpoint configs and models named {name}-*",
+                lambda: (swept if swept is not None else []).extend(
+                    _live.collect_orphans(self, name, Live(exists=False), None)
+                ),
+            )
+        return left
+
+    def _collect_leftovers(self, name: str, cfg: SageMakerConfig) -> bool:
+        """After a delete that stopped midway (the endpoint is gone): remove the scaling, the
+        suite's alarms, configs, models and archives still named for it. False when none is left."""
+        scaling, cloudwatch = self.clients("application-autoscaling"), self.clients("cloudwatch")
+        variants = {
+            t["ResourceId"].split("/")[3]
+            for page in scaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker")
+            for t in page["ScalableTargets"]
+            if t["ResourceId"].startswith(f"endpoint/{name}/variant/")
+        }
+        alarms = [
+            alarm
+            for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{name}-")
+            for alarm in page["MetricAlarms"]
+            if (alarm.get("AlarmDescription") or "").startswith("mlflow-sagemaker-ops:")
+            and {"Name": "EndpointName", "Value": name} in alarm.get("Dimensions", [])
+        ]
+        mine = re.compile(rf"^{re.escape(name[:40])}-\d{{14}}-[0-9a-f]{{6}}$")
+        configs = [
+            c["EndpointConfigName"]
+            for page in self.sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=name[:40])
+            for c in page["EndpointConfigs"]
+            if mine.match(c["EndpointConfigName"])
+        ]
+        models = [
+            m["ModelName"]
+            for page in self.sagemaker.get_paginator("list_models").paginate(NameContains=name[:40])
+            for m in page["Models"]
+            if mine.match(m["ModelName"])
+        ]
+        bucket = cfg.bucket or archives.default_bucket(self.clients)
+        s3 = self.clients("s3")
+        try:
+            prefix = s3uri.split(_live.archive_prefix(bucket, name))[1]
+            archived = bool(s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+        except s3.exceptions.NoSuchBucket:
+            archived = False
+        if not (variants or alarms or configs or models or archived):
+            return False
+        left: builtins.list[str] = []
+        for variant in sorted(variants):
+            left += _attempt(
+                f"scalable target of {name}/{variant}", partial(_autoscaling.remove, scaling, name, variant)
+            )
+        if alarms:
+            left += _attempt(
+                "alarms " + ", ".join(a["AlarmName"] for a in alarms),
+                lambda: cloudwatch.delete_alarms(AlarmNames=[a["AlarmName"] for a in alarms]),
+            )
+        left += self._remove_archives_and_orphans(name, cfg, {bucket})
+        if left:
+            raise AwsCallFailed(
+                operation="delete",
+                code="Incomplete",
+                detail=f"endpoint {name} was deleted before; still left: {'; '.join(left)}",
                 fix="Run delete again, or delete them by hand.",
             )
+        self.say(f"Endpoint {name} was already deleted; removed what an earlier delete left")
+        return True
 
     def get(self, name: str) -> dict[str, Any]:
         described = self.describe(name)
@@ -641,3 +750,13 @@ def require_role(cfg: SageMakerConfig) -> str:
             fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.",
         )
     return cfg.execution_role_arn
+
+
+def _attempt(what: str, step: Callable[[], Any]) -> list[str]:
+    """Run one cleanup step; ``[what (error)]`` when it failed, else ``[]`` (the caller goes on)."""
+    try:
+        step()
+    except Exception as error:  # noqa: BLE001 - reported in the command's message, and the rest still runs
+        log.warning("could not remove %s: %s", what, error)
+        return [f"{what} ({type(error).__name__}: {error})"]
+    return []

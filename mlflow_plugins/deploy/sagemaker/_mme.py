@@ -201,9 +201,25 @@ class MultiModelDeployer:
             "model_version": origin.version,
             "run_id": origin.run_id,
         }
-        self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
-        if before is not None and before["target_model"] != target:  # only now: the pointer names the new archive
-            self.s3.delete_object(Bucket=bucket, Key=prefix + before["target_model"])
+        new_archive = uploaded.bytes_uploaded > 0 and (before is None or before["target_model"] != target)
+        try:
+            self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
+        except Exception as error:
+            undo = Journal({"archive": lambda uri: s3uri.delete_object(self.s3, uri)}, deployment=f"{endpoint}/{name}")
+            if new_archive:
+                undo.add("archive", uploaded.s3_uri)
+            unchanged = f"Model {name} on {endpoint} is unchanged." if before else "Nothing was left behind."
+            raise as_domain_error(error, outcome(undo.undo(), unchanged, "run it again")) from None
+        if before is not None:  # only now, the pointer naming the new archive: the older ones go
+            folder = f"s3://{bucket}/{prefix}{name}/"
+            try:
+                self._delete_archives(bucket, prefix, name, keep=prefix + target)
+            except Exception as error:
+                raise as_domain_error(
+                    error,
+                    f"Model {name} on {endpoint} serves the new archive now; older archives under {folder} are "
+                    "left. The next update or delete of the model collects them.",
+                ) from None
         self.say(
             f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)"
         )
@@ -226,8 +242,28 @@ class MultiModelDeployer:
                 name=name,
                 fix=f"See the models with `mlflow deployments list --endpoint {endpoint}`.",
             )
-        self.s3.delete_object(Bucket=bucket, Key=_pointer_key(prefix, name))
-        self.s3.delete_object(Bucket=bucket, Key=prefix + pointer["target_model"])
+        archive = f"s3://{bucket}/{prefix}{pointer['target_model']}"
+        try:  # the archives first (older ones a failure left too): while the pointer is there, a second delete finds the model
+            self._delete_archives(bucket, prefix, name)
+        except Exception as error:
+            raise as_domain_error(
+                error, f"Model {name} on {endpoint} is unchanged; check the message, then run delete again."
+            ) from None
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=_pointer_key(prefix, name))
+        except Exception as error:
+            raise as_domain_error(
+                error,
+                f"The archive {archive} of model {name} on {endpoint} is deleted, but its pointer "
+                f"s3://{bucket}/{_pointer_key(prefix, name)} is left; run delete again.",
+            ) from None
+
+    def _delete_archives(self, bucket: str, prefix: str, name: str, keep: str | None = None) -> None:
+        """Every archive of model ``name`` under the endpoint's prefix but ``keep``."""
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{name}/"):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", []) if o["Key"] != keep]
+            if keys:
+                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
     def get_model(self, endpoint: str, name: str) -> dict[str, Any]:
         bucket, prefix = self.prefix(endpoint)
