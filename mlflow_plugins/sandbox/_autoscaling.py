@@ -10,6 +10,8 @@
 * DeregisterScalableTarget deletes the target's scaling policies (with the CloudWatch alarms of
   its target-tracking policies) and its scheduled actions ("Deregistering a scalable target deletes
   the scaling policies and the scheduled actions that are associated with it"); moto keeps them.
+* PutScalingPolicy on an existing target-tracking policy updates it, alarms included; moto makes the
+  policy anew with new alarms and leaves the old ones.
 * Registering a SageMaker variant whose instance count is outside [MinCapacity, MaxCapacity]
   brings it into the range, as Application Auto Scaling does: the sandbox applies that desired
   count to the variant (:func:`~.sagemaker._instances.apply_desired_count`), and its serving
@@ -18,9 +20,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
-from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+from moto.applicationautoscaling.models import ApplicationAutoscalingBackend, FakeApplicationAutoscalingPolicy
 from moto.core.exceptions import JsonRESTError
 
 SAGEMAKER = "sagemaker"
@@ -58,6 +62,7 @@ def install() -> None:
     _needs_a_target("deregister_scalable_target", "DeregisterScalableTarget", 0, 1, 2)
     _needs_a_target("put_scaling_policy", "PutScalingPolicy", 1, 2, 3)
     _needs_a_target("put_scheduled_action", "PutScheduledAction", 0, 4, 5)
+    _put_policy_replaces_its_alarms()
     _register_checks_the_variant()
     ApplicationAutoscalingBackend._sandbox_installed = True  # type: ignore[attr-defined]
 
@@ -65,6 +70,7 @@ def install() -> None:
 def _needs_a_target(method: str, operation: str, namespace_at: int, resource_at: int, dimension_at: int) -> None:
     original = getattr(ApplicationAutoscalingBackend, method)
 
+    @functools.wraps(original)  # inspect.signature() sees moto's parameters through it
     def checked(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
         names = list(original.__code__.co_varnames[1 : original.__code__.co_argcount])
         values = dict(zip(names, args), **kwargs)
@@ -96,6 +102,29 @@ def _deregister_deletes_what_hangs_on_it() -> None:
         ]
 
     ApplicationAutoscalingBackend.deregister_scalable_target = deregister  # type: ignore[method-assign]
+
+
+def _put_policy_replaces_its_alarms() -> None:
+    original = ApplicationAutoscalingBackend.put_scaling_policy
+    signature = inspect.signature(original)
+
+    def put(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(self, *args, **kwargs).arguments
+        key = FakeApplicationAutoscalingPolicy.formulate_key(
+            given["service_namespace"], given["resource_id"], given["scalable_dimension"], given["policy_name"]
+        )
+        old = self.policies.get(key)
+        policy = original(self, *args, **kwargs)
+        if old is not None and old is not policy:
+            from moto.cloudwatch.models import cloudwatch_backends
+
+            kept = {alarm.name for alarm in getattr(policy, "alarms", [])}
+            gone = [alarm.name for alarm in getattr(old, "alarms", []) if alarm.name not in kept]
+            if gone:
+                cloudwatch_backends[self.account_id][self.region_name].delete_alarms(gone)
+        return policy
+
+    ApplicationAutoscalingBackend.put_scaling_policy = put  # type: ignore[method-assign]
 
 
 def _register_checks_the_variant() -> None:

@@ -154,3 +154,40 @@ def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
     assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
     assert scaling.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"] == []
     assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+def test_putting_a_target_tracking_policy_again_keeps_one_set_of_alarms(aws):
+    """PutScalingPolicy on an existing policy updates it: its alarms are replaced, not added to."""
+    ec2, ecs, scaling = aws("ec2"), aws("ecs"), aws("application-autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    ecs.create_cluster(clusterName="c")
+    task = ecs.register_task_definition(
+        family="t",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "x", "image": "nginx"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster="c",
+        serviceName="s",
+        taskDefinition=task,
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+    )
+    target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
+    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    for value in (60.0, 70.0):
+        scaling.put_scaling_policy(
+            PolicyName="cpu",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": value,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+            },
+            **target,
+        )
+    assert len(aws("cloudwatch").describe_alarms()["MetricAlarms"]) == 2  # one high, one low
