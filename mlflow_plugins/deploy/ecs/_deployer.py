@@ -172,11 +172,32 @@ class EcsDeployer:
                 failed_definition=definition,
                 live_definition=service["taskDefinition"],
             )
-            self._cleanup(name, definition)
-        # The service's tags say what it serves: after a rollback they still name the old model.
-        self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels)
+        steps = [
+            # The service's tags say what it serves: after a rollback they still name the old model.
+            (
+                "tag the service with its new model",
+                lambda: self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels),
+            ),
+        ]
         if "autoscaling" in given:
-            self._scale(cluster, name, cfg)
+            steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
+        if cfg.synchronous:
+            steps.append(("delete the replaced task definitions and archives", lambda: self._cleanup(name, definition)))
+        unfinished = []
+        for step, run in steps:  # each is tried; every failure is named
+            try:
+                run()
+            except Exception as error:  # noqa: BLE001
+                log.warning("update %s/%s: could not %s: %s", cluster, name, step, error)
+                unfinished.append(f"{step} ({type(error).__name__}: {error})")
+        if unfinished:
+            raise AwsCallFailed(
+                operation="UpdateService",
+                code="Unfinished",
+                detail=f"ECS service {cluster}/{name} runs {definition.split('/')[-1]} now, but could not "
+                + "; ".join(unfinished),
+                fix="Run update again (it finishes these and collects what earlier updates left), or delete.",
+            )
         return self.get(f"{cluster}/{name}")
 
     # ---- waiting and the outcome ---------------------------------------------------------
@@ -234,10 +255,29 @@ class EcsDeployer:
         )
 
     def _cleanup(self, name: str, live_definition: str) -> None:
-        """After a completed update: older revisions and their archives go."""
-        for arn in self.revisions(name):
-            if arn != live_definition:
-                self.remove_revision(arn, keep=live_definition)
+        """After a completed update: the archives the live revision does not run go first (those
+        of older revisions, and any an earlier failed update left), then the older revisions (kept
+        until then: they record where the archives are)."""
+        kept = spec.model_uri_of(self.task_definition(live_definition)["taskDefinition"])
+        older = [arn for arn in self.revisions(name) + self.revisions(name, "INACTIVE") if arn != live_definition]
+        revisions = ", ".join(arn.split("/")[-1] for arn in older) or "none"
+        if kept:
+            bucket, prefix = s3uri.split(kept.rsplit("/", 2)[0] + "/")
+            s3 = self.clients("s3")
+            try:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    keys = [{"Key": o["Key"]} for o in page.get("Contents", []) if f"s3://{bucket}/{o['Key']}" != kept]
+                    if keys:
+                        s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            except Exception as error:
+                raise RuntimeError(
+                    f"the archives under s3://{bucket}/{prefix} but {kept} are left ({error}); so are the task "
+                    f"definitions {revisions}, which record them"
+                ) from None
+        try:
+            self.delete_revisions(older)
+        except Exception as error:
+            raise RuntimeError(f"the task definitions {revisions} are left ({error})") from None
 
     def remove_revision(self, arn: str, keep: str) -> None:
         kept_uri = spec.model_uri_of(self.task_definition(keep)["taskDefinition"])
