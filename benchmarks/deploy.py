@@ -190,16 +190,17 @@ FEATURES = {
     "s3:HeadObject": "content addressing: an archive S3 has already is not uploaded again",
     "s3:ListObjectsV2": "delete: the endpoint's archives and what earlier failures left",
     "s3:DeleteObjects": "delete: the endpoint's archives",
-    "sagemaker:ListTags": "update: the user's tags carried over",
-    "sagemaker:DescribeEndpointConfig": "update: settings carried over from the live config",
-    "sagemaker:DescribeModel": "update and delete: the live model's image, env and archive",
+    "sagemaker:ListTags": "get's answer (the model's origin), returned by create and update; update carries the user's tags",
+    "sagemaker:DescribeEndpointConfig": "get's answer, returned by create and update; update carries settings over",
+    "sagemaker:DescribeModel": "get's answer (image, archive); update carries the env over; delete finds the archives",
     "sagemaker:AddTags": "update: the endpoint's tags say what it serves now",
     "sagemaker:ListEndpointConfigs": "configs that earlier failed deploys of this endpoint left",
     "sagemaker:ListModels": "models that earlier failed deploys of this endpoint left",
     "sagemaker:DescribeEndpoint": "the live endpoint read before a write, and get's answer at the end",
     "sts:GetCallerIdentity": "the account, for the default bucket and image",
     "cloudwatch:DescribeAlarms": "the rollback alarms checked before any write",
-    "application-autoscaling:DescribeScalableTargets": "autoscaling kept or removed with the endpoint",
+    "cloudwatch:DeleteAlarms": "delete: the variant's auto_alarms go with it (a no-op where there are none)",
+    "application-autoscaling:DescribeScalableTargets": "get's answer (the autoscaling range); delete removes it",
 }
 
 
