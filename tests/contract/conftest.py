@@ -181,7 +181,10 @@ def inventory(aws: Any) -> dict[str, list[str]]:
             for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
         ),
         "services": sorted(arn for c in clusters for arn in ecs.list_services(cluster=c)["serviceArns"]),
-        "task definitions": sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]),
+        "task definitions": sorted(  # an INACTIVE revision is still there until DeleteTaskDefinitions
+            ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]
+            + [f"{arn} (INACTIVE)" for arn in ecs.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]]
+        ),
         "alarms": sorted(a["AlarmName"] for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]),
         "scalable targets": sorted(
             t["ResourceId"]

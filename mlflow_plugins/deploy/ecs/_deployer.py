@@ -367,7 +367,11 @@ class EcsDeployer:
     def _collect_leftovers(self, name: str, cluster: str | None) -> bool:
         """After a delete that stopped midway (the service is gone): remove its task definitions,
         scalable target, log group and archives. False when there is nothing of ``name`` left."""
-        arns = self.revisions(name) + self.revisions(name, "INACTIVE")
+        arns = [  # only the suite's own: a family of that name the user made is theirs
+            arn
+            for arn in self.revisions(name) + self.revisions(name, "INACTIVE")
+            if {"key": MANAGED, "value": "true"} in (self.task_definition(arn).get("tags") or [])
+        ]
         if cluster is None:  # the scalable target names its cluster: service/CLUSTER/NAME
             targets = _ecs_scaling.registered_for(self.clients, name)
             cluster = targets[0].split("/")[1] if targets else None
