@@ -129,6 +129,45 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
     )
 
 
+def test_a_rollback_by_transition_in_the_mlflow_ui_deploys_the_version_chosen(page_registry, controllers, aws, browser):
+    """v1 to Production, then v2, then v1 again (each archiving the other, as the UI's dialog
+    offers): the page follows each without a reload, and the endpoint ends on v1."""
+    registry = page_registry
+    model = registry.new_model(versions=2)
+    deployment = f"{model}-prod"
+    controller = controllers(policy_text(deployment, model), registry, "--poll-seconds", "600")
+    open_page(browser, registry)
+    row = f"tbody[data-deployment='{deployment}']"
+    browser.find(row)
+    browser.driver.execute_script(OBSERVE)
+    page = browser.driver.current_window_handle
+    browser.driver.switch_to.new_window("window")
+    ui = browser.driver.current_window_handle
+    for version in ("1", "2", "1"):
+        browser.driver.switch_to.window(ui)
+        browser.transition_in_mlflow_ui(registry.url, model, version, "Production")
+        browser.driver.switch_to.window(page)
+        eventually(
+            lambda v=version: (
+                status_in_page(browser, deployment)() == "IN_SERVICE" and browser.text(f"{row} td.serving") == f"v{v}"
+            ),
+            what=f"v{version} IN_SERVICE on the page",
+            explain=controller.output,
+        )
+    assert browser.driver.execute_script("return window.__notReloaded === true")
+    sm = aws("sagemaker")
+    labels = {
+        t["Key"]: t["Value"]
+        for t in sm.list_tags(ResourceArn=sm.describe_endpoint(EndpointName=deployment)["EndpointArn"])["Tags"]
+    }
+    assert labels["mlflow-sagemaker-ops:model-version"] == "1"
+    assert registry.tags(model, "1", deployment)["status"] == "IN_SERVICE"
+    assert registry.tags(model, "2", deployment)["status"] != "IN_SERVICE"
+    browser.click(f"{row} summary")
+    history = browser.text(f"{row} details")
+    assert history.count("update") >= 2 and "create" in history, history
+
+
 def test_retry_from_the_page_after_a_fault(page_registry, controllers, aws, sandbox, browser):
     registry = page_registry
     model = registry.new_model(versions=1)
