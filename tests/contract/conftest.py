@@ -162,7 +162,7 @@ def target(place):
 
 
 def sandbox_calls(sandbox: Any) -> list[str]:
-    """The sandbox's journal of AWS calls since its last reset (S3's are not in it)."""
+    """The sandbox's journal of AWS calls since its last reset, S3's included."""
     with urllib.request.urlopen(f"{sandbox.url}/_sandbox/calls", timeout=30) as reply:
         return [f"{c['service']}:{c['operation']}" for c in json.loads(reply.read())["calls"]]
 

@@ -63,7 +63,7 @@ def test_a_failing_update_leaves_the_old_model_serving_and_nothing_new(
     if place.kind in UPDATE_FAULTS:
         sandbox.control.add_fault(UPDATE_FAULTS[place.kind], kind="error", code="ValidationException", count=1)
         bad_model = models["v2"]
-    else:  # S3 calls cannot be faulted in the sandbox: a model the image cannot serve fails the update
+    else:  # an MME update writes only to S3: a model the image cannot serve fails it (the matrix faults S3 itself)
         bad_model = str(tmp_path / "no-pyfunc")
         (tmp_path / "no-pyfunc").mkdir()
         (tmp_path / "no-pyfunc" / "MLmodel").write_text("flavors:\n  sklearn: {}\n")
