@@ -109,8 +109,9 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
     }
     aws.custom_waiter("Failed", failed, service="ecs").wait(cluster="models", services=["churn"])
     deployments = _deployments(ecs)
-    bad = next(d for d in deployments if d["rolloutState"] == "FAILED")
-    assert bad["taskDefinition"].endswith("serve-v2:1") and bad["failedTasks"] >= 4  # half of 8
+    # The v2 deployment by its task definition: on a loaded machine the rollback may have failed too by now.
+    bad = next(d for d in deployments if d["taskDefinition"].endswith("serve-v2:1"))
+    assert bad["rolloutState"] == "FAILED" and bad["failedTasks"] >= 4  # half of 8
     assert bad["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
     primary = next(d for d in deployments if d["status"] == "PRIMARY")
     assert primary["taskDefinition"].endswith("serve-v1:1") and "rolling back" in primary["rolloutStateReason"]
