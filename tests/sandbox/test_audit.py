@@ -114,10 +114,9 @@ def test_a_scalable_target_needs_the_endpoint_variant(aws, hosting):
     scaling.register_scalable_target(ResourceId="endpoint/ep/variant/main", MinCapacity=1, MaxCapacity=2, **SCALING)
 
 
-def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
-    """Application Auto Scaling: "Deregistering a scalable target deletes the scaling policies and
-    the scheduled actions that are associated with it" (a target-tracking policy's alarms with it)."""
-    ec2, ecs, scaling = aws("ec2"), aws("ecs"), aws("application-autoscaling")
+def _scaled_ecs_service(aws) -> dict[str, str]:
+    """An ECS service c/s registered as a scalable target (1 to 2 tasks); the target's keys."""
+    ec2, ecs = aws("ec2"), aws("ecs")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     ecs.create_cluster(clusterName="c")
@@ -138,7 +137,14 @@ def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
         networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
     )
     target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
-    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    aws("application-autoscaling").register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    return target
+
+
+def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
+    """Application Auto Scaling: "Deregistering a scalable target deletes the scaling policies and
+    the scheduled actions that are associated with it" (a target-tracking policy's alarms with it)."""
+    scaling, target = aws("application-autoscaling"), _scaled_ecs_service(aws)
     scaling.put_scaling_policy(
         PolicyName="cpu",
         PolicyType="TargetTrackingScaling",
@@ -158,28 +164,7 @@ def test_deregistering_a_target_deletes_its_policies_and_their_alarms(aws):
 
 def test_putting_a_target_tracking_policy_again_keeps_one_set_of_alarms(aws):
     """PutScalingPolicy on an existing policy updates it: its alarms are replaced, not added to."""
-    ec2, ecs, scaling = aws("ec2"), aws("ecs"), aws("application-autoscaling")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    ecs.create_cluster(clusterName="c")
-    task = ecs.register_task_definition(
-        family="t",
-        requiresCompatibilities=["FARGATE"],
-        networkMode="awsvpc",
-        cpu="256",
-        memory="512",
-        containerDefinitions=[{"name": "x", "image": "nginx"}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(
-        cluster="c",
-        serviceName="s",
-        taskDefinition=task,
-        desiredCount=1,
-        launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
-    )
-    target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
-    scaling.register_scalable_target(MinCapacity=1, MaxCapacity=2, **target)
+    scaling, target = aws("application-autoscaling"), _scaled_ecs_service(aws)
     for value in (60.0, 70.0):
         scaling.put_scaling_policy(
             PolicyName="cpu",

@@ -45,6 +45,25 @@ class Journal:
         return left
 
 
+def attempt(what: str, step: Callable[[], object]) -> list[str]:
+    """Run one step of a cleanup that goes on past failures: ``[]``, or ``["what (error)"]``."""
+    try:
+        step()
+    except Exception as error:  # noqa: BLE001 - reported in the command's message, and the rest still runs
+        log.warning("could not finish %s: %s", what, error)
+        return [f"{what} ({type(error).__name__}: {error})"]
+    return []
+
+
+def incomplete(
+    detail: str, left: list[str], fix: str = "Run delete again (it collects what is left), or delete them by hand."
+) -> Exception:
+    """The error of a delete that got past its point of no return but left ``left``."""
+    from mlflow_plugins.errors import AwsCallFailed
+
+    return AwsCallFailed(operation="delete", code="Incomplete", detail=f"{detail}; left: {'; '.join(left)}", fix=fix)
+
+
 def _reason(error: Exception) -> str:
     """The call and the code of a botocore error (``DeleteModel: AccessDeniedException``), else its text."""
     response = getattr(error, "response", None)

@@ -26,7 +26,7 @@ from typing import Any
 
 from mlflow_plugins.deploy.common import archives, images, keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
-from mlflow_plugins.deploy.common.journal import Journal, outcome
+from mlflow_plugins.deploy.common.journal import Journal, attempt, incomplete, outcome
 from mlflow_plugins.deploy.common.labels import MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
 from mlflow_plugins.deploy.common.progress import Say, wait_delay
@@ -183,13 +183,7 @@ class EcsDeployer:
             steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
         if cfg.synchronous:
             steps.append(("delete the replaced task definitions and archives", lambda: self._cleanup(name, definition)))
-        unfinished = []
-        for step, run in steps:  # each is tried; every failure is named
-            try:
-                run()
-            except Exception as error:  # noqa: BLE001
-                log.warning("update %s/%s: could not %s: %s", cluster, name, step, error)
-                unfinished.append(f"{step} ({type(error).__name__}: {error})")
+        unfinished = [entry for step, run in steps for entry in attempt(step, run)]  # each tried, every failure named
         if unfinished:
             raise AwsCallFailed(
                 operation="UpdateService",
@@ -314,12 +308,7 @@ class EcsDeployer:
         self.say(f"Deleting ECS service {cluster}/{name}: stopping its tasks")
         left = self._remove_the_rest(cluster, name, definition, timeout)
         if left:
-            raise AwsCallFailed(
-                operation="delete",
-                code="Incomplete",
-                detail=f"ECS service {cluster}/{name} is deleted; left: {'; '.join(left)}",
-                fix="Run delete again (it collects what is left), or delete them by hand.",
-            )
+            raise incomplete(f"ECS service {cluster}/{name} is deleted", left)
         self.say(f"Deleted ECS service {cluster}/{name}, its task definitions, log group and model archives")
 
     def _remove_the_rest(
@@ -346,23 +335,13 @@ class EcsDeployer:
             steps.append((f"log group {group}", lambda: self._delete_log_group(group)))
         if prefix:
             steps.append((f"model archives under {prefix}", lambda: s3uri.delete_prefix(self.clients("s3"), prefix)))
-        left = []
-        for what, step in steps:
-            try:
-                step()
-            except Exception as error:  # noqa: BLE001 - the rest still runs, and this is reported
-                log.warning("delete %s: could not remove %s: %s", name, what, error)
-                left.append(f"{what} ({type(error).__name__}: {error})")
+        left = [entry for what, step in steps for entry in attempt(what, step)]
         revisions = f"task definitions of family {name}"
         if left:  # the revisions say where the log group and archives are: a second delete needs them
-            left.append(f"{revisions} (kept until the rest is gone)")
-        else:
-            try:
-                self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
-            except Exception as error:  # noqa: BLE001
-                log.warning("delete %s: could not remove %s: %s", name, revisions, error)
-                left.append(f"{revisions} ({type(error).__name__}: {error})")
-        return left
+            return [*left, f"{revisions} (kept until the rest is gone)"]
+        return attempt(
+            revisions, lambda: self.delete_revisions(self.revisions(name) + self.revisions(name, "INACTIVE"))
+        )
 
     def _collect_leftovers(self, name: str, cluster: str | None) -> bool:
         """After a delete that stopped midway (the service is gone): remove its task definitions,
@@ -381,11 +360,8 @@ class EcsDeployer:
         definition = self.task_definition(arns[-1])["taskDefinition"] if arns else {"containerDefinitions": [{}]}
         left = self._remove_the_rest(cluster if scaled else None, name, definition, None)
         if left:
-            raise AwsCallFailed(
-                operation="delete",
-                code="Incomplete",
-                detail=f"ECS service {name} was deleted before; still left: {'; '.join(left)}",
-                fix="Run delete again, or delete them by hand.",
+            raise incomplete(
+                f"ECS service {name} was deleted before", left, "Run delete again, or delete them by hand."
             )
         self.say(f"ECS service {name} was already deleted; removed what an earlier delete left")
         return True

@@ -30,7 +30,7 @@ from typing import Any
 from mlflow_plugins import secrets
 from mlflow_plugins.deploy.common import archives, images, keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
-from mlflow_plugins.deploy.common.journal import Journal, outcome
+from mlflow_plugins.deploy.common.journal import Journal, attempt, incomplete, outcome
 from mlflow_plugins.deploy.common.origin import model_origin
 from mlflow_plugins.deploy.common.progress import Progress, wait_delay
 from mlflow_plugins.deploy.contract import Live
@@ -497,7 +497,7 @@ class SageMakerDeployer:
         self.say(f"Deleting endpoint {name}")
         left: builtins.list[str] = []
         if cfg.synchronous:
-            left += _attempt(f"endpoint {name} (still deleting)", lambda: self.wait(name, "endpoint_deleted", cfg))
+            left += attempt(f"endpoint {name} (still deleting)", lambda: self.wait(name, "endpoint_deleted", cfg))
         gone = self.journal(name)
         for variant in current.get("ProductionVariants", []):  # only once the endpoint is going
             gone.add("scaling", f"{name}/{variant['VariantName']}")
@@ -511,12 +511,7 @@ class SageMakerDeployer:
         left += self._remove_archives_and_orphans(name, cfg, buckets, swept)
         left = [entry for entry in left if entry.split(" ", 2)[1] not in swept]  # the sweep got it after all
         if left:
-            raise AwsCallFailed(
-                operation="delete",
-                code="Incomplete",
-                detail=f"endpoint {name} is deleted; left: {'; '.join(left)}",
-                fix="Run delete again (it collects what is left), or delete them by hand.",
-            )
+            raise incomplete(f"endpoint {name} is deleted", left)
 
     def _remove_archives_and_orphans(
         self, name: str, cfg: SageMakerConfig, buckets: set[str], swept: builtins.list[str] | None = None
@@ -526,15 +521,15 @@ class SageMakerDeployer:
         left: builtins.list[str] = []
         if not buckets:
             found: builtins.list[str] = []
-            left += _attempt(
+            left += attempt(
                 "the region's default bucket", lambda: found.append(cfg.bucket or archives.default_bucket(self.clients))
             )
             buckets = set(found)
         for bucket in sorted(buckets):
             prefix = _live.archive_prefix(bucket, name)
-            left += _attempt(f"model archives under {prefix}", lambda: s3uri.delete_prefix(self.clients("s3"), prefix))
+            left += attempt(f"model archives under {prefix}", lambda: s3uri.delete_prefix(self.clients("s3"), prefix))
         if len(name) <= 40:
-            left += _attempt(
+            left += attempt(
                 f"endpoint configs and models named {name}-*",
                 lambda: (swept if swept is not None else []).extend(
                     _live.collect_orphans(self, name, Live(exists=False), None)
@@ -583,22 +578,17 @@ class SageMakerDeployer:
             return False
         left: builtins.list[str] = []
         for variant in sorted(variants):
-            left += _attempt(
+            left += attempt(
                 f"scalable target of {name}/{variant}", partial(_autoscaling.remove, scaling, name, variant)
             )
         if alarms:
-            left += _attempt(
+            left += attempt(
                 "alarms " + ", ".join(a["AlarmName"] for a in alarms),
                 lambda: cloudwatch.delete_alarms(AlarmNames=[a["AlarmName"] for a in alarms]),
             )
         left += self._remove_archives_and_orphans(name, cfg, {bucket})
         if left:
-            raise AwsCallFailed(
-                operation="delete",
-                code="Incomplete",
-                detail=f"endpoint {name} was deleted before; still left: {'; '.join(left)}",
-                fix="Run delete again, or delete them by hand.",
-            )
+            raise incomplete(f"endpoint {name} was deleted before", left, "Run delete again, or delete them by hand.")
         self.say(f"Endpoint {name} was already deleted; removed what an earlier delete left")
         return True
 
@@ -750,13 +740,3 @@ def require_role(cfg: SageMakerConfig) -> str:
             fix="Pass -C execution_role_arn=arn:aws:iam::<account>:role/<role>.",
         )
     return cfg.execution_role_arn
-
-
-def _attempt(what: str, step: Callable[[], Any]) -> list[str]:
-    """Run one cleanup step; ``[what (error)]`` when it failed, else ``[]`` (the caller goes on)."""
-    try:
-        step()
-    except Exception as error:  # noqa: BLE001 - reported in the command's message, and the rest still runs
-        log.warning("could not remove %s: %s", what, error)
-        return [f"{what} ({type(error).__name__}: {error})"]
-    return []
