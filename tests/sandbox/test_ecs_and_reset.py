@@ -114,7 +114,13 @@ def test_the_circuit_breaker_fails_a_deployment_at_its_threshold_and_rolls_back_
     assert bad["rolloutState"] == "FAILED" and bad["failedTasks"] >= 4  # half of 8
     assert bad["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
     primary = next(d for d in deployments if d["status"] == "PRIMARY")
-    assert primary["taskDefinition"].endswith("serve-v1:1") and "rolling back" in primary["rolloutStateReason"]
+    assert primary["taskDefinition"].endswith("serve-v1:1")
+    # Under load the rollback's own tasks may already have failed by this read (the switch is still
+    # on); its reason then moves on from "rolling back" to the failure, as on AWS.
+    if primary["rolloutState"] == "IN_PROGRESS":
+        assert "rolling back to deploymentId" in primary["rolloutStateReason"]
+    else:
+        assert primary["rolloutState"] == "FAILED"
     events = [
         e["message"] for e in ecs.describe_services(cluster="models", services=["churn"])["services"][0]["events"]
     ]
