@@ -190,17 +190,19 @@ FEATURES = {
     "s3:HeadObject": "content addressing: an archive S3 has already is not uploaded again",
     "s3:ListObjectsV2": "delete: the endpoint's archives and what earlier failures left",
     "s3:DeleteObjects": "delete: the endpoint's archives",
-    "sagemaker:ListTags": "get's answer (the model's origin), returned by create and update; update carries the user's tags",
-    "sagemaker:DescribeEndpointConfig": "get's answer, returned by create and update; update carries settings over",
-    "sagemaker:DescribeModel": "get's answer (image, archive); update carries the env over; delete finds the archives",
+    "sagemaker:ListTags": "update carries the user's tags over (MLflow's client drops them)",
+    "sagemaker:DescribeEndpointConfig": "update carries data capture, async and KMS settings over",
+    "sagemaker:DescribeModel": "update carries the env, image and network settings over; delete finds the archives",
     "sagemaker:AddTags": "update: the endpoint's tags say what it serves now",
     "sagemaker:ListEndpointConfigs": "configs that earlier failed deploys of this endpoint left",
     "sagemaker:ListModels": "models that earlier failed deploys of this endpoint left",
-    "sagemaker:DescribeEndpoint": "the live endpoint read before a write, and get's answer at the end",
+    "sagemaker:DescribeEndpoint": "the live endpoint read before a write",
     "sts:GetCallerIdentity": "the account, for the default bucket and image",
     "cloudwatch:DescribeAlarms": "the rollback alarms checked before any write",
     "cloudwatch:DeleteAlarms": "delete: the variant's auto_alarms go with it (a no-op where there are none)",
-    "application-autoscaling:DescribeScalableTargets": "get's answer (the autoscaling range); delete removes it",
+    "application-autoscaling:DescribeScalableTargets": (
+        "update's answer: the autoscaling range that an update without the key keeps; delete removes it"
+    ),
 }
 
 

@@ -28,11 +28,17 @@ class Progress:
     def __init__(self, say: Say, name: str) -> None:
         self.say, self.name, self.started = say, name, datetime.now(timezone.utc)
         self.last: tuple[Any, ...] | None = None
+        self.seen: dict[str, Any] | None = None  # the last answer read for this endpoint
         self.thread = threading.get_ident()
 
     def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("EndpointName") != self.name or threading.get_ident() != self.thread:
+        if threading.get_ident() != self.thread:
             return
+        if parsed.get("EndpointName") != self.name:
+            if "Error" in parsed:  # an error answer to this thread's call (the endpoint is gone)
+                self.seen = None
+            return
+        self.seen = parsed
         pending = parsed.get("PendingDeploymentSummary", {}).get("ProductionVariants", [])
         steps = [s.get("StatusMessage") or s["Status"] for v in pending for s in v.get("VariantStatus", [])]
         state = (parsed.get("EndpointStatus"), tuple(steps))

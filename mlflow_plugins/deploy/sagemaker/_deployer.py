@@ -24,6 +24,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -61,6 +62,26 @@ SHADOW_URI = "mlflow-sagemaker-ops:shadow-model-uri"
 DEPLOYMENT_ID = suite_labels.DEPLOYMENT_ID
 Say = Callable[[str], None]
 log = logging.getLogger("mlflow_plugins.deploy.sagemaker")
+
+
+@dataclass(frozen=True)
+class LiveRead:
+    """What an update reads of the live deployment before it writes."""
+
+    carried: dict[str, Any]  # the settings an update that does not repeat them keeps
+    tags: dict[str, str]  # the endpoint's tags
+    archive: str | None  # the archive its first production variant serves
+
+
+def tags_dict(tags: builtins.list[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def scaling_range(target: dict[str, Any] | None) -> dict[str, int] | None:
+    """A variant's autoscaling range from its ScalableTarget (None when it has none)."""
+    if target is None:
+        return None
+    return {"min_capacity": target["MinCapacity"], "max_capacity": target["MaxCapacity"]}
 
 
 def stderr(message: str) -> None:
@@ -101,12 +122,16 @@ class SageMakerDeployer:
             created.add("endpoint", name)
             self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
             if cfg.synchronous:
-                self.wait(name, "endpoint_in_service", cfg)
+                described = self.wait(name, "endpoint_in_service", cfg)
                 self.scale(name, cfg, created)
         except Exception as error:
             left = created.undo()
             raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create again")) from None
-        return self.get(name)
+        if not cfg.synchronous or described is None:
+            return self.get(name)
+        # The answer is what this create wrote and the waiter's last read: no read-back.
+        labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
+        return self.answer(described, tags_dict(labels), model.s3_uri, self._scaling_answer(name, described, cfg, None))
 
     def journal(self, name: str) -> Journal:
         """The undo steps of one operation on endpoint ``name``."""
@@ -223,7 +248,8 @@ class SageMakerDeployer:
             )
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         given = config.given_values() if isinstance(config, SageMakerConfig) else dict(config or {})
-        cfg = parse({**self.carried_over(current, live), **given})
+        was = self.read_live(current, live)
+        cfg = parse({**was.carried, **given})
         shadows = live.get("ShadowProductionVariants") or []
         if model_uri is None and not (shadows and cfg.strategy != "shadow"):
             raise MissingSetting(
@@ -258,7 +284,7 @@ class SageMakerDeployer:
                 fix=f"Pass -C variant_name={live_variants[0]}.",
             )
         if model_uri is None:
-            return self._promote(name, current, live, cfg)
+            return self._promote(name, current, live, cfg, was)
         role = require_role(cfg)
         local = archives.local_pyfunc_model(model_uri)
         self._check_alarms(cfg)
@@ -286,11 +312,17 @@ class SageMakerDeployer:
             labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
         else:
             labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
-        self._finish(name, after, labels, bool(shadows) and not shadowing, live, serves, cfg)
-        return self.get(name)
+        drop_shadow = bool(shadows) and not shadowing
+        self._finish(name, after, labels, drop_shadow, live, serves, cfg)
+        # The answer is what this update wrote over what it read before: no read-back.
+        production = was.archive if shadowing or cfg.mode == "add" else model.s3_uri
+        tags = {**was.tags, **tags_dict(labels)}
+        if drop_shadow:
+            tags.pop(SHADOW_URI, None)
+        return self.answer(after, tags, production, self._scaling_answer(name, after, cfg, was))
 
     def _promote(
-        self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig
+        self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig, was: LiveRead
     ) -> dict[str, Any]:
         """The shadow variant's model becomes the production model, with the configured strategy,
         once the comparison on the mirrored traffic is reported (agreement, latencies, errors)."""
@@ -301,11 +333,9 @@ class SageMakerDeployer:
             )
         except Exception as error:  # noqa: BLE001 - a report that cannot be read never blocks the promotion
             self.say(f"Shadow of {name}: no comparison ({type(error).__name__}: {error})")
+        described_model = self.sagemaker.describe_model(ModelName=shadow_model)
         labels = {
-            t["Key"]: t["Value"]
-            for t in self.sagemaker.list_tags(
-                ResourceArn=self.sagemaker.describe_model(ModelName=shadow_model)["ModelArn"]
-            )["Tags"]
+            t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described_model["ModelArn"])["Tags"]
         }
         resource = resource_name(name)
         created = self.journal(name)
@@ -332,7 +362,10 @@ class SageMakerDeployer:
         promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
         retagged = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
         self._finish(name, after, retagged, True, live, [shadow_model], cfg)
-        return self.get(name)
+        tags = {**was.tags, **tags_dict(retagged)}
+        tags.pop(SHADOW_URI, None)
+        archive = described_model.get("PrimaryContainer", {}).get("ModelDataUrl")
+        return self.answer(after, tags, archive, self._scaling_answer(name, after, cfg, was))
 
     def settle(
         self, name: str, config_name: str, created: Journal, cfg: SageMakerConfig, previous: str | None = None
@@ -341,8 +374,7 @@ class SageMakerDeployer:
         ``previous`` config again: what the update created is deleted and it fails with SageMaker's
         reason (the alarm named). An endpoint that serves a third config was changed by someone
         else meanwhile: that is no rollback, and it fails saying so."""
-        self.wait(name, "endpoint_in_service", cfg)
-        after = self.sagemaker.describe_endpoint(EndpointName=name)
+        after = self.wait(name, "endpoint_in_service", cfg) or self.sagemaker.describe_endpoint(EndpointName=name)
         if after["EndpointConfigName"] == config_name:
             return after
         if previous is not None and after["EndpointConfigName"] != previous:
@@ -446,6 +478,11 @@ class SageMakerDeployer:
     def carried_over(self, current: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """The live deployment's settings, for every key an update does not repeat (MLflow's own
         client loses data capture, env and the rest on update: mlflow/mlflow#7255, #9159)."""
+        return self.read_live(current, config).carried
+
+    def read_live(self, current: dict[str, Any], config: dict[str, Any]) -> LiveRead:
+        """What an update reads of the live deployment (its first production model and the
+        endpoint's tags): the settings it carries over, the tags and the served archive."""
         variant = config["ProductionVariants"][0]
         model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
         container = model.get("PrimaryContainer", {})
@@ -466,7 +503,11 @@ class SageMakerDeployer:
             kept["serverless_config"] = variant["ServerlessConfig"]
         else:
             kept.update(instance_type=variant.get("InstanceType"), instance_count=variant.get("InitialInstanceCount"))
-        return {key: value for key, value in kept.items() if value is not None}
+        return LiveRead(
+            carried={key: value for key, value in kept.items() if value is not None},
+            tags=tags_dict(live_tags),
+            archive=container.get("ModelDataUrl"),
+        )
 
     # ---- delete, get, list --------------------------------------------------------------
     def delete(self, name: str, config: dict[str, Any] | SageMakerConfig | None = None) -> None:
@@ -598,9 +639,29 @@ class SageMakerDeployer:
             raise ResourceNotFound(
                 kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
             )
-        labels = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]}
+        labels = tags_dict(self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"])
+        scaling = self.clients("application-autoscaling")
+        return self.answer(
+            described,
+            labels,
+            _live.serving_archive(self, described["EndpointConfigName"]),
+            [
+                scaling_range(_autoscaling.registered(scaling, name, v["VariantName"]))
+                for v in described.get("ProductionVariants", [])
+            ],
+        )
+
+    @staticmethod
+    def answer(
+        described: dict[str, Any],
+        labels: dict[str, str],
+        archive: str | None,
+        scaling: builtins.list[dict[str, int] | None],
+    ) -> dict[str, Any]:
+        """What get, create and update answer: the endpoint as DescribeEndpoint describes it, its
+        tags, the archive its first production variant serves and each variant's autoscaling range."""
         return {
-            "name": name,
+            "name": described["EndpointName"],
             "flavor": "python_function",
             "endpoint_arn": described["EndpointArn"],
             "status": described["EndpointStatus"],
@@ -608,18 +669,32 @@ class SageMakerDeployer:
             "variants": [v["VariantName"] for v in described.get("ProductionVariants", [])],
             "shadow_variants": [v["VariantName"] for v in described.get("ShadowProductionVariants", [])],
             "model_uri": labels.get("mlflow-sagemaker-ops:model-uri"),
-            "model_s3_uri": _live.serving_archive(self, described["EndpointConfigName"]),
+            "model_s3_uri": archive,
             "shadow_model_uri": labels.get(SHADOW_URI),
             "registered_model": labels.get("mlflow-sagemaker-ops:registered-model"),
             "model_version": labels.get("mlflow-sagemaker-ops:model-version"),
             "run_id": labels.get("mlflow-sagemaker-ops:run-id"),
             "deployment_id": labels.get("mlflow-sagemaker-ops:deployment-id"),
-            "autoscaling": [
-                _autoscaling.registered(self.clients("application-autoscaling"), name, v["VariantName"])
-                for v in described.get("ProductionVariants", [])
-            ],
+            "autoscaling": scaling,
             "failure_reason": described.get("FailureReason"),
         }
+
+    def _scaling_answer(
+        self, name: str, described: dict[str, Any], cfg: SageMakerConfig, was: LiveRead | None
+    ) -> builtins.list[dict[str, int] | None]:
+        """Each variant's autoscaling range after a create or update: the configured one where this
+        call registered it; none on a new endpoint; otherwise the registration as it stands (an
+        update without the key keeps it: one read)."""
+        answer: builtins.list[dict[str, int] | None] = []
+        for variant in described.get("ProductionVariants", []):
+            if cfg.autoscaling and variant["VariantName"] == cfg.variant_name:
+                answer.append({k: cfg.autoscaling[k] for k in ("min_capacity", "max_capacity")})
+            elif was is None:
+                answer.append(None)
+            else:
+                found = _autoscaling.registered(self.clients("application-autoscaling"), name, variant["VariantName"])
+                answer.append(scaling_range(found))
+        return answer
 
     def list(self) -> builtins.list[dict[str, Any]]:
         found = []
@@ -700,7 +775,9 @@ class SageMakerDeployer:
         archives.ensure_bucket(s3, bucket, self.clients.region)
         return archives.upload_model(s3, bucket, name, local_dir, cfg.kms_key_id)
 
-    def wait(self, name: str, waiter: str, cfg: SageMakerConfig) -> None:
+    def wait(self, name: str, waiter: str, cfg: SageMakerConfig) -> dict[str, Any] | None:
+        """Wait with botocore's ``waiter``; the endpoint as the waiter's last DescribeEndpoint saw it
+        (None when that was an error, as when the endpoint is gone)."""
         delay = wait_delay()
         progress = Progress(self.say, name)
         events = self.sagemaker.meta.events
@@ -719,6 +796,7 @@ class SageMakerDeployer:
             ) from None
         finally:
             events.unregister("after-call.sagemaker.DescribeEndpoint", progress)
+        return progress.seen if progress.seen and "EndpointStatus" in progress.seen else None
 
 
 def check_name(name: str) -> None:
