@@ -69,7 +69,9 @@ def _validate_hook(http_response: Any, parsed: dict[str, Any], model: Any, **_: 
 
 @pytest.fixture(scope="session")
 def sandbox():
-    with Sandbox(port=0, time_scale=TIME_SCALE) as box:
+    # One serving process per variant whatever its instance count: each costs seconds of CPU to
+    # start, and only tests/sandbox/test_instances.py is about instances (it raises the cap).
+    with Sandbox(port=0, time_scale=TIME_SCALE, instance_cap=1) as box:
         yield box
 
 

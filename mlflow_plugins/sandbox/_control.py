@@ -14,6 +14,12 @@
                                        containers fail (or pass again) their ping health check
 ``POST   /_sandbox/ecs-service-health`` ``{"cluster", "service", "healthy": false}``: that ECS
                                        service's tasks fail (or pass again) their health check
+``POST   /_sandbox/hosting``           ``{"processes": false, "instance_cap": 1}`` (either key):
+                                       ``processes: false`` starts no serving process for endpoint
+                                       variants and ECS tasks (they pass their health checks, and
+                                       InvokeEndpoint answers that nothing serves): for tests of the
+                                       control plane alone; ``instance_cap`` caps the processes per
+                                       variant; a reset restores both (processes on, the start cap)
 ``POST   /_sandbox/images``            ``{"image": "<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"}``:
                                        register that image in the sandbox's ECR (what a docker push
                                        would do); answers its ``digest``
@@ -56,6 +62,7 @@ class ControlApp:
             ("POST", "variant-health"): self._variant_health,
             ("POST", "ecs-service-health"): self._ecs_service_health,
             ("POST", "images"): self._register_image,
+            ("POST", "hosting"): self._hosting,
             ("GET", "shadow"): self._shadow_pairs,
             ("GET", "calls"): lambda _: {
                 "calls": [
@@ -120,6 +127,27 @@ class ControlApp:
             else:
                 self.state.tasks.failing.add(key)
         return {"cluster": body["cluster"], "service": body["service"], "healthy": body["healthy"]}
+
+    def _hosting(self, body: dict[str, Any]) -> dict[str, Any]:
+        processes, cap = body.get("processes"), body.get("instance_cap")
+        unknown = sorted(set(body) - {"processes", "instance_cap"})
+        if (
+            unknown
+            or not body
+            or (processes is not None and not isinstance(processes, bool))
+            or (cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1))
+        ):
+            raise ControlError(
+                f"hosting takes processes (true|false) and instance_cap (a whole number >= 1), at least "
+                f"one of them; got {body!r}."
+            )
+        with self.state.lock:
+            host, tasks = self.state.host, self.state.tasks
+            if processes is not None:
+                host.processes = tasks.processes = processes
+            if cap is not None:
+                host.cap = cap
+            return {"processes": host.processes, "instance_cap": host.cap}
 
     def _shadow_pairs(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("endpoint"):

@@ -97,6 +97,7 @@ class TaskHost:
         self.logs = logs  # LogSink: writes a runtime's output to CloudWatch Logs
         self.tasks: dict[str, TaskProcess] = {}
         self.failing: set[tuple[str, str]] = set()  # (cluster, service) whose tasks fail health checks
+        self.processes = True  # False: tasks run no process and pass their health check (/_sandbox/hosting)
         self._used: set[str] = set()
 
     def start(
@@ -107,7 +108,7 @@ class TaskHost:
         ports = container.get("portMappings") or [{}]
         environment = {item["name"]: str(item["value"]) for item in container.get("environment") or []}
         port = int(ports[0].get("containerPort") or environment.get("SAGEMAKER_BIND_TO_PORT") or 8080)
-        if args is None or refused:
+        if args is None or refused or not self.processes:
             task = TaskProcess(task_id, ip, port, None, refused=refused)
             self.tasks[task_id] = task
             return task
@@ -169,6 +170,7 @@ class TaskHost:
         for task_id in list(self.tasks):
             self.stop(task_id)
         self.failing.clear()
+        self.processes = True
 
 
 class LogSink:

@@ -47,6 +47,13 @@ class SandboxControl:
         """Make an ECS service's tasks fail (or pass again) their health check."""
         self._call("POST", "ecs-service-health", {"cluster": cluster, "service": service, "healthy": healthy})
 
+    def hosting(self, processes: bool | None = None, instance_cap: int | None = None) -> dict[str, Any]:
+        """Run serving processes for endpoints and ECS tasks or not (``processes=False``: they
+        pass their health checks without one, for tests of the control plane alone), and cap
+        the processes per variant. A reset restores both."""
+        body = {k: v for k, v in (("processes", processes), ("instance_cap", instance_cap)) if v is not None}
+        return self._call("POST", "hosting", body)
+
     def register_image(self, image: str) -> str:
         """Register ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]`` in the
         sandbox's ECR, as a ``docker push`` would; returns its digest."""

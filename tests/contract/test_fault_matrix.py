@@ -6,8 +6,10 @@ same command again finishes the work; ``delete`` then leaves the account as it w
 write operation of the command is throttled once in one run: botocore retries each, and the
 command ends as a clean run does.
 
-Faults are the sandbox's (``/_sandbox/faults`` with ``after``): they answer over HTTP in each
-service's own protocol, S3 included, so botocore's retry and error parsing run as against AWS.
+The sandbox starts no serving processes here (``/_sandbox/hosting``): the matrix judges resources
+and messages; predictions are the contract suite's. Faults are the sandbox's (``/_sandbox/faults``
+with ``after``): they answer over HTTP in each service's own protocol, S3 included, so botocore's
+retry and error parsing run as against AWS.
 The writes of each command are read off a clean run of it (the sandbox's call journal), so a
 new write in the code is in the matrix without editing this file.
 """
@@ -78,6 +80,10 @@ class Matrix:
         """A clean account with the place made (and, for update and delete, version 1 deployed)."""
         self.sandbox.control.clear_faults()
         self.sandbox.reset()
+        # The matrix judges AWS resources and messages, not predictions (the contract suite
+        # predicts through every target): endpoints and tasks pass their health checks without a
+        # serving process, which would cost seconds of CPU per cell.
+        self.sandbox.control.hosting(processes=False)
         place = PLACES[self.kind](self.aws)
         if self.kind == "sagemaker":
             self.aws("cloudwatch").put_metric_alarm(

@@ -11,6 +11,13 @@ from tests.sandbox.test_endpoints import BAKING
 from tests.sandbox.test_serving import host, invoke, variant
 
 
+@pytest.fixture(autouse=True)
+def full_cap(aws, sandbox):
+    """The suite's sandbox runs one process per variant (tests/conftest.py); here instances are
+    the subject, so the sandbox's own default cap applies."""
+    sandbox.control.hosting(instance_cap=MAX_PROCESSES_PER_VARIANT)
+
+
 def processes(sandbox, config, name="main"):
     return [c for k, c in host(sandbox).containers.items() if k[:3] == ("ep", config, name)]
 

@@ -161,3 +161,36 @@ def test_reset_stops_every_container(served, sandbox):
     sandbox.control.reset()
     assert host(sandbox).containers == {}
     assert all(exits_within(pid, 15) for pid in pids)
+
+
+def test_hosting_without_processes_serves_the_control_plane_alone_until_a_reset(served, sandbox):
+    from mlflow_plugins.sandbox.control import SandboxControlError
+
+    assert sandbox.control.hosting(processes=False, instance_cap=2) == {"processes": False, "instance_cap": 2}
+    sm = served("sagemaker")
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant("main", "model-a", count=3)])
+    sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
+    served.wait("endpoint_in_service", EndpointName="ep")
+    assert host(sandbox).containers == {}
+    with pytest.raises(ClientError, match="runs no serving processes"):
+        invoke(served, "ep")
+    # The archive is still fetched: a model whose archive is missing fails as with processes.
+    sm.create_model(
+        ModelName="gone",
+        ExecutionRoleArn=EXECUTION_ROLE_ARN,
+        PrimaryContainer={
+            **sm.describe_model(ModelName="model-a")["PrimaryContainer"],
+            "ModelDataUrl": "s3://nope/x.tar.gz",
+        },
+    )
+    sm.create_endpoint_config(EndpointConfigName="g", ProductionVariants=[variant("main", "gone")])
+    sm.create_endpoint(EndpointName="bad", EndpointConfigName="g")
+    with pytest.raises(WaiterError):
+        served.wait("endpoint_in_service", EndpointName="bad")
+    assert "Failed to download model data" in sm.describe_endpoint(EndpointName="bad")["FailureReason"]
+
+    for body in ({}, {"processes": "no"}, {"instance_cap": 0}, {"cap": 1}):
+        with pytest.raises(SandboxControlError, match="hosting takes processes"):
+            sandbox.control._call("POST", "hosting", body)
+    sandbox.control.reset()
+    assert (host(sandbox).processes, host(sandbox).cap) == (True, host(sandbox).default_cap)

@@ -119,11 +119,15 @@ def _route(response: SageMakerRuntimeResponse, name: str) -> Route:
         shadow = pick_shadow(fleet, variant)
         shadow_container = host.container(name, fleet.config_name, shadow.name) if serving and shadow else None
     if container is None or container.port is None:
+        why = (
+            "its model has no ModelDataUrl to serve"
+            if not serving or host.processes
+            else 'the sandbox runs no serving processes (POST /_sandbox/hosting {"processes": true} starts them)'
+        )
         raise InvokeError(
             424,
             "ModelError",
-            f"The sandbox runs no container for variant {variant.name} of "
-            f"endpoint {name}: its model has no ModelDataUrl to serve.",
+            f"The sandbox runs no container for variant {variant.name} of endpoint {name}: {why}.",
             OriginalStatusCode=503,
             OriginalMessage="no container",
         )

@@ -123,7 +123,10 @@ class ServingHost:
                 f"instance_cap={cap!r}: a variant needs at least 1 process; use 1 to "
                 f"{MAX_PROCESSES_PER_VARIANT} (the default) or more if memory allows."
             )
-        self.switches, self.cap = switches, cap
+        self.switches, self.cap, self.default_cap = switches, cap, cap
+        # False: variants pass their health check without a process (``/_sandbox/hosting``), for
+        # tests of the control plane alone; InvokeEndpoint then answers that nothing serves.
+        self.processes = True
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mlflow-sagemaker-ops-sandbox-"))
         self.containers: dict[tuple[str, str, str, int], Container] = {}
         self.failures: dict[Key, str] = {}
@@ -153,6 +156,14 @@ class ServingHost:
             return
         url = variant.container.get("ModelDataUrl")
         if not url:
+            return
+        if not self.processes:  # the archive is still fetched and checked, as a container's start would
+            if variant.container.get("Mode") != "MultiModel":
+                try:
+                    extract_model(fleet.account, url, self.workdir.joinpath(*key) / "model")
+                except Exception as error:  # noqa: BLE001 - the endpoint fails with the reason
+                    log.info("sandbox: variant %s cannot start: %s", key, error)
+                    self.failures[key] = download_failure(url)
             return
         self.started[(endpoint, fleet.config_name)] = time.monotonic()  # new instances get their start-up time
         free = [i for i in range(self.cap) if (*key, i) not in self.containers]
@@ -254,6 +265,7 @@ class ServingHost:
         self.failures.clear()
         self.started.clear()
         self._turn.clear()
+        self.processes, self.cap = True, self.default_cap
 
 
 def _terminate(process: subprocess.Popen) -> None:
