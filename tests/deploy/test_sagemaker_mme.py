@@ -1,4 +1,5 @@
-"""Multi-model endpoints through MLflow's CLI (``create-endpoint`` ... and ``--endpoint``), on the sandbox."""
+"""Multi-model endpoints through MLflow's CLI (``create-endpoint`` ... and ``--endpoint``; in this
+process but for one command, see tests/deploy/conftest.py), on the sandbox."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def objects(aws, prefix: str) -> list[str]:
     )
 
 
-def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, models, tracking, aws, tmp_path):
+def test_an_mme_serves_three_models_from_two_registered_models_by_name(
+    cli, cli_process, models, tracking, aws, tmp_path
+):
     churn, delay = f"churn{uuid.uuid4().hex[:6]}", f"delay{uuid.uuid4().hex[:6]}"
     uris = {
         "churn-a": register(churn, models["v1"]),
@@ -50,7 +53,9 @@ def test_an_mme_serves_three_models_from_two_registered_models_by_name(cli, mode
     }
     assert (
         "Endpoint fleet is created"
-        in cli("create-endpoint", "-t", "sagemaker", "--endpoint", "fleet", "-C", ROLE, "-C", "instance_count=2").stdout
+        in cli_process(  # the endpoint commands' entry point as a user runs it; the rest in process
+            "create-endpoint", "-t", "sagemaker", "--endpoint", "fleet", "-C", ROLE, "-C", "instance_count=2"
+        ).stdout
     )
     created = endpoint_fields(cli, "fleet")
     assert (created["status"], created["models"], created["instance_count"]) == ("InService", "[]", "2")

@@ -1,4 +1,5 @@
-"""``mlflow deployments ... -t sagemaker-ops`` as a subprocess, and get_deploy_client, against the sandbox."""
+"""``mlflow deployments ... -t sagemaker-ops`` (as a subprocess where the entry point is the point,
+else in process) and get_deploy_client, against the sandbox."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tests.deploy.conftest import BAKING, ROLE, leftovers, mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
 
-def test_create_get_predict_list_delete(cli, aws, models, tmp_path):
+def test_create_get_predict_list_delete(cli_process, aws, models, tmp_path):
+    cli = cli_process  # the entry point as a user runs it, in a process of its own
     created = cli(
         "create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2"
     )
@@ -146,8 +148,8 @@ def test_bad_input_fails_with_its_message_and_creates_nothing(aws, models, args,
     assert aws("s3").list_buckets()["Buckets"] == []
 
 
-def test_the_cli_prints_a_bad_input_and_exits_non_zero(cli, aws, models):
-    failed = cli(
+def test_the_cli_prints_a_bad_input_and_exits_non_zero(cli_process, aws, models):
+    failed = cli_process(
         "create",
         "-t",
         "sagemaker-ops",
@@ -202,31 +204,42 @@ def test_the_python_client_creates_and_predicts(aws, models, monkeypatch):
     client.delete_deployment("churn")
 
 
-def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(cli, aws, models):
+# What get reads to answer (besides DescribeEndpoint, which the waiter reads anyway).
+READS_OF_GET = {"ListTags", "DescribeEndpointConfig", "DescribeModel", "DescribeScalableTargets"}
+
+
+def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(aws, sandbox, models, monkeypatch):
+    """In process (the CLI path of create and update is covered above and by the rollback and
+    settings tests). Create's and update's answers are get's answer, built from what they wrote
+    and read before writing: no read after the last write but the waiter's own."""
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+    client = get_deploy_client("sagemaker:/us-east-1")
     scaling = aws("application-autoscaling")
 
     def targets():
         return scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
 
-    spec = (
-        '{"min_capacity": 2, "max_capacity": 6, "target": 150, "scale_in_cooldown": 300, '
-        '"schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 2}]}'
-    )
-    cli(
-        "create",
-        "-t",
-        "sagemaker",
-        "--name",
-        "churn",
-        "-m",
-        models["v1"],
-        "-C",
-        ROLE,
-        "-C",
-        "instance_count=2",
-        "-C",
-        f"autoscaling={spec}",
-    )
+    def calls_since(start: int) -> list[str]:
+        return [c["operation"] for c in sandbox.control.calls()[start:]]
+
+    def reads_after_last_write(operations: list[str]) -> set[str]:
+        last_write = max(i for i, op in enumerate(operations) if not op.startswith(("Describe", "List", "Get", "Head")))
+        return set(operations[last_write + 1 :]) & READS_OF_GET
+
+    spec = {
+        "min_capacity": 2,
+        "max_capacity": 6,
+        "target": 150,
+        "scale_in_cooldown": 300,
+        "schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 2}],
+    }
+    config = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 2, "tags": {"team": "churn"}}
+    start = len(sandbox.control.calls())
+    created = client.create_deployment("churn", models["v1"], config={**config, "autoscaling": spec})
+    assert reads_after_last_write(calls_since(start)) == set()
+    assert created == client.get_deployment("churn")
+    assert created["autoscaling"] == [{"min_capacity": 2, "max_capacity": 6}]
+    assert created["model_s3_uri"].startswith("s3://") and created["model_uri"] == models["v1"]
     assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [
         ("endpoint/churn/variant/primary", 2, 6)
     ]
@@ -237,25 +250,28 @@ def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(cli, 
         for a in scaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]
     ] == ["night"]
 
-    cli(
-        "update",
-        "-t",
-        "sagemaker",
-        "--name",
-        "churn",
-        "-m",
-        models["v2"],
-        "-C",
-        ROLE,
-        "-C",
-        "instance_count=2",
-        "-C",
-        "strategy=canary",
-        "-C",
-        "bake_seconds=30",
+    # An update without the key keeps the registration; its answer reads it (the one read left).
+    start = len(sandbox.control.calls())
+    updated = client.update_deployment(
+        "churn", models["v2"], config={**config, "strategy": "canary", "bake_seconds": 30}
     )
+    assert reads_after_last_write(calls_since(start)) <= {"DescribeScalableTargets"}
+    assert updated == client.get_deployment("churn")
+    assert updated["model_uri"] == models["v2"] and updated["model_s3_uri"] != created["model_s3_uri"]
+    assert updated["autoscaling"] == [{"min_capacity": 2, "max_capacity": 6}]
     assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets()] == [(2, 6)]
-    cli("delete", "-t", "sagemaker", "--name", "churn")
+
+    # A shadow, then its promotion: the answers name the production and the shadow model.
+    shadowed = client.update_deployment("churn", models["v1"], config={**config, "strategy": "shadow"})
+    assert shadowed == client.get_deployment("churn")
+    assert shadowed["model_uri"] == models["v2"] and shadowed["shadow_model_uri"] == models["v1"]
+    assert shadowed["model_s3_uri"] == updated["model_s3_uri"]
+    promoted = client.update_deployment("churn", None, config=config)
+    assert promoted == client.get_deployment("churn")
+    assert promoted["model_uri"] == models["v1"] and promoted["shadow_model_uri"] is None
+    assert promoted["model_s3_uri"] == created["model_s3_uri"]
+
+    client.delete_deployment("churn")
     assert targets() == []
 
 
