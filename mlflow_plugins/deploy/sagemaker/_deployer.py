@@ -112,13 +112,11 @@ class SageMakerDeployer:
         if model.bytes_uploaded:  # a new archive: a failed create takes it away again
             created.add("archive", model.s3_uri)
         try:
+            origin = model_origin(model_uri, model.local_dir)  # a tracking-server read: once per create
             cfg = self.auto_alarms(name, cfg, created)
-            config_name, _ = self._model_and_config(name, model, cfg, role, model_uri, created)
-            self.sagemaker.create_endpoint(
-                EndpointName=name,
-                EndpointConfigName=config_name,
-                Tags=resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir)),
-            )
+            config_name, _ = self._model_and_config(name, model, cfg, role, model_uri, origin, created)
+            labels = resource_tags(cfg, model, model_uri, config_name, origin)
+            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name, Tags=labels)
             created.add("endpoint", name)
             self.say(f"Creating endpoint {name} ({config_name}); uploaded {model.bytes_uploaded} bytes")
             if cfg.synchronous:
@@ -130,7 +128,6 @@ class SageMakerDeployer:
         if not cfg.synchronous or described is None:
             return self.get(name)
         # The answer is what this create wrote and the waiter's last read: no read-back.
-        labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
         return self.answer(described, tags_dict(labels), model.s3_uri, self._scaling_answer(name, described, cfg, None))
 
     def journal(self, name: str) -> Journal:
@@ -179,6 +176,7 @@ class SageMakerDeployer:
         cfg: SageMakerConfig,
         role: str,
         model_uri: str,
+        origin: Any,
         created: Journal,
         live: dict[str, Any] | None = None,
     ) -> tuple[str, builtins.list[str]]:
@@ -186,7 +184,7 @@ class SageMakerDeployer:
         :func:`._requests.layout` against the ``live`` endpoint config: the config's name and
         the models it serves."""
         resource = resource_name(name)
-        labels = resource_tags(cfg, model, model_uri, resource, model_origin(model_uri, model.local_dir))
+        labels = resource_tags(cfg, model, model_uri, resource, origin)
         self._create_model(resource, model.s3_uri, cfg, role, labels)
         created.add("model", resource)
         serves = self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
@@ -294,8 +292,9 @@ class SageMakerDeployer:
             created.add("archive", model.s3_uri)
         shadowing = cfg.strategy == "shadow"
         try:
+            origin = model_origin(model_uri, model.local_dir)  # a tracking-server read: once per update
             cfg = self.auto_alarms(name, cfg, self.journal(name))  # the endpoint's alarms: a failed update keeps them
-            config_name, serves = self._model_and_config(name, model, cfg, role, model_uri, created, live)
+            config_name, serves = self._model_and_config(name, model, cfg, role, model_uri, origin, created, live)
             # Adding a variant changes the variant names, which a DeploymentConfig (blue/green
             # guardrails) forbids; without one SageMaker applies the new config all at once.
             guarded = {} if cfg.mode == "add" else {"DeploymentConfig": deployment_config(cfg)}
@@ -311,7 +310,7 @@ class SageMakerDeployer:
             labels = [{"Key": SHADOW_URI, "Value": secrets.strip_uri(model_uri)[:256]}] if shadowing else []
             labels.append({"Key": DEPLOYMENT_ID, "Value": config_name})
         else:
-            labels = resource_tags(cfg, model, model_uri, config_name, model_origin(model_uri, model.local_dir))
+            labels = resource_tags(cfg, model, model_uri, config_name, origin)
         drop_shadow = bool(shadows) and not shadowing
         self._finish(name, after, labels, drop_shadow, live, serves, cfg)
         # The answer is what this update wrote over what it read before: no read-back.
