@@ -101,14 +101,26 @@ class Browser:
 
     def transition_in_mlflow_ui(self, server: str, model: str, version: str, stage: str, archive: bool = True) -> None:
         """Open the version's page in MLflow's UI and use its stage dropdown, as a person does."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
 
         self.driver.get(f"{server}/#/models/{model}/versions/{version}")
-        self.find(".mlflow-stage-transition-dropdown").click()
-        self.wait(
-            lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "li[role=menuitem]") if e.text.endswith(stage)],
-            what=f"the 'Transition to {stage}' menu item",
-        )[0].click()
+        self.click(".mlflow-stage-transition-dropdown")  # found again if the page redraws it meanwhile
+
+        def menu_item(d: Any) -> Any:
+            try:
+                return [e for e in d.find_elements(By.CSS_SELECTOR, "li[role=menuitem]") if e.text.endswith(stage)]
+            except StaleElementReferenceException:  # the menu redrew while it was read
+                return []
+
+        for _ in range(20):
+            try:
+                self.wait(menu_item, what=f"the 'Transition to {stage}' menu item")[0].click()
+                break
+            except StaleElementReferenceException:
+                continue
+        else:
+            raise AssertionError(f"the 'Transition to {stage}' menu item was redrawn 20 times in a row")
         dialog = self.find("[role=dialog]")
         box = dialog.find_element(By.CSS_SELECTOR, "input[type=checkbox]")
         if box.is_selected() != archive:
@@ -116,6 +128,6 @@ class Browser:
         self.shot(f"mlflow-transition-{model}-v{version}-{stage}")
         next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.text == "OK").click()
         self.wait(
-            lambda d: stage in d.find_element(By.CSS_SELECTOR, ".mlflow-stage-transition-dropdown").text,
+            lambda _: stage in self.text(".mlflow-stage-transition-dropdown"),
             what=f"the version page to show stage {stage}",
         )
