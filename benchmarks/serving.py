@@ -1,6 +1,7 @@
 """Serving benchmark: our runtime against ``mlflow models serve``, side by side in one run.
 
-    python benchmarks/serving.py [--seconds 3] [--alternate 3] [--quick] [--only throughput|ping|mme]
+    python benchmarks/serving.py [--seconds 3] [--alternate 3] [--previous GIT_REF] [--quick]
+                                 [--only throughput|ping|mme]
 
 Same model (a scikit-learn pipeline saved with MLflow), same machine, both servers running and
 loaded in turns (``--alternate`` rounds per cell, the order flipped each round, so drift in the
@@ -8,6 +9,8 @@ machine's speed hits both), each at 1 and 2 workers, with 1-row and 100-row JSON
 and 64 keep-alive connections, from the same closed-loop client (benchmarks/loadgen.py). Reports
 requests/s, p50 and p99 of each server's median round, and the median and range of the per-round
 ratios ours/baseline; also the in-process floor: parsing plus pyfunc predict, without HTTP.
+``--previous GIT_REF`` adds our runtime as it was at that commit (from a git worktree) as a third
+server in the same rounds, so a change to the runtime is measured against what it replaced.
 
 Health checks under load: both servers with 2 workers and a slow model (one that sleeps 0.5 s,
 and one that computes in Python for 0.5 s, holding the GIL), kept busy by 8 connections of
@@ -60,9 +63,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, model: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start(kind: str, model: Path, workers: int, previous: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """Start ``kind``: ``ours``, ``baseline`` (``mlflow models serve``) or ``previous`` (our
+    runtime from the source tree ``previous``, a git worktree of an earlier commit, put first on
+    ``PYTHONPATH`` so it shadows the editable install)."""
     port = free_port()
-    if kind == "ours":
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    if kind == "previous":
+        assert previous is not None
+        env["PYTHONPATH"] = str(previous)
+        command = [sys.executable, "-c", "from mlflow_plugins.cli import cli; cli()", "serve"]
+        command += ["--model-dir", str(model), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    elif kind == "ours":
         command = [
             str(BIN / "mlflow-sagemaker-ops"),
             "serve",
@@ -91,7 +103,6 @@ def start(kind: str, model: Path, workers: int) -> tuple[subprocess.Popen, int]:
             "--workers",
             str(workers),
         ]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -242,6 +253,9 @@ def main() -> None:
     parser.add_argument(
         "--alternate", type=int, default=3, help="throughput rounds per server and cell, the servers taking turns"
     )
+    parser.add_argument(
+        "--previous", metavar="GIT_REF", help="also measure our runtime as it was at GIT_REF (a git worktree)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.only in (None, "throughput"):
@@ -252,42 +266,56 @@ def main() -> None:
             report_mme(mme_reload_consistency(Path(scratch), args.rounds, 16))
 
 
+def worktree(ref: str, into: Path) -> Path:
+    """A detached git worktree of ``ref`` (the runtime as it was), for ``--previous``."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(into), ref], check=True)
+    return into
+
+
 def throughput(args: argparse.Namespace) -> None:
-    """Each cell ``--alternate`` times, the two servers taking turns (both kept running, the
-    order flipped each round), so a machine whose speed drifts during the run slows both alike;
-    a cell reports each server's median round and the median of the per-round ratios."""
+    """Each cell ``--alternate`` times, the servers taking turns (all kept running, the order
+    rotated each round), so a machine whose speed drifts during the run slows each alike; a cell
+    reports each server's median round and the median of the per-round ratios."""
     rows_set = (1,) if args.quick else (1, 100)
     conns_set = (1, 16) if args.quick else (1, 16, 64)
+    kinds = ("baseline", "ours", "previous") if args.previous else ("baseline", "ours")
+    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
-        model = save_sklearn_model(Path(scratch) / "model")
-        bodies = {rows: post("/invocations", payload(rows)) for rows in rows_set}
-        floors = {rows: floor(model, payload(rows)) for rows in rows_set}
-        results: dict[tuple, object] = {}
-        ratios: dict[tuple, list[float]] = {}
-        for workers in (1, 2):
-            servers = {kind: start(kind, model, workers) for kind in ("baseline", "ours")}
-            try:
-                for rows in rows_set:
-                    for conns in conns_set:
-                        rounds: dict[str, list] = {"baseline": [], "ours": []}
-                        for round_ in range(args.alternate):
-                            order = ("baseline", "ours") if round_ % 2 == 0 else ("ours", "baseline")
-                            for kind in order:
-                                rounds[kind].append(run_load(servers[kind][1], bodies[rows], conns, args.seconds))
-                        for kind, measured in rounds.items():
-                            results[(kind, workers, rows, conns)] = sorted(measured, key=lambda r: r.rps)[
-                                len(measured) // 2
-                            ]
-                        ratios[(workers, rows, conns)] = [
-                            ours.rps / base.rps for ours, base in zip(rounds["ours"], rounds["baseline"])
-                        ]
-            finally:
-                for process, _ in servers.values():
-                    stop(process)
-    report(results, floors, rows_set, conns_set, ratios)
+        previous = worktree(args.previous, Path(scratch) / "previous") if args.previous else None
+        try:
+            model = save_sklearn_model(Path(scratch) / "model")
+            bodies = {rows: post("/invocations", payload(rows)) for rows in rows_set}
+            floors = {rows: floor(model, payload(rows)) for rows in rows_set}
+            results: dict[tuple, object] = {}
+            ratios: dict[tuple, list[float]] = {}
+            for workers in (1, 2):
+                servers = {kind: start(kind, model, workers, previous) for kind in kinds}
+                try:
+                    for rows in rows_set:
+                        for conns in conns_set:
+                            rounds: dict[str, list] = {kind: [] for kind in kinds}
+                            for round_ in range(args.alternate):
+                                shift = round_ % len(kinds)
+                                for kind in kinds[shift:] + kinds[:shift]:
+                                    rounds[kind].append(run_load(servers[kind][1], bodies[rows], conns, args.seconds))
+                            for kind, measured in rounds.items():
+                                results[(kind, workers, rows, conns)] = sorted(measured, key=lambda r: r.rps)[
+                                    len(measured) // 2
+                                ]
+                                ratios[(kind, workers, rows, conns)] = [
+                                    mine.rps / base.rps for mine, base in zip(measured, rounds["baseline"])
+                                ]
+                finally:
+                    for process, _ in servers.values():
+                        stop(process)
+        finally:
+            if previous is not None:
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(previous)], check=False)
+    report(results, floors, rows_set, conns_set, ratios, args.previous)
 
 
-def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple, ratios: dict) -> None:
+def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple, ratios: dict, previous: str | None) -> None:
     print(
         "In-process floor (parse + predict + encode, p50): "
         + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set)
@@ -298,22 +326,31 @@ def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple, ratio
         f"Each cell: {rounds} round(s) per server, alternated; the median round; ratio = median of the rounds' ratios."
     )
     print()
-    print(
-        "| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms "
-        "| ours/baseline req/s | ratio range |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = "| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms "
+    head += "| ours/baseline req/s | ratio range |"
+    if previous:
+        head += f" previous ({previous}) req/s | previous/baseline | ours/previous |"
+    print(head)
+    print("|" + "---:|" * (head.count("|") - 1))
     for workers in (1, 2):
         for rows in rows_set:
             for conns in conns_set:
                 base, ours = results[("baseline", workers, rows, conns)], results[("ours", workers, rows, conns)]
-                cell = ratios[(workers, rows, conns)]
-                print(
+                cell = ratios[("ours", workers, rows, conns)]
+                line = (
                     f"| {workers} | {rows} | {conns} | {base.rps:.0f} "
                     f"| {base.p50 * 1000:.1f} / {base.percentile(99) * 1000:.1f} | {ours.rps:.0f} "
                     f"| {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} "
                     f"| {statistics.median(cell):.2f}x | {min(cell):.2f}x to {max(cell):.2f}x |"
                 )
+                if previous:
+                    before = results[("previous", workers, rows, conns)]
+                    old = ratios[("previous", workers, rows, conns)]
+                    line += (
+                        f" {before.rps:.0f} | {statistics.median(old):.2f}x "
+                        f"| {statistics.median([o / p for o, p in zip(cell, old)]):.2f}x |"
+                    )
+                print(line)
                 if base.errors or ours.errors:
                     print(f"|   | errors: baseline {base.errors}, ours {ours.errors} | | | | | | | |")
     one = results[("ours", 1, 1, 1)]
