@@ -45,7 +45,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from benchmarks.loadgen import post, run_load  # noqa: E402
 from tests.serving.conftest import delivery_frame, save_pyfunc_model, save_sklearn_model, start_runtime  # noqa: E402
 
@@ -268,8 +269,7 @@ def main() -> None:
 
 def worktree(ref: str, into: Path) -> Path:
     """A detached git worktree of ``ref`` (the runtime as it was), for ``--previous``."""
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(into), ref], check=True)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), ref], check=True)
     return into
 
 
@@ -280,7 +280,6 @@ def throughput(args: argparse.Namespace) -> None:
     rows_set = (1,) if args.quick else (1, 100)
     conns_set = (1, 16) if args.quick else (1, 16, 64)
     kinds = ("baseline", "ours", "previous") if args.previous else ("baseline", "ours")
-    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
         previous = worktree(args.previous, Path(scratch) / "previous") if args.previous else None
         try:
@@ -311,7 +310,7 @@ def throughput(args: argparse.Namespace) -> None:
                         stop(process)
         finally:
             if previous is not None:
-                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(previous)], check=False)
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(previous)], check=False)
     report(results, floors, rows_set, conns_set, ratios, args.previous)
 
 

@@ -73,10 +73,6 @@ class LiveRead:
     archive: str | None  # the archive its first production variant serves
 
 
-def tags_dict(tags: builtins.list[dict[str, str]]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tags}
-
-
 def scaling_range(target: dict[str, Any] | None) -> dict[str, int] | None:
     """A variant's autoscaling range from its ScalableTarget (None when it has none)."""
     if target is None:
@@ -128,7 +124,9 @@ class SageMakerDeployer:
         if not cfg.synchronous or described is None:
             return self.get(name)
         # The answer is what this create wrote and the waiter's last read: no read-back.
-        return self.answer(described, tags_dict(labels), model.s3_uri, self._scaling_answer(name, described, cfg, None))
+        return self.answer(
+            described, suite_labels.as_dict(labels), model.s3_uri, self._scaling_answer(name, described, cfg, None)
+        )
 
     def journal(self, name: str) -> Journal:
         """The undo steps of one operation on endpoint ``name``."""
@@ -315,7 +313,7 @@ class SageMakerDeployer:
         self._finish(name, after, labels, drop_shadow, live, serves, cfg)
         # The answer is what this update wrote over what it read before: no read-back.
         production = was.archive if shadowing or cfg.mode == "add" else model.s3_uri
-        tags = {**was.tags, **tags_dict(labels)}
+        tags = {**was.tags, **suite_labels.as_dict(labels)}
         if drop_shadow:
             tags.pop(SHADOW_URI, None)
         return self.answer(after, tags, production, self._scaling_answer(name, after, cfg, was))
@@ -333,9 +331,7 @@ class SageMakerDeployer:
         except Exception as error:  # noqa: BLE001 - a report that cannot be read never blocks the promotion
             self.say(f"Shadow of {name}: no comparison ({type(error).__name__}: {error})")
         described_model = self.sagemaker.describe_model(ModelName=shadow_model)
-        labels = {
-            t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=described_model["ModelArn"])["Tags"]
-        }
+        labels = suite_labels.as_dict(self.sagemaker.list_tags(ResourceArn=described_model["ModelArn"])["Tags"])
         resource = resource_name(name)
         created = self.journal(name)
         try:
@@ -361,7 +357,7 @@ class SageMakerDeployer:
         promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
         retagged = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
         self._finish(name, after, retagged, True, live, [shadow_model], cfg)
-        tags = {**was.tags, **tags_dict(retagged)}
+        tags = {**was.tags, **suite_labels.as_dict(retagged)}
         tags.pop(SHADOW_URI, None)
         archive = described_model.get("PrimaryContainer", {}).get("ModelDataUrl")
         return self.answer(after, tags, archive, self._scaling_answer(name, after, cfg, was))
@@ -474,14 +470,11 @@ class SageMakerDeployer:
         made = _alarms.create(self.clients("cloudwatch"), name, cfg.variant_name)
         return cfg.replace(alarms=sorted(set(cfg.alarms or []) | set(made)))
 
-    def carried_over(self, current: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-        """The live deployment's settings, for every key an update does not repeat (MLflow's own
-        client loses data capture, env and the rest on update: mlflow/mlflow#7255, #9159)."""
-        return self.read_live(current, config).carried
-
     def read_live(self, current: dict[str, Any], config: dict[str, Any]) -> LiveRead:
         """What an update reads of the live deployment (its first production model and the
-        endpoint's tags): the settings it carries over, the tags and the served archive."""
+        endpoint's tags): the settings it carries over for every key the update does not repeat
+        (MLflow's own client loses data capture, env and the rest on update: mlflow/mlflow#7255,
+        #9159), the tags and the served archive."""
         variant = config["ProductionVariants"][0]
         model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
         container = model.get("PrimaryContainer", {})
@@ -495,8 +488,7 @@ class SageMakerDeployer:
             "image_url": container.get("Image"),
             "network_isolation": model.get("EnableNetworkIsolation", False),
             "vpc_config": model.get("VpcConfig"),
-            "tags": {t["Key"]: t["Value"] for t in live_tags if not t["Key"].startswith("mlflow-sagemaker-ops:")}
-            or None,
+            "tags": {k: v for k, v in suite_labels.as_dict(live_tags).items() if not suite_labels.is_suite(k)} or None,
         }
         if "ServerlessConfig" in variant:
             kept["serverless_config"] = variant["ServerlessConfig"]
@@ -504,7 +496,7 @@ class SageMakerDeployer:
             kept.update(instance_type=variant.get("InstanceType"), instance_count=variant.get("InitialInstanceCount"))
         return LiveRead(
             carried={key: value for key, value in kept.items() if value is not None},
-            tags=tags_dict(live_tags),
+            tags=suite_labels.as_dict(live_tags),
             archive=container.get("ModelDataUrl"),
         )
 
@@ -638,7 +630,7 @@ class SageMakerDeployer:
             raise ResourceNotFound(
                 kind="SageMaker endpoint", name=name, fix="Check the name with `mlflow deployments list`."
             )
-        labels = tags_dict(self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"])
+        labels = suite_labels.as_dict(self.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"])
         scaling = self.clients("application-autoscaling")
         return self.answer(
             described,

@@ -106,7 +106,7 @@ class MultiModelDeployer:
     def update_endpoint(self, name: str, config: dict[str, Any] | None) -> dict[str, Any]:
         parse(config, where="multi-model endpoint config")  # a bad config fails before any AWS call
         current, live, model = self.live(name)
-        kept = {k: v for k, v in self.base.carried_over(current, live).items() if k not in NOT_FOR_MME}
+        kept = {k: v for k, v in self.base.read_live(current, live).carried.items() if k not in NOT_FOR_MME}
         cfg = parse({**kept, **(config or {})}, where="multi-model endpoint config")
         role = require_role(cfg.replace(execution_role_arn=cfg.execution_role_arn or model["ExecutionRoleArn"]))
         created = self.base.journal(name)
