@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import subprocess
 import threading
 import time
 from collections import deque
@@ -35,7 +34,8 @@ from typing import Any
 
 import requests
 
-from mlflow_plugins.sandbox.sagemaker._serving_host import _ANNOUNCE, _RUNTIME, _terminate
+from mlflow_plugins.sandbox._launcher import Launched, launch
+from mlflow_plugins.sandbox.sagemaker._serving_host import _ANNOUNCE, _terminate
 
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 180.0
@@ -49,7 +49,7 @@ class TaskProcess:
     task_id: str
     ip: str
     port: int
-    process: subprocess.Popen | None
+    process: Launched | None
     logs: tuple[str, str, str] | None = None  # (region, group, stream)
     started: float = field(default_factory=time.monotonic)
     output: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -116,13 +116,9 @@ class TaskHost:
         home = self.workdir / task_id
         home.mkdir(parents=True, exist_ok=True)
         extra = [] if "SAGEMAKER_MODEL_SERVER_WORKERS" in environment else ["--workers", "1"]
-        process = subprocess.Popen(
-            [*_RUNTIME, *args, "--host", ip, *extra],
-            env={**os.environ, **sandbox_env, **environment, "XDG_CACHE_HOME": str(home)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+        process = launch(
+            ["serve", *args, "--host", ip, *extra],
+            {**os.environ, **sandbox_env, **environment, "XDG_CACHE_HOME": str(home)},
         )
         task = TaskProcess(task_id, ip, port, process, logs)
         threading.Thread(

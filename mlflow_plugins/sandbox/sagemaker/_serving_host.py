@@ -4,7 +4,7 @@ another: ``Sandbox(instance_cap=N)``).
 
 For a variant whose model has a ``ModelDataUrl``, launching reads the archive from the sandbox's
 S3 (in-process), extracts it, and starts ``mlflow-sagemaker-ops serve`` on a free port with the
-container's ``Environment``, once per instance; a ``Mode: MultiModel`` container starts in
+container's ``Environment``, once per instance (forked from a warm launcher, :mod:`.._launcher`); a ``Mode: MultiModel`` container starts in
 multi-model mode, its models fetched from the S3 prefix on first invoke (each instance keeps its
 own cache, as on SageMaker). The health check is every instance's ``GET /ping``, as SageMaker does
 it. :meth:`ServingHost.scale` starts or stops a variant's processes to follow its instance count
@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from urllib.parse import urlparse
 import requests
 from moto.s3.models import s3_backends
 
+from mlflow_plugins.sandbox._launcher import Launched, launch
 from mlflow_plugins.sandbox.sagemaker._endpoint import Fleet, Variant
 from mlflow_plugins.sandbox.sagemaker._hosting import PENDING, HealthSwitches, health_failure
 from mlflow_plugins.sandbox.sagemaker._images import missing_from_ecr, pull_failure
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 STARTUP_SECONDS = 180.0
 MAX_PROCESSES_PER_VARIANT = 3
 _ANNOUNCE = re.compile(r"^Serving on http://[^:]+:(\d+)")
-_RUNTIME = [sys.executable, "-c", "from mlflow_plugins.cli import cli; cli()", "serve"]
 
 
 @dataclass
@@ -56,7 +55,7 @@ class Container:
 
     variant: str
     instance: int
-    process: subprocess.Popen
+    process: Launched
     multi_model: bool
     model_data: str
     port: int | None = None
@@ -190,13 +189,8 @@ class ServingHost:
             extract_model(account, url, model_dir)
         args = ["--multi-model"] if multi else ["--model-dir", str(model_dir)]
         environment = {k: str(v) for k, v in (variant.container.get("Environment") or {}).items()}
-        process = subprocess.Popen(
-            [*_RUNTIME, *args, "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
-            env={**os.environ, **environment},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+        process = launch(
+            ["serve", *args, "--host", "127.0.0.1", "--port", "0", "--workers", "1"], {**os.environ, **environment}
         )
         container = Container(variant.name, index, process, multi, url)
         name = f"sandbox-{variant.name}-{index}"
@@ -268,7 +262,7 @@ class ServingHost:
         self.processes, self.cap = True, self.default_cap
 
 
-def _terminate(process: subprocess.Popen) -> None:
+def _terminate(process: Launched) -> None:
     """Stop a runtime process and reap it on a helper thread (the caller holds the sandbox lock)."""
     if process.poll() is None:
         process.terminate()
