@@ -4,6 +4,7 @@ serverless endpoints and run_local: the sagemaker target against the sandbox."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 import mlflow
@@ -158,6 +159,10 @@ def test_a_serverless_endpoint_serves_and_keeps_its_config_across_an_update(clie
 
 
 def test_an_upload_shows_a_progress_bar_and_a_redeploy_uploads_nothing(client, models, capfd, caplog):
+    # The package logger's level is process-wide state: set it here, as the deploy client does on
+    # first use, rather than rely on which tests ran before on this worker (with `--dist loadscope`
+    # this test once saw it at NOTSET, which drops INFO records).
+    caplog.set_level(logging.INFO, logger="mlflow_plugins")
     client.create_deployment("churn", models["v1"], config=CONFIG)
     first = capfd.readouterr().err
     bars = [line for line in first.splitlines() if line.strip().startswith("uploading s3://")]
