@@ -63,6 +63,9 @@ def launch(argv: list[str], env: dict[str, str]) -> Launched:
     process = _forkserver().Process(target=_run, args=(argv, env, output), daemon=True)
     try:
         process.start()
+    except BaseException:
+        os.close(read)
+        raise
     finally:
         output.close()  # the child holds its own copy; EOF comes when it exits
     return Launched(process, read, argv)

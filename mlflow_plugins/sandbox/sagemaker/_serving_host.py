@@ -4,9 +4,9 @@ another: ``Sandbox(instance_cap=N)``).
 
 For a variant whose model has a ``ModelDataUrl``, launching reads the archive from the sandbox's
 S3 (in-process), extracts it, and starts ``mlflow-sagemaker-ops serve`` on a free port with the
-container's ``Environment``, once per instance (forked from a warm launcher, :mod:`.._launcher`); a ``Mode: MultiModel`` container starts in
-multi-model mode, its models fetched from the S3 prefix on first invoke (each instance keeps its
-own cache, as on SageMaker). The health check is every instance's ``GET /ping``, as SageMaker does
+container's ``Environment``, once per instance (forked from a warm launcher: :mod:`.._launcher`);
+a ``Mode: MultiModel`` container starts in multi-model mode, its models fetched from the S3 prefix
+on first invoke (each instance keeps its own cache, as on SageMaker). The health check is every instance's ``GET /ping``, as SageMaker does
 it. :meth:`ServingHost.scale` starts or stops a variant's processes to follow its instance count
 (rolling updates, UpdateEndpointWeightsAndCapacities, autoscaling), and :meth:`ServingHost.container`
 spreads requests over a variant's running instances in turn.
