@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from mlflow_plugins.sandbox._launcher import Launched, launch
-from mlflow_plugins.sandbox.sagemaker._serving_host import _ANNOUNCE, _terminate
+from mlflow_plugins.sandbox.sagemaker._serving_host import _ANNOUNCE
 
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 180.0
@@ -160,7 +160,7 @@ class TaskHost:
     def stop(self, task_id: str) -> None:
         task = self.tasks.pop(task_id, None)
         if task is not None and task.process is not None:
-            _terminate(task.process)
+            task.process.stop()
 
     def stop_all(self) -> None:
         for task_id in list(self.tasks):

@@ -13,12 +13,13 @@ applied, so an environment variable that a library reads only at import time com
 sandbox's own environment. The runtime and MLflow read theirs when they run.
 
 :class:`Launched` answers the parts of :class:`subprocess.Popen` the sandbox uses (``pid``,
-``stdout``, ``poll``, ``wait``, ``terminate``, ``kill``), so hosts treat both alike.
+``stdout``, ``poll``, ``wait``, ``terminate``, ``kill``) and ``stop``, which the hosts call.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -42,18 +43,14 @@ PRELOAD = [
     "pandas",
     "boto3",
 ]
-_context_lock = threading.Lock()
-_context: Any = None
 
 
+@functools.cache
 def _forkserver() -> Any:
-    global _context
-    with _context_lock:
-        if _context is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
-            _context = context
-        return _context
+    """The fork server's context, its preload set once (the server starts on the first launch)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def launch(argv: list[str], env: dict[str, str]) -> Launched:
@@ -80,10 +77,6 @@ class Launched:
         self.args = argv
         self.stdout = _Lines(output_fd)
 
-    @property
-    def returncode(self) -> int | None:
-        return self._process.exitcode
-
     def poll(self) -> int | None:
         return self._process.exitcode
 
@@ -99,6 +92,20 @@ class Launched:
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM now; reaped on a helper thread (SIGKILL after 10 s), so a caller holding the
+        sandbox's lock does not wait for the runtime to shut down."""
+        self.terminate()
+
+        def reap() -> None:
+            try:
+                self.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.wait()
+
+        threading.Thread(target=reap, daemon=True).start()
 
     def _signal(self, sig: int) -> None:
         if self._process.exitcode is None:

@@ -25,7 +25,6 @@ import io
 import logging
 import os
 import re
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -143,7 +142,7 @@ class ServingHost:
         wanted = processes_for(variant, count, self.cap)
         running = self._instances(key)
         for index in running[wanted:]:
-            _terminate(self.containers.pop((*key, index)).process)
+            self.containers.pop((*key, index)).process.stop()
         if wanted <= len(running) or key in self.failures:
             return
         missing = missing_from_ecr(variant.image, fleet.account)
@@ -250,28 +249,13 @@ class ServingHost:
             self.failures.pop(key, None)
             self._turn.pop(key, None)
             for index in self._instances(key):
-                _terminate(self.containers.pop((*key, index)).process)
+                self.containers.pop((*key, index)).process.stop()
 
     def stop_all(self) -> None:
         for container in self.containers.values():
-            _terminate(container.process)
+            container.process.stop()
         self.containers.clear()
         self.failures.clear()
         self.started.clear()
         self._turn.clear()
         self.processes, self.cap = True, self.default_cap
-
-
-def _terminate(process: Launched) -> None:
-    """Stop a runtime process and reap it on a helper thread (the caller holds the sandbox lock)."""
-    if process.poll() is None:
-        process.terminate()
-
-    def reap() -> None:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    threading.Thread(target=reap, daemon=True).start()
