@@ -12,6 +12,12 @@ Inputs:
 Content-Type parameters: ``charset`` (UTF-8 only) everywhere, ``header`` for CSV; any other
 parameter is refused with 415, as MLflow does.
 
+Batches: a ``dataframe_split`` or ``dataframe_records`` body with nothing else in it, for a model
+whose signature names columns of plain types, is kept as rows (:func:`rows`), so that the requests
+of a batch with the same columns and the same value types become one DataFrame through MLflow's own
+``dataframe_from_parsed_json`` (:func:`frame`): building a frame and casting it to the signature
+cost per column, not per row (5 ms for a 1-row, 30-column request here, 90% of its decode).
+
 Outputs: JSON ``{"predictions": ...}`` as MLflow writes it, or ``text/csv`` or
 ``application/jsonlines`` when ``Accept`` prefers them (q-values honoured, RFC 9110 12.5.1).
 """
@@ -26,6 +32,8 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
+from mlflow.types.schema import DataType
+from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
 from mlflow_plugins.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -36,6 +44,11 @@ INPUT_TYPES = [JSON, CSV, JSONLINES, PARQUET]
 OUTPUT_TYPES = [JSON, CSV, JSONLINES]
 PARAMETERS = {JSON: {"charset"}, CSV: {"charset", "header"}, JSONLINES: {"charset"}, PARQUET: set()}
 MAX_DETAIL = 2000
+# Signature types whose cast (``astype``) is value by value, so casting the rows of many requests
+# together gives each value what casting its own request's rows would.
+ROW_TYPES = frozenset(
+    {DataType.double, DataType.float, DataType.long, DataType.integer, DataType.boolean, DataType.string}
+)
 
 
 @dataclass
@@ -43,6 +56,80 @@ class Parsed:
     data: Any
     params: dict[str, Any] | None = None
     unwrapped: bool = False  # MLflow's unified LLM input: predictions are returned unwrapped
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A ``dataframe_split`` (``orient="split"``: lists) or ``dataframe_records`` (``"records"``:
+    dicts) body kept as rows. ``key``: bodies with equal keys can be made into one frame."""
+
+    orient: str
+    columns: tuple[str, ...]
+    data: list
+    key: tuple
+
+
+def rows_schema(metadata: Any, schema: Any) -> bool:
+    """Whether a model's requests may be kept as rows: a signature that names its columns, each of
+    a type in ``ROW_TYPES``, not derived from type hints (MLflow skips parsing for those)."""
+    from_hints = getattr(metadata, "_is_signature_from_type_hint", None)
+    if schema is None or not schema.has_input_names() or (from_hints is not None and from_hints()):
+        return False
+    return all(isinstance(t, DataType) and t in ROW_TYPES for t in schema.input_types())
+
+
+def rows(body: bytes, content_type: str) -> Rows | None:
+    """The body as :class:`Rows`, or ``None`` when MLflow's parser must read it (other forms,
+    ``params``, ``index``, extra keys, ragged rows, anything unusual; errors included).
+
+    The key holds the columns in order and the set of per-row value-type tuples: requests are
+    combined only when pandas sees the same types in each column, so it infers the same dtypes
+    for the combined frame as for each request's own.
+    """
+    mime, options = _media_type(content_type or JSON)
+    if mime != JSON or set(options) - {"charset"} or options.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or len(payload) != 1:
+        return None
+    ((form, value),) = payload.items()
+    if form == "dataframe_split":
+        if not isinstance(value, dict) or set(value) != {"columns", "data"}:
+            return None
+        columns, data = value["columns"], value["data"]
+        if not (isinstance(columns, list) and isinstance(data, list) and data):
+            return None
+        if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+            return None
+        width = len(columns)
+        if not all(isinstance(row, list) and len(row) == width for row in data):
+            return None
+        types = frozenset(tuple(map(type, row)) for row in data)
+        return Rows("split", tuple(columns), data, ("split", tuple(columns), types))
+    if form == "dataframe_records":
+        if not (isinstance(value, list) and value and all(isinstance(r, dict) for r in value)):
+            return None
+        columns = tuple(value[0])
+        if not all(tuple(r) == columns for r in value):
+            return None
+        types = frozenset(tuple(map(type, r.values())) for r in value)
+        return Rows("records", columns, value, ("records", columns, types))
+    return None
+
+
+def frame(group: list[Rows], schema: Any) -> Any:
+    """One DataFrame of the rows of ``group`` (equal keys), in order, exactly as MLflow's scoring
+    server builds and casts a request's frame; an input error is a 400 (as in :func:`decode`)."""
+    first = group[0]
+    data = first.data if len(group) == 1 else [row for kept in group for row in kept.data]
+    decoded = {"columns": list(first.columns), "data": data} if first.orient == "split" else data
+    try:
+        return dataframe_from_parsed_json(decoded, pandas_orient=first.orient, schema=schema)
+    except MlflowException as error:
+        raise BadRequest.from_mlflow(error, MAX_DETAIL) from None
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:

@@ -12,8 +12,10 @@ Batching: scikit-learn and gradient-boosting models predict each row on its own,
 call's cost is fixed (2.6 ms for 1 row or 100 rows for a scikit-learn pipeline here), so requests
 that queued while the worker was busy are predicted in one call when that cannot change a result:
 a row-wise flavor, DataFrame inputs with the same columns, no ``params``, and one prediction per
-row coming back. Otherwise, and whenever the combined call fails, each request is predicted alone,
-so one bad request gets its own 400 and the others their predictions.
+row coming back. Requests kept as rows (:func:`codec.rows`) are also decoded together: one frame
+is built and cast to the signature for the group, which is most of the per-request cost
+otherwise. Whenever the combined decode or call fails, each request is decoded and predicted
+alone, so one bad request gets its own 400 and the others their predictions.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ServedModel:
         self.size_bytes = directory_bytes(self.path)
         self.row_wise = bool(ROW_WISE_FLAVORS & set(self.metadata.flavors))
         self.columns = _expected_columns(self.pyfunc, self.schema)
+        self.keeps_rows = self.row_wise and codec.rows_schema(self.metadata, self.schema)
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         try:
@@ -110,27 +113,49 @@ def _expected_columns(pyfunc: Any, schema: Any) -> int | None:
 
 @dataclass
 class Invocation:
-    """A decoded request waiting for its predictions."""
+    """A request waiting for its predictions: decoded by MLflow's parser (``parsed``), or kept as
+    rows (``rows``) to be decoded with the others of its batch."""
 
-    parsed: codec.Parsed
     output: str
+    parsed: codec.Parsed | None = None
+    rows: codec.Rows | None = None
 
     def batch_key(self, model: ServedModel) -> tuple | None:
         """Requests with the same key can be predicted in one call; ``None``: never batched."""
-        data = self.parsed.data
-        if not model.row_wise or self.parsed.params or self.parsed.unwrapped or not isinstance(data, pd.DataFrame):
+        if self.rows is not None:
+            return self.rows.key
+        parsed = self.parsed
+        assert parsed is not None
+        data = parsed.data
+        if not model.row_wise or parsed.params or parsed.unwrapped or not isinstance(data, pd.DataFrame):
             return None
-        return tuple(data.columns), tuple(str(t) for t in data.dtypes)
+        return "frame", tuple(data.columns), tuple(str(t) for t in data.dtypes)
+
+    def data(self, model: ServedModel) -> Any:
+        if self.rows is not None:
+            return codec.frame([self.rows], model.schema)
+        assert self.parsed is not None
+        return self.parsed.data
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        return self.parsed.params if self.parsed is not None else None
+
+    @property
+    def unwrapped(self) -> bool:
+        return self.parsed.unwrapped if self.parsed is not None else False
 
     def respond(self, predictions: Any, batch: int) -> Response:
-        body = codec.encode(predictions, self.output, self.parsed.unwrapped)
+        body = codec.encode(predictions, self.output, self.unwrapped)
         return Response(200, body, content_type=self.output, headers={"X-Batch-Size": str(batch)})
 
 
 def decode(model: ServedModel, request: Request) -> Invocation:
     output = codec.choose_output(request.headers.get("accept"))
-    parsed = codec.decode(request.body, request.headers.get("content-type", ""), model.metadata, model.schema)
-    return Invocation(parsed, output)
+    content_type = request.headers.get("content-type", "")
+    if model.keeps_rows and (kept := codec.rows(request.body, content_type)) is not None:
+        return Invocation(output, rows=kept)
+    return Invocation(output, parsed=codec.decode(request.body, content_type, model.metadata, model.schema))
 
 
 def invoke(model: ServedModel, request: Request, timeout: float | None) -> Response:
@@ -139,24 +164,32 @@ def invoke(model: ServedModel, request: Request, timeout: float | None) -> Respo
 
 
 def predict_one(model: ServedModel, invocation: Invocation, timeout: float | None) -> Response:
+    data = invocation.data(model)
     with deadline(timeout):
-        predictions = model.predict(invocation.parsed.data, invocation.parsed.params)
+        predictions = model.predict(data, invocation.params)
     return invocation.respond(predictions, 1)
 
 
 def predict_together(model: ServedModel, group: list[Invocation], timeout: float | None) -> list[Response] | None:
-    """One predict call for the group, split back per request; ``None`` if that is not possible.
-    A timeout is raised (every request of the group waited for it), not retried one by one."""
-    frames = [invocation.parsed.data for invocation in group]
+    """One predict call for the group (one decode too, for rows), split back per request; ``None``
+    if that is not possible. A timeout is raised (every request of the group waited for it), not
+    retried one by one."""
     try:
+        if group[0].rows is not None:
+            kept = [invocation.rows for invocation in group]
+            data = codec.frame(kept, model.schema)  # type: ignore[arg-type]
+            rows = [len(k.data) for k in kept]  # type: ignore[union-attr]
+        else:
+            frames = [invocation.parsed.data for invocation in group]  # type: ignore[union-attr]
+            data = pd.concat(frames, ignore_index=True)
+            rows = [len(frame) for frame in frames]
         with deadline(timeout):
-            predictions = model.predict(pd.concat(frames, ignore_index=True), None)
+            predictions = model.predict(data, None)
     except PredictionTimeout:
         raise
     except Exception:
         return None
-    rows = [len(frame) for frame in frames]
-    if _length(predictions) != sum(rows):
+    if _length(predictions) != sum(rows) or len(data) != sum(rows):
         return None
     bounds = np.cumsum([0, *rows])
     return [inv.respond(_slice(predictions, lo, hi), len(group)) for inv, lo, hi in zip(group, bounds[:-1], bounds[1:])]

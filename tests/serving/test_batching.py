@@ -117,3 +117,99 @@ def test_requests_queued_on_fresh_connections_are_batched(tmp_path):
     assert (status, first["predictions"]) == (200, [1.0])
     assert [(s, body["predictions"]) for s, _, body in answers] == [(200, [2.0 * i]) for i in range(8)]
     assert max(int(headers["X-Batch-Size"]) for _, headers, _ in answers) == 8
+
+
+def _mlflow_answer(model, body: str) -> tuple[int, object]:
+    """What MLflow's own scoring server answers for ``body`` (its ``invocations``, in process)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    try:
+        reply = scoring_server.invocations(body, "application/json", model, model.metadata.get_input_schema())
+    except MlflowException as error:
+        return error.get_http_status_code(), None
+    return reply.status, json.loads(reply.response)["predictions"] if reply.status == 200 else None
+
+
+def _mixed_bodies() -> list[str]:
+    """Bodies that batch together or apart: value types that pandas reads differently (int and
+    float, numbers as text, null, bool), both row forms, several rows, and bodies MLflow refuses."""
+    split = [
+        [12.5, 3, "rain"],
+        [120, 2, "snow"],  # an int where the signature has a double
+        ["42.5", 4, "clear"],  # a number as text
+        [80.0, "3", "rain"],  # a long as text: casts
+        [80.0, "many", "rain"],  # ... and one that does not: same types, the combined cast fails
+        [30.0, None, "snow"],  # null in a long column
+        [200.0, True, "clear"],  # a bool in a long column
+        [55.5, 1, 7],  # a number in a string column
+    ]
+    bodies = [
+        json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": [row]}})
+        for row in split
+    ]
+    bodies.append(json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": split[:3]}}))
+    bodies.append(json.dumps({"dataframe_records": [{"weather": "rain", "stops": 5, "distance_km": 99.0}]}))
+    bodies.append(json.dumps({"dataframe_records": [{"distance_km": 9.0, "stops": 5, "weather": "snow"}] * 3}))
+    bodies.append(json.dumps({"dataframe_records": [{"distance_km": 9.0, "weather": "snow"}]}))  # missing column
+    bodies.append(
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["distance_km", "stops", "weather"],
+                    "data": [[1.0, 2, "rain"]],
+                    "index": [7],
+                }
+            }
+        )
+    )
+    bodies.append(
+        json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": [[1.0, 2]]}})
+    )  # a short row
+    return bodies
+
+
+def test_requests_decoded_together_answer_as_mlflow_answers_each_alone(runtime, sklearn_model):
+    """Each body, hammered in batches with every other, gets MLflow's own answer for it alone:
+    the same status, and for a 200 the same predictions."""
+    model = mlflow.pyfunc.load_model(str(sklearn_model))
+    bodies = _mixed_bodies()
+    expected = {body: _mlflow_answer(model, body) for body in bodies}
+    assert {status for status, _ in expected.values()} == {200, 400}  # the cases do differ
+    replies = hammer(runtime, bodies * 4)
+    for reply in replies:
+        sent = reply.request.body if isinstance(reply.request.body, str) else reply.request.body.decode()
+        status, predictions = expected[sent]
+        assert reply.status_code == status, (sent, reply.text)
+        if status == 200:
+            assert reply.json()["predictions"] == predictions, sent
+    assert max(int(r.headers.get("X-Batch-Size", "1")) for r in replies) > 1
+
+
+def test_only_plain_row_bodies_are_kept_as_rows_and_the_rest_go_to_mlflows_parser():
+    from mlflow_plugins.serving import codec
+
+    columns = ["a", "b"]
+    kept = codec.rows(
+        json.dumps({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}).encode(), "application/json"
+    )
+    assert kept is not None and (kept.orient, kept.columns, len(kept.data)) == ("split", ("a", "b"), 1)
+    as_ints = codec.rows(json.dumps({"dataframe_split": {"columns": columns, "data": [[1, 2]]}}).encode(), "")
+    assert as_ints is not None and as_ints.key != kept.key  # pandas reads ints and floats apart
+    records = codec.rows(
+        json.dumps({"dataframe_records": [{"a": 1.0, "b": 2}]}).encode(), "application/json; charset=utf-8"
+    )
+    assert records is not None and records.orient == "records"
+    for body, content_type in [
+        ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}, "params": {"k": 1}}, "application/json"),
+        ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]], "index": [3]}}, "application/json"),
+        ({"dataframe_split": {"data": [[1.0, 2]]}}, "application/json"),
+        ({"dataframe_split": {"columns": columns, "data": [[1.0]]}}, "application/json"),
+        ({"dataframe_split": {"columns": columns, "data": []}}, "application/json"),
+        ({"dataframe_records": [{"a": 1.0, "b": 2}, {"b": 2, "a": 1.0}]}, "application/json"),
+        ({"inputs": [[1.0, 2]]}, "application/json"),
+        ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}, "application/json; charset=latin-1"),
+        ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}, "text/csv"),
+    ]:
+        assert codec.rows(json.dumps(body).encode(), content_type) is None, (body, content_type)
+    assert codec.rows(b"{not json", "application/json") is None
