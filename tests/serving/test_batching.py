@@ -213,3 +213,34 @@ def test_only_plain_row_bodies_are_kept_as_rows_and_the_rest_go_to_mlflows_parse
     ]:
         assert codec.rows(json.dumps(body).encode(), content_type) is None, (body, content_type)
     assert codec.rows(b"{not json", "application/json") is None
+
+
+def test_a_frame_built_from_rows_equals_the_frame_mlflows_parser_builds(sklearn_model):
+    """Frame for frame, dtypes included (the cast is skipped only where it would change nothing),
+    or the same refusal."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from mlflow_plugins.errors import BadRequest
+    from mlflow_plugins.serving import codec
+
+    model = mlflow.pyfunc.load_model(str(sklearn_model))
+    schema = model.metadata.get_input_schema()
+    kept = 0
+    for text in _mixed_bodies():
+        rows = codec.rows(text.encode(), "application/json")
+        if rows is None:
+            continue
+        kept += 1
+        try:
+            expected = scoring_server._parse_json_data(text, model.metadata, schema).data
+        except MlflowException as error:
+            try:
+                codec.frame([rows], schema)
+            except BadRequest as refused:
+                assert str(refused) == error.message
+                continue
+            raise AssertionError(f"MLflow refuses {text}; rows did not")
+        pd.testing.assert_frame_equal(codec.frame([rows], schema), expected)
+    assert kept >= 8
