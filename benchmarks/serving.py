@@ -1,14 +1,20 @@
 """Serving benchmark: our runtime against ``mlflow models serve``, side by side in one run.
 
     python benchmarks/serving.py [--seconds 3] [--alternate 3] [--previous GIT_REF] [--quick]
+                                 [--models pipeline,linear30,trees100] [--clients own,wrk]
                                  [--only throughput|ping|mme]
 
-Same model (a scikit-learn pipeline saved with MLflow), same machine, both servers running and
-loaded in turns (``--alternate`` rounds per cell, the order flipped each round, so drift in the
-machine's speed hits both), each at 1 and 2 workers, with 1-row and 100-row JSON requests at 1, 16
-and 64 keep-alive connections, from the same closed-loop client (benchmarks/loadgen.py). Reports
+Throughput, on three models saved with MLflow and a signature: the suite's scikit-learn pipeline
+(3 columns: scaling, one-hot, logistic regression), a logistic regression over the 30 features of
+``sklearn:breast_cancer``, and a random forest over 100 features. Both servers run and are loaded
+in turns (``--alternate`` rounds per cell, the order rotated each round, so drift in the machine's
+speed hits both), each at 1 and 2 workers, with 1-row JSON requests (and 100-row ones on the
+pipeline) at 1, 16 and 64 keep-alive connections, from two clients: ``wrk`` (Debian's package,
+the independent load generator) and our closed-loop client (benchmarks/loadgen.py). Reports
 requests/s, p50 and p99 of each server's median round, and the median and range of the per-round
-ratios ours/baseline; also the in-process floor: parsing plus pyfunc predict, without HTTP.
+ratios ours/baseline. Per model also: the in-process floor (decode + pyfunc predict + encode of a
+1-row request, without HTTP) against a single request's p50 over HTTP (``wrk``, 1 connection, 1
+worker), and the per-request decode cost when 16 such requests are decoded together.
 ``--previous GIT_REF`` adds our runtime as it was at that commit (from a git worktree) as a third
 server in the same rounds, so a change to the runtime is measured against what it replaced.
 
@@ -21,7 +27,7 @@ Multi-model reload consistency (ours only: MLflow has no multi-model server): wi
 rounds of unload and reload of one model name from another URL, each followed by invokes on fresh
 connections; counts answers from the model that was replaced (stale answers; must be 0).
 
-The client shares the machine's cores with the servers (2 cores here), so absolute numbers are
+The clients share the machine's cores with the servers (2 cores here), so absolute numbers are
 lower than on a dedicated load generator; both servers pay the same.
 """
 
@@ -48,14 +54,75 @@ from urllib3.util.retry import Retry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.loadgen import post, run_load  # noqa: E402
+from benchmarks.wrk import run_wrk, wrk_path  # noqa: E402
 from tests.serving.conftest import delivery_frame, save_pyfunc_model, save_sklearn_model, start_runtime  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
 
+def split_body(frame) -> bytes:
+    return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
+
+
 def payload(rows: int) -> bytes:
     frame, _ = delivery_frame(n=rows, seed=11)
-    return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
+    return split_body(frame)
+
+
+def save_linear30(path: Path) -> Path:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    features, label = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=5000).fit(features, label)
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(features, model.predict(features)))
+    return path
+
+
+def linear30_body(rows: int) -> bytes:
+    from sklearn.datasets import load_breast_cancer
+
+    return split_body(load_breast_cancer(as_frame=True).data.head(rows))
+
+
+def trees100_frame(n: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(rng.normal(size=(n, 100)), columns=[f"f{i}" for i in range(100)])
+
+
+def save_trees100(path: Path) -> Path:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier
+
+    features = trees100_frame(2000)
+    label = (features.f0 + features.f1 - features.f2 > 0).astype(int)
+    model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(features, label)
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(features, model.predict(features)),
+        skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own model, saved here
+    )
+    return path
+
+
+# name: (description, save(path), body(rows), rows per request measured)
+MODELS = {
+    "pipeline": ("scikit-learn pipeline, 3 columns", save_sklearn_model, payload, (1, 100)),
+    "linear30": ("logistic regression, 30 features", save_linear30, linear30_body, (1,)),
+    "trees100": (
+        "random forest, 100 features, 50 trees",
+        save_trees100,
+        lambda rows: split_body(trees100_frame(rows)),
+        (1,),
+    ),
+}
 
 
 def free_port() -> int:
@@ -125,18 +192,42 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def floor(model: Path, body: bytes, iterations: int = 2000) -> float:
-    """p50 seconds of parsing plus predict plus encoding, in process (what any server must do)."""
-    from mlflow_plugins.serving import codec
-    from mlflow_plugins.serving.model import ServedModel
+def _request(body: bytes):
+    from mlflow_plugins.serving.http import Request
+
+    return Request("POST", "/invocations", "", {"content-type": "application/json"}, body)
+
+
+def floor(model: Path, body: bytes, iterations: int = 1000) -> float:
+    """p50 seconds of decoding plus predict plus encoding one request in process, as the runtime
+    does it (what any server must do), without HTTP."""
+    from mlflow_plugins.serving.model import ServedModel, invoke
 
     served = ServedModel(model)
+    request = _request(body)
     timings = []
     for _ in range(iterations):
         started = time.perf_counter()
-        parsed = codec.decode(body, "application/json", served.metadata, served.schema)
-        codec.encode(served.predict(parsed.data, parsed.params), codec.JSON)
+        assert invoke(served, request, None).status == 200
         timings.append(time.perf_counter() - started)
+    return sorted(timings)[len(timings) // 2]
+
+
+def batch_decode(model: Path, body: bytes, batch: int = 16, iterations: int = 200) -> float:
+    """p50 seconds per request of decoding ``batch`` queued requests together, as a worker does
+    (each body read, then one frame built for the group)."""
+    from mlflow_plugins.serving import codec
+    from mlflow_plugins.serving.model import ServedModel, decode
+
+    served = ServedModel(model)
+    requests_ = [_request(body) for _ in range(batch)]
+    timings = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        invocations = [decode(served, request) for request in requests_]
+        if invocations[0].rows is not None:
+            codec.frame([invocation.rows for invocation in invocations], served.schema)
+        timings.append((time.perf_counter() - started) / batch)
     return sorted(timings)[len(timings) // 2]
 
 
@@ -250,6 +341,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     parser.add_argument("--quick", action="store_true", help="1 and 16 connections, 1-row requests only")
     parser.add_argument("--only", choices=("throughput", "ping", "mme"), help="run one part")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"throughput models, comma-separated (of {', '.join(MODELS)})"
+    )
+    parser.add_argument("--clients", default="wrk,own", help="load generators: wrk, own (benchmarks/loadgen.py)")
     parser.add_argument("--rounds", type=int, default=20, help="MME reload rounds per worker count")
     parser.add_argument(
         "--alternate", type=int, default=3, help="throughput rounds per server and cell, the servers taking turns"
@@ -258,6 +353,13 @@ def main() -> None:
         "--previous", metavar="GIT_REF", help="also measure our runtime as it was at GIT_REF (a git worktree)"
     )
     args = parser.parse_args()
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = sorted(set(args.models) - set(MODELS)) + sorted(set(args.clients) - {"wrk", "own"})
+    if unknown:
+        parser.error(f"unknown model or client: {', '.join(unknown)}. Models: {', '.join(MODELS)}; clients: wrk, own")
+    if "wrk" in args.clients:
+        wrk_path()
     with tempfile.TemporaryDirectory() as scratch:
         if args.only in (None, "throughput"):
             throughput(args)
@@ -273,96 +375,99 @@ def worktree(ref: str, into: Path) -> Path:
     return into
 
 
+def load(client: str, port: int, body: bytes, conns: int, seconds: float):
+    if client == "wrk":
+        return run_wrk(port, "/invocations", body, conns, seconds)
+    return run_load(port, post("/invocations", body), conns, seconds)
+
+
 def throughput(args: argparse.Namespace) -> None:
     """Each cell ``--alternate`` times, the servers taking turns (all kept running, the order
     rotated each round), so a machine whose speed drifts during the run slows each alike; a cell
     reports each server's median round and the median of the per-round ratios."""
-    rows_set = (1,) if args.quick else (1, 100)
     conns_set = (1, 16) if args.quick else (1, 16, 64)
     kinds = ("baseline", "ours", "previous") if args.previous else ("baseline", "ours")
     with tempfile.TemporaryDirectory() as scratch:
         previous = worktree(args.previous, Path(scratch) / "previous") if args.previous else None
         try:
-            model = save_sklearn_model(Path(scratch) / "model")
-            bodies = {rows: post("/invocations", payload(rows)) for rows in rows_set}
-            floors = {rows: floor(model, payload(rows)) for rows in rows_set}
-            results: dict[tuple, object] = {}
-            ratios: dict[tuple, list[float]] = {}
-            for workers in (1, 2):
-                servers = {kind: start(kind, model, workers, previous) for kind in kinds}
-                try:
-                    for rows in rows_set:
-                        for conns in conns_set:
-                            rounds: dict[str, list] = {kind: [] for kind in kinds}
-                            for round_ in range(args.alternate):
-                                shift = round_ % len(kinds)
-                                for kind in kinds[shift:] + kinds[:shift]:
-                                    rounds[kind].append(run_load(servers[kind][1], bodies[rows], conns, args.seconds))
-                            for kind, measured in rounds.items():
-                                results[(kind, workers, rows, conns)] = sorted(measured, key=lambda r: r.rps)[
-                                    len(measured) // 2
-                                ]
-                                ratios[(kind, workers, rows, conns)] = [
-                                    mine.rps / base.rps for mine, base in zip(measured, rounds["baseline"])
-                                ]
-                finally:
-                    for process, _ in servers.values():
-                        stop(process)
+            for name in args.models:
+                description, save, body_of, rows_set = MODELS[name]
+                rows_set = (1,) if args.quick else rows_set
+                model = save(Path(scratch) / name)
+                bodies = {rows: body_of(rows) for rows in rows_set}
+                one = bodies[1]
+                cells = measure(args, model, bodies, rows_set, conns_set, kinds, previous)
+                report(name, description, cells, floor(model, one), batch_decode(model, one), args.previous)
         finally:
             if previous is not None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(previous)], check=False)
-    report(results, floors, rows_set, conns_set, ratios, args.previous)
 
 
-def report(results: dict, floors: dict, rows_set: tuple, conns_set: tuple, ratios: dict, previous: str | None) -> None:
-    print(
-        "In-process floor (parse + predict + encode, p50): "
-        + ", ".join(f"{rows} row(s) {floors[rows] * 1000:.2f} ms" for rows in rows_set)
-    )
+def measure(args, model: Path, bodies: dict, rows_set: tuple, conns_set: tuple, kinds: tuple, previous) -> dict:
+    """(workers, rows, conns, client) -> {kind: the rounds' results}."""
+    cells: dict[tuple, dict[str, list]] = {}
+    for workers in (1, 2):
+        servers = {kind: start(kind, model, workers, previous) for kind in kinds}
+        try:
+            for rows in rows_set:
+                for conns in conns_set:
+                    for client in args.clients:
+                        rounds: dict[str, list] = {kind: [] for kind in kinds}
+                        for round_ in range(args.alternate):
+                            shift = round_ % len(kinds)
+                            for kind in kinds[shift:] + kinds[:shift]:
+                                rounds[kind].append(load(client, servers[kind][1], bodies[rows], conns, args.seconds))
+                        cells[(workers, rows, conns, client)] = rounds
+        finally:
+            for process, _ in servers.values():
+                stop(process)
+    return cells
+
+
+def report(name: str, description: str, cells: dict, floor_s: float, decode_s: float, previous: str | None) -> None:
+    def median_round(measured: list):
+        return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
+
+    def ratios(mine: list, base: list) -> list[float]:
+        return [m.rps / b.rps if b.rps else float("nan") for m, b in zip(mine, base)]
+
+    rounds = len(next(iter(next(iter(cells.values())).values())))
     print()
-    rounds = len(next(iter(ratios.values())))
+    print(f"## {name}: {description}")
+    print()
     print(
         f"Each cell: {rounds} round(s) per server, alternated; the median round; ratio = median of the rounds' ratios."
     )
     print()
-    head = "| workers | rows | conns | baseline req/s | baseline p50 / p99 ms | ours req/s | ours p50 / p99 ms "
-    head += "| ours/baseline req/s | ratio range |"
+    head = "| workers | rows | conns | client | baseline req/s | ours req/s | ours p50 / p99 ms "
+    head += "| ours/baseline | ratio range |"
     if previous:
-        head += f" previous ({previous}) req/s | previous/baseline | ours/previous |"
+        head += f" previous ({previous}) req/s | ours/previous |"
     print(head)
     print("|" + "---:|" * (head.count("|") - 1))
-    for workers in (1, 2):
-        for rows in rows_set:
-            for conns in conns_set:
-                base, ours = results[("baseline", workers, rows, conns)], results[("ours", workers, rows, conns)]
-                cell = ratios[("ours", workers, rows, conns)]
-                line = (
-                    f"| {workers} | {rows} | {conns} | {base.rps:.0f} "
-                    f"| {base.p50 * 1000:.1f} / {base.percentile(99) * 1000:.1f} | {ours.rps:.0f} "
-                    f"| {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} "
-                    f"| {statistics.median(cell):.2f}x | {min(cell):.2f}x to {max(cell):.2f}x |"
-                )
-                if previous:
-                    before = results[("previous", workers, rows, conns)]
-                    old = ratios[("previous", workers, rows, conns)]
-                    line += (
-                        f" {before.rps:.0f} | {statistics.median(old):.2f}x "
-                        f"| {statistics.median([o / p for o, p in zip(cell, old)]):.2f}x |"
-                    )
-                print(line)
-                if base.errors or ours.errors:
-                    print(f"|   | errors: baseline {base.errors}, ours {ours.errors} | | | | | | | |")
-    one = results[("ours", 1, 1, 1)]
+    for (workers, rows, conns, client), measured in cells.items():
+        base, ours = median_round(measured["baseline"]), median_round(measured["ours"])
+        cell = ratios(measured["ours"], measured["baseline"])
+        line = (
+            f"| {workers} | {rows} | {conns} | {client} | {base.rps:.0f} | {ours.rps:.0f} "
+            f"| {ours.p50 * 1000:.2f} / {ours.percentile(99) * 1000:.1f} "
+            f"| {statistics.median(cell):.2f}x | {min(cell):.2f}x to {max(cell):.2f}x |"
+        )
+        if previous:
+            before = median_round(measured["previous"])
+            line += f" {before.rps:.0f} | {statistics.median(ratios(measured['ours'], measured['previous'])):.2f}x |"
+        print(line)
+        errors = {kind: sum(r.errors for r in runs) for kind, runs in measured.items()}
+        if any(errors.values()):
+            print(f"|   | errors: {errors} | | | | | | | |")
+    single_client = "wrk" if any(key[3] == "wrk" for key in cells) else "own"
+    single = median_round(cells[(1, 1, 1, single_client)]["ours"])
     print()
     print(
-        f"Single-connection p50, ours (1 worker, 1 row): {one.p50 * 1000:.2f} ms; "
-        f"floor {floors[1] * 1000:.2f} ms; difference {(one.p50 - floors[1]) * 1000:.2f} ms"
-    )
-    two = results[("ours", 2, 1, 1)]
-    base_two = results[("baseline", 2, 1, 1)]
-    print(
-        f"Keep-alive with 2 workers, 1 connection, 1 row: ours p50 {two.p50 * 1000:.2f} ms, "
-        f"baseline p50 {base_two.p50 * 1000:.1f} ms"
+        f"{name}: in-process floor (decode + predict + encode, 1 row, p50) {floor_s * 1000:.2f} ms; "
+        f"single request over HTTP ({single_client}, 1 connection, 1 worker, p50) {single.p50 * 1000:.2f} ms; "
+        f"difference {(single.p50 - floor_s) * 1000:.2f} ms; decode per request in a batch of 16 "
+        f"{decode_s * 1000:.3f} ms"
     )
 
 
