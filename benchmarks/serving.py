@@ -198,19 +198,29 @@ def _request(body: bytes):
     return Request("POST", "/invocations", "", {"content-type": "application/json"}, body)
 
 
-def floor(model: Path, body: bytes, iterations: int = 1000) -> float:
-    """p50 seconds of decoding plus predict plus encoding one request in process, as the runtime
-    does it (what any server must do), without HTTP."""
-    from mlflow_plugins.serving.model import ServedModel, invoke
+class Floor:
+    """The in-process floor: decoding plus predict plus encoding one request, as the runtime does
+    it (what any server must do), without HTTP. Sampled right before each single-connection round
+    of our server, so each round's latency is compared with a floor of the same moment (this
+    machine's speed drifts by a third within minutes)."""
 
-    served = ServedModel(model)
-    request = _request(body)
-    timings = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        assert invoke(served, request, None).status == 200
-        timings.append(time.perf_counter() - started)
-    return sorted(timings)[len(timings) // 2]
+    def __init__(self, model: Path, body: bytes) -> None:
+        from mlflow_plugins.serving.model import ServedModel
+
+        self.served = ServedModel(model)
+        self.request = _request(body)
+
+    def sample(self, seconds: float = 1.0) -> float:
+        """p50 seconds over ``seconds`` of back-to-back calls."""
+        from mlflow_plugins.serving.model import invoke
+
+        timings: list[float] = []
+        stop_at = time.perf_counter() + seconds
+        while time.perf_counter() < stop_at or len(timings) < 5:
+            started = time.perf_counter()
+            assert invoke(self.served, self.request, None).status == 200
+            timings.append(time.perf_counter() - started)
+        return sorted(timings)[len(timings) // 2]
 
 
 def batch_decode(model: Path, body: bytes, batch: int = 16, iterations: int = 200) -> float:
@@ -396,15 +406,19 @@ def throughput(args: argparse.Namespace) -> None:
                 model = save(Path(scratch) / name)
                 bodies = {rows: body_of(rows) for rows in rows_set}
                 one = bodies[1]
-                cells = measure(args, model, bodies, rows_set, conns_set, kinds, previous)
-                report(name, description, cells, floor(model, one), batch_decode(model, one), args.previous)
+                floor = Floor(model, one)
+                cells = measure(args, model, bodies, rows_set, conns_set, kinds, previous, floor)
+                report(name, description, cells, batch_decode(model, one), args.previous)
         finally:
             if previous is not None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(previous)], check=False)
 
 
-def measure(args, model: Path, bodies: dict, rows_set: tuple, conns_set: tuple, kinds: tuple, previous) -> dict:
-    """(workers, rows, conns, client) -> {kind: the rounds' results}."""
+def measure(
+    args, model: Path, bodies: dict, rows_set: tuple, conns_set: tuple, kinds: tuple, previous, floor: Floor
+) -> dict:
+    """(workers, rows, conns, client) -> {kind: the rounds' results}; the single-connection cells
+    of 1 worker and 1 row also hold ``"floor"``: the in-process floor sampled before each round."""
     cells: dict[tuple, dict[str, list]] = {}
     for workers in (1, 2):
         servers = {kind: start(kind, model, workers, previous) for kind in kinds}
@@ -416,6 +430,8 @@ def measure(args, model: Path, bodies: dict, rows_set: tuple, conns_set: tuple, 
                         for round_ in range(args.alternate):
                             shift = round_ % len(kinds)
                             for kind in kinds[shift:] + kinds[:shift]:
+                                if kind == "ours" and (workers, rows, conns) == (1, 1, 1):
+                                    rounds.setdefault("floor", []).append(floor.sample())
                                 rounds[kind].append(load(client, servers[kind][1], bodies[rows], conns, args.seconds))
                         cells[(workers, rows, conns, client)] = rounds
         finally:
@@ -424,7 +440,7 @@ def measure(args, model: Path, bodies: dict, rows_set: tuple, conns_set: tuple, 
     return cells
 
 
-def report(name: str, description: str, cells: dict, floor_s: float, decode_s: float, previous: str | None) -> None:
+def report(name: str, description: str, cells: dict, decode_s: float, previous: str | None) -> None:
     def median_round(measured: list):
         return sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
 
@@ -457,18 +473,21 @@ def report(name: str, description: str, cells: dict, floor_s: float, decode_s: f
             before = median_round(measured["previous"])
             line += f" {before.rps:.0f} | {statistics.median(ratios(measured['ours'], measured['previous'])):.2f}x |"
         print(line)
-        errors = {kind: sum(r.errors for r in runs) for kind, runs in measured.items()}
+        errors = {kind: sum(r.errors for r in runs) for kind, runs in measured.items() if kind != "floor"}
         if any(errors.values()):
             print(f"|   | errors: {errors} | | | | | | | |")
-    single_client = "wrk" if any(key[3] == "wrk" for key in cells) else "own"
-    single = median_round(cells[(1, 1, 1, single_client)]["ours"])
     print()
-    print(
-        f"{name}: in-process floor (decode + predict + encode, 1 row, p50) {floor_s * 1000:.2f} ms; "
-        f"single request over HTTP ({single_client}, 1 connection, 1 worker, p50) {single.p50 * 1000:.2f} ms; "
-        f"difference {(single.p50 - floor_s) * 1000:.2f} ms; decode per request in a batch of 16 "
-        f"{decode_s * 1000:.3f} ms"
-    )
+    for client in sorted({key[3] for key in cells}, reverse=True):
+        single = cells[(1, 1, 1, client)]
+        floors, latencies = single["floor"], [r.p50 for r in single["ours"]]
+        gaps = [latency - low for latency, low in zip(latencies, floors)]
+        print(
+            f"{name}, single request ({client}, 1 connection, 1 worker, p50 per round): "
+            f"{' '.join(f'{x * 1000:.2f}' for x in latencies)} ms; in-process floor sampled before each round: "
+            f"{' '.join(f'{x * 1000:.2f}' for x in floors)} ms; difference, median of the rounds: "
+            f"{statistics.median(gaps) * 1000:.2f} ms"
+        )
+    print(f"{name}: decode per request when 16 requests are decoded together: {decode_s * 1000:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class ServedModel:
         self.row_wise = bool(ROW_WISE_FLAVORS & set(self.metadata.flavors))
         self.columns = _expected_columns(self.pyfunc, self.schema)
         self.keeps_rows = self.row_wise and codec.rows_schema(self.metadata, self.schema)
+        self.names = self.schema.input_names() if self.keeps_rows else []
 
     def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         try:
@@ -153,7 +154,7 @@ class Invocation:
 def decode(model: ServedModel, request: Request) -> Invocation:
     output = codec.choose_output(request.headers.get("accept"))
     content_type = request.headers.get("content-type", "")
-    if model.keeps_rows and (kept := codec.rows(request.body, content_type)) is not None:
+    if model.keeps_rows and (kept := codec.rows(request.body, content_type, model.names)) is not None:
         return Invocation(output, rows=kept)
     return Invocation(output, parsed=codec.decode(request.body, content_type, model.metadata, model.schema))
 
@@ -178,7 +179,7 @@ def predict_together(model: ServedModel, group: list[Invocation], timeout: float
         if group[0].rows is not None:
             kept = [invocation.rows for invocation in group]
             data = codec.frame(kept, model.schema)  # type: ignore[arg-type]
-            rows = [len(k.data) for k in kept]  # type: ignore[union-attr]
+            rows = [k.count for k in kept]  # type: ignore[union-attr]
         else:
             frames = [invocation.parsed.data for invocation in group]  # type: ignore[union-attr]
             data = pd.concat(frames, ignore_index=True)
@@ -189,7 +190,7 @@ def predict_together(model: ServedModel, group: list[Invocation], timeout: float
         raise
     except Exception:
         return None
-    if _length(predictions) != sum(rows) or len(data) != sum(rows):
+    if _length(predictions) != sum(rows):  # a row-wise model answers one prediction per row
         return None
     bounds = np.cumsum([0, *rows])
     return [inv.respond(_slice(predictions, lo, hi), len(group)) for inv, lo, hi in zip(group, bounds[:-1], bounds[1:])]

@@ -8,6 +8,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow.pyfunc
+import pytest
 import requests
 
 from tests.processes import eventually
@@ -21,14 +22,19 @@ def body(index: int) -> str:
     return json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
 
 
-def hammer(server, bodies: list[str], threads: int = 16, rounds: int = 6) -> list[requests.Response]:
+def hammer(
+    server, bodies: list[str], threads: int = 16, rounds: int = 6, types: dict[str, str] | None = None
+) -> list[requests.Response]:
+    """Each body sent ``rounds`` times, from ``threads`` keep-alive sessions at once; ``types``:
+    a body's Content-Type where it is not JSON."""
+
     def worker(start: int) -> list[requests.Response]:
         with requests.Session() as session:
             return [
                 session.post(
                     server.url + "/invocations",
-                    data=bodies[(start + i) % len(bodies)],
-                    headers={"Content-Type": "application/json"},
+                    data=(sent := bodies[(start + i) % len(bodies)]),
+                    headers={"Content-Type": (types or {}).get(sent, "application/json")},
                     timeout=60,
                 )
                 for i in range(rounds * len(bodies) // threads)
@@ -119,21 +125,26 @@ def test_requests_queued_on_fresh_connections_are_batched(tmp_path):
     assert max(int(headers["X-Batch-Size"]) for _, headers, _ in answers) == 8
 
 
-def _mlflow_answer(model, body: str) -> tuple[int, object]:
+def _mlflow_answer(model, body: str, content_type: str) -> tuple[int, object]:
     """What MLflow's own scoring server answers for ``body`` (its ``invocations``, in process)."""
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
     try:
-        reply = scoring_server.invocations(body, "application/json", model, model.metadata.get_input_schema())
+        reply = scoring_server.invocations(body, content_type, model, model.metadata.get_input_schema())
     except MlflowException as error:
         return error.get_http_status_code(), None
     return reply.status, json.loads(reply.response)["predictions"] if reply.status == 200 else None
 
 
-def _mixed_bodies() -> list[str]:
-    """Bodies that batch together or apart: value types that pandas reads differently (int and
-    float, numbers as text, null, bool), both row forms, several rows, and bodies MLflow refuses."""
+COLUMNS = ["distance_km", "stops", "weather"]
+CSV = "text/csv"
+
+
+def _mixed_bodies() -> dict[str, str]:
+    """Bodies (to their Content-Type) that batch together or apart: value types that pandas or
+    numpy read differently (int and float, numbers as text, null, bool), every form kept as rows,
+    several rows, and bodies MLflow refuses."""
     split = [
         [12.5, 3, "rain"],
         [120, 2, "snow"],  # an int where the signature has a double
@@ -144,29 +155,41 @@ def _mixed_bodies() -> list[str]:
         [200.0, True, "clear"],  # a bool in a long column
         [55.5, 1, 7],  # a number in a string column
     ]
-    bodies = [
-        json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": [row]}})
-        for row in split
-    ]
-    bodies.append(json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": split[:3]}}))
-    bodies.append(json.dumps({"dataframe_records": [{"weather": "rain", "stops": 5, "distance_km": 99.0}]}))
-    bodies.append(json.dumps({"dataframe_records": [{"distance_km": 9.0, "stops": 5, "weather": "snow"}] * 3}))
-    bodies.append(json.dumps({"dataframe_records": [{"distance_km": 9.0, "weather": "snow"}]}))  # missing column
+    bodies = [json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [row]}}) for row in split]
+    bodies.append(json.dumps({"dataframe_split": {"columns": COLUMNS, "data": split[:3]}}))
+    # Same columns and value types as the first, other values: decoded together with it.
+    bodies.append(json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[77.0, 8, "snow"]]}}))
     bodies.append(
-        json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": ["distance_km", "stops", "weather"],
-                    "data": [[1.0, 2, "rain"]],
-                    "index": [7],
-                }
-            }
-        )
+        json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[150.5, 1, "clear"], [3.0, 9, "rain"]]}})
     )
-    bodies.append(
-        json.dumps({"dataframe_split": {"columns": ["distance_km", "stops", "weather"], "data": [[1.0, 2]]}})
-    )  # a short row
-    return bodies
+    bodies.append(json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 2, "rain"]], "index": [7]}}))
+    bodies.append(json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 2]]}}))  # a short row
+    for form in ("dataframe_records", "instances"):
+        bodies.append(json.dumps({form: [{"weather": "rain", "stops": 5, "distance_km": 99.0}]}))  # other order
+        bodies.append(json.dumps({form: [{"distance_km": 9.0, "stops": 5, "weather": "snow"}] * 3}))
+        bodies.append(json.dumps({form: [{"distance_km": 250.0, "stops": 9, "weather": "clear"}]}))
+        bodies.append(json.dumps({form: [{"distance_km": 9, "stops": 5, "weather": "snow"}]}))  # an int
+        bodies.append(json.dumps({form: [{"distance_km": 9.0, "stops": "x", "weather": "snow"}]}))
+        bodies.append(json.dumps({form: [{"distance_km": 9.0, "weather": "snow"}]}))  # missing column
+    bodies.append(json.dumps({"inputs": {"distance_km": [5.0, 6.0], "stops": [1, 2], "weather": ["rain", "snow"]}}))
+    bodies.append(json.dumps({"inputs": {"distance_km": [280.0], "stops": [9], "weather": ["snow"]}}))
+    bodies.append(json.dumps({"inputs": {"distance_km": [7], "stops": [3], "weather": ["clear"]}}))
+    bodies.append(json.dumps({"inputs": {"distance_km": [7.5], "stops": [3.5], "weather": ["clear"]}}))
+    bodies.append(json.dumps({"inputs": {"distance_km": [7.5, 1.0], "stops": [3], "weather": ["clear"]}}))  # ragged
+    typed = dict.fromkeys(bodies, "application/json")
+    for text in (
+        "distance_km,stops,weather\n12.5,3,rain\n",
+        "distance_km,stops,weather\n99,1,snow\n7.25,2,clear\n",
+        "distance_km,stops,weather\n290,9,snow",  # no final newline
+        "weather,stops,distance_km\nrain,4,15.0\n",  # another order
+        "stops,distance_km,weather\n3,12.5,rain\n",
+        "stops,distance_km,weather\nthree,12.5,rain\n",  # a long that is not: the group is decoded alone
+        "stops,distance_km,weather\n,12.5,rain\n",  # empty: NaN in a long column
+        "distance_km,weather\n12.5,rain\n",  # a missing column
+        'distance_km,stops,weather\n12.5,3,"rain"\n',  # quoted: decoded alone
+    ):
+        typed[text] = CSV
+    return typed
 
 
 def test_requests_decoded_together_answer_as_mlflow_answers_each_alone(runtime, sklearn_model):
@@ -174,9 +197,9 @@ def test_requests_decoded_together_answer_as_mlflow_answers_each_alone(runtime, 
     the same status, and for a 200 the same predictions."""
     model = mlflow.pyfunc.load_model(str(sklearn_model))
     bodies = _mixed_bodies()
-    expected = {body: _mlflow_answer(model, body) for body in bodies}
+    expected = {body: _mlflow_answer(model, body, content_type) for body, content_type in bodies.items()}
     assert {status for status, _ in expected.values()} == {200, 400}  # the cases do differ
-    replies = hammer(runtime, bodies * 4)
+    replies = hammer(runtime, list(bodies) * 3, types=bodies)
     for reply in replies:
         sent = reply.request.body if isinstance(reply.request.body, str) else reply.request.body.decode()
         status, predictions = expected[sent]
@@ -190,16 +213,25 @@ def test_only_plain_row_bodies_are_kept_as_rows_and_the_rest_go_to_mlflows_parse
     from mlflow_plugins.serving import codec
 
     columns = ["a", "b"]
-    kept = codec.rows(
-        json.dumps({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}).encode(), "application/json"
-    )
-    assert kept is not None and (kept.orient, kept.columns, len(kept.data)) == ("split", ("a", "b"), 1)
-    as_ints = codec.rows(json.dumps({"dataframe_split": {"columns": columns, "data": [[1, 2]]}}).encode(), "")
-    assert as_ints is not None and as_ints.key != kept.key  # pandas reads ints and floats apart
-    records = codec.rows(
-        json.dumps({"dataframe_records": [{"a": 1.0, "b": 2}]}).encode(), "application/json; charset=utf-8"
-    )
-    assert records is not None and records.orient == "records"
+    names = ["a", "b", "c"]
+
+    def kept(body: object, content_type: str = "application/json"):
+        text = body if isinstance(body, str) else json.dumps(body)
+        return codec.rows(text.encode(), content_type, names)
+
+    split = kept({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}})
+    assert split is not None and (split.orient, split.columns, split.count) == ("split", ("a", "b"), 1)
+    as_ints = kept({"dataframe_split": {"columns": columns, "data": [[1, 2]]}}, "")
+    assert as_ints is not None and as_ints.key != split.key  # pandas reads ints and floats apart
+    for body, orient, count in [
+        ({"dataframe_records": [{"a": 1.0, "b": 2}] * 2}, "records", 2),
+        ({"instances": [{"a": 1.0, "b": 2}]}, "instances", 1),
+        ({"inputs": {"a": [1.0, 2.0, 3.0], "b": [1, 2, 3]}}, "inputs", 3),
+        ("a,b\n1.0,2\n3.0,4", "csv", 2),
+    ]:
+        content_type = "text/csv; header=present" if orient == "csv" else "application/json; charset=utf-8"
+        found = kept(body, content_type)
+        assert found is not None and (found.orient, found.count) == (orient, count), body
     for body, content_type in [
         ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}, "params": {"k": 1}}, "application/json"),
         ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]], "index": [3]}}, "application/json"),
@@ -208,16 +240,26 @@ def test_only_plain_row_bodies_are_kept_as_rows_and_the_rest_go_to_mlflows_parse
         ({"dataframe_split": {"columns": columns, "data": []}}, "application/json"),
         ({"dataframe_records": [{"a": 1.0, "b": 2}, {"b": 2, "a": 1.0}]}, "application/json"),
         ({"inputs": [[1.0, 2]]}, "application/json"),
+        ({"inputs": {"a": [1.0, 2.0], "b": [1]}}, "application/json"),
         ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}, "application/json; charset=latin-1"),
         ({"dataframe_split": {"columns": columns, "data": [[1.0, 2]]}}, "text/csv"),
+        ("a,b\n1.0,2\n", "text/csv; header=absent"),
+        ("a,x\n1.0,2\n", "text/csv"),  # a column the signature does not name
+        ('a,b\n1.0,"2"\n', "text/csv"),
+        ("a,b\n1.0,2\n\n3.0,4\n", "text/csv"),  # a blank line
+        ("a,b", "text/csv"),
+        ("a,b\n1.0,2\n", "text/plain"),
     ]:
-        assert codec.rows(json.dumps(body).encode(), content_type) is None, (body, content_type)
-    assert codec.rows(b"{not json", "application/json") is None
+        assert kept(body, content_type) is None, (body, content_type)
+    assert kept("{not json") is None
 
 
-def test_a_frame_built_from_rows_equals_the_frame_mlflows_parser_builds(sklearn_model):
-    """Frame for frame, dtypes included (the cast is skipped only where it would change nothing),
-    or the same refusal."""
+def test_rows_decode_to_what_mlflows_parser_decodes(sklearn_model):
+    """Frame for frame (dtypes included: the cast is skipped only where it would change nothing)
+    or array for array, or the same refusal, for every body the mixed test sends."""
+    import io
+
+    import numpy as np
     import pandas as pd
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
@@ -227,20 +269,55 @@ def test_a_frame_built_from_rows_equals_the_frame_mlflows_parser_builds(sklearn_
 
     model = mlflow.pyfunc.load_model(str(sklearn_model))
     schema = model.metadata.get_input_schema()
-    kept = 0
-    for text in _mixed_bodies():
-        rows = codec.rows(text.encode(), "application/json")
+    orients = set()
+    for text, content_type in _mixed_bodies().items():
+        rows = codec.rows(text.encode(), content_type, COLUMNS)
         if rows is None:
             continue
-        kept += 1
+        orients.add(rows.orient)
         try:
-            expected = scoring_server._parse_json_data(text, model.metadata, schema).data
+            if content_type == CSV:
+                expected = scoring_server.parse_csv_input(io.StringIO(text), schema=schema)
+            else:
+                expected = scoring_server._parse_json_data(text, model.metadata, schema).data
         except MlflowException as error:
-            try:
+            with pytest.raises(BadRequest) as refused:
                 codec.frame([rows], schema)
-            except BadRequest as refused:
-                assert str(refused) == error.message
-                continue
-            raise AssertionError(f"MLflow refuses {text}; rows did not")
-        pd.testing.assert_frame_equal(codec.frame([rows], schema), expected)
-    assert kept >= 8
+            assert str(refused.value) == error.message
+            continue
+        decoded = codec.frame([rows], schema)
+        if isinstance(expected, pd.DataFrame):
+            pd.testing.assert_frame_equal(decoded, expected)
+        else:
+            assert list(decoded) == list(expected), text
+            for column in expected:
+                np.testing.assert_array_equal(decoded[column], expected[column])
+                assert decoded[column].dtype == expected[column].dtype, (text, column)
+    assert orients == {"split", "records", "instances", "inputs", "csv"}
+
+
+def test_one_batch_of_every_body_answers_each_as_mlflow_does(sklearn_model):
+    """The worker's batch step itself, given every body twice in one batch (so every group that
+    can be decoded together is, deterministically): each answer is MLflow's for that body alone."""
+    import random
+
+    from mlflow_plugins.serving.app import SingleModelApp
+    from mlflow_plugins.serving.http import Request
+    from mlflow_plugins.serving.model import ServedModel
+
+    model = mlflow.pyfunc.load_model(str(sklearn_model))
+    bodies = _mixed_bodies()
+    app = SingleModelApp(lambda: ServedModel(sklearn_model), timeout=None)
+    assert app.ready.wait(60) and app.healthy
+    sent = list(bodies) * 2
+    random.Random(7).shuffle(sent)
+    batch = [Request("POST", "/invocations", "", {"content-type": bodies[b]}, b.encode()) for b in sent]
+    replies = app.handle_batch(batch)
+    sizes = set()
+    for body, reply in zip(sent, replies):
+        status, predictions = _mlflow_answer(model, body, bodies[body])
+        assert reply.status == status, (body, reply.body)
+        if status == 200:
+            assert json.loads(reply.body)["predictions"] == predictions, body
+            sizes.add(int(reply.headers["X-Batch-Size"]))
+    assert max(sizes) >= 4  # same-form bodies were decoded and predicted together
