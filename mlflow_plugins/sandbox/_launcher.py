@@ -45,19 +45,35 @@ PRELOAD = [
 ]
 
 
+_EXTRA: list[str] = []
+
+
+def preload(*modules: str) -> None:
+    """Also import ``modules`` in the fork server, for other commands launched beside the runtime
+    (the test suite's controllers: ``hooks run``). Only before the first launch of the process."""
+    if _forkserver.cache_info().currsize:
+        raise RuntimeError(f"the fork server is already set up; preload {', '.join(modules)} before the first launch")
+    _EXTRA.extend(modules)
+
+
 @functools.cache
 def _forkserver() -> Any:
     """The fork server's context, its preload set once (the server starts on the first launch)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context.set_forkserver_preload([*PRELOAD, *_EXTRA])
     return context
 
 
-def launch(argv: list[str], env: dict[str, str]) -> Launched:
-    """Run ``mlflow-sagemaker-ops *argv`` with environment ``env`` (the whole environment)."""
+def launch(argv: list[str], env: dict[str, str], log: str | os.PathLike[str] | None = None) -> Launched:
+    """Run ``mlflow-sagemaker-ops *argv`` with environment ``env`` (the whole environment); its
+    stdout and stderr go to :attr:`Launched.stdout`, or appended to the file ``log``."""
+    if log is not None:
+        process = _forkserver().Process(target=_run, args=(argv, env, None, os.fspath(log)), daemon=True)
+        process.start()
+        return Launched(process, None, argv)
     read, write = os.pipe()
     output = Connection(write, readable=False)  # a Connection travels to the fork server with its fd
-    process = _forkserver().Process(target=_run, args=(argv, env, output), daemon=True)
+    process = _forkserver().Process(target=_run, args=(argv, env, output, None), daemon=True)
     try:
         process.start()
     except BaseException:
@@ -71,11 +87,11 @@ def launch(argv: list[str], env: dict[str, str]) -> Launched:
 class Launched:
     """A runtime process started by :func:`launch` (the Popen subset the sandbox uses)."""
 
-    def __init__(self, process: Any, output_fd: int, argv: list[str]) -> None:
+    def __init__(self, process: Any, output_fd: int | None, argv: list[str]) -> None:
         self._process = process
         self.pid: int = process.pid
         self.args = argv
-        self.stdout = _Lines(output_fd)
+        self.stdout = _Lines(output_fd) if output_fd is not None else None
 
     def poll(self) -> int | None:
         return self._process.exitcode
@@ -128,15 +144,18 @@ class _Lines:
             self._file.close()
 
 
-def _run(argv: list[str], env: dict[str, str], output: Connection) -> None:
+def _run(argv: list[str], env: dict[str, str], output: Connection | None, log: str | None) -> None:
     """In the forked child: become the container's process, then run its command line."""
     os.setsid()
     if sys.platform.startswith("linux"):  # die with the launcher, which dies with the sandbox
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    fd = output.fileno()
+    fd = output.fileno() if output is not None else os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # type: ignore[arg-type]
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    output.close()
+    if output is not None:
+        output.close()
+    else:
+        os.close(fd)
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
     os.environ.clear()

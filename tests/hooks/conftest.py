@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+from mlflow_plugins.sandbox._launcher import Launched, launch
 from tests.serving.conftest import BIN, Server, free_port, ready_session, save_sklearn_model
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -178,7 +179,9 @@ def policy_text(
 
 
 class Controller:
-    """``mlflow-sagemaker-ops hooks run`` as a subprocess; its output goes to a log file."""
+    """``mlflow-sagemaker-ops hooks run`` as a process of its own, forked from the sandbox's warm
+    launcher (the command line and environment as given, its own session); its output goes to a
+    log file."""
 
     def __init__(
         self,
@@ -211,14 +214,11 @@ class Controller:
         ]
         self.env = {**os.environ, **env}
         self.log = policy.with_suffix(f".{replica}.log")
-        self.process: subprocess.Popen | None = None
+        self.process: Launched | None = None
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Controller:
-        with open(self.log, "a") as out:
-            self.process = subprocess.Popen(
-                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.process = launch(self.args[1:], self.env, log=self.log)
         reply = ready_session().get(f"{self.url}/health", timeout=5)
         assert reply.status_code == 200, self.output()
         return self
