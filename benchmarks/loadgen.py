@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 @dataclass
 class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds
+    server: list[float] = field(default_factory=list)  # seconds, from each answer's Server-Timing app;dur
     errors: int = 0
     elapsed: float = 0.0
 
@@ -46,18 +47,31 @@ async def _connection(port: int, request: bytes, stop_at: float, measure_from: f
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
-            length = 0
+            length, server = 0, None
             for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
+                name = line[:15].lower()
+                if name == b"content-length:":
                     length = int(line[15:])
+                elif name == b"server-timing: ":
+                    server = _duration(line[15:])
             await reader.readexactly(length)
             if started >= measure_from:
                 if status == 200:
                     result.latencies.append(time.perf_counter() - started)
+                    if server is not None:
+                        result.server.append(server)
                 else:
                     result.errors += 1
     finally:
         writer.close()
+
+
+def _duration(value: bytes) -> float | None:
+    """Seconds from a ``Server-Timing`` value's ``dur`` (milliseconds), if it has one."""
+    for part in value.split(b";"):
+        if part.strip().startswith(b"dur="):
+            return float(part.strip()[4:]) / 1000
+    return None
 
 
 async def _run(port: int, request: bytes, connections: int, seconds: float, warmup: float) -> LoadResult:

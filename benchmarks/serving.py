@@ -487,6 +487,19 @@ def report(name: str, description: str, cells: dict, decode_s: float, previous: 
             f"{' '.join(f'{x * 1000:.2f}' for x in floors)} ms; difference, median of the rounds: "
             f"{statistics.median(gaps) * 1000:.2f} ms"
         )
+    own = cells.get((1, 1, 1, "own"))
+    if own is not None:  # our client reads each answer's Server-Timing: the worker's own time for it
+        gaps = [
+            statistics.median([latency - server for latency, server in zip(r.latencies, r.server)])
+            for r in own["ours"]
+            if r.server and len(r.server) == len(r.latencies)
+        ]
+        if gaps:
+            print(
+                f"{name}, single request (own, 1 connection, 1 worker): HTTP and queueing beyond the worker's own "
+                f"time (latency minus Server-Timing, same request, p50 per round): "
+                f"{' '.join(f'{x * 1000:.2f}' for x in gaps)} ms"
+            )
     print(f"{name}: decode per request when 16 requests are decoded together: {decode_s * 1000:.3f} ms")
 
 

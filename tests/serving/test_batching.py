@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow.pyfunc
@@ -321,3 +322,18 @@ def test_one_batch_of_every_body_answers_each_as_mlflow_does(sklearn_model):
             assert json.loads(reply.body)["predictions"] == predictions, body
             sizes.add(int(reply.headers["X-Batch-Size"]))
     assert max(sizes) >= 4  # same-form bodies were decoded and predicted together
+
+
+def test_each_prediction_says_how_long_the_worker_took_for_it(runtime):
+    """``Server-Timing: app;dur=MS`` on predictions: the worker's own time, within the client's."""
+    started = time.perf_counter()
+    reply = requests.post(
+        runtime.url + "/invocations", data=body(0), headers={"Content-Type": "application/json"}, timeout=60
+    )
+    elapsed = time.perf_counter() - started
+    assert reply.status_code == 200, reply.text
+    name, _, duration = reply.headers["Server-Timing"].partition(";dur=")
+    assert name == "app" and 0 < float(duration) / 1000 <= elapsed
+    refused = requests.post(runtime.url + "/invocations", data="{", headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and refused.headers["Server-Timing"].startswith("app;dur=")
+    assert "Server-Timing" not in requests.get(runtime.url + "/ping", timeout=10).headers  # answered on the loop
