@@ -88,8 +88,8 @@ def rows_schema(metadata: Any, schema: Any) -> bool:
 
 def rows(body: bytes, content_type: str, names: list[str]) -> Rows | None:
     """The body as :class:`Rows`, or ``None`` when MLflow's parser must read it alone (``params``,
-    ``index``, extra keys, ragged rows, a CSV with quotes, blank lines, columns outside the
-    signature or no header, anything unusual; errors included).
+    ``index``, extra keys, ragged rows, a CSV with quotes, blank lines, rows of another width than
+    the header, columns outside the signature or no header, anything unusual; errors included).
 
     The key holds the columns in order and, for JSON, the set of per-row value-type tuples:
     requests are combined only when pandas or numpy see the same types in each column, so they
@@ -162,8 +162,9 @@ def _csv_rows_of(body: bytes, names: list[str], header: str | None) -> Rows | No
         return None
     rest = rest if rest.endswith("\n") else rest + "\n"
     lines = rest.split("\n")[:-1]
-    if not lines or any(not line.strip() for line in lines):
-        return None
+    width = first.count(",")  # no quotes, so every comma separates two fields
+    if not lines or any(not line.strip() or line.count(",") != width for line in lines):
+        return None  # a row of another width: pandas would read the combined text differently
     return Rows("csv", columns, rest, ("csv", first), len(lines))
 
 

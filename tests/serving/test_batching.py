@@ -248,6 +248,8 @@ def test_only_plain_row_bodies_are_kept_as_rows_and_the_rest_go_to_mlflows_parse
         ("a,x\n1.0,2\n", "text/csv"),  # a column the signature does not name
         ('a,b\n1.0,"2"\n', "text/csv"),
         ("a,b\n1.0,2\n\n3.0,4\n", "text/csv"),  # a blank line
+        ("a,b\n1,2,3\n", "text/csv"),  # a wider row: pandas would take its first field as an index
+        ("a,b\n1\n", "text/csv"),  # a narrower one
         ("a,b", "text/csv"),
         ("a,b\n1.0,2\n", "text/plain"),
     ]:
