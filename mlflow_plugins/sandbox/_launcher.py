@@ -67,20 +67,21 @@ def _forkserver() -> Any:
 def launch(argv: list[str], env: dict[str, str], log: str | os.PathLike[str] | None = None) -> Launched:
     """Run ``mlflow-sagemaker-ops *argv`` with environment ``env`` (the whole environment); its
     stdout and stderr go to :attr:`Launched.stdout`, or appended to the file ``log``."""
-    if log is not None:
-        process = _forkserver().Process(target=_run, args=(argv, env, None, os.fspath(log)), daemon=True)
-        process.start()
-        return Launched(process, None, argv)
-    read, write = os.pipe()
-    output = Connection(write, readable=False)  # a Connection travels to the fork server with its fd
-    process = _forkserver().Process(target=_run, args=(argv, env, output, None), daemon=True)
+    read = output = None
+    if log is None:
+        read, write = os.pipe()
+        output = Connection(write, readable=False)  # a Connection travels to the fork server with its fd
+    target = os.fspath(log) if log is not None else None
+    process = _forkserver().Process(target=_run, args=(argv, env, output, target), daemon=True)
     try:
         process.start()
     except BaseException:
-        os.close(read)
+        if read is not None:
+            os.close(read)
         raise
     finally:
-        output.close()  # the child holds its own copy; EOF comes when it exits
+        if output is not None:
+            output.close()  # the child holds its own copy; EOF comes when it exits
     return Launched(process, read, argv)
 
 
@@ -149,11 +150,15 @@ def _run(argv: list[str], env: dict[str, str], output: Connection | None, log: s
     os.setsid()
     if sys.platform.startswith("linux"):  # die with the launcher, which dies with the sandbox
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    fd = output.fileno() if output is not None else os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # type: ignore[arg-type]
+    if output is not None:
+        fd = output.fileno()
+    else:
+        assert log is not None
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     if output is not None:
-        output.close()
+        output.close()  # through the Connection, which would otherwise close its fd again later
     else:
         os.close(fd)
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
