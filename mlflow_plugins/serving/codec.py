@@ -97,16 +97,40 @@ def rows(body: bytes, content_type: str, names: list[str]) -> Rows | None:
     named in the signature, so ``read_csv`` converts each value to its column's declared type.
     """
     mime, options = _media_type(content_type or JSON)
-    if options.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
-        return None
-    if mime == CSV and set(options) <= {"charset", "header"}:
+    if mime == CSV and _utf8_charset(options) and set(options) <= {"charset", "header"}:
         return _csv_rows_of(body, names, options.get("header"))
-    if mime != JSON or set(options) - {"charset"}:
+    payload = _plain_json(body, mime, options)
+    return _json_rows(payload) if payload is not None else None
+
+
+def read(body: bytes, content_type: str, metadata: Any, schema: Any, names: list[str]) -> Rows | Parsed:
+    """What a worker makes of a body: :func:`rows` where the body can be kept as rows (``names``:
+    the signature's columns, empty when the model's requests are never kept), otherwise
+    :func:`decode`. A JSON body is parsed once either way."""
+    mime, options = _media_type(content_type or JSON)
+    payload = _plain_json(body, mime, options) if names else None
+    if payload is not None:
+        kept = _json_rows(payload)
+        return kept if kept is not None else decode(body, content_type, metadata, schema, payload)
+    kept = rows(body, content_type, names) if names and mime == CSV else None
+    return kept if kept is not None else decode(body, content_type, metadata, schema)
+
+
+def _utf8_charset(options: dict[str, str]) -> bool:
+    return options.get("charset", "utf-8").lower() in ("utf-8", "utf8")
+
+
+def _plain_json(body: bytes, mime: str, options: dict[str, str]) -> Any:
+    """The parsed body of a JSON request with no parameter but a UTF-8 charset; else ``None``."""
+    if mime != JSON or set(options) - {"charset"} or not _utf8_charset(options):
         return None
     try:
-        payload = json.loads(body)
+        return json.loads(body)
     except ValueError:
         return None
+
+
+def _json_rows(payload: Any) -> Rows | None:
     if not isinstance(payload, dict) or len(payload) != 1:
         return None
     ((form, value),) = payload.items()
@@ -213,7 +237,8 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
     return mime.lower(), options
 
 
-def decode(body: bytes, content_type: str, metadata: Any, schema: Any) -> Parsed:
+def decode(body: bytes, content_type: str, metadata: Any, schema: Any, payload: Any = None) -> Parsed:
+    """The body as MLflow's scoring server reads it (``payload``: a JSON body already parsed)."""
     mime, options = _media_type(content_type or JSON)
     kind = JSONLINES if mime in JSONLINES_ALIASES else mime
     if kind not in PARAMETERS:
@@ -221,7 +246,7 @@ def decode(body: bytes, content_type: str, metadata: Any, schema: Any) -> Parsed
     _check_parameters(content_type, kind, options)
     try:
         if kind == JSON:
-            parsed = scoring_server._parse_json_data(body, metadata, schema)
+            parsed = scoring_server._parse_json_data(body if payload is None else payload, metadata, schema)
             return Parsed(parsed.data, parsed.params, parsed.is_unified_llm_input)
         if kind == CSV:
             return Parsed(_csv(body, schema, options.get("header")))

@@ -154,9 +154,8 @@ class Invocation:
 def decode(model: ServedModel, request: Request) -> Invocation:
     output = codec.choose_output(request.headers.get("accept"))
     content_type = request.headers.get("content-type", "")
-    if model.keeps_rows and (kept := codec.rows(request.body, content_type, model.names)) is not None:
-        return Invocation(output, rows=kept)
-    return Invocation(output, parsed=codec.decode(request.body, content_type, model.metadata, model.schema))
+    read = codec.read(request.body, content_type, model.metadata, model.schema, model.names)
+    return Invocation(output, rows=read) if isinstance(read, codec.Rows) else Invocation(output, parsed=read)
 
 
 def invoke(model: ServedModel, request: Request, timeout: float | None) -> Response:
