@@ -125,7 +125,7 @@ def test_a_model_replaced_while_predictions_keep_succeeding(cli, models, aws):
     cli("create", "-t", "sagemaker", "--endpoint", "swap", "--name", "churn", "-m", models["v1"])
     client = get_deploy_client("sagemaker")
     rows, _ = delivery_frame(n=40, seed=5)
-    answers, failures, stop = [], [], threading.Event()
+    answers, failures, stop, first = [], [], threading.Event(), threading.Event()
 
     def keep_predicting() -> None:
         while not stop.is_set():
@@ -135,10 +135,14 @@ def test_a_model_replaced_while_predictions_keep_succeeding(cli, models, aws):
                 )
             except Exception as error:  # any failure during the swap fails the test
                 failures.append(repr(error))
+            first.set()
 
     worker = threading.Thread(target=keep_predicting)
     worker.start()
     try:
+        # The update starts once the old model has answered: on a loaded machine the thread's first
+        # pointer read could otherwise come after the update's, and the first answer be the new model's.
+        assert first.wait(120)
         cli("update", "-t", "sagemaker", "--endpoint", "swap", "--name", "churn", "-m", models["v2"])
         after = len(answers)
         while len(answers) < after + 3 and not failures:
