@@ -13,7 +13,7 @@ from mlflow.deployments import get_deploy_client
 
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 from tests.deploy.conftest import MLFLOW, ROLE, leftovers, mlflow_predictions
-from tests.serving.conftest import Server, delivery_frame, free_port
+from tests.serving.conftest import SKLEARN, Server, delivery_frame, free_port, pinned
 
 CONFIG = {"execution_role_arn": EXECUTION_ROLE_ARN}
 
@@ -132,6 +132,7 @@ def test_tags_name_the_registered_model_version_and_run(client, aws, tracking, m
             name="model",
             registered_model_name="delivery",
             input_example=rows.head(2),
+            pip_requirements=pinned(*SKLEARN),
         )
     mlflow.MlflowClient().set_registered_model_alias("delivery", "champion", info.registered_model_version)
     client.create_deployment("churn", "models:/delivery@champion", config=CONFIG)

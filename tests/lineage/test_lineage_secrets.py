@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.serving.conftest import SKLEARN, pinned
+
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 CLI = str(Path(sys.executable).parent / "mlflow-sagemaker-ops")
 PASSWORD, ROTATED = "S3cret-pw", "R0tated-pw"
@@ -53,7 +55,10 @@ def secret_model(tmp_path_factory):
             mlflow.log_input(dataset, context="training")
             name = f"secret-{uuid.uuid4().hex[:6]}"
             mlflow.sklearn.log_model(
-                LogisticRegression().fit(frame[["a"]], frame["y"]), name="model", registered_model_name=name
+                LogisticRegression().fit(frame[["a"]], frame["y"]),
+                name="model",
+                registered_model_name=name,
+                pip_requirements=pinned(*SKLEARN),
             )
     finally:
         mlflow.set_tracking_uri(None)

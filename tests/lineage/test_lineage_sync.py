@@ -13,6 +13,7 @@ import pytest
 from mlflow_plugins.lineage import limits, show
 from mlflow_plugins.lineage.sync import LineageSync
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+from tests.serving.conftest import SKLEARN, pinned
 
 CLI = str(Path(sys.executable).parent / "mlflow-sagemaker-ops")
 LONG = "x" * 3000
@@ -38,7 +39,9 @@ def _train(name: str, params: dict, parent: str | None = None, experiment: str =
             context="training",
         )
         model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
-        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name)
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=name, pip_requirements=pinned(*SKLEARN)
+        )
     return str(info.registered_model_version)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from projects import monitor, scenario, train
 from tests.project.test_mlflow_run import mlflow_run
+from tests.serving.conftest import SKLEARN, pinned
 
 TRAINING = "scenario:truck-delay?weeks=0-3&rows=1000&drift_from=4"
 
@@ -66,7 +67,12 @@ def test_a_version_without_a_baseline_is_named(tracking, tmp_path):
 
     name = f"old-{uuid.uuid4().hex[:6]}"
     with mlflow.start_run() as old:
-        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model", registered_model_name=name)
+        mlflow.sklearn.log_model(
+            DummyClassifier().fit([[0], [1]], [0, 1]),
+            name="model",
+            registered_model_name=name,
+            pip_requirements=pinned(*SKLEARN),
+        )
     done = subprocess.run(
         [sys.executable, "-m", "projects.monitor", "--model", f"models:/{name}/1", "--data", captured(tmp_path, 1)],
         capture_output=True,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +42,26 @@ def delivery_frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series
     return frame, label
 
 
+SKLEARN = ("numpy", "pandas", "scikit-learn", "scipy", "skops")  # what a pipeline saved with skops loads with
+
+
+def pinned(*packages: str) -> list[str]:
+    """``pip_requirements`` for a fixture model: MLflow and ``packages`` at their installed versions.
+    Without them MLflow infers the requirements by loading the model in a subprocess (about 3 s of
+    CPU per model, over 50 models a run); the models under test (those the project's entry points
+    log) keep MLflow's inference."""
+    return [f"{name}=={version(name)}" for name in ("mlflow", *packages)]
+
+
 def save_sklearn_model(path: Path, seed: int = 0) -> Path:
-    """A scikit-learn pipeline (scaling, one-hot, logistic regression) with a signature."""
+    """A scikit-learn pipeline (scaling, one-hot, logistic regression) with a signature, copied to
+    ``path`` from this process's one save per seed."""
+    shutil.copytree(_saved_sklearn_model(seed), path)
+    return path
+
+
+@cache
+def _saved_sklearn_model(seed: int) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
@@ -61,8 +84,15 @@ def save_sklearn_model(path: Path, seed: int = 0) -> Path:
             ("clf", LogisticRegression()),
         ]
     ).fit(frame, label)
+    root = tempfile.mkdtemp(prefix="sklearn-model-")
+    atexit.register(shutil.rmtree, root, True)
+    path = Path(root) / f"seed{seed}"
     mlflow.sklearn.save_model(
-        pipe, str(path), signature=infer_signature(frame, pipe.predict(frame)), input_example=frame.head(3)
+        pipe,
+        str(path),
+        signature=infer_signature(frame, pipe.predict(frame)),
+        input_example=frame.head(3),
+        pip_requirements=pinned(*SKLEARN),
     )
     return path
 
@@ -84,7 +114,11 @@ def save_pyfunc_model(path: Path, cls_name: str, *args, signature=None) -> Path:
 
     model = getattr(model_classes(), cls_name)(*args)
     mlflow.pyfunc.save_model(
-        str(path), python_model=model, code_paths=[str(HERE / "pyfunc_models.py")], signature=signature
+        str(path),
+        python_model=model,
+        code_paths=[str(HERE / "pyfunc_models.py")],
+        signature=signature,
+        pip_requirements=pinned("cloudpickle"),
     )
     return path
 
@@ -98,6 +132,7 @@ def save_gated_sklearn_model(path: Path) -> Path:
         str(path),
         code_paths=[str(HERE / "pyfunc_models.py")],
         serialization_format="cloudpickle",
+        pip_requirements=pinned("cloudpickle", "scikit-learn"),
     )
     return path
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from mlflow_plugins.packaging import model_archive
-from tests.serving.conftest import delivery_frame, start_runtime
+from tests.serving.conftest import SKLEARN, delivery_frame, pinned, start_runtime
 
 ONE = json.dumps({"dataframe_records": [{"distance_km": 250.0, "stops": 9, "weather": "snow"}]})
 
@@ -65,6 +65,7 @@ def _log_version(experiment: str, seed: int) -> str:
             name="model",
             input_example=numeric.head(2),
             registered_model_name="delivery",
+            pip_requirements=pinned(*SKLEARN),
         )
     return run.info.run_id
 

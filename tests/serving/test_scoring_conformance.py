@@ -22,7 +22,9 @@ import pytest
 import requests
 
 from tests.serving.conftest import (
+    SKLEARN,
     delivery_frame,
+    pinned,
     save_pyfunc_model,
     start_mlflow_serve,
     start_runtime,
@@ -392,7 +394,7 @@ def _save_plain(path: Path) -> Path:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(max_iter=500).fit(_iris(), datasets.load_iris().target)
-    mlflow.sklearn.save_model(model, str(path))
+    mlflow.sklearn.save_model(model, str(path), pip_requirements=pinned(*SKLEARN))
     return path
 
 
