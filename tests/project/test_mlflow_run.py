@@ -45,6 +45,14 @@ def mlflow_run(
     return done
 
 
+def in_process(main, **params: str) -> None:
+    """An entry point's ``main`` in this process, with the parameters ``mlflow run -P`` would pass
+    (each entry point is run through ``mlflow run`` by at least one test here; the others call its
+    ``main`` and save the ~10 s of two interpreters per run)."""
+    main([arg for key, value in params.items() for arg in (f"--{key.replace('_', '-')}", value)])
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
 @pytest.fixture
 def experiment(tracking):
     return f"project-{uuid.uuid4().hex[:8]}"
@@ -171,7 +179,10 @@ def test_two_invocations_share_one_study_on_postgresql(tracking, experiment):
 
 def test_train_on_a_dataset_that_knows_its_label(tracking, experiment):
     """No ``target``: sklearn:NAME's own label column (``target``), not the scenario's."""
-    mlflow_run(tracking, "train", experiment, data="sklearn:breast_cancer", family="sgd")
+    from projects import train
+
+    mlflow.set_experiment(experiment)
+    in_process(train.main, data="sklearn:breast_cancer", family="sgd")
     (run,) = runs_of(experiment)
     assert run.data.tags["project.target"] == "target" and run.data.params["task"] == "binary"
     assert run.data.metrics["test_roc_auc"] > 0.9
@@ -192,20 +203,19 @@ def base_model(tracking, experiment):
 
 @pytest.mark.parametrize("strategy", ["incremental", "rehearsal", "full"])
 def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment, base_model, strategy):
+    from projects import retrain
+
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(base_model, "champion", "1")
     client.transition_model_version_stage(base_model, "1", "Staging")
-    # Every form of base_model: an alias, a stage, a version number.
+    # Every form of base_model: an alias, a stage, a version number; the entry point through
+    # `mlflow run` once, the other strategies in this process.
     base = {"incremental": "@champion", "rehearsal": "/Staging", "full": "/1"}[strategy]
-    mlflow_run(
-        tracking,
-        "retrain",
-        experiment,
-        base_model=f"models:/{base_model}{base}",
-        new_data=NEW,
-        strategy=strategy,
-        n_more="30",
-    )
+    params = {"base_model": f"models:/{base_model}{base}", "new_data": NEW, "strategy": strategy, "n_more": "30"}
+    if strategy == "incremental":
+        mlflow_run(tracking, "retrain", experiment, **params)
+    else:
+        in_process(retrain.main, **params)
     run = runs_of(experiment)[-1]
     assert run.data.tags["parent.version"] == "1" and run.data.tags["parent.registered_model"] == base_model
     metrics = run.data.metrics
@@ -219,34 +229,16 @@ def test_retrain_records_its_parent_and_measures_forgetting(tracking, experiment
 
 
 def test_retrain_refuses_an_unseen_category_naming_the_column_unless_told(tracking, experiment, base_model):
-    mountain = "scenario:truck-delay?weeks=5&rows=600&new_route_week=5"
-    failed = mlflow_run(
-        tracking,
-        "retrain",
-        experiment,
-        check=False,
-        base_model=f"models:/{base_model}/1",
-        new_data=mountain,
-        strategy="incremental",
-    )
-    assert failed.returncode != 0
-    assert "column 'route_type': values ['mountain'] were not in the parent's training data" in failed.stderr
-    from projects import retrain  # the policy's other value, in-process (the parameter's wiring is tested above)
+    from projects import retrain  # in this process: projects/cli.py turns the refusal into stderr and exit 1
 
-    retrain.main(
-        [
-            "--base-model",
-            f"models:/{base_model}/1",
-            "--new-data",
-            mountain,
-            "--strategy",
-            "incremental",
-            "--on-unseen-category",
-            "ignore",
-            "--n-more",
-            "10",
-        ]
-    )
+    mountain = "scenario:truck-delay?weeks=5&rows=600&new_route_week=5"
+    params = {"base_model": f"models:/{base_model}/1", "new_data": mountain, "strategy": "incremental"}
+    with pytest.raises(SystemExit) as refused:
+        in_process(retrain.main, **params)
+    assert str(refused.value).startswith("python -m projects.retrain: error: column ")
+    assert "column 'route_type': values ['mountain'] were not in the parent's training data" in str(refused.value)
+    assert [v.version for v in mlflow.MlflowClient().search_model_versions(f"name='{base_model}'")] == ["1"]
+    in_process(retrain.main, **params, on_unseen_category="ignore", n_more="10")
     assert mlflow.MlflowClient().get_model_version(base_model, "2").tags == {}
 
 
@@ -264,25 +256,13 @@ def test_evaluate_writes_the_verdict_and_promotes(tracking, experiment, base_mod
     assert client.get_registered_model(base_model).aliases == {"champion": "1"}
     tags = client.get_model_version(base_model, "1").tags
     assert tags["evaluation.verdict"] == "pass" and tags["evaluation.champion_version"] == ""
-    from projects import retrain
+    from projects import evaluate, retrain  # the rest in this process: `mlflow run` proved the wiring above
 
-    retrain.main(
-        [
-            "--base-model",
-            f"models:/{base_model}@champion",
-            "--new-data",
-            NEW,
-            "--strategy",
-            "incremental",
-            "--n-more",
-            "5",
-        ]
+    in_process(
+        retrain.main, base_model=f"models:/{base_model}@champion", new_data=NEW, strategy="incremental", n_more="5"
     )
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    mlflow_run(
-        tracking,
-        "evaluate",
-        experiment,
+    in_process(
+        evaluate.main,
         challenger=f"models:/{base_model}/2",
         champion=f"models:/{base_model}@champion",
         min_score="0.99",
@@ -292,10 +272,8 @@ def test_evaluate_writes_the_verdict_and_promotes(tracking, experiment, base_mod
     assert tags["evaluation.verdict"] == "fail" and "below min_score" in tags["evaluation.reason"]
     assert tags["evaluation.champion_version"] == "1" and float(tags["evaluation.champion_score"]) > 0.5
     assert client.get_model_version(base_model, "2").current_stage == "None"  # a failing challenger stays put
-    mlflow_run(
-        tracking,
-        "evaluate",
-        experiment,
+    in_process(
+        evaluate.main,
         challenger=f"models:/{base_model}/2",
         champion=f"models:/{base_model}@champion",
         max_regression="1.0",
