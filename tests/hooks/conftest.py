@@ -156,13 +156,16 @@ def _sqlite_registry(tmp_path_factory, folder: str, app: bool):
     reg.server.stop()
 
 
-@pytest.fixture(scope="module")
+# The two registries live for the session (each xdist worker starts its own, once): every test
+# registers models of its own (``Registry.new_model``) and judges audit rows it wrote, so modules
+# share a server instead of starting one each (about 10 s of CPU and 12 s of setup per start).
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """``mlflow server --app-name registry-hooks`` on sqlite; the app plugin writes to a sqlite hooks db."""
     yield from _sqlite_registry(tmp_path_factory, "hooks", app=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plain_registry(tmp_path_factory):
     """A plain ``mlflow server`` (no app plugin): only webhooks or polling can see its changes."""
     yield from _sqlite_registry(tmp_path_factory, "plain", app=False)
