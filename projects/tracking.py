@@ -3,7 +3,10 @@ example), dataset inputs, data frames as artifacts; and how a ``models:/`` URI i
 
 from __future__ import annotations
 
+import pickle
+import pickletools
 import tempfile
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,9 @@ from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
 SETTINGS = ("data", "target", "task", "family", "test_size", "seed")
+# What MLflow's scikit-learn flavor loads a pipeline saved in the skops format with, whatever the
+# pipeline holds (MLflow adds its own pin).
+FLAVOR_MODULES = ("pandas", "sklearn", "scipy", "skops")
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -50,6 +56,25 @@ def trusted_types(pipeline: Pipeline) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
 
 
+def requirements(pipeline: Pipeline) -> list[str]:
+    """The model's pip requirements, pinned to this environment: the distribution of every module a
+    class in the pipeline's pickle comes from (read with pickletools: nothing is loaded), and what
+    the flavor loads it with. Left to itself, MLflow infers them by loading the model in a
+    subprocess (about 5 s per logged model) and lists whatever that process imported, optional
+    imports included: pytest and rich, from scikit-learn's test helpers, which a serving image
+    would then install. tests/project/test_data_and_families.py checks this list against MLflow's."""
+    modules = set(FLAVOR_MODULES)
+    for opcode, arg, _ in pickletools.genops(pickle.dumps(pipeline, protocol=2)):
+        if opcode.name == "GLOBAL":  # protocol 2 names each class as "module qualname"
+            modules.add(str(arg).split(" ", 1)[0].split(".", 1)[0])
+    owners = packages_distributions()
+    dists = set()
+    for module in modules - {"mlflow"}:
+        found = owners.get(module, [])  # the standard library's modules have none
+        dists.update([module] if module in found else found)
+    return sorted(f"{dist}=={version(dist)}" for dist in dists)
+
+
 def log_pipeline(pipeline: Pipeline, features: pd.DataFrame, registered_model: str | None = None) -> Any:
     """Log ``pipeline`` as the run's ``model`` (registered when ``registered_model`` is set)."""
     import mlflow.sklearn
@@ -63,6 +88,7 @@ def log_pipeline(pipeline: Pipeline, features: pd.DataFrame, registered_model: s
         input_example=example,
         registered_model_name=registered_model or None,
         skops_trusted_types=trusted_types(pipeline),
+        pip_requirements=requirements(pipeline),
     )
 
 
