@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,6 +208,13 @@ def frame(group: list[Rows], schema: Any) -> Any:
         data = first.data if len(group) == 1 else [row for kept in group for row in kept.data]
         if first.orient == "instances":
             return parse_tf_serving_input({"instances": data}, schema=schema)
+        if (
+            first.orient == "split"
+            and schema is not None
+            and _signature(schema).doubles == first.columns
+            and _numbers_only(first)
+        ):
+            return _numeric_frame(data, first.columns)
         decoded = {"columns": list(first.columns), "data": data} if first.orient == "split" else data
         built = dataframe_from_parsed_json(decoded, pandas_orient=first.orient)
         return built if _cast_changes_nothing(built, schema) else cast_df_types_according_to_schema(built, schema)
@@ -221,14 +229,53 @@ def _cast_changes_nothing(built: Any, schema: Any) -> bool:
     decode of a 1-row, 30-column request)."""
     import pandas as pd
 
-    dtypes = built.dtypes
-    for name, kind in zip(schema.input_names(), schema.input_types()):
-        if name not in dtypes.index:
-            continue
-        actual, wanted = dtypes[name], kind.to_pandas()
-        if actual != wanted and not (wanted is object and isinstance(actual, pd.StringDtype)):
+    actual = dict(zip(built.columns, built.dtypes))
+    for name, wanted in _signature(schema).pandas_types:
+        found = actual.get(name)
+        if found is not None and found != wanted and not (wanted is object and isinstance(found, pd.StringDtype)):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """What decoding reads off a signature on every request, worked out once."""
+
+    pandas_types: list[tuple[str, Any]]  # (column, the pandas dtype MLflow's cast gives it)
+    doubles: tuple[str, ...] | None  # the columns, when every one is a required double
+
+
+_SIGNATURES: dict[int, _Signature] = {}
+
+
+def _signature(schema: Any) -> _Signature:
+    """Per schema object (a served model keeps one); the entry goes when the schema does. Asking
+    each column type for its pandas dtype on every request cost more than building a one-row frame."""
+    found = _SIGNATURES.get(id(schema))
+    if found is None:
+        names, types = schema.input_names(), schema.input_types()
+        plain = not schema.is_tensor_spec() and not schema.optional_input_names()
+        doubles = tuple(names) if plain and all(t == DataType.double for t in types) else None
+        found = _Signature([(n, t.to_pandas()) for n, t in zip(names, types)], doubles)
+        _SIGNATURES[id(schema)] = found
+        weakref.finalize(schema, _SIGNATURES.pop, id(schema), None)
+    return found
+
+
+def _numbers_only(rows: Rows) -> bool:
+    """Every value of the rows (the group shares the key, so its types) is a JSON number."""
+    return all(kind is int or kind is float for row in rows.key[2] for kind in row)
+
+
+def _numeric_frame(data: list[list[Any]], columns: tuple[str, ...]) -> Any:
+    """``dataframe_split`` rows of JSON numbers under a signature of doubles (the columns in its
+    order): MLflow builds a column at a time, int64 or float64 by what each holds, then casts each to
+    float64; one float64 array gives the same frame. A one-row, 30-column request decoded alone
+    took 0.5 to 0.7 ms the first way, mostly pandas' per-column work."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame(np.array(data, dtype=np.float64), columns=list(columns))
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:

@@ -339,3 +339,45 @@ def test_each_prediction_says_how_long_the_worker_took_for_it(runtime):
     refused = requests.post(runtime.url + "/invocations", data="{", headers={"Content-Type": "application/json"})
     assert refused.status_code == 400 and refused.headers["Server-Timing"].startswith("app;dur=")
     assert "Server-Timing" not in requests.get(runtime.url + "/ping", timeout=10).headers  # answered on the loop
+
+
+def test_split_rows_of_numbers_under_a_signature_of_doubles_decode_as_mlflow_does():
+    """The one-array path (``codec._numeric_frame``) against MLflow's parse and cast, frame for
+    frame, alone and combined; bodies it must not take (a bool, a null, the columns in another
+    order, a string) go MLflow's way and match too."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model, ModelSignature
+    from mlflow.pyfunc import scoring_server
+    from mlflow.types import ColSpec, Schema
+
+    from mlflow_plugins.errors import BadRequest
+    from mlflow_plugins.serving import codec
+
+    names = [f"f{i}" for i in range(30)]
+    schema = Schema([ColSpec("double", name) for name in names])
+    metadata = Model(signature=ModelSignature(inputs=schema))
+    floats = [[i * 0.5 + j for i in range(30)] for j in range(2)]
+    mixed = [[i if i % 2 else i + 0.25 for i in range(30)], [2**60 + 1] * 30]  # ints, and one too big for a double
+    bodies = {
+        "floats": {"columns": names, "data": floats},
+        "ints and floats": {"columns": names, "data": mixed},
+        "a bool": {"columns": names, "data": [[True] + floats[0][1:]]},
+        "a null": {"columns": names, "data": [[None] + floats[0][1:]]},
+        "reordered": {"columns": names[::-1], "data": floats},
+        "a string": {"columns": names, "data": [["x"] + floats[0][1:]]},
+    }
+    for label, body in bodies.items():
+        text = json.dumps({"dataframe_split": body})
+        kept = codec.rows(text.encode(), "application/json", names)
+        assert kept is not None, label
+        try:
+            expected = scoring_server._parse_json_data(text, metadata, schema).data
+        except MlflowException as error:
+            with pytest.raises(BadRequest) as refused:
+                codec.frame([kept], schema)
+            assert str(refused.value) == error.message, label
+            continue
+        pd.testing.assert_frame_equal(codec.frame([kept], schema), expected, obj=label)
+        twice = codec.frame([kept, kept], schema)
+        pd.testing.assert_frame_equal(twice, pd.concat([expected, expected], ignore_index=True), obj=label)
