@@ -14,9 +14,10 @@ from tests.deploy.conftest import BAKING, ROLE, leftovers, mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
 
-def test_create_get_predict_list_delete(cli_process, aws, models, tmp_path):
-    cli = cli_process  # the entry point as a user runs it, in a process of its own
-    created = cli(
+def test_create_get_predict_list_delete(cli, cli_process, aws, models, tmp_path):
+    # create and predict through the entry point as a user runs it, in a process of its own (each
+    # costs seconds of imports); get, list and delete through the same click command in this process.
+    created = cli_process(
         "create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=2"
     )
     assert "python_function deployment churn is created" in created.stdout
@@ -26,7 +27,9 @@ def test_create_get_predict_list_delete(cli_process, aws, models, tmp_path):
     rows, _ = delivery_frame(n=3, seed=4)
     (tmp_path / "in.json").write_text(rows.to_json(orient="records"))
     predicted = json.loads(
-        cli("predict", "-t", "sagemaker-ops", "--name", "churn", "--input-path", str(tmp_path / "in.json")).stdout
+        cli_process(
+            "predict", "-t", "sagemaker-ops", "--name", "churn", "--input-path", str(tmp_path / "in.json")
+        ).stdout
     )
     assert len(predicted["predictions"]) == 3
     assert "churn" in cli("list", "-t", "sagemaker-ops").stdout
