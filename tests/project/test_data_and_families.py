@@ -159,11 +159,11 @@ def test_a_data_error_ends_with_its_one_line_message_and_no_traceback(module):
     ]
 
 
-@pytest.mark.parametrize("family", ["xgboost", "rf"])
-def test_a_logged_models_requirements_are_mlflows_without_optional_imports(family, tmp_path):
+def test_a_logged_models_requirements_are_mlflows_without_optional_imports(tmp_path):
     """``tracking.requirements`` against MLflow's own inference, which loads the saved model in a
     subprocess and lists what it imported: the same packages at the same versions, less pytest and
-    rich (scikit-learn's test helpers import them when they are installed, and only then)."""
+    rich (scikit-learn's test helpers import them when they are installed, and only then). The xgboost
+    family holds both kinds of class: scikit-learn's preprocessing and xgboost's classifier."""
     import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import infer_pip_requirements
@@ -171,7 +171,7 @@ def test_a_logged_models_requirements_are_mlflows_without_optional_imports(famil
     from projects import tracking
 
     frame = data.load("scenario:truck-delay?weeks=0-1&rows=600")
-    pipeline = families.build(family, "binary", frame.features).fit(frame.features, frame.label)
+    pipeline = families.build("xgboost", "binary", frame.features).fit(frame.features, frame.label)
     ours = tracking.requirements(pipeline)
     path = tmp_path / "model"
     mlflow.sklearn.save_model(
@@ -179,8 +179,7 @@ def test_a_logged_models_requirements_are_mlflows_without_optional_imports(famil
     )
     inferred = set(infer_pip_requirements(str(path), "sklearn"))
     assert set(ours) <= inferred and {r.split("==")[0] for r in inferred - set(ours)} <= {"pytest", "rich"}
-    if family == "xgboost":
-        assert any(r.startswith("xgboost") for r in ours)  # a class in the pickle, not a flavor's own
+    assert any(r.startswith("xgboost") for r in ours)  # a class in the pickle, not a flavor's own
     assert (path / "requirements.txt").read_text().splitlines()[1:] == ours  # after MLflow's own pin
     rows = frame.features.head(3)
     assert mlflow.pyfunc.load_model(str(path)).predict(rows).tolist() == pipeline.predict(rows).tolist()
