@@ -144,6 +144,10 @@ def aws(sandbox, monkeypatch):
     sandbox.reset()
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
+    # The sandbox's endpoints change state in fractions of a second (TIME_SCALE): a deploy polls
+    # every 0.1 s instead of botocore's 15 s, which a test that did not set it waited out (15 s per
+    # create or delete; subprocesses inherit it).
+    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     return Aws(sandbox)
 
 
