@@ -32,8 +32,9 @@ preload(
     "registry_hooks.targets",
 )
 
-# The modules that take longest (sums of `--durations=0` on 2026-12-02, 2 workers), run first:
-# with `--dist loadscope` a module is one unit of work, and xdist hands them out in collection order
+# The modules that take longest run first (sums of `--durations=0` from whole runs on 2026-12-02,
+# 2 workers, taken before that day's speed-ups, which moved them by up to a third; the order is what
+# counts): with `--dist loadscope` a module is one unit of work, and xdist hands them out in collection order
 # (`--no-loadscope-reorder` in setup.cfg), so the longest start first and short ones fill in at the
 # end, instead of a 100 s module starting last while the other worker has nothing left to do.
 LONGEST_FIRST = (
