@@ -344,7 +344,7 @@ def test_each_prediction_says_how_long_the_worker_took_for_it(runtime):
 def test_split_rows_of_numbers_under_a_signature_of_doubles_decode_as_mlflow_does():
     """The one-array path (``codec._numeric_frame``) against MLflow's parse and cast, frame for
     frame, alone and combined; bodies it must not take (a bool, a null, the columns in another
-    order, a string) go MLflow's way and match too."""
+    order, a string, an integer beyond a double's range) go MLflow's way and match too."""
     import pandas as pd
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model, ModelSignature
@@ -366,6 +366,7 @@ def test_split_rows_of_numbers_under_a_signature_of_doubles_decode_as_mlflow_doe
         "a null": {"columns": names, "data": [[None] + floats[0][1:]]},
         "reordered": {"columns": names[::-1], "data": floats},
         "a string": {"columns": names, "data": [["x"] + floats[0][1:]]},
+        "an int beyond a double": {"columns": names, "data": [[10**400] + floats[0][1:]]},  # MLflow's 400
     }
     for label, body in bodies.items():
         text = json.dumps({"dataframe_split": body})
