@@ -67,8 +67,7 @@ PLACES = {"sagemaker": _sagemaker, "sagemaker-mme": _mme, "ecs": _ecs}
 
 
 @pytest.fixture(params=sorted(PLACES))
-def place(request, aws, monkeypatch) -> Place:
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def place(request, aws) -> Place:
     logging.getLogger("mlflow_plugins").setLevel(logging.INFO)
     return PLACES[request.param](aws)
 

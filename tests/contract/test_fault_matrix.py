@@ -259,7 +259,6 @@ def judge_message(
 @pytest.mark.parametrize("operation", OPERATIONS)
 @pytest.mark.parametrize("kind", sorted(PLACES))
 def test_fault_matrix(kind, operation, aws, sandbox, models, monkeypatch, record_property):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
     logging.getLogger("mlflow_plugins").setLevel(logging.WARNING)
     matrix = Matrix(kind, operation, aws, sandbox, models)

@@ -82,10 +82,9 @@ def run_in_subprocess(args: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def cli(aws, sandbox, monkeypatch):
+def cli(aws, sandbox):
     """``mlflow deployments`` in this process (see :func:`run_in_process`); :func:`cli_process`
     runs it as a subprocess, for the few tests that prove the entry points."""
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
 
     def run(*args: str, check: bool = True) -> Ran:
         result = run_in_process(list(args))
@@ -97,8 +96,7 @@ def cli(aws, sandbox, monkeypatch):
 
 
 @pytest.fixture
-def cli_process(aws, sandbox, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def cli_process(aws, sandbox):
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = run_in_subprocess(list(args))

@@ -13,8 +13,7 @@ from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
 
 
 @pytest.fixture
-def clients(aws, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def clients(aws):
     return make_clients(AwsSettings())
 
 

@@ -137,10 +137,7 @@ def config_of(network, **extra) -> dict:
     }
 
 
-def test_a_create_whose_tasks_fail_their_health_check_fails_and_leaves_nothing(
-    aws, sandbox, models, network, monkeypatch
-):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def test_a_create_whose_tasks_fail_their_health_check_fails_and_leaves_nothing(aws, sandbox, models, network):
     sandbox.control.set_ecs_service_health("models", "churn", healthy=False)
     with pytest.raises(MlflowException) as failed:
         get_deploy_client("ecs").create_deployment("churn", models["v1"], config=config_of(network))
@@ -158,8 +155,7 @@ def test_a_bad_config_fails_before_any_aws_call(aws, sandbox, models, network):
     assert len(sandbox.control._call("GET", "calls")["calls"]) == before
 
 
-def test_a_load_balanced_service_registers_its_tasks_and_scales_on_alb_requests(aws, models, network, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def test_a_load_balanced_service_registers_its_tasks_and_scales_on_alb_requests(aws, models, network):
     elbv2, ec2 = aws("elbv2"), aws("ec2")
     other = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"][
         "SubnetId"

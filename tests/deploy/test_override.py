@@ -54,8 +54,7 @@ def test_the_sagemaker_target_name_reaches_the_suite(aws, tmp_path):
     assert "Target: sagemaker-ops" not in off.stdout and "SageMaker" in off.stdout
 
 
-def test_create_with_the_sagemaker_target_uses_the_suite(aws, sklearn_model, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def test_create_with_the_sagemaker_target_uses_the_suite(aws, sklearn_model):
     created = subprocess.run(
         [
             MLFLOW,

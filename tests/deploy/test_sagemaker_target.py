@@ -38,10 +38,9 @@ def test_create_get_predict_list_delete(cli, cli_process, aws, models, tmp_path)
 
 
 @pytest.mark.parametrize("strategy", ["all_at_once", "canary", "linear", "rolling"])
-def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strategy, monkeypatch, caplog):
+def test_every_strategy_completes_and_keeps_the_variant_name(aws, models, strategy, caplog):
     # Through get_deploy_client: the CLI path of update is covered by the shadow, rollback and
     # settings tests, and each CLI start costs seconds of CPU.
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     client = get_deploy_client("sagemaker-ops:/us-east-1")
     config = {"execution_role_arn": EXECUTION_ROLE_ARN, "instance_count": 4}
     client.create_deployment("churn", models["v1"], config=config)
@@ -134,7 +133,7 @@ SERVERLESS = '{"MemorySizeInMB": 2048, "MaxConcurrency": 5}'
         (["--name", "churn", "--no-role"], "execution_role_arn is not set"),
     ],
 )
-def test_bad_input_fails_with_its_message_and_creates_nothing(aws, models, args, words, monkeypatch):
+def test_bad_input_fails_with_its_message_and_creates_nothing(aws, models, args, words):
     """In this process, through MLflow's plugin loading, with the CLI's string values (each
     ``mlflow`` subprocess costs ~4 s of imports; the CLI's own error path is the test below)."""
     role = [] if "--no-role" in args else ["-C", ROLE]
@@ -143,7 +142,6 @@ def test_bad_input_fails_with_its_message_and_creates_nothing(aws, models, args,
     options = [*name, *role, *args]
     config = dict(value.split("=", 1) for flag, value in zip(options[::2], options[1::2]) if flag == "-C")
     deployment = dict(zip(options[::2], options[1::2]))["--name"]
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     with pytest.raises(Exception) as caught:
         get_deploy_client("sagemaker-ops").create_deployment(deployment, models["v1"], config=config)
     assert words in str(caught.value)
@@ -191,8 +189,7 @@ def test_a_throttled_call_is_retried_and_a_failing_one_leaves_nothing(cli, aws, 
     assert leftovers(aws)["endpoints"] == ["ok"] and len(leftovers(aws)["models"]) == 1
 
 
-def test_the_python_client_creates_and_predicts(aws, models, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def test_the_python_client_creates_and_predicts(aws, models):
     client = get_deploy_client("sagemaker-ops:/us-east-1")
     config = {"execution_role_arn": EXECUTION_ROLE_ARN, "synchronous": True}
     before = dict(config)
@@ -211,11 +208,10 @@ def test_the_python_client_creates_and_predicts(aws, models, monkeypatch):
 READS_OF_GET = {"ListTags", "DescribeEndpointConfig", "DescribeModel", "DescribeScalableTargets"}
 
 
-def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(aws, sandbox, models, monkeypatch):
+def test_autoscaling_is_registered_survives_an_update_and_goes_with_delete(aws, sandbox, models):
     """In process (the CLI path of create and update is covered above and by the rollback and
     settings tests). Create's and update's answers are get's answer, built from what they wrote
     and read before writing: no read after the last write but the waiter's own."""
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     client = get_deploy_client("sagemaker:/us-east-1")
     scaling = aws("application-autoscaling")
 
@@ -401,8 +397,7 @@ def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, mode
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
-def test_an_async_endpoint_predicts_through_s3(aws, models, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def test_an_async_endpoint_predicts_through_s3(aws, models):
     aws("s3").create_bucket(Bucket="async-out")
     client = get_deploy_client("sagemaker:/us-east-1")
     client.create_deployment(

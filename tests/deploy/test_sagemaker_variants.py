@@ -19,8 +19,7 @@ CONFIG = {"execution_role_arn": EXECUTION_ROLE_ARN}
 
 
 @pytest.fixture
-def client(aws, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
+def client(aws):
     return get_deploy_client("sagemaker:/us-east-1")
 
 

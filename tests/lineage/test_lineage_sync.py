@@ -72,13 +72,10 @@ def _ascendants(sm, start: str) -> set[str]:
     return {v["Type"] for v in found["Vertices"] if "Type" in v}, found
 
 
-def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(
-    lineage_models, aws, tracking, monkeypatch
-):
+def test_the_chain_from_an_endpoint_back_to_datasets_and_parent_is_written_once(lineage_models, aws, tracking):
     name, v1, v2, sm = lineage_models
     from mlflow.deployments import get_deploy_client
 
-    monkeypatch.setenv("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "0.1")
     deployed = get_deploy_client("sagemaker").create_deployment(
         "churn-ep", f"models:/{name}/{v2}", config={"execution_role_arn": EXECUTION_ROLE_ARN}
     )
