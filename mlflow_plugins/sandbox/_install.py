@@ -9,7 +9,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from mlflow_plugins.sandbox import _autoscaling, _ecs
-from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api, _runtime_api
+from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api, _runtime_api, _transform_api
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 
 _installed = False
@@ -19,7 +19,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    for handler in _hosting_api.HANDLERS + _lineage_api.HANDLERS:
+    for handler in _hosting_api.HANDLERS + _lineage_api.HANDLERS + _transform_api.HANDLERS:
         setattr(SageMakerResponse, handler.__name__, handler)
     _tag_lineage_entities()
     _add_tags_overwrites()

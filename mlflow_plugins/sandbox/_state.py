@@ -67,6 +67,7 @@ class SandboxState:
             self.faults.clear()
             self.calls.clear()
             self.shadow.clear()
+        _stop_transform_jobs()
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -77,6 +78,7 @@ class SandboxState:
             self.tasks.stop_all()
         if self.shadow is not None:
             self.shadow.stop()
+        _stop_transform_jobs()
 
     def task_env(self, region: str) -> dict[str, str]:
         """What an ECS task's container gets to reach AWS: the sandbox, with its credentials
@@ -88,6 +90,12 @@ class SandboxState:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
+
+
+def _stop_transform_jobs() -> None:
+    from mlflow_plugins.sandbox.sagemaker._transform_api import stop_all
+
+    stop_all()
 
 
 _current: SandboxState | None = None
