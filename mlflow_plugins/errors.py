@@ -19,6 +19,7 @@ __all__ = [
     "ResourceConflict",
     "AwsCallFailed",
     "AwsThrottled",
+    "JobFailed",
     "ServingError",
     "BadRequest",
     "ModelNotFound",
@@ -114,6 +115,13 @@ _THROTTLING_CODES = frozenset(
         "SlowDown",
     }
 )
+
+
+class JobFailed(OpsError):
+    """An AWS job (a batch transform) ended without finishing its work."""
+
+    fmt = "{kind} {name!r} ended {status}: {reason}{logs} {fix}"
+    mlflow_code = "INTERNAL_ERROR"
 
 
 class ServingError(OpsError):

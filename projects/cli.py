@@ -9,9 +9,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from mlflow_plugins.errors import OpsError
 from projects import baseline, data, drift, families, tracking
 
 USER_ERRORS = (
+    OpsError,  # batch_score: a bad config, a missing model, a failed job (the message says why)
     data.DataError,
     families.IncrementalError,
     tracking.NoSuchVersion,

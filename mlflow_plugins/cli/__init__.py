@@ -14,6 +14,7 @@ import click
 from mlflow_plugins import __version__
 
 COMMANDS = {  # name -> (module, attribute)
+    "batch-transform": ("mlflow_plugins.cli.batch", "batch_transform"),
     "build-image": ("mlflow_plugins.cli.build_image", "build_image"),
     "demo": ("mlflow_plugins.cli.demo", "demo"),
     "hooks": ("mlflow_plugins.cli.hooks", "hooks"),

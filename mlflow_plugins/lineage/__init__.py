@@ -61,3 +61,25 @@ def after_target_deploy(clients: Any, deployed: dict[str, Any], target: str) -> 
     if reason is None:
         return None
     return f"not written ({reason}); run `mlflow-sagemaker-ops lineage sync --model {model} --version {version}`"
+
+
+def after_transform(
+    sagemaker: Any, registered_model: str | None, version: str | None, job_arn: str, input_uri: str, output_uri: str
+) -> str | None:
+    """Mirror a batch transform job of a registered model version; a failure is returned (and
+    logged), never raised, as in :func:`after_deploy`."""
+    if not (registered_model and version):
+        return None
+    from mlflow_plugins.lineage.sync import LineageSync
+
+    try:
+        sync = LineageSync(sagemaker)
+        try:
+            sync.record_transform(registered_model, version, job_arn, input_uri, output_uri)
+        finally:
+            sync.writer.close()
+    except Exception as error:  # noqa: BLE001 - reported; the job's outputs are there either way
+        reason = f"{type(error).__name__}: {error}"
+        log.warning("lineage of transform job %s was not written (%s)", job_arn, reason)
+        return reason
+    return None

@@ -8,13 +8,15 @@
 | dataset input of a run | Artifact | ``DataSet`` (source: the dataset's source, keyed by its digest) |
 | model version | Artifact | ``Model`` (source: ``models:/name/version``) |
 | deployment | Action | ``ModelDeployment`` (source: the endpoint or service ARN; its S3 archive as a property) |
+| batch transform job | Action | ``BatchTransform`` (source: the job ARN), between a ``DataSet`` for its input and one for its output |
 
 Associations, as SageMaker's own lineage uses them (source → destination): a DataSet
 ``ContributedTo`` the run; the run ``Produced`` the Model; the run is ``AssociatedWith`` its
 experiment and the Model with its registered model; a parent Model is ``DerivedFrom``-linked to
 the retrained one (AWS: "the destination is a modification of the source"); the Model ``ContributedTo`` a
 deployment, which is ``AssociatedWith`` the endpoint's own
-Context (the one SageMaker creates for every endpoint).
+Context (the one SageMaker creates for every endpoint). For a batch transform job, the Model and
+the input DataSet are ``ContributedTo`` the job's Action, which ``Produced`` the output DataSet.
 
 Each entity's name comes from its identity (tracking server and MLflow id), so a sync finds what an
 earlier one wrote by name: no state is kept anywhere else.
@@ -195,4 +197,37 @@ def deployment(resource_arn: str, version_entity: Entity, target: str, archive: 
         },
         status="Completed",
         source_id=name,
+    )
+
+
+def transform(job_arn: str, version_entity: Entity, input_uri: str, output_uri: str) -> Entity:
+    name = job_arn.split("/")[-1]
+    return Entity(
+        "Action",
+        "BatchTransform",
+        f"transform-{name}",
+        f"transform|{job_arn}",
+        job_arn,
+        {
+            "mlflow.kind": "batch_transform",
+            "model": version_entity.uri,
+            "input": secrets.strip_uri(input_uri),
+            "output": secrets.strip_uri(output_uri),
+        },
+        status="Completed",
+        source_id=name,
+    )
+
+
+def s3_data(uri: str, role: str) -> Entity:
+    """A batch job's input or output location as a DataSet Artifact, keyed by its URI."""
+    clean = secrets.strip_uri(uri)
+    return Entity(
+        "Artifact",
+        "DataSet",
+        f"{role}-{clean.rstrip('/').split('/')[-1] or 'data'}",
+        f"s3-data|{clean}",
+        clean,
+        {"mlflow.kind": f"batch_{role}"},
+        source_id=f"s3:{clean}",
     )

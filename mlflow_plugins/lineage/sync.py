@@ -108,6 +108,17 @@ class LineageSync:
             self._associate(action_arn, context_arn, "AssociatedWith")
         return action_arn
 
+    def record_transform(self, name: str, version: str, job_arn: str, input_uri: str, output_uri: str) -> str:
+        """A batch transform job's Action: the model version and the input ContributedTo it; it
+        Produced the output."""
+        model_arn = self.sync_version(name, version)
+        model = entities.model_version(self.tracking, self.client.get_model_version(name, version))
+        action_arn = self._ensure(entities.transform(job_arn, model, input_uri, output_uri))
+        self._associate(model_arn, action_arn, "ContributedTo")
+        self._associate(self._ensure(entities.s3_data(input_uri, "input")), action_arn, "ContributedTo")
+        self._associate(action_arn, self._ensure(entities.s3_data(output_uri, "output")), "Produced")
+        return action_arn
+
     def _resource_context(self, resource_arn: str) -> str | None:
         if resource_arn not in self._contexts:
             self._contexts[resource_arn] = self._find_context(resource_arn)

@@ -83,7 +83,13 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def upload_model(s3: Any, bucket: str, name: str, model_dir: str, kms_key_id: str | None) -> UploadedModel:
-    data = model_archive(model_dir)
+    return upload_archive(s3, bucket, name, model_archive(model_dir), model_dir, kms_key_id)
+
+
+def upload_archive(
+    s3: Any, bucket: str, name: str, data: bytes, model_dir: str, kms_key_id: str | None
+) -> UploadedModel:
+    """``data`` (a model archive) at its content address under ``name``; no upload when it is there."""
     address = digest(data)
     key = f"{PREFIX}/{name}/{address[:24]}/model.tar.gz"
     try:

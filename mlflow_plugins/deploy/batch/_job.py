@@ -1,0 +1,398 @@
+"""A batch transform job of an MLflow model: find or make its SageMaker model, start the job,
+wait for it, and report what it did.
+
+* **The model.** The archive is content-addressed, so a model is found by its digest: first the
+  SageMaker model a previous job made (named ``mlflow-sagemaker-ops-<digest>``: one
+  DescribeModel), then the model of a deployment of the same bytes (the suite tags every model
+  with its digest: ListModels and a ListTags a suite model, newest first). Only when neither
+  exists is the archive uploaded (nothing when the same bytes are in S3 already) and a model
+  made. Either way the model must run the configured image.
+* **The job.** CreateTransformJob with every setting of the config; a name that exists fails
+  before any write. A failed start deletes the model and archive this job made.
+* **Waiting.** botocore's ``transform_job_completed_or_stopped`` waiter, its polls every
+  ``MLFLOW_SAGEMAKER_OPS_WAIT_DELAY`` seconds; each status change is logged. DescribeTransformJob
+  reports no record counts, so progress is the status and the elapsed time.
+* **A failure** ends with the job's FailureReason and its last CloudWatch log lines
+  (``/aws/sagemaker/TransformJobs``).
+* ``archive=false`` deletes the model and archive the job made once it ends (never a deployment's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from mlflow_plugins import secrets
+from mlflow_plugins.deploy.batch.config import BatchConfig, parse
+from mlflow_plugins.deploy.batch.pricing import hourly_price
+from mlflow_plugins.deploy.common import archives, images, s3uri
+from mlflow_plugins.deploy.common import labels as suite_labels
+from mlflow_plugins.deploy.common.origin import ModelOrigin, model_origin
+from mlflow_plugins.deploy.common.progress import wait_delay
+from mlflow_plugins.errors import AwsCallFailed, JobFailed, MissingSetting, ResourceConflict, as_domain_error
+from mlflow_plugins.packaging import digest, model_archive
+
+log = logging.getLogger("mlflow_plugins.deploy.batch")
+LOG_GROUP = "/aws/sagemaker/TransformJobs"
+MODEL_PREFIX = "mlflow-sagemaker-ops-"
+LOG_LINES = 10
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """What a job did. ``instance_hours`` and ``estimated_cost_usd`` are None until it ends
+    (and the cost when the instance type has no price in :mod:`.pricing`)."""
+
+    job_name: str
+    job_arn: str
+    status: str
+    model_name: str
+    model_reused: bool
+    bytes_uploaded: int
+    input_uri: str
+    output_uri: str
+    instance_type: str
+    instance_count: int
+    registered_model: str | None = None
+    version: str | None = None
+    duration_seconds: float | None = None
+    instance_hours: float | None = None
+    estimated_cost_usd: float | None = None
+    outputs: tuple[str, ...] = ()
+    failure_reason: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Model:
+    name: str
+    reused: bool
+    bytes_uploaded: int
+    made: tuple[tuple[str, str], ...] = ()  # (kind, resource) this job made: model, archive
+
+
+class BatchTransform:
+    def __init__(self, clients: Any, say: Say | None = None) -> None:
+        self.clients = clients
+        self.sagemaker = clients("sagemaker")
+        self.say = say or (lambda message: log.info("%s", message))
+
+    def run(self, model_uri: str, config: dict[str, Any] | BatchConfig | None) -> TransformResult:
+        cfg = parse(config)
+        local = archives.local_pyfunc_model(model_uri)  # before any AWS call: a missing model costs nothing
+        data = model_archive(local)
+        address = digest(data)
+        origin = model_origin(model_uri, local)
+        name = cfg.job_name or default_job_name(origin, datetime.now(timezone.utc))
+        self._refuse_existing(name)
+        image = images.image_uri(self.clients, cfg.image_url)
+        model = self._model(model_uri, local, data, address, image, origin, cfg)
+        labels = suite_labels.with_user_tags(suite_labels.suite_tags(model_uri, address, origin), cfg.tags)
+        try:
+            arn = self.sagemaker.create_transform_job(**request(name, model.name, cfg, labels))["TransformJobArn"]
+        except Exception as error:
+            left = self._remove(model.made)
+            raise as_domain_error(
+                error,
+                f"{'Nothing was left behind' if not left else 'Left behind: ' + ', '.join(left)}; fix the cause and run it again.",
+            ) from None
+        self.say(
+            f"Started transform job {name} on {cfg.instance_count} x {cfg.instance_type} with model {model.name} "
+            f"({'reused' if model.reused else 'made'}; uploaded {model.bytes_uploaded} bytes)"
+        )
+        result = TransformResult(
+            job_name=name,
+            job_arn=arn,
+            status="InProgress",
+            model_name=model.name,
+            model_reused=model.reused,
+            bytes_uploaded=model.bytes_uploaded,
+            input_uri=cfg.s3_input_uri,
+            output_uri=cfg.s3_output_path,
+            instance_type=cfg.instance_type,
+            instance_count=cfg.instance_count,
+            registered_model=origin.registered_model,
+            version=origin.version,
+            tags=labels,
+        )
+        if not cfg.synchronous:
+            return result
+        try:
+            described = self.wait(name, cfg)
+        finally:
+            if not cfg.archive:
+                self._remove(model.made)
+        return self.finished(result, described)
+
+    # ---- the model -----------------------------------------------------------------------
+    def _model(
+        self,
+        model_uri: str,
+        local: str,
+        data: bytes,
+        address: str,
+        image: str,
+        origin: ModelOrigin,
+        cfg: BatchConfig,
+    ) -> _Model:
+        own = f"{MODEL_PREFIX}{address[:40]}"
+        found = self._describe_model(own)
+        if found is not None and _image(found) == image:
+            # the archive it names is this job's content address: put back if someone deleted it
+            bucket = s3uri.split(found["PrimaryContainer"]["ModelDataUrl"])[0]
+            again = archives.upload_archive(self.clients("s3"), bucket, "batch", data, local, None)
+            return _Model(own, True, again.bytes_uploaded)
+        deployed = self._deployed_model(address, image)
+        if deployed is not None:
+            return _Model(deployed, True, 0)
+        if not cfg.execution_role_arn:
+            raise MissingSetting(
+                name="execution_role_arn",
+                allowed="an IAM role ARN that SageMaker can assume",
+                fix="No SageMaker model of these model bytes exists yet, so one is made: pass "
+                "--execution-role-arn arn:aws:iam::<account>:role/<role>.",
+            )
+        s3 = self.clients("s3")
+        bucket = cfg.bucket or archives.default_bucket(self.clients)
+        archives.ensure_bucket(s3, bucket, self.clients.region)
+        uploaded = archives.upload_archive(s3, bucket, "batch", data, local, None)
+        made: list[tuple[str, str]] = [("archive", uploaded.s3_uri)] if uploaded.bytes_uploaded else []
+        if found is not None:  # a model of these bytes on another image: this job's own name is taken
+            own = f"{MODEL_PREFIX}{address[:24]}-{digest(image.encode())[:8]}"
+        args: dict[str, Any] = {
+            "ModelName": own,
+            "ExecutionRoleArn": cfg.execution_role_arn,
+            "PrimaryContainer": {"Image": image, "ModelDataUrl": uploaded.s3_uri},
+            "Tags": [
+                {"Key": k, "Value": v}
+                for k, v in suite_labels.with_user_tags(
+                    suite_labels.suite_tags(model_uri, address, origin), cfg.tags
+                ).items()
+            ],
+        }
+        if cfg.vpc_config:
+            args["VpcConfig"] = cfg.vpc_config
+        try:
+            self.sagemaker.create_model(**args)
+        except Exception as error:
+            self._remove(tuple(made))
+            raise as_domain_error(error, "Nothing was left behind; fix the cause and run it again.") from None
+        made.append(("model", own))
+        return _Model(own, False, uploaded.bytes_uploaded, tuple(made))
+
+    def _describe_model(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.sagemaker.describe_model(ModelName=name)
+        except self.sagemaker.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException":  # AWS: "Could not find model"
+                return None
+            raise
+
+    def _deployed_model(self, address: str, image: str) -> str | None:
+        """The newest suite-made model of these bytes on ``image`` (a deployment's), or None."""
+        pages = self.sagemaker.get_paginator("list_models").paginate(SortBy="CreationTime", SortOrder="Descending")
+        for page in pages:
+            for summary in page["Models"]:
+                tags = suite_labels.as_dict(self.sagemaker.list_tags(ResourceArn=summary["ModelArn"])["Tags"])
+                if tags.get(suite_labels.MANAGED) != "true" or tags.get(suite_labels.MODEL_DIGEST) != address[:64]:
+                    continue
+                found = self._describe_model(summary["ModelName"])
+                if found is not None and _image(found) == image and _archive_exists(self.clients("s3"), found):
+                    return summary["ModelName"]
+        return None
+
+    def _remove(self, made: tuple[tuple[str, str], ...]) -> list[str]:
+        """Delete what this job made, newest first; what could not be deleted."""
+        left = []
+        for kind, resource in reversed(made):
+            try:
+                if kind == "model":
+                    self.sagemaker.delete_model(ModelName=resource)
+                else:
+                    s3uri.delete_object(self.clients("s3"), resource)
+            except Exception as error:  # noqa: BLE001 - reported with the resource left behind
+                left.append(f"{kind} {resource} ({type(error).__name__})")
+        return left
+
+    # ---- the job -------------------------------------------------------------------------
+    def _refuse_existing(self, name: str) -> None:
+        try:
+            self.sagemaker.describe_transform_job(TransformJobName=name)
+        except self.sagemaker.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException":
+                return
+            raise
+        raise ResourceConflict(
+            kind="SageMaker transform job",
+            name=name,
+            fix="Job names are unique in an account and region for good: pass another --job-name, or none for a "
+            "generated one.",
+        )
+
+    def wait(self, name: str, cfg: BatchConfig) -> dict[str, Any]:
+        delay = wait_delay()
+        progress = JobProgress(self.say, name)
+        events = self.sagemaker.meta.events
+        events.register("after-call.sagemaker.DescribeTransformJob", progress)
+        try:
+            self.sagemaker.get_waiter("transform_job_completed_or_stopped").wait(
+                TransformJobName=name,
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(cfg.timeout_seconds / delay), 1)},
+            )
+        except Exception as error:  # WaiterError: Failed, or the timeout
+            described = progress.seen or self.sagemaker.describe_transform_job(TransformJobName=name)
+            if described.get("TransformJobStatus") == "Failed":
+                raise JobFailed(
+                    kind="SageMaker transform job",
+                    name=name,
+                    status="Failed",
+                    reason=described.get("FailureReason", "no reason given"),
+                    logs=self._log_lines(name),
+                    fix="Fix the input or the model, and run a job of another name.",
+                ) from None
+            raise AwsCallFailed(
+                operation="waiting for transform_job_completed_or_stopped",
+                code=type(error).__name__,
+                detail=str(error),
+                fix=f"The job goes on: `aws sagemaker describe-transform-job --transform-job-name {name}`, or stop it "
+                f"with `aws sagemaker stop-transform-job --transform-job-name {name}`.",
+            ) from None
+        finally:
+            events.unregister("after-call.sagemaker.DescribeTransformJob", progress)
+        return progress.seen or self.sagemaker.describe_transform_job(TransformJobName=name)
+
+    def _log_lines(self, name: str) -> str:
+        """The job's last CloudWatch log lines, for the failure message."""
+        try:
+            events = self.clients("logs").filter_log_events(logGroupName=LOG_GROUP, logStreamNamePrefix=name)["events"]
+        except Exception as error:  # noqa: BLE001 - the reason is still reported
+            return f" (its logs in {LOG_GROUP} could not be read: {type(error).__name__})"
+        lines = [secrets.redact(e["message"]) for e in events[-LOG_LINES:]]
+        return "".join(f"\n  log: {line}" for line in lines) + ("\n" if lines else "")
+
+    def finished(self, result: TransformResult, described: dict[str, Any]) -> TransformResult:
+        started, ended = described.get("TransformStartTime"), described.get("TransformEndTime")
+        seconds = (ended - started).total_seconds() if started and ended else None
+        hours = seconds * result.instance_count / 3600 if seconds is not None else None
+        price = hourly_price(result.instance_type)
+        outputs = self.outputs(result.output_uri)
+        self.say(f"Transform job {result.job_name} {described['TransformJobStatus']}: {len(outputs)} output object(s)")
+        return TransformResult(
+            **{
+                **result.__dict__,
+                "status": described["TransformJobStatus"],
+                "duration_seconds": seconds,
+                "instance_hours": hours,
+                "estimated_cost_usd": hours * price if hours is not None and price is not None else None,
+                "outputs": tuple(outputs),
+                "failure_reason": described.get("FailureReason") or None,
+            }
+        )
+
+    def outputs(self, output_uri: str) -> list[str]:
+        bucket, prefix = s3uri.split(output_uri)
+        pages = self.clients("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [
+            f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".out")
+        ]
+
+
+class JobProgress:
+    """Logs each status change of job ``name`` seen by the waiter's DescribeTransformJob calls
+    (on this thread only: the client may be shared)."""
+
+    def __init__(self, say: Say, name: str) -> None:
+        self.say, self.name = say, name
+        self.started = datetime.now(timezone.utc)
+        self.thread = threading.get_ident()
+        self.last: str | None = None
+        self.seen: dict[str, Any] | None = None
+
+    def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
+        if threading.get_ident() != self.thread or parsed.get("TransformJobName") != self.name:
+            return
+        self.seen = parsed
+        status = parsed.get("TransformJobStatus")
+        if status != self.last:
+            elapsed = (datetime.now(timezone.utc) - self.started).total_seconds()
+            self.say(f"  [{elapsed:6.1f}s] {self.name} {status}")
+            self.last = status
+
+
+def request(name: str, model: str, cfg: BatchConfig, labels: dict[str, str]) -> dict[str, Any]:
+    """CreateTransformJob's parameters for ``cfg``."""
+    args: dict[str, Any] = {
+        "TransformJobName": name,
+        "ModelName": model,
+        "BatchStrategy": cfg.batch_strategy,
+        "MaxPayloadInMB": cfg.max_payload_mb,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": cfg.s3_input_data_type, "S3Uri": cfg.s3_input_uri}},
+            "ContentType": cfg.content_type,
+            "CompressionType": cfg.compression_type,
+            "SplitType": cfg.split_type,
+        },
+        "TransformOutput": {
+            "S3OutputPath": cfg.s3_output_path,
+            "Accept": cfg.accept,
+            "AssembleWith": cfg.assemble_with,
+        },
+        "TransformResources": {"InstanceType": cfg.instance_type, "InstanceCount": cfg.instance_count},
+        "DataProcessing": {
+            "InputFilter": cfg.input_filter,
+            "OutputFilter": cfg.output_filter,
+            "JoinSource": cfg.join_resource,
+        },
+        "Tags": [{"Key": k, "Value": v} for k, v in labels.items()],
+    }
+    if cfg.max_concurrent_transforms is not None:
+        args["MaxConcurrentTransforms"] = cfg.max_concurrent_transforms
+    client = {
+        "InvocationsTimeoutInSeconds": cfg.invocations_timeout_seconds,
+        "InvocationsMaxRetries": cfg.invocations_max_retries,
+    }
+    if any(v is not None for v in client.values()):
+        args["ModelClientConfig"] = {k: v for k, v in client.items() if v is not None}
+    if cfg.env:
+        args["Environment"] = {str(k): str(v) for k, v in cfg.env.items()}
+    if cfg.volume_kms_key_id:
+        args["TransformResources"]["VolumeKmsKeyId"] = cfg.volume_kms_key_id
+    if cfg.output_kms_key_id:
+        args["TransformOutput"]["KmsKeyId"] = cfg.output_kms_key_id
+    if cfg.data_capture_config:
+        args["DataCaptureConfig"] = cfg.data_capture_config
+    if cfg.experiment_config:
+        args["ExperimentConfig"] = cfg.experiment_config
+    return args
+
+
+def default_job_name(origin: ModelOrigin, now: datetime) -> str:
+    """``<registered model>-<version>-<UTC time to the millisecond>`` (or ``model-...``), within
+    the job-name rule."""
+    import re
+
+    stem = f"{origin.registered_model}-v{origin.version}" if origin.registered_model else "model"
+    stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:40] or "model"
+    return f"{stem}-{now.strftime('%Y%m%d-%H%M%S')}-{now.microsecond // 1000:03d}"
+
+
+def _image(model: dict[str, Any]) -> str | None:
+    return (model.get("PrimaryContainer") or {}).get("Image")
+
+
+def _archive_exists(s3: Any, model: dict[str, Any]) -> bool:
+    url = (model.get("PrimaryContainer") or {}).get("ModelDataUrl")
+    if not url:
+        return False
+    bucket, key = s3uri.split(url)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        return False
+    return True
