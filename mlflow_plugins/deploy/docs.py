@@ -7,11 +7,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mlflow_plugins.deploy.batch.config import KEYS as BATCH_KEYS
 from mlflow_plugins.deploy.common.keys import markdown_table
 from mlflow_plugins.deploy.ecs.config import KEYS as ECS_KEYS
 from mlflow_plugins.deploy.sagemaker.config import KEYS as SAGEMAKER_KEYS
 
-TABLES = {"config-keys": SAGEMAKER_KEYS, "ecs-keys": ECS_KEYS}
+TABLES = {"config-keys": SAGEMAKER_KEYS, "ecs-keys": ECS_KEYS, "batch-keys": BATCH_KEYS}
 
 
 def tables() -> dict[str, str]:

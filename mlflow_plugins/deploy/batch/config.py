@@ -34,7 +34,7 @@ KEYS: tuple[Key, ...] = (
         "job_name",
         "str",
         None,
-        "transform job name, unique in the account and region; default <registered model or model>-<UTC time>",
+        "transform job name, unique in the account and region; default: the registered model and version (or model), then the UTC time",
         "churn-scores-2026-12-01",
         pattern=JOB_NAME,
         builtin=True,
@@ -368,6 +368,14 @@ def check_combinations(values: dict[str, Any]) -> None:
             "filters and joins work record by record, and records are lines",
             "split_type=Line with input_filter, output_filter or join_resource",
             "Pass -C split_type=Line, or drop the filters and the join.",
+        )
+    if values["batch_strategy"] == "MultiRecord" and values["content_type"].split(";")[0].strip() == "application/json":
+        forbid(
+            "batch_strategy",
+            "MultiRecord",
+            "several JSON documents in one request, one a line, are JSON Lines, not one application/json body",
+            "content_type=application/jsonlines with MultiRecord, or batch_strategy=SingleRecord",
+            "Pass -C content_type=application/jsonlines (records one a line), or -C batch_strategy=SingleRecord.",
         )
     concurrency = values["max_concurrent_transforms"] or 1
     if values["max_payload_mb"] * concurrency > MAX_PAYLOAD_MB:
