@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
+    from mlflow_plugins import secrets
     from mlflow_plugins.aws import AwsSettings, make_clients
     from mlflow_plugins.deploy.batch import BatchTransform, parse
     from mlflow_plugins.errors import OpsError
@@ -62,7 +63,14 @@ def run(args: argparse.Namespace) -> Any:
     cfg = parse({**extra, "s3_input_uri": args.input, "s3_output_path": args.output})  # before the run: nothing logged
     clients = make_clients(AwsSettings(region=cfg.region_name, assume_role_arn=cfg.assume_role_arn))
     with mlflow.start_run(run_name="batch-score") as active:
-        mlflow.log_params({"model": args.model, "input": args.input, "output": args.output, **extra})
+        env = extra.get("env")
+        flat = {k: v for k, v in extra.items() if not (k == "env" and isinstance(env, dict))}
+        if isinstance(env, dict):  # each variable a param of its own, judged by its name
+            flat.update({f"env.{name}": value for name, value in env.items()})
+        params, withheld = secrets.public(
+            {"model": secrets.strip_uri(args.model), "input": args.input, "output": args.output, **flat}
+        )
+        mlflow.log_params({**params, **({"withheld": withheld} if withheld else {})})
         source = resolve_dataset_source(args.input)
         mlflow.log_input(
             MetaDataset(source, name=args.input.rstrip("/").split("/")[-1] or "input"), context="batch_input"
@@ -72,10 +80,11 @@ def run(args: argparse.Namespace) -> Any:
         except OpsError as error:
             mlflow.set_tag("batch.failure", str(error)[:5000])
             raise
-        rows = _rows(clients("s3"), result.outputs) if cfg.assemble_with == "Line" else None
+        done = result.status == "Completed"  # asynchronous (synchronous=false): the job goes on; nothing to count
+        rows = _rows(clients("s3"), result.outputs) if done and cfg.assemble_with == "Line" else None
         metrics = {
             "rows": rows,
-            "output_objects": len(result.outputs),
+            "output_objects": len(result.outputs) if done else None,
             "duration_seconds": result.duration_seconds,
             "instance_hours": result.instance_hours,
             "estimated_cost_usd": result.estimated_cost_usd,
@@ -83,8 +92,12 @@ def run(args: argparse.Namespace) -> Any:
             "model_reused": int(result.model_reused),
         }
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
-        lineage = after_transform(
-            clients("sagemaker"), result.registered_model, result.version, result.job_arn, args.input, args.output
+        lineage = (
+            after_transform(
+                clients("sagemaker"), result.registered_model, result.version, result.job_arn, args.input, args.output
+            )
+            if done
+            else f"not written: the job is {result.status}"
         )
         mlflow.set_tags(
             {

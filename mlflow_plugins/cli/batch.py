@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -52,6 +53,8 @@ def _options(command: Any) -> Any:
         long = "--" + OPTION_NAMES.get(key.name, key.name.replace("_", "-"))
         names = [long, SHORT[key.name]] if key.name in SHORT else [long]
         text = f"{key.help} (default {key.default!r})."
+        if key.name == "vpc_config":
+            text = f"{key.help}: JSON, or a JSON file's path as MLflow's -v takes (default None)."
         if key.kind == "bool":
             negative = "--no-" + long[2:]
             command = click.option(f"{long}/{negative}", key.name, default=None, help=text)(command)
@@ -79,6 +82,10 @@ def batch_transform(model_uri: str, extra: tuple[str, ...], asynchronous: bool |
         config[key.strip()] = value
     if asynchronous:
         config["synchronous"] = False
+    vpc = config.get("vpc_config")
+    if vpc and not str(vpc).lstrip().startswith("{") and os.path.isfile(vpc):  # MLflow's -v: a JSON file
+        with open(vpc) as handle:
+            config["vpc_config"] = handle.read()
     _log_to_stderr()
     try:
         cfg = parse(config)

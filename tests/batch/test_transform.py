@@ -74,8 +74,12 @@ def answers_of(body: bytes, accept: str) -> list:
     if accept == "text/csv":
         return [int(line) for line in body.decode().splitlines()]
     found: list = []
-    for line in body.decode().splitlines():
-        value = json.loads(line)
+    text, position, decoder = body.decode(), 0, json.JSONDecoder()
+    while position < len(text):  # JSON values one a line, or concatenated (AssembleWith None)
+        if text[position].isspace():
+            position += 1
+            continue
+        value, position = decoder.raw_decode(text, position)
         found.extend(value["predictions"] if isinstance(value, dict) else [value])
     return found
 
@@ -120,6 +124,15 @@ CASES = {
         jsonl,
         {},
     ),
+    "jsonlines-line-single-concatenated": (
+        "application/jsonlines",
+        "Line",
+        "SingleRecord",
+        "application/json",
+        "None",
+        jsonl,
+        {},
+    ),
     "json-line-single": (
         "application/json",
         "Line",
@@ -155,11 +168,11 @@ def test_each_format_split_and_strategy_answers_the_models_own_predictions_in_or
     expected = [mlflow_predictions(models["v1"], part) for part in parts]
     for case, job in started.items():
         aws.wait("transform_job_completed_or_stopped", TransformJobName=job.job_name)
-        _, _, _, accept, assemble, _, _ = CASES[case]
+        _, split, _, accept, assemble, _, _ = CASES[case]
         for number, answers in enumerate(expected):
             body = read(aws, f"s3://{BUCKET}/{case}/out/part-{number}.out")
-            if assemble == "None":
-                assert body.count(b"\n") <= 1 or accept != "application/json", case  # one answer, not one a line
+            if assemble == "None" and accept == "application/json":  # the answers as sent, no separator added
+                assert b"\n" not in body and body.count(b'{"predictions"') == (len(answers) if split == "Line" else 1)
             assert answers_of(body, accept) == answers, case
 
 
@@ -186,8 +199,15 @@ def test_two_instances_share_the_objects_and_a_manifest_and_gzip_are_read(aws, c
     logs = aws("logs").describe_log_streams(
         logGroupName="/aws/sagemaker/TransformJobs", logStreamNamePrefix=result.job_name
     )
-    instances = {s["logStreamName"].split("/")[1] for s in logs["logStreams"]}
-    assert len(instances) == 2  # each instance logged: both took a share of the objects
+    shares = []
+    for stream in logs["logStreams"]:
+        if stream["logStreamName"].endswith("/data-log"):
+            events = aws("logs").get_log_events(
+                logGroupName="/aws/sagemaker/TransformJobs", logStreamName=stream["logStreamName"]
+            )["events"]
+            shares.append({e["message"].split(":")[1].rsplit("/", 1)[-1] for e in events})
+    assert len(shares) == 2 and not shares[0] & shares[1]  # each instance had objects of its own
+    assert shares[0] | shares[1] == {f"p{n}.csv.gz" for n in range(4)}
 
 
 # ---- filters and join ------------------------------------------------------------------------
@@ -224,8 +244,9 @@ def test_json_records_are_filtered_joined_under_sagemaker_output_and_filtered_ag
 
 # ---- failures --------------------------------------------------------------------------------
 def test_a_failing_record_fails_the_job_with_its_reason_and_log_lines(aws, clients, models):
-    good = csv_lines(rows(5, seed=40))
-    put(aws, "bad/in/orders.csv", good + b"far,away,snow\n")
+    good = rows(5, seed=40)
+    put(aws, "bad/in/orders.csv", csv_lines(good) + b"far,away,snow\n")
+    put(aws, "bad/in/other.csv", csv_lines(good))  # after the failing object: still processed, as on AWS
     with pytest.raises(JobFailed) as caught:
         run(clients, models["v1"], "bad", batch_strategy="SingleRecord")
     message = str(caught.value)
@@ -233,6 +254,21 @@ def test_a_failing_record_fails_the_job_with_its_reason_and_log_lines(aws, clien
     assert f"log: s3://{BUCKET}/bad/in/orders.csv: ClientError" in message  # the data log names the object
     job = aws("sagemaker").describe_transform_job(TransformJobName=message.split("'")[1])
     assert job["TransformJobStatus"] == "Failed" and "400" in job["FailureReason"]
+    listed = aws("s3").list_objects_v2(Bucket=BUCKET, Prefix="bad/out/")["Contents"]
+    assert [o["Key"] for o in listed] == ["bad/out/other.csv.out"]  # the failed object has no output
+    assert answers_of(read(aws, f"s3://{BUCKET}/bad/out/other.csv.out"), "text/csv") == mlflow_predictions(
+        models["v1"], good
+    )
+
+
+def test_a_failed_start_leaves_no_model_and_no_archive(aws, clients, models, sandbox):
+    put(aws, "nostart/in/a.csv", csv_lines(rows(3, seed=41)))
+    sandbox.control.add_fault("CreateTransformJob", kind="error", code="ResourceLimitExceeded")
+    with pytest.raises(OpsError, match="ResourceLimitExceeded.*Nothing was left behind"):
+        run(clients, models["v1"], "nostart")
+    assert aws("sagemaker").list_models()["Models"] == []
+    archives = aws("s3").list_objects_v2(Bucket="mlflow-sagemaker-ops-123456789012-us-east-1").get("Contents", [])
+    assert archives == []
 
 
 def test_a_record_over_the_payload_limit_fails_the_job(aws, clients, models):
@@ -282,6 +318,8 @@ def test_archive_false_deletes_what_the_job_made_and_a_used_name_is_refused(aws,
     result = run(clients, models["v1"], "once", job_name=name, archive=False)
     assert result.status == "Completed" and not result.model_reused
     assert aws("sagemaker").list_models()["Models"] == []
+    archives = aws("s3").list_objects_v2(Bucket="mlflow-sagemaker-ops-123456789012-us-east-1").get("Contents", [])
+    assert archives == []  # the job's own archive went with its model
     before = sandbox_calls(aws.sandbox)
     with pytest.raises(OpsError, match=f"transform job '{name}' already exists.*another --job-name"):
         run(clients, models["v1"], "once", job_name=name)
@@ -292,7 +330,10 @@ def test_archive_false_deletes_what_the_job_made_and_a_used_name_is_refused(aws,
 # ---- configuration ---------------------------------------------------------------------------
 BAD = {
     "unknown key": ({"max_payload": 1}, "Did you mean 'max_payload_mb'"),
-    "strategy without a split": ({"split_type": "None"}, "batch_strategy='MultiRecord' is not valid"),
+    "strategy without a split": (
+        {"split_type": "None", "batch_strategy": "MultiRecord"},
+        "batch_strategy='MultiRecord' is not valid",
+    ),
     "join without a split": (
         {"split_type": "None", "batch_strategy": "SingleRecord", "join_resource": "Input"},
         "split_type",
@@ -301,8 +342,9 @@ BAD = {
     "binary split": ({"split_type": "RecordIO"}, "Allowed: Line, None"),
     "instance type": ({"instance_type": "ml.m5.huge"}, "TransformInstanceType"),
     "environment": ({"env": json.dumps({f"K{i}": "v" for i in range(17)})}, "TransformEnvironmentMap"),
-    "output among inputs": ({"s3_output_path": "s3://batch-data/x/in"}, "apart from s3_input_uri"),
+    "output among inputs": ({"s3_output_path": "s3://batch-data/x/in-scores/"}, "starts with the input prefix"),
     "json documents in one request": ({"content_type": "application/json"}, "application/jsonlines"),
+    "deleting after an asynchronous start": ({"archive": "false", "synchronous": "false"}, "Drop --async"),
 }
 
 
@@ -328,12 +370,21 @@ def test_the_config_keeps_mlflows_parameter_names():
     from mlflow_plugins.deploy.batch import KEYS
 
     assert builtin <= {key.name for key in KEYS}
-    assert parse({"s3_input_uri": "s3://a-b/in/", "s3_output_path": "s3://a-b/out/"}).archive is True
+    plain = {"s3_input_uri": "s3://a-b/in/", "s3_output_path": "s3://a-b/out/"}
+    assert parse(plain).archive is True
+    # MLflow's client sends no BatchStrategy: records split by line are batched, whole objects are not
+    assert (parse(plain).batch_strategy, parse({**plain, "split_type": "None"}).batch_strategy) == (
+        "MultiRecord",
+        "SingleRecord",
+    )
 
 
 # ---- front doors: the command, the MLflow run, lineage ----------------------------------------
-def test_the_command_runs_a_job_with_mlflows_option_names(aws, clients, models):
+def test_the_command_runs_a_job_with_mlflows_option_names(aws, clients, models, tmp_path):
     from mlflow_plugins.cli import cli
+
+    vpc = {"SecurityGroupIds": ["sg-0a1b2c3d"], "Subnets": ["subnet-0a1b2c3d"]}
+    (tmp_path / "vpc.json").write_text(json.dumps(vpc))  # MLflow's -v takes a file
 
     frame = rows(6, seed=70)
     put(aws, "command/in/a.csv", csv_lines(frame))
@@ -355,6 +406,8 @@ def test_the_command_runs_a_job_with_mlflows_option_names(aws, clients, models):
             "Line",
             "-e",
             EXECUTION_ROLE_ARN,
+            "-v",
+            str(tmp_path / "vpc.json"),
             "-c",
             "1",
             "-C",
@@ -368,6 +421,7 @@ def test_the_command_runs_a_job_with_mlflows_option_names(aws, clients, models):
     assert answer["status"] == "Completed" and answer["lineage"] == "not a registered model version"
     job = aws("sagemaker").describe_transform_job(TransformJobName=answer["job_name"])
     assert (job["BatchStrategy"], job["MaxPayloadInMB"]) == ("SingleRecord", 1)
+    assert aws("sagemaker").describe_model(ModelName=job["ModelName"])["VpcConfig"] == vpc
     body = read(aws, answer["outputs"][0])
     assert answers_of(body, "text/csv") == mlflow_predictions(models["v1"], frame)
     refused = CliRunner().invoke(cli, ["batch-transform", "-m", models["v1"], "--input-uri", "s3://a-b/in/"])

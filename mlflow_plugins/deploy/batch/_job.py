@@ -19,6 +19,7 @@ wait for it, and report what it did.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -41,6 +42,7 @@ log = logging.getLogger("mlflow_plugins.deploy.batch")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 MODEL_PREFIX = "mlflow-sagemaker-ops-"
 LOG_LINES = 10
+BATCH_ONLY = "batch-job:"  # the deployment-id tag of a model one job made for itself (archive=false)
 Say = Callable[[str], None]
 
 
@@ -92,7 +94,7 @@ class BatchTransform:
         name = cfg.job_name or default_job_name(origin, datetime.now(timezone.utc))
         self._refuse_existing(name)
         image = images.image_uri(self.clients, cfg.image_url)
-        model = self._model(model_uri, local, data, address, image, origin, cfg)
+        model = self._model(model_uri, local, data, address, image, origin, cfg, name)
         labels = suite_labels.with_user_tags(suite_labels.suite_tags(model_uri, address, origin), cfg.tags)
         try:
             arn = self.sagemaker.create_transform_job(**request(name, model.name, cfg, labels))["TransformJobArn"]
@@ -125,10 +127,17 @@ class BatchTransform:
             return result
         try:
             described = self.wait(name, cfg)
-        finally:
-            if not cfg.archive:
-                self._remove(model.made)
+        except JobFailed:
+            self._remove_unless_kept(model, cfg)  # the job has ended
+            raise
+        self._remove_unless_kept(model, cfg)  # (a wait that timed out raises before: the job goes on)
         return self.finished(result, described)
+
+    def _remove_unless_kept(self, model: _Model, cfg: BatchConfig) -> None:
+        if not cfg.archive and model.made:
+            left = self._remove(model.made)
+            if left:
+                self.say(f"Could not delete what the job made: {', '.join(left)}; delete it by hand")
 
     # ---- the model -----------------------------------------------------------------------
     def _model(
@@ -140,17 +149,23 @@ class BatchTransform:
         image: str,
         origin: ModelOrigin,
         cfg: BatchConfig,
+        job: str,
     ) -> _Model:
-        own = f"{MODEL_PREFIX}{address[:40]}"
-        found = self._describe_model(own)
-        if found is not None and _image(found) == image:
-            # the archive it names is this job's content address: put back if someone deleted it
+        """A SageMaker model of these bytes on ``image`` with the config's VPC (and role, when
+        given): a previous job's or a deployment's, else a new one. With ``archive=false`` a new
+        one is the job's own (named after it, its archive under the job's name), so deleting it
+        after the job takes nothing another job may be using."""
+        settings = json.dumps([image, cfg.vpc_config, cfg.execution_role_arn], sort_keys=True)
+        own = f"{MODEL_PREFIX}{address[:24]}-{digest(settings.encode())[:12]}"
+        found = self._describe_model(own) if cfg.execution_role_arn and cfg.archive else None
+        if found is not None:
+            # its archive is the content address of these bytes: put back if someone deleted it
             bucket = s3uri.split(found["PrimaryContainer"]["ModelDataUrl"])[0]
             again = archives.upload_archive(self.clients("s3"), bucket, "batch", data, local, None)
             return _Model(own, True, again.bytes_uploaded)
-        deployed = self._deployed_model(address, image)
-        if deployed is not None:
-            return _Model(deployed, True, 0)
+        reusable = self._suite_model(address, image, cfg)
+        if reusable is not None:
+            return _Model(reusable, True, 0)
         if not cfg.execution_role_arn:
             raise MissingSetting(
                 name="execution_role_arn",
@@ -158,13 +173,13 @@ class BatchTransform:
                 fix="No SageMaker model of these model bytes exists yet, so one is made: pass "
                 "--execution-role-arn arn:aws:iam::<account>:role/<role>.",
             )
+        if not cfg.archive:
+            own = job
         s3 = self.clients("s3")
         bucket = cfg.bucket or archives.default_bucket(self.clients)
         archives.ensure_bucket(s3, bucket, self.clients.region)
-        uploaded = archives.upload_archive(s3, bucket, "batch", data, local, None)
+        uploaded = archives.upload_archive(s3, bucket, "batch" if cfg.archive else f"batch/{job}", data, local, None)
         made: list[tuple[str, str]] = [("archive", uploaded.s3_uri)] if uploaded.bytes_uploaded else []
-        if found is not None:  # a model of these bytes on another image: this job's own name is taken
-            own = f"{MODEL_PREFIX}{address[:24]}-{digest(image.encode())[:8]}"
         args: dict[str, Any] = {
             "ModelName": own,
             "ExecutionRoleArn": cfg.execution_role_arn,
@@ -172,7 +187,8 @@ class BatchTransform:
             "Tags": [
                 {"Key": k, "Value": v}
                 for k, v in suite_labels.with_user_tags(
-                    suite_labels.suite_tags(model_uri, address, origin), cfg.tags
+                    suite_labels.suite_tags(model_uri, address, origin, None if cfg.archive else f"{BATCH_ONLY}{job}"),
+                    cfg.tags,
                 ).items()
             ],
         }
@@ -194,16 +210,25 @@ class BatchTransform:
                 return None
             raise
 
-    def _deployed_model(self, address: str, image: str) -> str | None:
-        """The newest suite-made model of these bytes on ``image`` (a deployment's), or None."""
+    def _suite_model(self, address: str, image: str, cfg: BatchConfig) -> str | None:
+        """The newest model the suite made of these bytes (a deployment's or a kept job's) on
+        ``image``, with the config's VPC and (when given) role, whose archive is still in S3."""
         pages = self.sagemaker.get_paginator("list_models").paginate(SortBy="CreationTime", SortOrder="Descending")
         for page in pages:
             for summary in page["Models"]:
                 tags = suite_labels.as_dict(self.sagemaker.list_tags(ResourceArn=summary["ModelArn"])["Tags"])
                 if tags.get(suite_labels.MANAGED) != "true" or tags.get(suite_labels.MODEL_DIGEST) != address[:64]:
                     continue
+                if tags.get(suite_labels.DEPLOYMENT_ID, "").startswith(BATCH_ONLY):
+                    continue  # another job's own model (archive=false): deleted when that job ends
                 found = self._describe_model(summary["ModelName"])
-                if found is not None and _image(found) == image and _archive_exists(self.clients("s3"), found):
+                if (
+                    found is not None
+                    and _image(found) == image
+                    and (found.get("VpcConfig") or None) == (cfg.vpc_config or None)
+                    and (not cfg.execution_role_arn or found.get("ExecutionRoleArn") == cfg.execution_role_arn)
+                    and _archive_exists(self.clients("s3"), found)
+                ):
                     return summary["ModelName"]
         return None
 
@@ -268,9 +293,14 @@ class BatchTransform:
         return progress.seen or self.sagemaker.describe_transform_job(TransformJobName=name)
 
     def _log_lines(self, name: str) -> str:
-        """The job's last CloudWatch log lines, for the failure message."""
+        """The job's last CloudWatch log lines (its streams are ``<job>/...``), for the failure message."""
         try:
-            events = self.clients("logs").filter_log_events(logGroupName=LOG_GROUP, logStreamNamePrefix=name)["events"]
+            pages = (
+                self.clients("logs")
+                .get_paginator("filter_log_events")
+                .paginate(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+            )
+            events = sorted((e for page in pages for e in page["events"]), key=lambda e: e["timestamp"])
         except Exception as error:  # noqa: BLE001 - the reason is still reported
             return f" (its logs in {LOG_GROUP} could not be read: {type(error).__name__})"
         lines = [secrets.redact(e["message"]) for e in events[-LOG_LINES:]]
@@ -281,7 +311,7 @@ class BatchTransform:
         seconds = (ended - started).total_seconds() if started and ended else None
         hours = seconds * result.instance_count / 3600 if seconds is not None else None
         price = hourly_price(result.instance_type)
-        outputs = self.outputs(result.output_uri)
+        outputs = self.outputs(result.output_uri, started) if described["TransformJobStatus"] == "Completed" else []
         self.say(f"Transform job {result.job_name} {described['TransformJobStatus']}: {len(outputs)} output object(s)")
         return TransformResult(
             **{
@@ -295,11 +325,18 @@ class BatchTransform:
             }
         )
 
-    def outputs(self, output_uri: str) -> list[str]:
+    def outputs(self, output_uri: str, since: datetime | None) -> list[str]:
+        """The ``.out`` objects under the output path written since the job started (S3 keeps
+        whole seconds), not an earlier job's."""
         bucket, prefix = s3uri.split(output_uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        floor = since.replace(microsecond=0) if since else None
         pages = self.clients("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [
-            f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".out")
+            f"s3://{bucket}/{o['Key']}"
+            for page in pages
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(".out") and (floor is None or o["LastModified"] >= floor)
         ]
 
 

@@ -216,8 +216,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "batch_strategy",
         "choice",
-        "MultiRecord",
-        "MultiRecord: as many lines a request as max_payload_mb allows; SingleRecord: one record a request",
+        None,
+        "MultiRecord: as many lines a request as max_payload_mb allows; SingleRecord: one record a request; "
+        "default MultiRecord with split_type=Line, else SingleRecord",
         "SingleRecord",
         choices=("MultiRecord", "SingleRecord"),
     ),
@@ -320,7 +321,7 @@ class BatchConfig(Config):
     archive: bool
     synchronous: bool
     timeout_seconds: int
-    batch_strategy: str
+    batch_strategy: str  # resolved by parse: never None
     max_payload_mb: int
     max_concurrent_transforms: int | None
     invocations_timeout_seconds: int | None
@@ -337,7 +338,9 @@ def parse(config: Mapping[str, Any] | BatchConfig | None) -> BatchConfig:
     """A :class:`BatchConfig` from a dict of key values (typed or CLI strings)."""
     if isinstance(config, BatchConfig):
         return config
-    values = typed_values(config, KEYS, "batch transform", "batch-transform")
+    values = typed_values(config, KEYS, "batch transform", "batch", "mlflow-sagemaker-ops batch-transform --help")
+    if values["batch_strategy"] is None:  # MLflow's client sends none: batches where records are lines
+        values["batch_strategy"] = "MultiRecord" if values["split_type"] == "Line" else "SingleRecord"
     for name in REQUIRED:
         if not values[name]:
             raise MissingSetting(
@@ -357,9 +360,10 @@ def check_combinations(values: dict[str, Any]) -> None:
         forbid(
             "batch_strategy",
             "MultiRecord",
-            "AWS batches records only when objects are split into records",
-            "batch_strategy=SingleRecord with split_type=None, or split_type=Line",
-            "Pass -C batch_strategy=SingleRecord, or -C split_type=Line.",
+            "AWS batches records only when objects are split into records, so it would have no effect "
+            "(AWS accepts it and sends each object whole)",
+            "batch_strategy=SingleRecord (the default) with split_type=None, or split_type=Line",
+            "Drop batch_strategy, or pass -C split_type=Line.",
         )
     if values["split_type"] == "None" and per_record:
         forbid(
@@ -377,6 +381,14 @@ def check_combinations(values: dict[str, Any]) -> None:
             "content_type=application/jsonlines with MultiRecord, or batch_strategy=SingleRecord",
             "Pass -C content_type=application/jsonlines (records one a line), or -C batch_strategy=SingleRecord.",
         )
+    if not values["archive"] and not values["synchronous"]:
+        forbid(
+            "archive",
+            False,
+            "what the job made can be deleted only once it ends, and an asynchronous command does not wait for that",
+            "archive=false with a synchronous command, or archive=true with --async",
+            "Drop --async, or keep the model (the default) and delete it later with `aws sagemaker delete-model`.",
+        )
     concurrency = values["max_concurrent_transforms"] or 1
     if values["max_payload_mb"] * concurrency > MAX_PAYLOAD_MB:
         forbid(
@@ -387,11 +399,12 @@ def check_combinations(values: dict[str, Any]) -> None:
             f"a product of at most {MAX_PAYLOAD_MB}",
             "Lower max_payload_mb or max_concurrent_transforms.",
         )
-    if values["s3_output_path"].rstrip("/") == values["s3_input_uri"].rstrip("/"):
+    if values["s3_output_path"].startswith(values["s3_input_uri"].rstrip("/")):
         forbid(
             "s3_output_path",
             values["s3_output_path"],
-            "the output would land among the inputs, and the next job over the prefix would read it",
+            f"it starts with the input prefix {values['s3_input_uri']!r} (S3 prefixes match as text), so the "
+            "output would land among the inputs and the next job over the prefix would read it",
             "an S3 prefix apart from s3_input_uri",
             "Pass another --output-path.",
         )

@@ -70,9 +70,11 @@ def build(cls: type[C], values: dict[str, Any], config: Mapping[str, Any] | None
     return cls(**values, given=frozenset(config or ()))
 
 
-def typed_values(config: Mapping[str, Any] | None, keys: tuple[Key, ...], where: str, target: str) -> dict[str, Any]:
+def typed_values(
+    config: Mapping[str, Any] | None, keys: tuple[Key, ...], where: str, target: str, help_command: str | None = None
+) -> dict[str, Any]:
     """Every one of ``keys`` with its typed value, defaults filled in; an unknown key fails with
-    the closest known one and ``mlflow deployments help -t <target>``."""
+    the closest known one and ``help_command`` (``mlflow deployments help -t <target>`` unless given)."""
     by_name = {key.name: key for key in keys}
     given = dict(config or {})
     for name in given:
@@ -83,7 +85,7 @@ def typed_values(config: Mapping[str, Any] | None, keys: tuple[Key, ...], where:
                 where=where,
                 key=name,
                 allowed=", ".join(sorted(by_name)),
-                fix=f"{hint}Run `mlflow deployments help -t {target}` for every key.",
+                fix=f"{hint}Run `{help_command or f'mlflow deployments help -t {target}'}` for every key.",
             )
     values = {key.name: key.default for key in keys}
     for name, raw in given.items():

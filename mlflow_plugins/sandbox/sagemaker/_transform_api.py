@@ -17,8 +17,9 @@ Where the sandbox differs from AWS: at most the instance cap's processes run wha
 ``InstanceCount`` says; there is no ``/execution-parameters`` call (omitted settings take AWS's
 defaults for a container without it: one request at a time, 6 MB, SingleRecord); the
 ``FailureReason`` and log wording follow AWS's forms but are the sandbox's own; ``RecordIO`` and
-``TFRecord`` splits fail the job (the serving runtime reads neither); objects written before a
-failure stay in S3, as on AWS.
+``TFRecord`` splits fail the job (the serving runtime reads neither). As on AWS, an object that
+fails does not stop the others: every object that succeeds gets its ``.out``, and the job then
+ends ``Failed`` with the first failure's reason.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -61,6 +63,11 @@ class Stopped(Exception):
 def create_transform_job(response: BaseResponse) -> ActionResult:
     params = request(response, "CreateTransformJob")
     backend = backend_of(response)
+    with state().lock:  # the name check, the record and the run are one step for concurrent creates
+        return _create(backend, params)
+
+
+def _create(backend: Any, params: dict[str, Any]) -> ActionResult:
     name = params["TransformJobName"]
     if name in backend.transform_jobs:
         arn = arn_formatter("transform-job", name, backend.account_id, backend.region_name)
@@ -137,6 +144,7 @@ class TransformRun:
         finally:
             for container in self.containers:
                 container.process.stop()
+            shutil.rmtree(self.workdir, ignore_errors=True)
         with state().lock:
             self.job.transform_job_status = "Stopped" if self.stop.is_set() and status != "Failed" else status
             self.job.failure_reason = reason
@@ -156,8 +164,9 @@ class TransformRun:
         self._start(count)
         shards = [objects[i::count] for i in range(count)]
         with ThreadPoolExecutor(max_workers=count) as pool:
-            for done in [pool.submit(self._instance, i, shard) for i, shard in enumerate(shards)]:
-                done.result()
+            done = [pool.submit(self._instance, i, shard) for i, shard in enumerate(shards)]
+        for each in done:  # every instance finishes its share; the first failure is the job's reason
+            each.result()
 
     def _inputs(self) -> list[tuple[str, str, str]]:
         """(bucket, key, output name) of every input object, sorted by key."""
@@ -170,7 +179,9 @@ class TransformRun:
             return [(base_bucket, base_key + rel, rel) for rel in manifest[1:]]
         if source["S3DataType"] != "S3Prefix":
             raise _records.RecordError(f"ClientError: S3DataType={source['S3DataType']} is not a batch transform input")
-        keys = sorted(k for k in self._s3().get_bucket(bucket).keys.keys() if k.startswith(prefix))
+        with state().lock:  # a copy: other jobs and requests write to the bucket meanwhile
+            listed = list(self._s3().get_bucket(bucket).keys.keys())
+        keys = sorted(k for k in listed if k.startswith(prefix))
         keys = [k for k in keys if not k.endswith("/")]
         if not keys:
             raise _records.RecordError(f'ClientError: No S3 objects found under S3 URL "{source["S3Uri"]}"')
@@ -218,10 +229,16 @@ class TransformRun:
                 "ClientError: the container did not pass its /ping health check within "
                 f"{STARTUP_SECONDS:g} s. See job logs for more information"
             )
-        for bucket, key, name in shard:
+        first: _records.RecordError | None = None
+        for bucket, key, name in shard:  # as on AWS, a failed object does not stop the others
             if self.stop.is_set():
                 raise Stopped
-            self._object(container, stream, bucket, key, name)
+            try:
+                self._object(container, stream, bucket, key, name)
+            except _records.RecordError as error:
+                first = first or error
+        if first is not None:
+            raise first
 
     def _healthy(self, container: Container) -> bool:
         """Whether the container answers ``GET /ping`` with 200 before the start-up time ends:
