@@ -107,7 +107,15 @@ setup(
         "postgres": ["psycopg2-binary>=2.9"],
         # The MLflow project (projects/, MLproject). xgboost-cpu is xgboost without the CUDA
         # libraries (NCCL alone is ~300 MB); it installs the same `xgboost` module.
-        "project": ["xgboost-cpu>=2", "optuna>=4", "pyarrow>=15", "scikit-learn>=1.5", "scipy>=1.11", "filelock>=3.12"],
+        "project": [
+            "xgboost-cpu>=2",
+            "optuna>=4",
+            "pyarrow>=15",
+            "scikit-learn>=1.5",
+            "scipy>=1.11",
+            "filelock>=3.12",
+            "matplotlib>=3.7",  # the monitor's report picture
+        ],
     },
     cmdclass={"build_py": BuildWithPth, "editable_wheel": EditableWithPth},
     entry_points={

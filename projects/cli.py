@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlflow_plugins.errors import OpsError
-from projects import baseline, data, drift, families, tracking
+from projects import baseline, capture, data, drift, families, tracking
 
 USER_ERRORS = (
     OpsError,  # batch_score: a bad config, a missing model, a failed job (the message says why)
@@ -19,6 +19,7 @@ USER_ERRORS = (
     tracking.NoSuchVersion,
     baseline.MissingBaseline,
     drift.DriftError,
+    capture.CaptureError,
 )
 
 

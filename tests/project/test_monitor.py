@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import mlflow
 import pytest
 
-from projects import monitor, scenario, train
+from projects import capture, monitor, scenario, train
 from tests.project.test_mlflow_run import mlflow_run
 from tests.serving.conftest import SKLEARN, pinned
 
@@ -101,3 +103,109 @@ def test_monitor_through_mlflow_run(version, tmp_path, tracking):
     assert run.data.params["threshold.numeric"] == "0.2"
     assert run.data.tags["monitor.verdict"] == "drift"
     assert set(run.data.tags["monitor.drifted"].split(",")) <= set(scenario.DRIFTING)
+
+
+def send(aws, endpoint: str, rows, requests: int = 3) -> None:
+    """``rows`` (their features) to the endpoint, split over requests in two of MLflow's formats."""
+    import json
+
+    features = rows.drop(columns=[scenario.TARGET])
+    size = -(-len(features) // requests)
+    for number in range(requests):
+        chunk = features.iloc[number * size : (number + 1) * size]
+        if number % 2:
+            body, content_type = chunk.to_csv(index=False).encode(), "text/csv"
+        else:
+            body, content_type = (
+                json.dumps({"dataframe_split": chunk.to_dict(orient="split")}, default=str),
+                "application/json",
+            )
+        aws("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
+
+
+def next_second() -> datetime:
+    """Wait for the next whole second (capture records' inferenceTime has whole seconds), and return it."""
+    now = datetime.now(timezone.utc)
+    boundary = now.replace(microsecond=0) + timedelta(seconds=1)
+    time.sleep((boundary - now).total_seconds() + 0.01)
+    return boundary
+
+
+def test_monitor_reads_an_endpoints_capture_window_and_publishes_model_monitors_metrics(version, aws, tracking):
+    from mlflow_plugins.deploy import make_target
+    from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
+
+    aws("s3").create_bucket(Bucket="capture")
+    endpoint = f"mon-{uuid.uuid4().hex[:6]}"
+    target = make_target("sagemaker", _clients())
+    capture_config = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": "s3://capture/traffic",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    }
+    target.create(
+        endpoint,
+        f"models:/{version}/1",
+        target.parse({"execution_role_arn": EXECUTION_ROLE_ARN, "data_capture_config": capture_config}),
+    )
+    start = next_second()
+    send(aws, endpoint, scenario.week(1, 8, rows=600, seed=31, drift_from=4))
+    middle = next_second()
+    send(aws, endpoint, scenario.week(7, 8, rows=600, seed=32, drift_from=4))
+    end = next_second()
+
+    def window(a: datetime, b: datetime) -> str:
+        return f"{a:%Y-%m-%dT%H:%M:%SZ}/{b:%Y-%m-%dT%H:%M:%SZ}"
+
+    quiet = monitor.run(monitor.parser().parse_args(["--endpoint", endpoint, "--window", window(start, middle)]))
+    loud = monitor.run(monitor.parser().parse_args(["--endpoint", endpoint, "--window", window(middle, end)]))
+    assert (quiet.verdict, quiet.rows) == ("no drift", 600)
+    assert (loud.verdict, loud.rows) == ("drift", 600)
+    assert set(loud.drifted) <= set(scenario.DRIFTING) and loud.drifted
+
+    client = mlflow.MlflowClient()
+    tags = client.get_model_version(version, "1").tags  # the endpoint's own version, found from its tags
+    assert tags["monitor.verdict"] == "drift"
+    run = client.get_run(tags["monitor.run_id"])
+    assert run.data.params["data"] == f"s3://capture/traffic/{endpoint} {window(middle, end)}"
+    picture = client.download_artifacts(run.info.run_id, "drift/report.png")
+    with open(picture, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(client.download_artifacts(run.info.run_id, "drift/report.html")) as handle:
+        page = handle.read()
+    assert "report.png" in page and all(feature in page for feature in loud.drifted)
+
+    cloudwatch = aws("cloudwatch")
+    listed = cloudwatch.list_metrics(Namespace=monitor.NAMESPACE)["Metrics"]
+    names = {m["MetricName"] for m in listed}
+    assert {f"feature_baseline_drift_{f.feature}" for f in loud.features} <= names
+    drifted = loud.drifted[0]
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=monitor.NAMESPACE,
+        MetricName=f"feature_baseline_drift_{drifted}",
+        Dimensions=[
+            {"Name": "Endpoint", "Value": endpoint},
+            {"Name": "MonitoringSchedule", "Value": f"mlflow-monitor-{endpoint}"},
+        ],
+        StartTime=start - timedelta(minutes=5),
+        EndTime=datetime.now(timezone.utc) + timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    feature = next(f for f in loud.features if f.feature == drifted)
+    expected = feature.metrics["ks_statistic" if feature.kind == "numeric" else "linf"]
+    assert max(d["Maximum"] for d in stats) == pytest.approx(expected)
+
+
+def test_monitor_takes_exactly_one_source_of_rows(tracking):
+    with pytest.raises(capture.CaptureError, match="exactly one of them"):
+        monitor.run(monitor.parser().parse_args(["--model", "models:/x/1"]))
+    with pytest.raises(capture.CaptureError, match="is not a window"):
+        capture.window("yesterday")
+
+
+def _clients():
+    from mlflow_plugins.aws import make_clients
+
+    return make_clients()

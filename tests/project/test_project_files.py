@@ -21,6 +21,7 @@ MODULES = {
     "retrain": "projects.retrain",
     "evaluate": "projects.evaluate",
     "monitor": "projects.monitor",
+    "batch_score": "projects.batch_score",
 }
 ALIASES = {"xgboost-cpu": "xgboost"}  # the [project] extra installs xgboost without CUDA
 
@@ -60,6 +61,8 @@ def test_conda_yaml_lists_every_package_the_project_imports():
     env = yaml.safe_load((ROOT / "conda.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {re.split(r"[<>=!~ ]", line)[0].lower() for line in pip}
+    if any(line.strip() in (".", "-e .") for line in pip):  # the suite itself, from the project's directory
+        listed.add("mlflow-sagemaker-ops")
     dists = packages_distributions()
     missing = set()
     for source in (ROOT / "projects").glob("*.py"):
