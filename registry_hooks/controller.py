@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry_hooks.loop import DriftLoop
 from registry_hooks.policy import Policy, Rule
 from registry_hooks.reconcile import Leases, Reconciler
 from registry_hooks.store import Store
@@ -46,8 +47,12 @@ class Controller:
         timing: Timing,
         workers: int = 4,
         say: Callable[[str], None] = print,
+        loop: DriftLoop | None = None,
     ) -> None:
         self.policy, self.store, self.reconciler, self.leases, self.timing = policy, store, reconciler, leases, timing
+        self.loop = loop  # the drift loops of rules with a `monitor` section
+        self._monitor_due: dict[str, float] = {}  # rule name -> when its next drift-loop round is due
+        self._looping: set[str] = set()
         self.say = say
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hooks-pass")
         self.stopping = threading.Event()
@@ -152,7 +157,7 @@ class Controller:
         while not self.stopping.is_set():
             now = time.time()
             with self._lock:
-                due = min([next_poll, *self._retries.values()])
+                due = min([next_poll, *self._retries.values(), *self._monitor_due.values()])
             if self._woken.wait(timeout=max(due - now, 0)) and not self.stopping.is_set():
                 self.stopping.wait(self.timing.settle_seconds)  # let a burst finish
             self._woken.clear()
@@ -171,6 +176,7 @@ class Controller:
                 rules += [r for r in self.policy.rules if self._retries.get(r.name, float("inf")) <= now]
             for rule in {r.name: r for r in rules}.values():
                 self._submit(rule)
+            self._monitors(now)
 
     def _from_events(self) -> list[Rule]:
         with self._lock:
@@ -214,6 +220,36 @@ class Controller:
             self._submit(rule)
         elif retry_at is not None:
             self._woken.set()  # recompute the wait with the new retry time
+
+    # ---- drift loops -----------------------------------------------------------------------
+    def _monitors(self, now: float) -> None:
+        """Start the drift-loop rounds that are due (a rule's first one period after it appears)."""
+        if self.loop is None:
+            return
+        with self._lock:
+            rules = [r for r in self.policy.rules if r.monitor is not None]
+            for name in set(self._monitor_due) - {r.name for r in rules}:
+                del self._monitor_due[name]  # the rule is gone, or lost its monitor section
+            due = []
+            for rule in rules:
+                assert rule.monitor is not None
+                at = self._monitor_due.setdefault(rule.name, now + rule.monitor.every)
+                if at <= now and rule.name not in self._looping:
+                    self._looping.add(rule.name)
+                    self._monitor_due[rule.name] = now + rule.monitor.every
+                    due.append(rule)
+        for rule in due:
+            self.pool.submit(self._round, rule)
+
+    def _round(self, rule: Rule) -> None:
+        assert self.loop is not None
+        try:
+            self.loop.run(rule)
+        except Exception as error:  # a round never kills the loop; the next period tries again
+            self.say(f"{rule.name}: drift loop failed: {type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                self._looping.discard(rule.name)
 
     def _heartbeat(self) -> None:
         while not self.stopping.wait(self.timing.lease_seconds / 3):

@@ -15,6 +15,7 @@
         # multi_model_endpoint: fleet   # instead of an endpoint of its own: the model `truck-delay-prod`
         #                               # on that multi-model endpoint (made with create-endpoint); no config
         max_attempts: 5                 # failed deploys retried with backoff, then FAILED
+        # monitor: {every: 1h, on_drift: retrain, ...}  # drift monitoring and its action (.monitoring)
 
 Every error names the file and line, the bad value, what is allowed and the fix. Duplicate YAML
 keys are errors (PyYAML would silently keep the last one), and each ``config`` is checked by the
@@ -34,6 +35,8 @@ import yaml
 
 from mlflow_plugins.deploy import parse_config, parse_target
 from mlflow_plugins.errors import OpsError
+from registry_hooks import monitoring
+from registry_hooks.monitoring import Monitor
 
 TARGETS = ("sagemaker", "sagemaker-ops", "ecs")
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -50,6 +53,7 @@ RULE_KEYS = (
     "config",
     "on_leave",
     "max_attempts",
+    "monitor",
 )
 TOP_KEYS = ("version", "deployments")
 
@@ -72,6 +76,7 @@ class Rule:
     max_attempts: int = 5
     line: int = 0
     multi_model_endpoint: str | None = None  # then the rule's model is a model named ``name`` on that MME
+    monitor: Monitor | None = None  # drift monitoring and what it starts (:mod:`.monitoring`)
 
     @property
     def source(self) -> str:
@@ -306,6 +311,16 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
         )
     kind = "ecs" if scheme == "ecs" else ("sagemaker-mme" if mme is not None else "sagemaker")
     _check_config(name, kind, config, keys.get("config"), file, at.get("config", line))
+    monitor = None
+    if values.get("monitor") is not None:
+        if kind != "sagemaker":
+            raise fail(
+                "monitor",
+                f"monitor reads a SageMaker endpoint's data capture; this rule deploys to {kind}",
+                "monitor on a rule with target: sagemaker (an endpoint of its own)",
+                "Remove `monitor`, or monitor with `mlflow run . -e monitor -P data=...`.",
+            )
+        monitor = monitoring.parse(values["monitor"], file, fail)
     return Rule(
         name=name,
         model=values["model"],
@@ -318,6 +333,7 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
         max_attempts=attempts,
         line=line,
         multi_model_endpoint=mme,
+        monitor=monitor,
     )
 
 

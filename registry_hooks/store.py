@@ -22,6 +22,8 @@ DEFAULT_URL = "sqlite:///registry-hooks.db"
 DB_ENV = "MLFLOW_REGISTRY_HOOKS_DB"
 
 meta = sa.MetaData()
+LEASE_ONLY = "#"  # a row whose name holds it is a lease of its own (a drift loop), not a deployment
+
 deployments = sa.Table(
     "hooks_deployments",
     meta,
@@ -204,8 +206,10 @@ class Store:
         return _row(found)
 
     def all(self) -> list[Row]:
+        """Every deployment (not the drift loops' lease rows, ``<deployment>#monitor``)."""
+        query = sa.select(deployments).where(~deployments.c.name.contains(LEASE_ONLY)).order_by(deployments.c.name)
         with self.engine.connect() as db:
-            return [_row(r) for r in db.execute(sa.select(deployments).order_by(deployments.c.name)).mappings()]
+            return [_row(r) for r in db.execute(query).mappings()]
 
     def update(self, name: str, owner: str, **values: Any) -> None:
         """Change the deployment's row, only while ``owner`` holds its lease (fencing)."""

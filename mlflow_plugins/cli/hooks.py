@@ -210,6 +210,7 @@ def run(
 
     from registry_hooks import policy as policy_file
     from registry_hooks.controller import Controller, Timing
+    from registry_hooks.loop import DriftLoop
     from registry_hooks.receiver import SECRET_ENV, TOKEN_ENV, Receiver, ReceiverApp
     from registry_hooks.reconcile import Leases, Reconciler
     from registry_hooks.registry import Registry
@@ -232,8 +233,16 @@ def run(
             retry_base=retry_base_seconds,
             lineage=lineage,
         )
+        drift_loop = DriftLoop(client, Registry(client), store, leases, _say)
         controller = Controller(
-            policy, store, reconciler, leases, Timing(poll_seconds, settle_seconds, lease_seconds), workers, _say
+            policy,
+            store,
+            reconciler,
+            leases,
+            Timing(poll_seconds, settle_seconds, lease_seconds),
+            workers,
+            _say,
+            drift_loop,
         )
         receiver = None
         if listen != "off":

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from registry_hooks.page import tags
-from registry_hooks.store import Store, deployments
+from registry_hooks.store import LEASE_ONLY, Store, deployments
 
 RETRYABLE = ("FAILED", "ROLLED_BACK")
 Permission = Callable[[str, str], bool]  # (registered model, "read" or "update") -> allowed
@@ -29,7 +29,8 @@ Permission = Callable[[str, str], bool]  # (registered model, "read" or "update"
 def snapshot(store: Store, registry: Any, allowed: Permission, audit_limit: int = 20) -> list[dict[str, Any]]:
     """Every deployment the user may read, in name order. ``registry``: MLflow's registry store."""
     with store.engine.connect() as db:
-        rows = [dict(r) for r in db.execute(sa.select(deployments).order_by(deployments.c.name)).mappings()]
+        query = sa.select(deployments).where(~deployments.c.name.contains(LEASE_ONLY)).order_by(deployments.c.name)
+        rows = [dict(r) for r in db.execute(query).mappings()]
     index = tags.read(registry) or api_index(registry, [row["name"] for row in rows])
     found = []
     for row in rows:
