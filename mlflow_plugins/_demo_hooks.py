@@ -20,7 +20,13 @@ BIN = Path(sys.executable).parent
 DEPLOYMENT = "demo"
 
 
-def policy(model: str, alarm: str, role: str) -> str:
+CAPTURE = "s3://demo-capture/traffic"  # where the endpoint captures its requests (the drift loop reads them)
+
+
+def policy(model: str, alarm: str, role: str, project: Path) -> str:
+    """The demo's deployment: canary with an alarm, data capture, and a drift loop that reads the
+    last 10 s of traffic every 10 s and, on drift, retrains (rehearsal, weeks 4-7 of the
+    scenario), evaluates and promotes to Production."""
     return f"""version: 1
 deployments:
   {DEPLOYMENT}:
@@ -37,6 +43,19 @@ deployments:
       alarms: {alarm}
       bake_seconds: 900
       termination_wait_seconds: 60
+      data_capture_config:
+        EnableCapture: true
+        InitialSamplingPercentage: 100
+        DestinationS3Uri: {CAPTURE}
+        CaptureOptions: [{{CaptureMode: Input}}]
+    monitor:
+      every: 10s
+      window: 10s
+      on_drift: retrain
+      project: {project}
+      experiment: demo
+      retrain: {{new_data: "scenario:truck-delay?weeks=4-7", strategy: rehearsal}}
+      evaluate: {{data: "scenario:truck-delay?weeks=7&seed=7", max_regression: 0.02}}
 """
 
 
@@ -93,11 +112,18 @@ class Running:
     """Context manager: the MLflow server with the app plugin, and the controller."""
 
     def __init__(
-        self, scratch: Path, backend: str, model: str, alarm: str, role: str, say: Callable[[str], None]
+        self,
+        scratch: Path,
+        backend: str,
+        model: str,
+        alarm: str,
+        role: str,
+        say: Callable[[str], None],
+        project: Path,
     ) -> None:
         self.scratch, self.backend, self.model, self.say = scratch, backend, model, say
         self.db = f"sqlite:///{scratch / 'registry-hooks.db'}"
-        (scratch / "deploy-policy.yaml").write_text(policy(model, alarm, role))
+        (scratch / "deploy-policy.yaml").write_text(policy(model, alarm, role, project))
         self.processes: list[Process] = []
         self.mark = 0
 

@@ -1,16 +1,18 @@
 """The main job, end to end on embedded defaults: everything runs on this machine, offline.
 
-It starts where data scientists do, in the MLflow project (``mlflow run``, as subprocesses, into a
-local tracking store): ``train`` on the first four weeks of the truck-delay scenario registers
-version 1, ``retrain`` (rehearsal) on week 5 registers version 2, and ``evaluate`` judges version 2
-against version 1. Then the Model Registry deploys: ``mlflow server --app-name registry-hooks`` and
-the registry-hooks controller run beside the sandbox, and each step is a stage transition through
-the REST path the MLflow UI uses. Version 1 to Production creates the endpoint (its variant runs
-the serving runtime on the model), a prediction, version 2 to Production rolls out as a canary,
-version 1 back to Production (archiving version 2) rolls out and rolls back when an alarm trips
-during baking (ROLLED_BACK on the version), the endpoint's lineage context, and version 1 to
-Archived deletes
-the endpoint (the policy's leave rule), as Production is empty then. The status tags and the audit log are printed on the way.
+It starts where data scientists do, in the MLflow project: ``mlflow run -e train`` (a subprocess,
+into a local tracking store) on the first four weeks of the truck-delay scenario registers version
+1. Then the Model Registry deploys: ``mlflow server --app-name registry-hooks`` and the
+registry-hooks controller run beside the sandbox, and each step is a stage transition through the
+REST path the MLflow UI uses. Version 1 to Production creates the endpoint (its variant runs the
+serving runtime on the model, and captures its requests), and a prediction. Then weeks 4 to 7
+arrive as traffic, and the policy's drift loop closes: its ``monitor`` run finds drift in the
+captured requests, ``retrain`` (rehearsal) registers version 2, ``evaluate`` passes it against
+version 1 and promotes it, and the controller rolls it out as a canary. Version 1 back to
+Production (archiving version 2) rolls out and rolls back when an alarm trips during baking
+(ROLLED_BACK on the version), the endpoint's lineage context is shown, and version 1 to Archived
+deletes the endpoint (the policy's leave rule), as Production is empty then. The loop's runs, the
+status tags and the audit log are printed on the way.
 """
 
 from __future__ import annotations
@@ -108,23 +110,8 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
 
         mlflow.MlflowClient(tracking).create_experiment("demo", artifact_location=str(Path(scratch) / "artifacts"))
         mlflow_run("train", tracking, say, data="scenario:truck-delay?weeks=0-3", registered_model=MODEL)
-        mlflow_run(
-            "retrain",
-            tracking,
-            say,
-            base_model=f"models:/{MODEL}/1",
-            new_data="scenario:truck-delay?weeks=4",
-            strategy="rehearsal",
-        )
-        mlflow_run(
-            "evaluate",
-            tracking,
-            say,
-            challenger=f"models:/{MODEL}/2",
-            champion=f"models:/{MODEL}/1",
-            max_regression="0.02",
-        )
-        with hooks.Running(Path(scratch), tracking, MODEL, ALARM, EXECUTION_ROLE_ARN, say) as registry:
+        clients("s3").create_bucket(Bucket=hooks.CAPTURE[len("s3://") :].split("/")[0])
+        with hooks.Running(Path(scratch), tracking, MODEL, ALARM, EXECUTION_ROLE_ARN, say, PROJECT) as registry:
             registry.promote("1", "Production")
             tags = registry.await_status("1", ("IN_SERVICE",))
             say(
@@ -134,8 +121,11 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
             variant, predictions = predict(clients)
             say(f"predict: variant {variant} of the serving runtime answered {predictions} (1 = late)")
 
-            registry.promote("2", "Production")  # archives version 1
-            tags = registry.await_status("2", ("IN_SERVICE",))
+            sent = send_drifted_traffic(clients)
+            say(f"traffic: {sent} deliveries of weeks 4-7 (the routes drift from week 4) sent to the endpoint")
+            tags = registry.await_status("2", ("IN_SERVICE",))  # the drift loop retrains, evaluates, promotes
+            for line in loop_runs(registry.client, MODEL):
+                say(line)
             say(
                 f"canary to version 2: version 2 {tags['status']}, version 1 {registry.status('1')['status']}; "
                 f"predict: {predict(clients)[1]}"
@@ -162,6 +152,45 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
                 say(f"audit: {line}")
     say(f"done after {time.monotonic() - started:.1f} s in all")
     return described
+
+
+def send_drifted_traffic(clients: AwsClients) -> int:
+    """Weeks 4 to 7 of the scenario, 200 deliveries a request, as the endpoint's callers would."""
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    from projects import scenario
+
+    runtime, sent = clients("sagemaker-runtime"), 0
+    for week in range(4, 8):
+        frame = scenario.week(week, 8, rows=200, seed=50 + week).drop(columns=[scenario.TARGET])
+        body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+        runtime.invoke_endpoint(EndpointName="demo", Body=json.dumps(body), ContentType="application/json")
+        sent += len(frame)
+    return sent
+
+
+def loop_runs(client: Any, model: str) -> list[str]:
+    """One line per run of the drift loop that led to version 2: monitor, retrain, evaluate."""
+    experiment = client.get_experiment_by_name("demo").experiment_id
+    found = client.search_runs([experiment], "tags.`loop.deployment` = 'demo'", order_by=["attributes.start_time ASC"])
+    runs = {r.info.run_id: r for r in found}
+    version = client.get_model_version(model, "2")
+    chain, run = [], runs.get(version.run_id)
+    while run is not None:  # back from the retrain run that made version 2, through loop.parent_run_id
+        chain.insert(0, run)
+        run = runs.get(run.data.tags.get("loop.parent_run_id", ""))
+    chain += [r for r in found if r.data.tags.get("loop.parent_run_id") == version.run_id]  # its evaluation
+    lines = []
+    for run in chain:
+        tags, step = run.data.tags, run.data.tags["loop.step"]
+        if step == "monitor":
+            detail = f"{tags['monitor.verdict']} in {tags['monitor.drifted']} ({int(run.data.metrics['rows'])} rows)"
+        elif step == "retrain":
+            detail = f"{run.data.params.get('strategy')} from version 1: registered {model} version {version.version}"
+        else:
+            detail = f"version {version.version} {tags.get('evaluation.verdict')}; promoted to Production"
+        lines.append(f"drift loop: {step} run {run.info.run_id[:8]}: {detail}")
+    return lines
 
 
 def _trip_alarm_while_baking(sm: Any, cloudwatch: Any) -> None:

@@ -19,7 +19,8 @@ The baseline is the one ``train``, ``tune`` or ``retrain`` logged with the model
 Logged: metrics ``drift.<feature>.<test>`` (``ks_statistic``, ``ks_pvalue``, ``wasserstein_std``
 for numbers; ``chi2_statistic``, ``chi2_pvalue``, ``jensen_shannon``, ``linf`` for categories;
 ``missing_growth`` for both), ``drift.<feature>.drifted`` (1 or 0), ``drifted_features`` and
-``rows``; tags ``monitor.verdict`` (``drift`` or ``no drift``), ``monitor.drifted`` (the features)
+``rows``; tags ``monitor.verdict`` (``drift`` or ``no drift``; ``no traffic`` for an endpoint
+window without a captured request, whose run is all that is logged), ``monitor.drifted`` (the features)
 and the model version's name, version and run; ``drift/report.json``, ``drift/report.png`` and
 ``drift/report.html``. The model version gets the tags ``monitor.verdict``, ``monitor.drifted``
 and ``monitor.run_id``, so its page shows the latest verdict.
@@ -48,7 +49,8 @@ from projects import data as data_mod
 
 logger = logging.getLogger(__name__)
 REFUSED = re.compile(r"[^A-Za-z0-9_\-. /]")  # characters MLflow does not allow in a metric name
-NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"  # where Model Monitor publishes feature_baseline_drift_*
+NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+NO_TRAFFIC = "no traffic"  # the verdict of an endpoint window without a captured request  # where Model Monitor publishes feature_baseline_drift_*
 
 
 def parser() -> argparse.ArgumentParser:
@@ -105,6 +107,8 @@ def run(args: argparse.Namespace) -> drift.Report:
         found = capture.records(clients("s3"), prefix, args.endpoint, span)
         window = capture.rows(found, f"models:/{version.name}/{version.version}")
         source = f"{prefix.rstrip('/')}/{args.endpoint} {span}"
+        if window.empty:  # a quiet hour is not an error for a scheduled monitor: a run says so
+            return _no_traffic(version, source)
     else:
         if not args.model:
             raise capture.CaptureError("model is not set. Allowed: models:/name/N, @alias or /Stage. Pass -P model=...")
@@ -164,6 +168,23 @@ def run(args: argparse.Namespace) -> drift.Report:
         client.set_model_version_tag(version.name, str(version.version), key, value)
     logger.info("monitor: %s version %s: %s", version.name, version.version, report.summary())
     return report
+
+
+def _no_traffic(version, source: str) -> drift.Report:
+    """A run with the verdict ``no traffic`` (the version's own verdict tags are left as they are)."""
+    with mlflow.start_run():
+        mlflow.set_tags(
+            {
+                "project.entry_point": "monitor",
+                "monitor.verdict": NO_TRAFFIC,
+                "monitor.model_name": version.name,
+                "monitor.model_version": str(version.version),
+            }
+        )
+        tracking.log_params({"model": f"models:/{version.name}/{version.version}", "data": source})
+        mlflow.log_metric("rows", 0)
+    logger.info("monitor: %s version %s: no captured request in %s", version.name, version.version, source)
+    return drift.Report([], 0, 0.0)
 
 
 def _served_version(sagemaker, endpoint: str) -> str:

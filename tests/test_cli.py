@@ -81,8 +81,13 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     assert any(
         line.startswith("train: xgboost on 6400 rows") and "registered truck-delay version 1" in line for line in lines
     ), lines
-    assert any(line.startswith("retrain (rehearsal): truck-delay version 2 from version 1") for line in lines), lines
-    assert any(line.startswith("evaluate: truck-delay version 2") for line in lines), lines
+    # the drift loop: drifted traffic, then monitor -> retrain -> evaluate runs, each linked to the one before
+    assert "traffic: 800 deliveries of weeks 4-7 (the routes drift from week 4) sent to the endpoint" in lines, lines
+    loop = [line for line in lines if line.startswith("drift loop: ")]
+    assert [line.split()[2] for line in loop] == ["monitor", "retrain", "evaluate"], lines
+    assert re.fullmatch(r"drift loop: monitor run \w{8}: drift in [\w,]+ \(\d+ rows\)", loop[0]), loop
+    assert loop[1].endswith("rehearsal from version 1: registered truck-delay version 2"), loop
+    assert loop[2].endswith("version 2 pass; promoted to Production"), loop
     assert any(
         line.startswith("registry hooks: mlflow server --app-name registry-hooks on http://127.0.0.1:")
         for line in lines
@@ -112,11 +117,20 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
         for line in lines
     ), lines
     audit = [
-        line.split()[2:5] + [line.split(" via ")[1].split(" (")[0]] for line in lines if line.startswith("audit: ")
+        line.split()[2:5] + [line.split(" via ")[1].split(" (")[0]]
+        for line in lines
+        if line.startswith("audit: ") and not line.split()[2].startswith("loop-")
     ]
+    steps = [
+        [line.split()[2], line.split()[4]]
+        for line in lines
+        if line.startswith("audit: ") and line.split()[2].startswith("loop-")
+    ]
+    assert ["loop-monitor", "drift"] in steps and ["loop-retrain", "succeeded"] in steps, steps
+    assert ["loop-evaluate", "promoted"] in steps, steps
     assert audit == [
         ["create", "v1", "succeeded", "app:transition:Production"],
-        ["update", "v2", "succeeded", "app:transition:Production"],
+        ["update", "v2", "succeeded", "app:transition:Production"],  # the loop's promotion
         ["update", "v1", "rolled-back", "app:transition:Production"],
         ["delete", "v2", "succeeded", "app:transition:Archived"],
     ], audit

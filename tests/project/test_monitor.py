@@ -160,6 +160,14 @@ def test_monitor_reads_an_endpoints_capture_window_and_publishes_model_monitors_
 
     quiet = monitor.run(monitor.parser().parse_args(["--endpoint", endpoint, "--window", window(start, middle)]))
     loud = monitor.run(monitor.parser().parse_args(["--endpoint", endpoint, "--window", window(middle, end)]))
+    before = monitor.run(
+        monitor.parser().parse_args(["--endpoint", endpoint, "--window", window(start - timedelta(hours=1), start)])
+    )
+    assert before.rows == 0  # a quiet window is a verdict of its own, not an error
+    quiet_runs = mlflow.search_runs(
+        filter_string="tags.`monitor.verdict` = 'no traffic'", search_all_experiments=True, output_format="list"
+    )
+    assert any(r.data.params["data"].endswith(window(start - timedelta(hours=1), start)) for r in quiet_runs)
     assert (quiet.verdict, quiet.rows) == ("no drift", 600)
     assert (loud.verdict, loud.rows) == ("drift", 600)
     assert set(loud.drifted) <= set(scenario.DRIFTING) and loud.drifted
