@@ -126,6 +126,11 @@ def run(clients: AwsClients, say: Callable[[str], None]) -> dict[str, Any]:
             tags = registry.await_status("2", ("IN_SERVICE",))  # the drift loop retrains, evaluates, promotes
             for line in loop_runs(registry.client, MODEL):
                 say(line)
+            one, two = (registry.client.get_model_version(MODEL, v).tags for v in ("1", "2"))
+            say(
+                f"version tags: v1 monitor.verdict {one.get('monitor.verdict')} ({one.get('monitor.drifted')}); "
+                f"v2 evaluation.verdict {two.get('evaluation.verdict')} ({two.get('evaluation.reason')})"
+            )
             say(
                 f"canary to version 2: version 2 {tags['status']}, version 1 {registry.status('1')['status']}; "
                 f"predict: {predict(clients)[1]}"

@@ -89,6 +89,10 @@ def test_the_main_job_runs_end_to_end_on_embedded_defaults():
     assert loop[1].endswith("rehearsal from version 1: registered truck-delay version 2"), loop
     assert loop[2].endswith("version 2 pass; promoted to Production"), loop
     assert any(
+        line.startswith("version tags: v1 monitor.verdict drift (") and "v2 evaluation.verdict pass (" in line
+        for line in lines
+    ), lines
+    assert any(
         line.startswith("registry hooks: mlflow server --app-name registry-hooks on http://127.0.0.1:")
         for line in lines
     )

@@ -104,8 +104,17 @@ def _entry(
         },
         "versions": versions,
         "audit": [_audit(a) for a in reversed(audit)],
+        "drift": _drift(audit),
         "can_retry": status in RETRYABLE and model is not None and allowed(model, "update"),
     }
+
+
+def _drift(audit: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The drift loop's latest monitor verdict among the entries read (a policy ``monitor`` section)."""
+    last = next((a for a in reversed(audit) if a["action"] == "loop-monitor" and a["result"] != "failed"), None)
+    if last is None:
+        return None
+    return {"verdict": last["result"], "version": last["version"], "at": _iso(last["at"]), "message": last["message"]}
 
 
 def _deleting(row: dict[str, Any], audit: list[dict[str, Any]]) -> bool:

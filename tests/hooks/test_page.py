@@ -110,9 +110,20 @@ def test_a_stage_change_in_the_mlflow_ui_shows_deploying_then_in_service_without
     assert browser.text(f"{row} td.model") == model
     assert browser.text(f"{row} td.serving") == "v1"
     assert browser.attribute(f"{row} td.desired a", "href").endswith(f"/#/models/{model}/versions/1")
+    # The drift loop's latest verdict (a policy monitor section writes it to the audit log) shows
+    # under the status, without a reload.
+    from registry_hooks.store import Store
+
+    Store(registry.db).log("loop-monitor", "drift", deployment, version="1", message="drift in distance_km (run x)")
+    browser.wait(
+        lambda d: [e.text for e in d.find_elements("css selector", f"{row} td.state .drift.drifted")] == ["drift"],
+        what="the drift verdict",
+    )
+    assert "drift in distance_km" in browser.attribute(f"{row} td.state .drift", "title")
     browser.click(f"{row} summary")
     history = browser.text(f"{row} details")
     assert "create" in history and "succeeded" in history and "app:transition:Production" in history
+    assert "loop-monitor" in history
     # Lineage, drawn from what `lineage show --endpoint` reads; the page reads it again once the
     # controller has written it all (deploy.<d>.lineage: written, after IN_SERVICE).
     browser.wait(lambda d: "ModelDeployment" in browser.text(f"{row} .lineage"), what="the deployment in the lineage")

@@ -22,6 +22,13 @@ function status(value) {
   return `<span class="status status-${esc(value)}" data-status="${esc(value)}">${esc(value)}</span>`;
 }
 
+function drift(found) {
+  // the drift loop's latest monitor verdict (a policy `monitor` section), under the status
+  if (!found) return "";
+  const title = `${found.at || ""} v${found.version || "?"}: ${found.message || ""}`;
+  return `<div class="drift ${found.verdict === "drift" ? "drifted" : ""}" title="${esc(title)}">${esc(found.verdict)}</div>`;
+}
+
 function rows(items, columns) {
   const head = columns.map(([title]) => `<th>${esc(title)}</th>`).join("");
   const body = items.map((item) => `<tr>${columns.map(([, cell]) => `<td>${cell(item)}</td>`).join("")}</tr>`).join("");
@@ -41,7 +48,7 @@ function draw(d, open) {
   return `<tr class="main">
       <td class="name">${esc(d.name)}</td><td class="model">${esc(d.model || "–")}</td>
       <td class="desired">${versionLink(d, d.desired_version)}</td><td class="serving">${versionLink(d, d.serving_version)}</td>
-      <td class="state">${status(d.status)}</td><td class="message">${esc(d.message)}</td>
+      <td class="state">${status(d.status)}${drift(d.drift)}</td><td class="message">${esc(d.message)}</td>
       <td class="updated">${esc(d.updated_at)}</td><td>${retry}</td></tr>
     <tr class="more"><td colspan="8"><details${open ? " open" : ""}><summary>Versions, history and lineage</summary>
       <h3>Versions with this deployment's tags</h3>${versions}
