@@ -29,6 +29,8 @@ import pandas as pd
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+MAX_WINDOW = timedelta(days=31)
+LATE = timedelta(hours=1)  # capture files are written in batches: a request's record may land in the next hour's prefix
 
 
 class CaptureError(ValueError):
@@ -52,7 +54,9 @@ def window(text: str, now: datetime | None = None) -> Window:
     match = _DURATION.fullmatch(text)
     if match:
         length = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-        return Window(now - length, now)
+        if length <= timedelta(0):
+            raise CaptureError(f"window={text!r} is empty. Allowed: a length above zero (30m, 1h). Pass -P window=1h.")
+        return _capped(Window(now - length, now), text)
     start_text, sep, end_text = text.partition("/")
     try:
         if not sep:
@@ -65,12 +69,27 @@ def window(text: str, now: datetime | None = None) -> Window:
         ) from None
     if end <= start:
         raise CaptureError(f"window={text!r} ends before it starts. Allowed: START before END. Swap the two.")
-    return Window(start, end)
+    return _capped(Window(start, end), text)
+
+
+def _capped(span: Window, text: str) -> Window:
+    if span.end - span.start > MAX_WINDOW:
+        raise CaptureError(
+            f"window={text!r} spans {span.end - span.start}: more than {MAX_WINDOW.days} days of capture, an hour "
+            "prefix each, read in one run. Allowed: up to 31 days. Pass a shorter window (or -P data= with rows "
+            "sampled from the capture)."
+        )
+    return span
 
 
 def _instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def production_variants(sagemaker: Any, endpoint: str) -> list[str]:
+    """The endpoint's production variants (shadow variants repeat their requests: left out)."""
+    return [v["VariantName"] for v in sagemaker.describe_endpoint(EndpointName=endpoint).get("ProductionVariants", [])]
 
 
 def destination(sagemaker: Any, endpoint: str) -> str:
@@ -93,7 +112,7 @@ def records(s3: Any, prefix: str, endpoint: str, span: Window, variants: list[st
     base = f"{root.strip('/')}/{endpoint}/" if root.strip("/") else f"{endpoint}/"
     names = variants or _variants(s3, bucket, base)
     hour = span.start.replace(minute=0, second=0, microsecond=0)
-    while hour < span.end:
+    while hour < span.end + LATE:
         for variant in names:
             pages = s3.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=f"{base}{variant}/{hour:%Y/%m/%d/%H}/"
@@ -120,18 +139,31 @@ def rows(captured: Iterator[dict], model_uri: str) -> pd.DataFrame:
     """The captured requests' rows, decoded as the serving runtime decodes them for the model."""
     from mlflow.models import Model
 
+    from mlflow_plugins.errors import OpsError
     from mlflow_plugins.serving import codec
 
     metadata = Model.load(model_uri)
     schema = metadata.get_input_schema()
-    frames = []
+    frames, seen, skipped, inputs = [], 0, 0, 0
     for record in captured:
-        sent = record["captureData"]["endpointInput"]
-        data = sent["data"]
-        body = base64.b64decode(data) if sent.get("encoding") == "BASE64" else data.encode("utf-8")
-        parsed = codec.decode(body, sent.get("observedContentType") or "application/json", metadata, schema)
-        frame = parsed.data if isinstance(parsed.data, pd.DataFrame) else pd.DataFrame(parsed.data)
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        seen += 1
+        sent = record.get("captureData", {}).get("endpointInput")
+        if not sent:
+            continue  # an Output-only record
+        inputs += 1
+        data = sent.get("data", "")
+        try:
+            body = base64.b64decode(data) if sent.get("encoding") == "BASE64" else data.encode("utf-8")
+            parsed = codec.decode(body, sent.get("observedContentType") or "application/json", metadata, schema)
+        except (OpsError, ValueError):  # a request the model refused too: it is not the model's input
+            skipped += 1
+            continue
+        frames.append(parsed.data if isinstance(parsed.data, pd.DataFrame) else pd.DataFrame(parsed.data))
+    if seen and not inputs:
+        raise CaptureError(
+            f"the window holds {seen} capture record(s) and none has endpointInput: the endpoint captures its "
+            "outputs only. Allowed: CaptureOptions with CaptureMode Input. Update the endpoint's data_capture_config."
+        )
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame.attrs["skipped_requests"] = skipped
+    return frame

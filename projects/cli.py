@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from mlflow_plugins import secrets
 from mlflow_plugins.errors import OpsError
 from projects import baseline, capture, data, drift, families, tracking
 
@@ -25,8 +26,9 @@ USER_ERRORS = (
 
 def main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> Any:
     """``run`` on the parsed ``argv``; a user error exits as ``<prog>: error: <message>``."""
+    secrets.install_log_redaction()  # a step of the registry hooks' drift loop logs into the controller's output
     args = parser.parse_args(argv)
     try:
         return run(args)
     except USER_ERRORS as error:
-        raise SystemExit(f"{parser.prog}: error: {error}") from None
+        raise SystemExit(f"{parser.prog}: error: {secrets.redact(str(error))}") from None

@@ -40,6 +40,7 @@ import logging
 import re
 import tempfile
 from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import mlflow
@@ -50,6 +51,7 @@ from projects import data as data_mod
 logger = logging.getLogger(__name__)
 REFUSED = re.compile(r"[^A-Za-z0-9_\-. /]")  # characters MLflow does not allow in a metric name
 NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+CLOUDWATCH_MAX_AGE = timedelta(days=14)  # PutMetricData refuses older data points
 NO_TRAFFIC = "no traffic"  # the verdict of an endpoint window without a captured request  # where Model Monitor publishes feature_baseline_drift_*
 
 
@@ -64,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", default="", help="read the window from this endpoint's captured requests")
     p.add_argument("--window", default="1h", help="with --endpoint: 1h, 30m, 2d (up to now) or START/END (ISO 8601)")
     p.add_argument("--capture", default="", help="with --endpoint: the capture prefix (default: its DataCaptureConfig)")
+    p.add_argument("--region", default="", help="with --endpoint: its AWS region (default: AWS_REGION or the profile)")
+    p.add_argument("--assume-role-arn", default="", help="with --endpoint: an IAM role to assume for the AWS calls")
     p.add_argument(
         "--schedule", default="", help="CloudWatch MonitoringSchedule dimension (default mlflow-monitor-<endpoint>)"
     )
@@ -96,15 +100,16 @@ def run(args: argparse.Namespace) -> drift.Report:
         )
     clients = None
     if args.endpoint:
-        from mlflow_plugins.aws import make_clients
+        from mlflow_plugins.aws import AwsSettings, make_clients
 
-        clients = make_clients()
+        clients = make_clients(AwsSettings(region=args.region or None, assume_role_arn=args.assume_role_arn or None))
         model_uri = args.model or _served_version(clients("sagemaker"), args.endpoint)
         version = tracking.resolve(model_uri)
         statistics, constraints = baseline.load(version.run_id)  # before any capture is read
         span = capture.window(args.window)
         prefix = args.capture or capture.destination(clients("sagemaker"), args.endpoint)
-        found = capture.records(clients("s3"), prefix, args.endpoint, span)
+        variants = capture.production_variants(clients("sagemaker"), args.endpoint)
+        found = capture.records(clients("s3"), prefix, args.endpoint, span, variants)
         window = capture.rows(found, f"models:/{version.name}/{version.version}")
         source = f"{prefix.rstrip('/')}/{args.endpoint} {span}"
         if window.empty:  # a quiet hour is not an error for a scheduled monitor: a run says so
@@ -157,8 +162,13 @@ def run(args: argparse.Namespace) -> drift.Report:
             (Path(scratch) / "report.png").write_bytes(drift_report.figure(statistics, window, report))
             (Path(scratch) / "report.html").write_text(drift_report.page(report, "report.png", title))
             mlflow.log_artifacts(scratch, "drift")
+        if window.attrs.get("skipped_requests"):
+            mlflow.log_metric("skipped_requests", window.attrs["skipped_requests"])
         if clients is not None:
-            _publish(clients("cloudwatch"), args.endpoint, args.schedule or f"mlflow-monitor-{args.endpoint}", report)
+            schedule = args.schedule or f"mlflow-monitor-{args.endpoint}"
+            mlflow.set_tag(
+                "monitor.cloudwatch", _publish(clients("cloudwatch"), args.endpoint, schedule, report, span.end)
+            )
     client = mlflow.MlflowClient()
     for key, value in {
         "monitor.verdict": report.verdict,
@@ -202,19 +212,27 @@ def _served_version(sagemaker, endpoint: str) -> str:
     return f"models:/{name}/{number}"
 
 
-def _publish(cloudwatch, endpoint: str, schedule: str, report: drift.Report) -> None:
-    """Each feature's drift distance, as Model Monitor publishes ``feature_baseline_drift_<feature>``."""
+def _publish(cloudwatch, endpoint: str, schedule: str, report: drift.Report, at: datetime) -> str:
+    """Each feature's drift distance, as Model Monitor publishes ``feature_baseline_drift_<feature>``,
+    stamped with the window's end. What happened, for the run's ``monitor.cloudwatch`` tag: a failure
+    is said, never raised (the verdict still reaches the version, and the loop acts on it)."""
+    if datetime.now(timezone.utc) - at > CLOUDWATCH_MAX_AGE:
+        return f"not published: the window ended {at:%Y-%m-%dT%H:%M:%SZ}, older than CloudWatch accepts (2 weeks)"
     dimensions = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
     data = []
     for feature in report.features:
         value = feature.metrics.get("ks_statistic" if feature.kind == "numeric" else "linf")
         if value is not None:
-            data.append(
-                {"MetricName": f"feature_baseline_drift_{feature.feature}", "Dimensions": dimensions, "Value": value}
-            )
-    for start in range(0, len(data), 1000):  # PutMetricData takes at most 1,000 metrics a call
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 1000])
+            name = f"feature_baseline_drift_{feature.feature}"
+            data.append({"MetricName": name, "Dimensions": dimensions, "Value": value, "Timestamp": at})
+    try:
+        for start in range(0, len(data), 1000):  # PutMetricData takes at most 1,000 metrics a call
+            cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 1000])
+    except Exception as error:  # noqa: BLE001 - AccessDenied and the like: said on the run, the verdict stands
+        logger.warning("monitor: drift metrics not published to CloudWatch: %s", error)
+        return f"not published: {type(error).__name__}: {error}"[:5000]
     logger.info("monitor: published %d feature_baseline_drift metrics for %s", len(data), endpoint)
+    return f"published {len(data)} metrics to {NAMESPACE}"
 
 
 def optional_number(value: str) -> float | None:

@@ -28,6 +28,7 @@ from registry_hooks.reconcile import Leases, Reconciler
 from registry_hooks.store import Store
 
 WATCH_SECONDS = 1.0  # how often the policy file's size and time are compared (a stat, no read)
+FIRST_ROUND_SECONDS = 5.0  # a drift loop's first round after start (the lease row spaces the rest)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Controller:
         self.loop = loop  # the drift loops of rules with a `monitor` section
         self._monitor_due: dict[str, float] = {}  # rule name -> when its next drift-loop round is due
         self._looping: set[str] = set()
+        # drift-loop rounds run steps of minutes on threads of their own: deploys never wait for them
+        self.loops = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hooks-drift-loop")
         self.say = say
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hooks-pass")
         self.stopping = threading.Event()
@@ -148,6 +151,7 @@ class Controller:
         self._reload_asked.set()  # the watcher, if any, sees the stop at once
         self._woken.set()
         self.pool.shutdown(wait=True)
+        self.loops.shutdown(wait=False, cancel_futures=True)  # a round's step process ends with its run
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> None:
@@ -233,13 +237,16 @@ class Controller:
             due = []
             for rule in rules:
                 assert rule.monitor is not None
-                at = self._monitor_due.setdefault(rule.name, now + rule.monitor.every)
-                if at <= now and rule.name not in self._looping:
+                # the first round soon after start: the lease row says when the last one ran
+                at = self._monitor_due.setdefault(rule.name, now + min(rule.monitor.every, FIRST_ROUND_SECONDS))
+                if at > now:
+                    continue
+                self._monitor_due[rule.name] = now + rule.monitor.every  # busy or not: no spinning
+                if rule.name not in self._looping:
                     self._looping.add(rule.name)
-                    self._monitor_due[rule.name] = now + rule.monitor.every
                     due.append(rule)
         for rule in due:
-            self.pool.submit(self._round, rule)
+            self.loops.submit(self._round, rule)
 
     def _round(self, rule: Rule) -> None:
         assert self.loop is not None

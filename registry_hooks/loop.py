@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow_plugins.deploy import parse_target
 from registry_hooks.policy import Rule
 
 SUFFIX = "#monitor"  # the lease row of a deployment's drift loop (store.LEASE_ONLY: not listed as a deployment)
@@ -34,43 +36,86 @@ class LoopFailed(Exception):
 class DriftLoop:
     def __init__(self, client: Any, registry: Any, store: Any, leases: Any, say: Callable[[str], None]) -> None:
         self.client, self.registry, self.store, self.leases, self.say = client, registry, store, leases, say
+        self._tried: dict[str, str] = {}  # deployment -> the serving version whose challenger did not pass
         # MLflow runs an entry point's command (`python -m projects.monitor ...`) in the local
         # environment with `python` from PATH: make that the controller's own interpreter.
         here = str(Path(sys.executable).parent)
         if os.environ.get("PATH", "").split(os.pathsep)[0] != here:
             os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
 
-    def run(self, rule: Rule) -> str | None:
-        """One round for ``rule``: what happened (None when another replica holds the loop)."""
+    def run(self, rule: Rule, now: float | None = None) -> str | None:
+        """One round for ``rule``: what happened, or None when another replica holds the loop or
+        ran a round less than a period ago (the lease row keeps the time of the last round, so
+        replicas and restarts keep one round a period between them)."""
         assert rule.monitor is not None
         lease = f"{rule.name}{SUFFIX}"
         self.store.ensure(lease)  # the lease is a row of its own in the state database
         if not self.leases.take(lease):
             return None
         try:
-            return self._round(rule)
+            now = time.time() if now is None else now
+            last = self.store.get(lease).retry_at or 0.0  # a lease row's retry_at: the time of its last round
+            if now - last < rule.monitor.every * 0.9:
+                return None
+            settled = self._settled(rule)
+            if settled is not None:  # said, not audited: it repeats every period until the rollout ends
+                self.say(f"{rule.name}: drift loop: skipped: {settled}")
+                return settled
+            self.store.update(lease, self.leases.owner, retry_at=now)
+            return self._round(rule, lease)
         finally:
             self.leases.drop(lease)
 
-    def _round(self, rule: Rule) -> str:
+    def _settled(self, rule: Rule) -> str | None:
+        """Why the deployment is not in a state to judge (None when it is): a round reads what one
+        version served, and does not retrain while a rollout is under way or failed."""
+        try:
+            row = self.store.get(rule.name)
+        except Exception:  # noqa: BLE001 - no row yet: the controller has not passed over the rule
+            return "the deployment is not settled (no pass over it yet): no round until it serves"
+        if row.status != "IN_SERVICE" or row.desired_version != row.serving_version:
+            return (
+                f"the deployment is not settled (status {row.status}, should serve {row.desired_version}, serves "
+                f"{row.serving_version}): no round until it serves what it should"
+            )
+        return None
+
+    def _round(self, rule: Rule, lease: str) -> str:
         monitor = rule.monitor
         assert monitor is not None
         version = self.registry.serving(rule)
         if version is None:
-            return self._log(rule, "monitor", "skipped", None, "nothing serves yet: no window to read")
+            self.say(f"{rule.name}: drift loop: skipped: nothing serves yet")
+            return "nothing serves yet"
         serving = f"models:/{rule.model}/{version}"
-        params = {"endpoint": rule.endpoint, "model": serving, "window": monitor.window, **monitor.monitor}
+        region, role = parse_target(rule.target)
+        params = {
+            "endpoint": rule.endpoint,
+            "model": serving,
+            "window": monitor.window,
+            "region": region or "",
+            "assume_role_arn": role or "",
+            **monitor.monitor,
+        }
         run = self._step(rule, "monitor", params, None)
         tags = self.client.get_run(run).data.tags
         verdict, drifted = tags.get("monitor.verdict", "?"), tags.get("monitor.drifted", "")
         if verdict != "drift" or monitor.on_drift == "log":
             detail = f"{verdict}" + (f" in {drifted}" if drifted else "") + f" (run {run})"
             return self._log(rule, "monitor", verdict.replace(" ", "-"), version, detail)
+        if self._tried.get(rule.name) == version:  # its last challenger failed: wait for a new serving version
+            detail = (
+                f"drift in {drifted} (run {run}); not retraining: the last challenger from version {version} did not "
+                "pass. Retrain by hand, or promote another version."
+            )
+            return self._log(rule, "monitor", "drift", version, detail)
         self._log(rule, "monitor", "drift", version, f"drift in {drifted} (run {run}); retraining")
+        self._check_lease(rule, lease, "retrain")
         params = {"base_model": serving, "registered_model": rule.model, **monitor.retrain}
         retrained = self._step(rule, "retrain", params, run)
         new = self._version_of(rule, retrained)
         self._log(rule, "retrain", "succeeded", new, f"version {new} from version {version} (run {retrained})")
+        self._check_lease(rule, lease, "evaluate")
         promote_to = rule.stage or f"@{rule.alias}"
         params = {
             "challenger": f"models:/{rule.model}/{new}",
@@ -81,8 +126,15 @@ class DriftLoop:
         evaluated = self._step(rule, "evaluate", params, retrained)
         outcome = self.client.get_run(evaluated).data.tags.get("evaluation.verdict", "?")
         promoted = outcome == "pass"
+        if not promoted:
+            self._tried[rule.name] = version
         detail = f"version {new}: {outcome} (run {evaluated})" + (f"; promoted to {promote_to}" if promoted else "")
         return self._log(rule, "evaluate", "promoted" if promoted else "not-promoted", new, detail)
+
+    def _check_lease(self, rule: Rule, lease: str, step: str) -> None:
+        """Fencing between steps: a round whose lease lapsed (another replica may run one now) stops."""
+        if lease in self.leases.lost:
+            raise LoopFailed(f"{rule.name}: the drift loop's lease was lost before {step}: another replica runs it now")
 
     def _step(self, rule: Rule, step: str, params: dict[str, Any], parent: str | None) -> str:
         """Run the project's ``step`` entry point as a run tagged into the loop; its run id."""

@@ -50,8 +50,8 @@ MONITOR_KEYS = (
 )
 ON_DRIFT = ("log", "retrain")
 LOOP_SETS = {"retrain": {"base_model", "registered_model"}, "evaluate": {"challenger", "champion", "promote_to"}}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")  # monitor's window takes the same (a unit always)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ Fail = Callable[[str, str, str, str], Exception]
 
 
 def seconds(text: Any) -> float | None:
-    """``30s``, ``15m``, ``1h``, ``1d`` or a number of seconds; None when it is none of them."""
+    """``30s``, ``15m``, ``1h``, ``1d`` in seconds; None when it is none of them."""
     match = _DURATION.fullmatch(str(text).strip())
     return float(match.group(1)) * _SECONDS[match.group(2)] if match else None
 
@@ -96,8 +96,14 @@ def parse(values: Any, policy_file: str, fail: Fail) -> Monitor:
             "Write `every: 1h`.",
         )
     window = str(values.get("window", values["every"]))
-    if seconds(window) is None:
-        raise fail("monitor", f"monitor: window={window!r} is not a duration", "30m, 1h, 1d", "Write `window: 1h`.")
+    length = seconds(window)
+    if length is None or length <= 0 or length > 31 * 86400:
+        raise fail(
+            "monitor",
+            f"monitor: window={window!r} is not a window monitor reads",
+            "a duration above zero and up to 31d: 30m, 1h, 1d",
+            "Write `window: 1h`.",
+        )
     on_drift = values.get("on_drift", "log")
     if on_drift not in ON_DRIFT:
         raise fail(
@@ -140,6 +146,7 @@ def parse(values: Any, policy_file: str, fail: Fail) -> Monitor:
                 "Set `project:` to the checkout that holds MLproject.",
             )
         project = str(path)
+        _check_parameters(path / "MLproject", steps, fail)
     return Monitor(
         every=every,
         window=window,
@@ -150,3 +157,45 @@ def parse(values: Any, policy_file: str, fail: Fail) -> Monitor:
         retrain=steps["retrain"],
         evaluate=steps["evaluate"],
     )
+
+
+def _check_parameters(mlproject: Path, steps: dict[str, dict[str, Any]], fail: Fail) -> None:
+    """The retrain and evaluate parameters against the project's entry points (MLflow would pass an
+    unknown one on, and the step would fail only after a drift verdict)."""
+    import difflib
+
+    import yaml
+
+    entries = (yaml.safe_load(mlproject.read_text()) or {}).get("entry_points") or {}
+    for step, params in steps.items():
+        known = set((entries.get(step) or {}).get("parameters") or {}) - LOOP_SETS[step]
+        for name in params:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                raise fail(
+                    "monitor",
+                    f"monitor: {step}.{name} is not a parameter of the project's {step} entry point ({mlproject})",
+                    ", ".join(sorted(known)),
+                    (f"Did you mean {close[0]!r}? " if close else "") + "Use the entry point's parameter names.",
+                )
+
+
+def check_capture(config: dict[str, Any], fail: Fail) -> None:
+    """A monitored endpoint must capture its requests (DataCaptureConfig with Input)."""
+    capture = config.get("data_capture_config") or {}
+    if isinstance(capture, str):
+        import json
+
+        try:
+            capture = json.loads(capture)
+        except ValueError:
+            capture = {}
+    modes = {o.get("CaptureMode") for o in capture.get("CaptureOptions") or [] if isinstance(o, dict)}
+    if not capture.get("EnableCapture") or "Input" not in modes:
+        raise fail(
+            "monitor",
+            "monitor reads the endpoint's captured requests, and config.data_capture_config does not capture them "
+            f"({'absent' if not capture else capture})",
+            "config.data_capture_config with EnableCapture: true and a CaptureOptions entry {CaptureMode: Input}",
+            "Add data_capture_config to the rule's config (see the README), or remove `monitor`.",
+        )

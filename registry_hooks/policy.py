@@ -37,6 +37,7 @@ from mlflow_plugins.deploy import parse_config, parse_target
 from mlflow_plugins.errors import OpsError
 from registry_hooks import monitoring
 from registry_hooks.monitoring import Monitor
+from registry_hooks.store import LEASE_ONLY
 
 TARGETS = ("sagemaker", "sagemaker-ops", "ecs")
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -187,6 +188,13 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
             file=file, line=at.get(key, line), problem=f"deployment {name!r}: {problem}", allowed=allowed, fix=fix
         )
 
+    if LEASE_ONLY in name:
+        raise fail(
+            "model",
+            f"deployment name {name!r} holds {LEASE_ONLY!r}, which the state database keeps for drift-loop leases",
+            "letters, digits, hyphens, dots and underscores",
+            "Rename the deployment.",
+        )
     if not isinstance(values.get("model"), str) or not values["model"]:
         raise fail(
             "model",
@@ -321,6 +329,7 @@ def _rule(name: str, node: yaml.Node, file: str, line: int) -> Rule:
                 "Remove `monitor`, or monitor with `mlflow run . -e monitor -P data=...`.",
             )
         monitor = monitoring.parse(values["monitor"], file, fail)
+        monitoring.check_capture(config, fail)
     return Rule(
         name=name,
         model=values["model"],

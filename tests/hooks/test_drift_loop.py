@@ -116,10 +116,25 @@ def test_drift_in_an_endpoints_traffic_retrains_evaluates_promotes_and_deploys(r
         ("{every: 1h, on_drift: retrain, retrain: {new_data: x, base_model: y}, evaluate: {data: x}}", "base_model"),
         ("{every: 1h, project: /nowhere}", "has no MLproject file"),
         ("{every: 1h, cadence: 2}", "unknown key(s) ['cadence']"),
+        ("{every: 3600}", "every=3600 is not a period"),  # a unit always, as monitor's window takes it
+        ("{every: 1h, window: 0s}", "window='0s' is not a window monitor reads"),
+        (
+            f"{{every: 1h, project: {ROOT}, on_drift: retrain, retrain: {{new_data: x, stratgy: full}}, "
+            "evaluate: {data: y}}",
+            "Did you mean 'strategy'?",
+        ),
+        (f"{{every: 1h, project: {ROOT}}}", "does not capture them (absent)"),  # no data_capture_config
     ],
 )
 def test_a_bad_monitor_section_names_the_file_line_and_key(monitor, expected, tmp_path):
-    text = policy_text("d1", "m1", extra=f"    monitor: {monitor}\n")
+    capture = "" if "(absent)" in expected else f"      data_capture_config: {json.dumps(CAPTURE)}\n"
+    text = policy_text("d1", "m1", extra=f"{capture}    monitor: {monitor}\n")
     with pytest.raises(policy_file.PolicyError, match="policy.yaml:") as caught:
         policy_file.parse(text, str(tmp_path / "policy.yaml"))
     assert expected in str(caught.value) and "Allowed" in str(caught.value)
+
+
+def test_a_deployment_name_may_not_hold_the_lease_rows_mark(tmp_path):
+    text = policy_text("d1#monitor", "m1").replace("  d1#monitor:", "  d1#monitor:\n    endpoint: d1")
+    with pytest.raises(policy_file.PolicyError, match="holds '#'"):
+        policy_file.parse(text, str(tmp_path / "policy.yaml"))
