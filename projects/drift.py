@@ -155,12 +155,18 @@ def _numeric(feature: dict[str, Any], window: np.ndarray) -> tuple[dict[str, flo
     return metrics, float(ks.statistic), float(ks.pvalue), ()
 
 
-def _categorical(feature: dict[str, Any], window: pd.Series) -> tuple[dict[str, float], float, float, tuple[str, ...]]:
+def baseline_counts(feature: dict[str, Any]) -> dict[str, float]:
+    """A categorical feature's baseline counts: its buckets, and ``(other)`` for the values beyond them."""
     strings = feature["string_statistics"]
     expected = {b["value"]: float(b["count"]) for b in strings["distribution"]["categorical"]["buckets"]}
     rest = strings["common"]["num_present"] - sum(expected.values())
     if rest > 0:
         expected[OTHER] = rest
+    return expected
+
+
+def _categorical(feature: dict[str, Any], window: pd.Series) -> tuple[dict[str, float], float, float, tuple[str, ...]]:
+    expected = baseline_counts(feature)
     observed = window.value_counts()
     unseen = tuple(sorted(set(observed.index) - set(expected)))
     categories = list(expected) + list(unseen)

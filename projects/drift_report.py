@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from projects import baseline as baseline_mod
-from projects.drift import OTHER, Report
+from projects.drift import Report, baseline_counts
 
 BINS = 20
 
@@ -67,11 +67,7 @@ def _numeric(axis: Any, feature: dict[str, Any], window: np.ndarray) -> None:
 
 
 def _categorical(axis: Any, feature: dict[str, Any], window: pd.Series) -> None:
-    strings = feature["string_statistics"]
-    expected = {b["value"]: float(b["count"]) for b in strings["distribution"]["categorical"]["buckets"]}
-    rest = strings["common"]["num_present"] - sum(expected.values())
-    if rest > 0:
-        expected[OTHER] = rest
+    expected = baseline_counts(feature)
     observed = window.value_counts()
     categories = list(expected) + sorted(set(observed.index) - set(expected))
     base = np.array([expected.get(c, 0.0) for c in categories])

@@ -221,6 +221,40 @@ def markdown_table(keys: tuple[Key, ...]) -> str:
     return "\n".join(rows)
 
 
+EXECUTION_ROLE_KEY = Key(
+    "execution_role_arn",
+    "str",
+    None,
+    "IAM role SageMaker assumes to run the model (required)",
+    "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+    pattern=ROLE_ARN,
+    builtin=True,
+)
+ASSUME_ROLE_KEY = Key(
+    "assume_role_arn",
+    "str",
+    None,
+    "IAM role to assume for every AWS call",
+    "arn:aws:iam::123456789012:role/Deployer",
+    pattern=ROLE_ARN,
+    builtin=True,
+)
+REGION_KEY = Key(
+    "region_name",
+    "str",
+    None,
+    "AWS region; default from AWS_REGION, AWS_DEFAULT_REGION or the profile",
+    "eu-west-1",
+    builtin=True,
+)
+IMAGE_KEY = Key(
+    "image_url",
+    "str",
+    None,
+    "serving image; default <account>.dkr.ecr.<region>.amazonaws.com/mlflow-sagemaker-ops:<version> (see build-image)",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving:py311",
+    builtin=True,
+)
 BUCKET_KEY = Key(
     "bucket",
     "str",

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow_plugins.deploy.common.keys import (
+    ASSUME_ROLE_KEY,
     BUCKET_KEY,
-    ROLE_ARN,
+    EXECUTION_ROLE_KEY,
+    IMAGE_KEY,
+    REGION_KEY,
     Config,
     Key,
     build,
@@ -26,41 +29,11 @@ SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # matched agai
 
 KEYS: tuple[Key, ...] = (
     # MLflow's built-in keys, with the same meaning
-    Key(
-        "execution_role_arn",
-        "str",
-        None,
-        "IAM role SageMaker assumes to run the model (required)",
-        "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-        pattern=ROLE_ARN,
-        builtin=True,
-    ),
-    Key(
-        "assume_role_arn",
-        "str",
-        None,
-        "IAM role to assume for every AWS call of the deployment",
-        "arn:aws:iam::123456789012:role/Deployer",
-        pattern=ROLE_ARN,
-        builtin=True,
-    ),
+    EXECUTION_ROLE_KEY,
+    dataclasses.replace(ASSUME_ROLE_KEY, help="IAM role to assume for every AWS call of the deployment"),
     dataclasses.replace(BUCKET_KEY, builtin=True),
-    Key(
-        "image_url",
-        "str",
-        None,
-        "serving image; default <account>.dkr.ecr.<region>.amazonaws.com/mlflow-sagemaker-ops:<version> (see build-image)",
-        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving:py311",
-        builtin=True,
-    ),
-    Key(
-        "region_name",
-        "str",
-        None,
-        "AWS region; default from AWS_REGION, AWS_DEFAULT_REGION or the profile",
-        "eu-west-1",
-        builtin=True,
-    ),
+    IMAGE_KEY,
+    REGION_KEY,
     Key(
         "archive",
         "bool",
