@@ -111,7 +111,7 @@ def decode_cost(args: argparse.Namespace) -> float:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from projects import capture
+    from projects import capture, tracking
 
     rows = pd.concat([week(i, args, 3) for i in range(4)], ignore_index=True)
     features = rows.drop(columns=[TARGET])
@@ -128,7 +128,13 @@ def decode_cost(args: argparse.Namespace) -> float:
         records.append({"captureData": {"endpointInput": sent}})
     with tempfile.TemporaryDirectory() as scratch:
         path = f"{scratch}/model"
-        mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)))
+        mlflow.sklearn.save_model(
+            model,
+            path,
+            signature=infer_signature(features, model.predict(features)),
+            skops_trusted_types=tracking.trusted_types(model),  # the project's own pipeline, as train saves it
+            pip_requirements=["mlflow"],  # not served: no requirement inference
+        )
         times = []
         for _ in range(5):
             started = time.perf_counter()
