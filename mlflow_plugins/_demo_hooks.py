@@ -25,7 +25,7 @@ CAPTURE = "s3://demo-capture/traffic"  # where the endpoint captures its request
 
 def policy(model: str, alarm: str, role: str, project: Path) -> str:
     """The demo's deployment: canary with an alarm, data capture, and a drift loop that reads the
-    last 10 s of traffic every 10 s and, on drift, retrains (rehearsal, weeks 4-7 of the
+    traffic since its last round every 10 s and, on drift, retrains (rehearsal, weeks 4-7 of the
     scenario), evaluates and promotes to Production."""
     return f"""version: 1
 deployments:

@@ -2,16 +2,20 @@
 promote (a rule's ``monitor`` section, :mod:`.monitoring`).
 
 Each step is an MLflow run of the project's entry point (``mlflow.projects.run``, the local
-environment): ``monitor`` on the endpoint's captured requests of the last ``window`` against the
-version it serves; then, when it says drift and ``on_drift: retrain``, ``retrain`` from that
+environment): ``monitor`` on the endpoint's requests captured since the last round (``window``
+back for the first) against the version it serves; then, when it says drift and ``on_drift: retrain``, ``retrain`` from that
 version (registering the new one in the rule's model) and ``evaluate`` of the new version against
 it, which promotes it to the rule's stage or alias on a pass. Every run is created first with the
 tags ``loop.deployment``, ``loop.step`` and ``loop.parent_run_id`` (the step before), then run.
 
 A promotion is a registry change like any other: the controller's next pass deploys the new
-version with the rule's rollout. The loop holds a lease of its own (``<deployment>#monitor``), so
-across replicas one runs it, and a deploy of the same deployment is not held up by it. Each step
-and its outcome go to the audit log.
+version with the rule's rollout. The loop holds a lease of its own (``<deployment>#monitor``): one
+replica runs a round, a deploy of the same deployment is not held up by it, and the lease row
+keeps the time of the last round, so replicas and restarts keep one round a period. A round runs
+only on a settled deployment (IN_SERVICE on the version it should serve), does not retrain again
+from a serving version whose challenger failed (until another version serves or the controller
+restarts), and stops before its next step once its lease has lapsed. Each step and its outcome
+go to the audit log.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_plugins.deploy import parse_target
+from registry_hooks.monitoring import seconds
 from registry_hooks.policy import Rule
 
 SUFFIX = "#monitor"  # the lease row of a deployment's drift loop (store.LEASE_ONLY: not listed as a deployment)
@@ -62,7 +67,7 @@ class DriftLoop:
                 self.say(f"{rule.name}: drift loop: skipped: {settled}")
                 return settled
             self.store.update(lease, self.leases.owner, retry_at=now)
-            return self._round(rule, lease)
+            return self._round(rule, lease, self._window(rule, last, now))
         finally:
             self.leases.drop(lease)
 
@@ -80,7 +85,18 @@ class DriftLoop:
             )
         return None
 
-    def _round(self, rule: Rule, lease: str) -> str:
+    @staticmethod
+    def _window(rule: Rule, last: float, now: float) -> str:
+        """The traffic a round reads: since the last round (so consecutive windows cover every
+        captured request once, however late a round starts), or ``window`` back for the first;
+        never more than 31 days."""
+        assert rule.monitor is not None
+        length = seconds(rule.monitor.window) or rule.monitor.every
+        start = max(last if last else now - length, now - 31 * 86400)
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        return f"{time.strftime(stamp, time.gmtime(start))}/{time.strftime(stamp, time.gmtime(now))}"
+
+    def _round(self, rule: Rule, lease: str, window: str) -> str:
         monitor = rule.monitor
         assert monitor is not None
         version = self.registry.serving(rule)
@@ -92,7 +108,7 @@ class DriftLoop:
         params = {
             "endpoint": rule.endpoint,
             "model": serving,
-            "window": monitor.window,
+            "window": window,
             "region": region or "",
             "assume_role_arn": role or "",
             **monitor.monitor,

@@ -10,7 +10,8 @@ version's training baseline, and what drift starts.
         config: {data_capture_config: {...}}   # the endpoint must capture its requests
         monitor:
           every: 1h                 # how often (30s, 15m, 1h, 1d); the first run is one period after start
-          window: 1h                # the traffic each run reads (default: every)
+          window: 1h                # the first round's lookback (default: every); later rounds read
+                                    # the traffic since the round before, so none is missed
           alpha: 0.01               # monitor's parameters (optional): alpha, threshold, categorical_threshold
           on_drift: retrain         # log (default): record the verdict; retrain: retrain, evaluate, promote
           retrain:                  # `mlflow run <project> -e retrain` parameters; new_data is required

@@ -75,7 +75,7 @@ def test_sandbox_command_serves_aws_until_terminated():
 
 
 def test_the_main_job_runs_end_to_end_on_embedded_defaults():
-    result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([CLI, "demo", "--time-scale", "0.001"], capture_output=True, text=True, timeout=450)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(
