@@ -101,3 +101,16 @@ def test_windows_are_read_in_utc_with_a_unit_and_a_cap():
     ):
         with pytest.raises(capture.CaptureError, match=why):
             capture.window(bad, now)
+
+
+def test_a_round_reads_the_traffic_since_the_round_before(tmp_path):
+    from registry_hooks.loop import DriftLoop
+
+    (tmp_path / "MLproject").write_text("name: x\nentry_points: {}\n")
+    text = POLICY.replace("{every: 1s}", f"{{every: 10s, window: 1h, project: {tmp_path}}}")
+    rule = policy.parse(text, str(tmp_path / "p.yaml")).rules[0]
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc).timestamp()
+    assert DriftLoop._window(rule, 0.0, now) == "2026-12-01T11:00:00Z/2026-12-01T12:00:00Z"  # the first: window back
+    # later: from the last round, however late this one comes (here 95 s after it, for a period of 10 s)
+    assert DriftLoop._window(rule, now - 95, now) == "2026-12-01T11:58:25Z/2026-12-01T12:00:00Z"
+    assert DriftLoop._window(rule, now - 90 * 86400, now).startswith("2026-10-31T12:00:00Z/")  # at most 31 days
