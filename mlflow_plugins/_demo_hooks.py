@@ -64,7 +64,13 @@ class Process:
 
     def __init__(self, args: Sequence[str], env: dict[str, str], ready: str, timeout: float = 120) -> None:
         self.popen = subprocess.Popen(
-            list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            list(args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self.lines: list[str] = []
         self.changed = threading.Condition()
@@ -239,6 +245,18 @@ class Running:
             check=True,
         )
         return [line[line.index(DEPLOYMENT) :] for line in done.stdout.splitlines() if " started " not in line]
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs (Linux): SIGTERM when the demo's process ends, however it ends
+    (a SIGKILL runs none of the demo's own cleanup), so no server or controller outlives it."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except OSError:
+        pass  # another libc: the demo's own cleanup is all there is
 
 
 def _free_port() -> int:
