@@ -48,6 +48,7 @@ LONGEST_FIRST = (
     "tests/hooks/test_crash_and_replicas.py",  # 95 s
     "tests/deploy/test_sagemaker_variants.py",  # 70 s
     "tests/batch/test_transform.py",  # 70 s (measured alone, 2026-12-02)
+    "tests/hooks/test_drift_loop.py",  # 45 s, its first test a controller's whole drift loop
     "tests/hooks/test_secrets.py",  # 54 s
     "tests/serving/test_ecs_mode.py",  # 50 s
     "tests/hooks/test_operations.py",  # 45 s
