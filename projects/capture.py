@@ -87,14 +87,15 @@ def _instant(text: str) -> datetime:
     return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def production_variants(sagemaker: Any, endpoint: str) -> list[str]:
-    """The endpoint's production variants (shadow variants repeat their requests: left out)."""
-    return [v["VariantName"] for v in sagemaker.describe_endpoint(EndpointName=endpoint).get("ProductionVariants", [])]
+def production_variants(described: dict[str, Any]) -> list[str]:
+    """The production variants of a DescribeEndpoint answer (shadow variants repeat their
+    requests: left out)."""
+    return [v["VariantName"] for v in described.get("ProductionVariants", [])]
 
 
-def destination(sagemaker: Any, endpoint: str) -> str:
-    """The endpoint's capture prefix (DescribeEndpoint's DataCaptureConfig)."""
-    described = sagemaker.describe_endpoint(EndpointName=endpoint)
+def destination(described: dict[str, Any]) -> str:
+    """The capture prefix of a DescribeEndpoint answer (its DataCaptureConfig)."""
+    endpoint = described.get("EndpointName")
     capture = described.get("DataCaptureConfig") or {}
     if not capture.get("EnableCapture") or not capture.get("DestinationS3Uri"):
         raise CaptureError(

@@ -103,13 +103,13 @@ def run(args: argparse.Namespace) -> drift.Report:
         from mlflow_plugins.aws import AwsSettings, make_clients
 
         clients = make_clients(AwsSettings(region=args.region or None, assume_role_arn=args.assume_role_arn or None))
-        model_uri = args.model or _served_version(clients("sagemaker"), args.endpoint)
+        described = clients("sagemaker").describe_endpoint(EndpointName=args.endpoint)  # read once, used thrice
+        model_uri = args.model or _served_version(clients("sagemaker"), args.endpoint, described["EndpointArn"])
         version = tracking.resolve(model_uri)
         statistics, constraints = baseline.load(version.run_id)  # before any capture is read
         span = capture.window(args.window)
-        prefix = args.capture or capture.destination(clients("sagemaker"), args.endpoint)
-        variants = capture.production_variants(clients("sagemaker"), args.endpoint)
-        found = capture.records(clients("s3"), prefix, args.endpoint, span, variants)
+        prefix = args.capture or capture.destination(described)
+        found = capture.records(clients("s3"), prefix, args.endpoint, span, capture.production_variants(described))
         window = capture.rows(found, f"models:/{version.name}/{version.version}")
         source = f"{prefix.rstrip('/')}/{args.endpoint} {span}"
         if window.empty:  # a quiet hour is not an error for a scheduled monitor: a run says so
@@ -197,9 +197,8 @@ def _no_traffic(version, source: str) -> drift.Report:
     return drift.Report([], 0, 0.0)
 
 
-def _served_version(sagemaker, endpoint: str) -> str:
+def _served_version(sagemaker, endpoint: str, arn: str) -> str:
     """``models:/name/N`` of the registered version the endpoint serves, from the suite's tags."""
-    arn = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
     name = tags.get("mlflow-sagemaker-ops:registered-model")
     number = tags.get("mlflow-sagemaker-ops:model-version")

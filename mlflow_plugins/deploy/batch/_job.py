@@ -1,12 +1,8 @@
 """A batch transform job of an MLflow model: find or make its SageMaker model, start the job,
 wait for it, and report what it did.
 
-* **The model.** The archive is content-addressed, so a model is found by its digest: first the
-  SageMaker model a previous job made (named ``mlflow-sagemaker-ops-<digest>``: one
-  DescribeModel), then the model of a deployment of the same bytes (the suite tags every model
-  with its digest: ListModels and a ListTags a suite model, newest first). Only when neither
-  exists is the archive uploaded (nothing when the same bytes are in S3 already) and a model
-  made. Either way the model must run the configured image.
+* **The model.** Found by the archive's digest, or made (:mod:`._models`): a previous job's or a
+  deployment's on the same image, VPC and role, else uploaded and made once.
 * **The job.** CreateTransformJob with every setting of the config; a name that exists fails
   before any write. A failed start deletes the model and archive this job made.
 * **Waiting.** botocore's ``transform_job_completed_or_stopped`` waiter, its polls every
@@ -19,7 +15,6 @@ wait for it, and report what it did.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -29,20 +24,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlflow_plugins import secrets
+from mlflow_plugins.deploy.batch._models import Model, Models
 from mlflow_plugins.deploy.batch.config import BatchConfig, parse
 from mlflow_plugins.deploy.batch.pricing import hourly_price
 from mlflow_plugins.deploy.common import archives, images, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.origin import ModelOrigin, model_origin
 from mlflow_plugins.deploy.common.progress import wait_delay
-from mlflow_plugins.errors import AwsCallFailed, JobFailed, MissingSetting, ResourceConflict, as_domain_error
+from mlflow_plugins.errors import AwsCallFailed, JobFailed, ResourceConflict, as_domain_error
 from mlflow_plugins.packaging import digest, model_archive
 
 log = logging.getLogger("mlflow_plugins.deploy.batch")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
-MODEL_PREFIX = "mlflow-sagemaker-ops-"
 LOG_LINES = 10
-BATCH_ONLY = "batch-job:"  # the deployment-id tag of a model one job made for itself (archive=false)
 Say = Callable[[str], None]
 
 
@@ -71,18 +65,11 @@ class TransformResult:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Model:
-    name: str
-    reused: bool
-    bytes_uploaded: int
-    made: tuple[tuple[str, str], ...] = ()  # (kind, resource) this job made: model, archive
-
-
 class BatchTransform:
     def __init__(self, clients: Any, say: Say | None = None) -> None:
         self.clients = clients
         self.sagemaker = clients("sagemaker")
+        self.models = Models(clients)
         self.say = say or (lambda message: log.info("%s", message))
 
     def run(self, model_uri: str, config: dict[str, Any] | BatchConfig | None) -> TransformResult:
@@ -94,12 +81,12 @@ class BatchTransform:
         name = cfg.job_name or default_job_name(origin, datetime.now(timezone.utc))
         self._refuse_existing(name)
         image = images.image_uri(self.clients, cfg.image_url)
-        model = self._model(model_uri, local, data, address, image, origin, cfg, name)
+        model = self.models.find_or_make(model_uri, local, data, address, image, origin, cfg, name)
         labels = suite_labels.with_user_tags(suite_labels.suite_tags(model_uri, address, origin), cfg.tags)
         try:
             arn = self.sagemaker.create_transform_job(**request(name, model.name, cfg, labels))["TransformJobArn"]
         except Exception as error:
-            left = self._remove(model.made)
+            left = self.models.remove(model.made)
             raise as_domain_error(
                 error,
                 f"{'Nothing was left behind' if not left else 'Left behind: ' + ', '.join(left)}; fix the cause and run it again.",
@@ -133,119 +120,13 @@ class BatchTransform:
         self._remove_unless_kept(model, cfg)  # (a wait that timed out raises before: the job goes on)
         return self.finished(result, described)
 
-    def _remove_unless_kept(self, model: _Model, cfg: BatchConfig) -> None:
+    def _remove_unless_kept(self, model: Model, cfg: BatchConfig) -> None:
         if not cfg.archive and model.made:
-            left = self._remove(model.made)
+            left = self.models.remove(model.made)
             if left:
                 self.say(f"Could not delete what the job made: {', '.join(left)}; delete it by hand")
 
     # ---- the model -----------------------------------------------------------------------
-    def _model(
-        self,
-        model_uri: str,
-        local: str,
-        data: bytes,
-        address: str,
-        image: str,
-        origin: ModelOrigin,
-        cfg: BatchConfig,
-        job: str,
-    ) -> _Model:
-        """A SageMaker model of these bytes on ``image`` with the config's VPC (and role, when
-        given): a previous job's or a deployment's, else a new one. With ``archive=false`` a new
-        one is the job's own (named after it, its archive under the job's name), so deleting it
-        after the job takes nothing another job may be using."""
-        settings = json.dumps([image, cfg.vpc_config, cfg.execution_role_arn], sort_keys=True)
-        own = f"{MODEL_PREFIX}{address[:24]}-{digest(settings.encode())[:12]}"
-        found = self._describe_model(own) if cfg.execution_role_arn and cfg.archive else None
-        if found is not None:
-            # its archive is the content address of these bytes: put back if someone deleted it
-            bucket = s3uri.split(found["PrimaryContainer"]["ModelDataUrl"])[0]
-            again = archives.upload_archive(self.clients("s3"), bucket, "batch", data, local, None)
-            return _Model(own, True, again.bytes_uploaded)
-        reusable = self._suite_model(address, image, cfg)
-        if reusable is not None:
-            return _Model(reusable, True, 0)
-        if not cfg.execution_role_arn:
-            raise MissingSetting(
-                name="execution_role_arn",
-                allowed="an IAM role ARN that SageMaker can assume",
-                fix="No SageMaker model of these model bytes exists yet, so one is made: pass "
-                "--execution-role-arn arn:aws:iam::<account>:role/<role>.",
-            )
-        if not cfg.archive:
-            own = job
-        s3 = self.clients("s3")
-        bucket = cfg.bucket or archives.default_bucket(self.clients)
-        archives.ensure_bucket(s3, bucket, self.clients.region)
-        uploaded = archives.upload_archive(s3, bucket, "batch" if cfg.archive else f"batch/{job}", data, local, None)
-        made: list[tuple[str, str]] = [("archive", uploaded.s3_uri)] if uploaded.bytes_uploaded else []
-        args: dict[str, Any] = {
-            "ModelName": own,
-            "ExecutionRoleArn": cfg.execution_role_arn,
-            "PrimaryContainer": {"Image": image, "ModelDataUrl": uploaded.s3_uri},
-            "Tags": [
-                {"Key": k, "Value": v}
-                for k, v in suite_labels.with_user_tags(
-                    suite_labels.suite_tags(model_uri, address, origin, None if cfg.archive else f"{BATCH_ONLY}{job}"),
-                    cfg.tags,
-                ).items()
-            ],
-        }
-        if cfg.vpc_config:
-            args["VpcConfig"] = cfg.vpc_config
-        try:
-            self.sagemaker.create_model(**args)
-        except Exception as error:
-            self._remove(tuple(made))
-            raise as_domain_error(error, "Nothing was left behind; fix the cause and run it again.") from None
-        made.append(("model", own))
-        return _Model(own, False, uploaded.bytes_uploaded, tuple(made))
-
-    def _describe_model(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.sagemaker.describe_model(ModelName=name)
-        except self.sagemaker.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] == "ValidationException":  # AWS: "Could not find model"
-                return None
-            raise
-
-    def _suite_model(self, address: str, image: str, cfg: BatchConfig) -> str | None:
-        """The newest model the suite made of these bytes (a deployment's or a kept job's) on
-        ``image``, with the config's VPC and (when given) role, whose archive is still in S3."""
-        pages = self.sagemaker.get_paginator("list_models").paginate(SortBy="CreationTime", SortOrder="Descending")
-        for page in pages:
-            for summary in page["Models"]:
-                tags = suite_labels.as_dict(self.sagemaker.list_tags(ResourceArn=summary["ModelArn"])["Tags"])
-                if tags.get(suite_labels.MANAGED) != "true" or tags.get(suite_labels.MODEL_DIGEST) != address[:64]:
-                    continue
-                if tags.get(suite_labels.DEPLOYMENT_ID, "").startswith(BATCH_ONLY):
-                    continue  # another job's own model (archive=false): deleted when that job ends
-                found = self._describe_model(summary["ModelName"])
-                if (
-                    found is not None
-                    and _image(found) == image
-                    and (found.get("VpcConfig") or None) == (cfg.vpc_config or None)
-                    and (not cfg.execution_role_arn or found.get("ExecutionRoleArn") == cfg.execution_role_arn)
-                    and _archive_exists(self.clients("s3"), found)
-                ):
-                    return summary["ModelName"]
-        return None
-
-    def _remove(self, made: tuple[tuple[str, str], ...]) -> list[str]:
-        """Delete what this job made, newest first; what could not be deleted."""
-        left = []
-        for kind, resource in reversed(made):
-            try:
-                if kind == "model":
-                    self.sagemaker.delete_model(ModelName=resource)
-                else:
-                    s3uri.delete_object(self.clients("s3"), resource)
-            except Exception as error:  # noqa: BLE001 - reported with the resource left behind
-                left.append(f"{kind} {resource} ({type(error).__name__})")
-        return left
-
-    # ---- the job -------------------------------------------------------------------------
     def _refuse_existing(self, name: str) -> None:
         try:
             self.sagemaker.describe_transform_job(TransformJobName=name)
@@ -417,19 +298,3 @@ def default_job_name(origin: ModelOrigin, now: datetime) -> str:
     stem = f"{origin.registered_model}-v{origin.version}" if origin.registered_model else "model"
     stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:40] or "model"
     return f"{stem}-{now.strftime('%Y%m%d-%H%M%S')}-{now.microsecond // 1000:03d}"
-
-
-def _image(model: dict[str, Any]) -> str | None:
-    return (model.get("PrimaryContainer") or {}).get("Image")
-
-
-def _archive_exists(s3: Any, model: dict[str, Any]) -> bool:
-    url = (model.get("PrimaryContainer") or {}).get("ModelDataUrl")
-    if not url:
-        return False
-    bucket, key = s3uri.split(url)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True
