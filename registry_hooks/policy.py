@@ -364,17 +364,29 @@ def _check_config(
             allowed=error.fields.get("allowed", f"see `mlflow deployments help -t {kind.split('-')[0]}`"),
             fix=error.fields.get("fix", "Fix the config key."),
         ) from None
-    if checked is None:
-        return
     mode = getattr(checked, "mode", None)
-    if mode not in (None, "replace") or checked.synchronous is False:
-        key = "mode" if mode not in (None, "replace") else "synchronous"
+    decided = [
+        key
+        for key, bad in (
+            ("mode", mode not in (None, "replace")),
+            ("synchronous", getattr(checked, "synchronous", True) is False),
+            ("dry_run", getattr(checked, "dry_run", False)),
+        )
+        if bad
+    ]
+    if decided:
+        key = decided[0]
         raise PolicyError(
             file=file,
             line=lines.get(key, line),
             problem=f"deployment {name!r}: config {key}={config[key]!r} is decided by the controller",
             allowed="leave it out",
-            fix=f"Remove `{key}` from the config.",
+            fix=f"Remove `{key}` from the config"
+            + (
+                "; `mlflow-sagemaker-ops hooks plan --policy FILE` shows the plan without deploying."
+                if key == "dry_run"
+                else "."
+            ),
         )
 
 

@@ -120,6 +120,33 @@ def check(policy_path: str) -> None:
         )
 
 
+@hooks.command("plan")
+@click.option("--policy", "policy_path", required=True, help="The deploy policy (YAML).")
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None, help="The MLflow server (env MLFLOW_TRACKING_URI)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule.")
+def plan_command(policy_path: str, tracking_uri: str | None, as_json: bool) -> None:
+    """What the controller would change now, rule by rule, resource by resource, with the
+    reasons; it makes no write (to AWS, the registry or the controller's database)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from registry_hooks.planning import plan_rule
+    from registry_hooks.registry import Registry
+    from registry_hooks.targets import Targets
+
+    _log_to_stderr()
+    rules = _policy(policy_path).rules
+    if tracking_uri:  # model downloads (models:/...) and provenance read the same registry
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    registry, targets = Registry(MlflowClient(tracking_uri, registry_uri=tracking_uri)), Targets(say=_say)
+    for rule in rules:
+        plan = plan_rule(rule, registry, targets)
+        click.echo(json.dumps({"rule": rule.name, **plan.as_dict()}) if as_json else plan.text())
+
+
 @hooks.command()
 @click.option(
     "--policy",

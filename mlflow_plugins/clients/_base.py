@@ -84,7 +84,12 @@ def check_flavor(flavor: str | None) -> None:
 
 def with_lineage(target: Target, deployed: dict[str, Any]) -> dict[str, Any]:
     """Mirror a deployed registered model version into SageMaker lineage; a failure is reported
-    with the command that finishes it, and never fails the deployment."""
+    with the command that finishes it, and never fails the deployment. A dry run's plan is
+    printed instead, and its flavor says that nothing was written (MLflow's CLI prints the flavor
+    in "FLAVOR deployment NAME is created" and "Deployment NAME is updated (with flavor FLAVOR)")."""
+    if deployed.get("dry_run"):
+        logging.getLogger("mlflow_plugins.deploy").info("%s", deployed["plan"])
+        return {**deployed, "flavor": f"{deployed['flavor']} (dry run: nothing was written; the plan is above)"}
     if not deployed.get("registered_model"):
         return deployed
     from mlflow_plugins.lineage import after_target_deploy

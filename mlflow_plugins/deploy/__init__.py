@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_plugins.deploy.common.plan import Change, Plan
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live, Target, converge
 
 KINDS = ("sagemaker", "sagemaker-mme", "ecs")
 
 __all__ = [
     "FAILED",
+    "Change",
+    "Plan",
     "KINDS",
     "SERVING",
     "Live",

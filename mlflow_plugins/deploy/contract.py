@@ -14,6 +14,11 @@ What each method promises:
 * ``parse(config)`` validates a raw config (dict of ``-C`` values) into the target's typed,
   frozen config. It makes no AWS call and raises :class:`~mlflow_plugins.errors.OpsError`
   naming the key, the value, what is allowed and the fix.
+* ``plan(name, model_uri, config)`` is what :func:`converge` would change (create, or update, or
+  replace a Failed deployment), resource by resource with the reasons, from reads only
+  (:class:`~mlflow_plugins.deploy.common.plan.Plan`). ``update`` runs the plan it computes: a plan
+  without changes means no write. With ``dry_run=true`` in the config, ``create``, ``update``
+  and :func:`converge` answer the plan (:meth:`Plan.answer`) and write nothing.
 * ``observe(name, config)`` lets a rollout in flight settle, then reads what serves now
   (:class:`Live`); it may repair the target's own tags, and makes no other write.
 * ``create`` / ``update`` deploy and wait (unless ``synchronous=false``); on a failure the old
@@ -36,6 +41,9 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from mlflow_plugins.deploy.common.keys import dry_run
+from mlflow_plugins.deploy.common.plan import Plan
 
 SERVING = "InService"  # the one status of Live that means "serves"
 FAILED = "Failed"
@@ -66,6 +74,8 @@ class Target(Protocol):
 
     def parse(self, config: Mapping[str, Any] | None) -> Any: ...
 
+    def plan(self, name: str, model_uri: str | None, config: Any) -> Plan: ...
+
     def observe(self, name: str, config: Any) -> Live: ...
 
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]: ...
@@ -89,6 +99,8 @@ def converge(target: Target, name: str, model_uri: str, config: Any, live: Live 
     """Make ``name`` serve ``model_uri``: create it when absent, update it when present, and
     replace it when it is Failed (SageMaker refuses to update a Failed endpoint). The one place
     where create-or-update is decided, for both front doors."""
+    if dry_run(config):
+        return target.plan(name, model_uri, config).answer()
     live = live if live is not None else target.observe(name, config)
     if live.exists and live.status == FAILED:
         target.delete(name, config)

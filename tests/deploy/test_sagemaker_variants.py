@@ -167,9 +167,14 @@ def test_an_upload_shows_a_progress_bar_and_a_redeploy_uploads_nothing(client, m
     first = capfd.readouterr().err
     bars = [line for line in first.splitlines() if line.strip().startswith("uploading s3://")]
     assert bars and bars[-1].rstrip().endswith("MB") and " 100% " in bars[-1]
-    client.update_deployment("churn", models["v1"], config=CONFIG)
+    # The same model with another instance count: a new endpoint config, and no upload (the
+    # archive is content-addressed). The same model and config would plan no change at all.
+    client.update_deployment("churn", models["v1"], config={**CONFIG, "instance_count": 2})
     again = capfd.readouterr().err
     assert "uploading s3://" not in again and "uploaded 0 bytes" in caplog.text  # progress lines go to logging
+    caplog.clear()
+    client.update_deployment("churn", models["v1"], config={**CONFIG, "instance_count": 2})
+    assert "no change (the run makes no write)" in caplog.text and "uploaded" not in caplog.text
 
 
 def test_run_local_serves_the_model_with_the_suites_runtime(models, tmp_path):

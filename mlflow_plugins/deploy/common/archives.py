@@ -105,3 +105,16 @@ def upload_archive(
         )
         uploaded = len(data)
     return UploadedModel(f"s3://{bucket}/{key}", address, uploaded, model_dir)
+
+
+def stored(s3: Any, s3_uri: str) -> bool:
+    """Whether an object is at ``s3_uri`` (a HeadObject): a content-addressed archive there is
+    not uploaded again."""
+    bucket, key = s3_uri[len("s3://") :].split("/", 1)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            return False
+        raise

@@ -263,6 +263,23 @@ BUCKET_KEY = Key(
     "my-models",
     pattern=BUCKET,
 )
+DRY_RUN_KEY = Key(
+    "dry_run",
+    "bool",
+    False,
+    "print the plan (each resource to create, replace, update or delete, and why) and make no write",
+    "true",
+)
+
+
+def dry_run(config: Mapping[str, Any] | Config | None) -> bool:
+    """Whether ``config`` (parsed, or the raw ``-C`` values, which an update may give only in
+    part, so they cannot be parsed whole here) asks for a dry run."""
+    if not isinstance(config, Mapping):  # a parsed config, or None
+        return bool(getattr(config, DRY_RUN_KEY.name, False))
+    if DRY_RUN_KEY.name not in config:
+        return False
+    return bool(typed(DRY_RUN_KEY, config[DRY_RUN_KEY.name]))
 
 
 def check_name(name: str | None, rule: re.Pattern[str], what: str, reason: str, allowed: str, example: str) -> None:

@@ -36,3 +36,35 @@ def track(scaling: Any, target: ScalableTarget, spec: dict[str, Any], metric: di
         TargetTrackingScalingPolicyConfiguration=tracking,
         **where,
     )
+
+
+def read_spec(scaling: Any, target: dict[str, Any]) -> dict[str, Any]:
+    """A registered scalable target (DescribeScalableTargets' entry) as an ``autoscaling`` config
+    value: its range, its target-tracking policy and its scheduled actions (for a plan)."""
+    where = {k: target[k] for k in ("ServiceNamespace", "ResourceId", "ScalableDimension")}
+    spec: dict[str, Any] = {"min_capacity": target["MinCapacity"], "max_capacity": target["MaxCapacity"]}
+    for policy in scaling.describe_scaling_policies(**where)["ScalingPolicies"]:
+        tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+        spec["target"] = tracking.get("TargetValue")
+        spec["metric"] = (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
+        for key, field in (("scale_in_cooldown", "ScaleInCooldown"), ("scale_out_cooldown", "ScaleOutCooldown")):
+            if field in tracking:
+                spec[key] = tracking[field]
+    actions = scaling.describe_scheduled_actions(
+        ServiceNamespace=where["ServiceNamespace"], ResourceId=where["ResourceId"]
+    )["ScheduledActions"]
+    spec["schedule"] = sorted((a["ScheduledActionName"], a["Schedule"]) for a in actions)
+    return spec
+
+
+def wanted_spec(spec: dict[str, Any], default_metric: str) -> dict[str, Any]:
+    """A configured ``autoscaling`` value as :func:`read_spec` reads one back after :func:`track`."""
+    wanted = {
+        "min_capacity": int(spec["min_capacity"]),
+        "max_capacity": int(spec["max_capacity"]),
+        "target": float(spec["target"]),
+        "metric": spec.get("metric", default_metric),
+        "schedule": sorted((a["name"], a["cron"]) for a in spec.get("schedule", [])),
+    }
+    wanted.update({key: int(spec[key]) for key in ("scale_in_cooldown", "scale_out_cooldown") if key in spec})
+    return wanted

@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,8 +30,10 @@ from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, attempt, incomplete, outcome
 from mlflow_plugins.deploy.common.labels import MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.common.plan import DELETE, Plan
 from mlflow_plugins.deploy.common.progress import Say, wait_delay
 from mlflow_plugins.deploy.ecs import _invoke as _ecs_invoke
+from mlflow_plugins.deploy.ecs import _plan
 from mlflow_plugins.deploy.ecs import _scaling as _ecs_scaling
 from mlflow_plugins.deploy.ecs import _spec as spec
 from mlflow_plugins.deploy.ecs import config as ecs_config
@@ -50,6 +53,20 @@ class RolledBack(AwsCallFailed):
 
     fmt = "ECS rolled {service} back to {live}: {detail} {fix}"
     mlflow_code = "INTERNAL_ERROR"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An update's reads, its settings, the task definition it would register and its plan."""
+
+    cluster: str
+    service: dict[str, Any]  # DescribeServices
+    cfg: ecs_config.EcsConfig
+    wanted: _plan.Wanted | None  # None: the same model
+    definition: dict[str, Any]  # RegisterTaskDefinition's request
+    labels: builtins.list[dict[str, str]]
+    plan: Plan
+    scaling_given: bool
 
 
 class EcsDeployer:
@@ -108,10 +125,25 @@ class EcsDeployer:
             raise as_domain_error(error, outcome(left, "Nothing was left behind.", "run create again")) from None
         return self.get(f"{cluster}/{name}")
 
-    # ---- update ------------------------------------------------------------------------
-    def update(
+    # ---- plan and update -----------------------------------------------------------------
+    def plan_create(self, name: str, model_uri: str, config: dict[str, Any] | ecs_config.EcsConfig | None) -> Plan:
+        """What :meth:`create` would make, with reads only."""
+        cfg = ecs_config.parse(config)
+        _check_name(name)
+        cfg = cfg.replace(log_group=cfg.log_group or spec.default_log_group(cfg.cluster, name))
+        self._check_cluster(cfg.cluster)
+        self._check_target_group(cfg)
+        wanted = _plan.wanted_model(self.clients, cfg.cluster, name, model_uri, cfg)
+        return _plan.creation(self.clients, cfg.cluster, name, wanted, cfg)
+
+    def plan(self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None) -> Plan:
+        """What :meth:`update` would change, with reads only."""
+        return self._prepare(name, model_uri, config).plan
+
+    def _prepare(
         self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None
-    ) -> dict[str, Any]:
+    ) -> Prepared:
+        """An update's reads and checks, and its plan."""
         given = config.given_values() if isinstance(config, ecs_config.EcsConfig) else dict(config or {})
         cluster, service = self.locate(name, given.get("cluster"))
         name = service["serviceName"]
@@ -124,33 +156,87 @@ class EcsDeployer:
                 fix="Delete it and create it in the other cluster.",
             )
         live = self.task_definition(service["taskDefinition"])
-        user_tags = {t["key"]: t["value"] for t in live.get("tags", []) if not t["key"].startswith(SUITE_TAGS)}
-        cfg = ecs_config.parse({**spec.live_config(service, live["taskDefinition"], user_tags), **given})
+        # The user's tags as the service has them: a tags-only update retags the service in place.
+        user_tags = {t["key"]: t["value"] for t in service.get("tags") or [] if not t["key"].startswith(SUITE_TAGS)}
+        read_back = spec.live_config(service, live["taskDefinition"], user_tags)
+        cfg = ecs_config.parse({**read_back, **given})
         labels_of_live = {t["key"]: t["value"] for t in live.get("tags", [])}
-        source_uri = model_uri or labels_of_live.get(spec.MODEL_URI_TAG, "")
-        local = archives.local_pyfunc_model(model_uri) if model_uri is not None else None
+        if model_uri is not None:
+            wanted: _plan.Wanted | None = _plan.wanted_model(self.clients, cluster, name, model_uri, cfg)
+            assert wanted is not None
+            model_s3_uri = wanted.s3_uri
+            labels = _plan.labels_of(cfg, model_uri, wanted)
+        else:  # the same model: its provenance tags stay
+            wanted, model_s3_uri = None, spec.model_uri_of(live["taskDefinition"])
+            carried = {k: v for k, v in labels_of_live.items() if k.startswith(SUITE_TAGS)}
+            labels = [{"key": k, "value": v} for k, v in suite_labels.with_user_tags(carried, cfg.tags).items()]
+        definition = _plan.wanted_definition(self.clients, name, cfg, model_s3_uri, labels)
+        plan = _plan.update_plan(
+            self.clients,
+            cluster,
+            service,
+            live["taskDefinition"],
+            definition,
+            ecs_config.parse(read_back),
+            cfg,
+            wanted,
+            "autoscaling" in given,
+            _plan.left_behind(*self._left_behind(name, live["taskDefinition"], model_s3_uri)),
+        )
+        return Prepared(cluster, service, cfg, wanted, definition, labels, plan, "autoscaling" in given)
+
+    def update(
+        self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None
+    ) -> dict[str, Any]:
+        """Run the update's plan: no change, no write; tags or autoscaling alone, in place; the
+        service's settings, UpdateService; what the task runs, a new revision rolled out."""
+        prepared = self._prepare(name, model_uri, config)
+        cluster, service, cfg, plan = prepared.cluster, prepared.service, prepared.cfg, prepared.plan
+        name = service["serviceName"]
+        self.say(plan.text())
+        if plan.empty:
+            return self.get(f"{cluster}/{name}")
+        if not plan.touches(_plan.SERVICE, _plan.LOG_GROUP):
+            steps = []
+            if plan.touches(_plan.TAGS):
+                steps.append(
+                    (
+                        "tag the service",
+                        lambda: self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=prepared.labels),
+                    )
+                )
+            if plan.touches(_plan.SCALING):
+                steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
+            if any(change.action == DELETE for change in plan.changes):
+                steps.append(
+                    (
+                        "delete what earlier updates left",
+                        lambda: self._cleanup(name, service["taskDefinition"]),
+                    )
+                )
+            unfinished = [entry for step, run in steps for entry in attempt(step, run)]
+            if unfinished:
+                raise AwsCallFailed(
+                    operation="UpdateService",
+                    code="Unfinished",
+                    detail=f"ECS service {cluster}/{name} serves on unchanged, but could not " + "; ".join(unfinished),
+                    fix="Run update again.",
+                )
+            return self.get(f"{cluster}/{name}")
+        labels, wanted = prepared.labels, prepared.wanted
         created = self.journal(name, cfg)
         try:
-            if cfg.log_group and self._ensure_log_group(cfg.log_group):
+            if plan.touches(_plan.LOG_GROUP) and cfg.log_group and self._ensure_log_group(cfg.log_group):
                 created.add("log_group", cfg.log_group)
-            if local is not None:
-                model = self._upload(cluster, name, local, cfg)
+            if wanted is not None:
+                model = self._upload(cluster, name, wanted.local_dir, cfg, wanted.data)
                 if model.bytes_uploaded:
                     created.add("archive", model.s3_uri)
-            else:
-                model = archives.UploadedModel(
-                    spec.model_uri_of(live["taskDefinition"]),
-                    labels_of_live.get("mlflow-sagemaker-ops:model-digest", ""),
-                    0,
-                    "",
-                )
-            labels = self._tags(cfg, model, source_uri, labels_of_live if model_uri is None else None)
-            wanted = spec.task_definition(
-                name, cfg, images.image_uri(self.clients, cfg.image), model.s3_uri, self.clients.region, labels
-            )
             definition = service["taskDefinition"]
-            if not spec.same_task(wanted, live["taskDefinition"]):
-                definition = self.ecs.register_task_definition(**wanted)["taskDefinition"]["taskDefinitionArn"]
+            if plan.touches(_plan.TASK):
+                definition = self.ecs.register_task_definition(**prepared.definition)["taskDefinition"][
+                    "taskDefinitionArn"
+                ]
                 created.add("task_definition", definition)
             started = datetime.now(timezone.utc)
             updated = self.ecs.update_service(
@@ -179,7 +265,7 @@ class EcsDeployer:
                 lambda: self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels),
             ),
         ]
-        if "autoscaling" in given:
+        if prepared.scaling_given:
             steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
         if cfg.synchronous:
             steps.append(("delete the replaced task definitions and archives", lambda: self._cleanup(name, definition)))
@@ -247,6 +333,24 @@ class EcsDeployer:
             detail=detail,
             fix="The service runs the previous model as before; fix the cause, then run update again.",
         )
+
+    def _left_behind(
+        self, family: str, live: dict[str, Any], wanted_uri: str
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """The family's revisions but the live one, and the archives under the live model's prefix
+        that neither it nor ``wanted_uri`` is (reads: what :meth:`_cleanup` deletes)."""
+        older = [
+            arn
+            for arn in self.revisions(family) + self.revisions(family, "INACTIVE")
+            if arn != live["taskDefinitionArn"]
+        ]
+        kept = spec.model_uri_of(live)
+        if not kept:
+            return older, []
+        bucket, prefix = s3uri.split(kept.rsplit("/", 2)[0] + "/")
+        pages = self.clients("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        uris = (f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", []))
+        return older, [uri for uri in uris if uri not in (kept, wanted_uri)]
 
     def _cleanup(self, name: str, live_definition: str) -> None:
         """After a completed update: the archives the live revision does not run go first (those
@@ -506,11 +610,16 @@ class EcsDeployer:
                 fix="Add a listener rule that forwards to it.",
             )
 
-    def _upload(self, cluster: str, name: str, local_dir: str, cfg: ecs_config.EcsConfig) -> archives.UploadedModel:
+    def _upload(
+        self, cluster: str, name: str, local_dir: str, cfg: ecs_config.EcsConfig, data: bytes | None = None
+    ) -> archives.UploadedModel:
+        """The model's archive at its content address (``data``: the archive, when built already)."""
         s3 = self.clients("s3")
         bucket = cfg.bucket or archives.default_bucket(self.clients)
         archives.ensure_bucket(s3, bucket, self.clients.region)
-        return archives.upload_model(s3, bucket, f"ecs/{cluster}/{name}", local_dir, cfg.kms_key_id)
+        if data is None:
+            return archives.upload_model(s3, bucket, f"ecs/{cluster}/{name}", local_dir, cfg.kms_key_id)
+        return archives.upload_archive(s3, bucket, f"ecs/{cluster}/{name}", data, local_dir, cfg.kms_key_id)
 
     def _ensure_log_group(self, group: str) -> bool:
         logs = self.clients("logs")

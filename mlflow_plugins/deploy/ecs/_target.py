@@ -8,14 +8,15 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
+from mlflow_plugins.deploy.common import keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
-from mlflow_plugins.deploy.common import s3uri
+from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
 from mlflow_plugins.deploy.ecs import _spec as spec
 from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
 from mlflow_plugins.deploy.ecs._wait import wait_for_deployment
 from mlflow_plugins.deploy.ecs.config import DEFAULT_TIMEOUT, EcsConfig, parse
-from mlflow_plugins.errors import InvalidValue, ResourceNotFound
+from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceNotFound
 
 ROLLOUT_STATUS = {"COMPLETED": SERVING, "FAILED": FAILED}
 
@@ -66,11 +67,35 @@ class EcsTarget:
             models=(spec.model_uri_of(definition["taskDefinition"]),),
         )
 
+    def plan(self, name: str, model_uri: str | None, config: Any) -> Plan:
+        """What create (the service absent, or its last deployment Failed: converge replaces it)
+        or update would change, with reads only."""
+        found = self._service(name, config)
+        failed = found is not None and (_primary(found[1]) or {}).get("rolloutState") == "FAILED"
+        if found is not None and not failed:
+            return self.deployer.plan(name, model_uri, config)
+        if model_uri is None:
+            raise MissingSetting(
+                name="model URI (-m)", allowed="any MLflow model URI", fix="Pass -m models:/name/version."
+            )
+        cluster, service = _split(name, config)
+        created = self.deployer.plan_create(service, model_uri, self._with_cluster(config, cluster))
+        if found is None:
+            return created
+        reason = (_primary(found[1]) or {}).get("rolloutStateReason") or "its last deployment failed"
+        gone = Change(DELETE, "ECS service", f"{found[0]}/{service}", (f"it is Failed ({reason})",))
+        return plan_of(self.kind, created.deployment, (gone, *created.changes))
+
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
         cluster, service = _split(name, config)
-        return self.deployer.create(service, model_uri, self._with_cluster(config, cluster))
+        config = self._with_cluster(config, cluster)
+        if keys.dry_run(config):
+            return self.deployer.plan_create(service, model_uri, config).answer()
+        return self.deployer.create(service, model_uri, config)
 
     def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
+        if keys.dry_run(config):
+            return self.deployer.plan(name, model_uri, config).answer()
         return self.deployer.update(name, model_uri, config)
 
     def delete(self, name: str, config: Any = None) -> None:

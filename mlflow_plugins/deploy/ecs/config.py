@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy.common.keys import BUCKET_KEY, ROLE_ARN, Config, Key, build, help_text, typed_values
+from mlflow_plugins.deploy.common.keys import (
+    BUCKET_KEY,
+    DRY_RUN_KEY,
+    ROLE_ARN,
+    Config,
+    Key,
+    build,
+    help_text,
+    typed_values,
+)
 from mlflow_plugins.errors import InvalidValue, MissingSetting
 
 ECS_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")  # clusters, services, task families
@@ -159,6 +168,7 @@ KEYS: tuple[Key, ...] = (
     Key("tags", "tags", None, "tags for the service and the task definition", '{"team": "ml"}'),
     Key("synchronous", "bool", True, "wait for a steady service (or a rollback) before returning", "false"),
     Key("timeout_seconds", "int", DEFAULT_TIMEOUT, "how long a synchronous call waits", "3600", minimum=1),
+    DRY_RUN_KEY,
 )
 CONFIG_KEYS = tuple(key.name for key in KEYS)
 
@@ -191,6 +201,7 @@ class EcsConfig(Config):
     tags: dict[str, str] | None
     synchronous: bool
     timeout_seconds: int
+    dry_run: bool
 
 
 def parse(config: Mapping[str, Any] | EcsConfig | None) -> EcsConfig:

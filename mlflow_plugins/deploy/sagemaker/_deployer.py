@@ -33,9 +33,10 @@ from mlflow_plugins.deploy.common import archives, images, keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.journal import Journal, attempt, incomplete, outcome
 from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
 from mlflow_plugins.deploy.common.progress import Progress, wait_delay
 from mlflow_plugins.deploy.contract import Live
-from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _invoke, _live
+from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _invoke, _live, _plan
 from mlflow_plugins.deploy.sagemaker._requests import (
     MANAGED,
     deployment_config,
@@ -71,6 +72,18 @@ class LiveRead:
     carried: dict[str, Any]  # the settings an update that does not repeat them keeps
     tags: dict[str, str]  # the endpoint's tags
     archive: str | None  # the archive its first production variant serves
+    model: dict[str, Any]  # DescribeModel of its first production variant's model
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An update's reads, its settings and its plan."""
+
+    cfg: SageMakerConfig
+    live: dict[str, Any]  # DescribeEndpointConfig of the live config
+    was: LiveRead
+    wanted: _plan.Wanted | None  # None: a shadow's promotion
+    plan: Plan
 
 
 def scaling_range(target: dict[str, Any] | None) -> dict[str, int] | None:
@@ -177,15 +190,17 @@ class SageMakerDeployer:
         origin: Any,
         created: Journal,
         live: dict[str, Any] | None = None,
+        reuse: str | None = None,
     ) -> tuple[str, builtins.list[str]]:
-        """A new SageMaker model for ``model`` and an endpoint config serving it, laid out by
-        :func:`._requests.layout` against the ``live`` endpoint config: the config's name and
-        the models it serves."""
+        """A new SageMaker model for ``model`` (or the live model ``reuse``, when the plan keeps
+        it) and an endpoint config serving it, laid out by :func:`._requests.layout` against the
+        ``live`` endpoint config: the config's name and the models it serves."""
         resource = resource_name(name)
         labels = resource_tags(cfg, model, model_uri, resource, origin)
-        self._create_model(resource, model.s3_uri, cfg, role, labels)
-        created.add("model", resource)
-        serves = self._create_config(resource, *layout(resource, cfg, live), cfg, labels)
+        if reuse is None:
+            self._create_model(resource, model.s3_uri, cfg, role, labels)
+            created.add("model", resource)
+        serves = self._create_config(resource, *layout(reuse or resource, cfg, live), cfg, labels)
         created.add("endpoint_config", resource)
         return resource, serves
 
@@ -229,19 +244,41 @@ class SageMakerDeployer:
         self.sagemaker.create_endpoint_config(**config_args)
         return models_in(config_args)
 
-    # ---- update -------------------------------------------------------------------------
-    def update(
-        self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None
-    ) -> dict[str, Any]:
-        """Roll out ``model_uri`` with the configured strategy. ``strategy=shadow`` puts it in a
-        shadow variant beside the live model; an update without a model URI then promotes the
-        shadow's model to production (with the configured strategy)."""
-        parse(config)  # a bad config fails before any AWS call
+    # ---- plan and update ---------------------------------------------------------------
+    def plan(self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None) -> Plan:
+        """What :meth:`create` (``name`` absent, or Failed: converge replaces it) or :meth:`update`
+        would change, with reads only."""
+        cfg = parse(config)
         current = self.describe(name)
-        if current is None:
-            raise ResourceNotFound(
-                kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`."
+        if current is None or current["EndpointStatus"] == "Failed":
+            check_name(name)
+            require_role(cfg)
+            if model_uri is None:
+                raise MissingSetting(
+                    name="model URI (-m)", allowed="any MLflow model URI", fix="Pass -m models:/name/version."
+                )
+            wanted = _plan.wanted_model(self, name, model_uri, cfg)
+            gone = (
+                [
+                    Change(
+                        DELETE,
+                        _plan.ENDPOINT,
+                        name,
+                        (
+                            f"it is Failed ({current.get('FailureReason', 'no reason')}); SageMaker updates no Failed endpoint",
+                        ),
+                    )
+                ]
+                if current
+                else []
             )
+            return plan_of(_plan.KIND, name, gone + _plan.creation(self, name, wanted, cfg, "new endpoint"))
+        return self._prepare(name, model_uri, config, current).plan
+
+    def _prepare(
+        self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None, current: dict[str, Any]
+    ) -> Prepared:
+        """An update's reads and checks, and its plan."""
         live = self.sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
         given = config.given_values() if isinstance(config, SageMakerConfig) else dict(config or {})
         was = self.read_live(current, live)
@@ -280,19 +317,52 @@ class SageMakerDeployer:
                 fix=f"Pass -C variant_name={live_variants[0]}.",
             )
         if model_uri is None:
+            shadow = shadows[0]["ModelName"]
+            return Prepared(cfg, live, was, None, _plan.promotion(name, live, shadow, cfg))
+        require_role(cfg)
+        wanted = _plan.wanted_model(self, name, model_uri, cfg)
+        if cfg.strategy == "shadow" or cfg.mode == "add":
+            return Prepared(cfg, live, was, wanted, _plan.beside(self, name, wanted, live, cfg))
+        return Prepared(cfg, live, was, wanted, _plan.update_plan(self, name, wanted, cfg, live, was.model, was.tags))
+
+    def update(
+        self, name: str, model_uri: str | None, config: dict[str, Any] | SageMakerConfig | None
+    ) -> dict[str, Any]:
+        """Run the update's plan: no change, no write; tags, alarms or autoscaling alone, in
+        place; otherwise roll out a new model and config with the configured strategy.
+        ``strategy=shadow`` puts the model in a shadow variant beside the live model; an update
+        without a model URI then promotes the shadow's model to production."""
+        parse(config)  # a bad config fails before any AWS call
+        current = self.describe(name)
+        if current is None:
+            raise ResourceNotFound(
+                kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`."
+            )
+        prepared = self._prepare(name, model_uri, config, current)
+        cfg, live, was, wanted = prepared.cfg, prepared.live, prepared.was, prepared.wanted
+        self.say(prepared.plan.text())
+        if wanted is None:
             return self._promote(name, current, live, cfg, was)
+        if prepared.plan.empty:
+            return self.get(name)
+        if not prepared.plan.touches(_plan.ENDPOINT):
+            return self._in_place(name, current, live, cfg, wanted, prepared.plan)
+        assert model_uri is not None  # a wanted model has its URI
         role = require_role(cfg)
-        local = archives.local_pyfunc_model(model_uri)
         self._check_alarms(cfg)
-        model = self._upload(name, local, cfg)
+        model = self._upload(name, wanted.local_dir, cfg, wanted.data)
         created = self.journal(name)
         if model.bytes_uploaded:
             created.add("archive", model.s3_uri)
         shadowing = cfg.strategy == "shadow"
+        shadows = live.get("ShadowProductionVariants") or []
         try:
             origin = model_origin(model_uri, model.local_dir)  # a tracking-server read: once per update
             cfg = self.auto_alarms(name, cfg, self.journal(name))  # the endpoint's alarms: a failed update keeps them
-            config_name, serves = self._model_and_config(name, model, cfg, role, model_uri, origin, created, live)
+            keep = None if prepared.plan.touches(_plan.MODEL) else live["ProductionVariants"][0]["ModelName"]
+            config_name, serves = self._model_and_config(
+                name, model, cfg, role, model_uri, origin, created, live, reuse=keep
+            )
             # Adding a variant changes the variant names, which a DeploymentConfig (blue/green
             # guardrails) forbids; without one SageMaker applies the new config all at once.
             guarded = {} if cfg.mode == "add" else {"DeploymentConfig": deployment_config(cfg)}
@@ -317,6 +387,40 @@ class SageMakerDeployer:
         if drop_shadow:
             tags.pop(SHADOW_URI, None)
         return self.answer(after, tags, production, self._scaling_answer(name, after, cfg, was))
+
+    def _in_place(
+        self,
+        name: str,
+        current: dict[str, Any],
+        live: dict[str, Any],
+        cfg: SageMakerConfig,
+        wanted: _plan.Wanted,
+        plan: Plan,
+    ) -> dict[str, Any]:
+        """The same model and endpoint config: only the plan's tags, alarms and autoscaling
+        change, in place (the endpoint serves on, untouched), and what earlier deploys left goes."""
+        if plan.touches(_plan.TAGS):
+            labels = {**wanted.labels, DEPLOYMENT_ID: live["EndpointConfigName"]}
+            arns = [current["EndpointArn"], live["EndpointConfigArn"]] + [
+                self.sagemaker.describe_model(ModelName=m)["ModelArn"] for m in models_in(live)
+            ]
+            for arn in arns:
+                stale = [
+                    t["Key"]
+                    for t in self.sagemaker.list_tags(ResourceArn=arn)["Tags"]
+                    if t["Key"] not in labels and not t["Key"].startswith(keys.SUITE_PREFIX)
+                ]
+                if stale:
+                    self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=stale)
+                self.sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in labels.items()])
+        if plan.touches(_plan.ALARMS):
+            self.auto_alarms(name, cfg, self.journal(name))
+        if plan.touches(_plan.SCALING):
+            self.scale(name, cfg)
+        if any(change.action == DELETE for change in plan.changes):
+            served = Live(True, config=live["EndpointConfigName"], models=tuple(models_in(live)))
+            _live.collect_orphans(self, name, served)  # configs and models (see _plan.leftovers)
+        return self.get(name)
 
     def _promote(
         self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig, was: LiveRead
@@ -488,6 +592,7 @@ class SageMakerDeployer:
             "image_url": container.get("Image"),
             "network_isolation": model.get("EnableNetworkIsolation", False),
             "vpc_config": model.get("VpcConfig"),
+            "execution_role_arn": model.get("ExecutionRoleArn"),
             "tags": {k: v for k, v in suite_labels.as_dict(live_tags).items() if not suite_labels.is_suite(k)} or None,
         }
         if "ServerlessConfig" in variant:
@@ -498,6 +603,7 @@ class SageMakerDeployer:
             carried={key: value for key, value in kept.items() if value is not None},
             tags=suite_labels.as_dict(live_tags),
             archive=container.get("ModelDataUrl"),
+            model=model,
         )
 
     # ---- delete, get, list --------------------------------------------------------------
@@ -760,11 +866,16 @@ class SageMakerDeployer:
         pages = self.sagemaker.get_paginator("list_endpoints").paginate(NameContains=name)
         return any(e["EndpointName"] == name for page in pages for e in page["Endpoints"])
 
-    def _upload(self, name: str, local_dir: str, cfg: SageMakerConfig) -> archives.UploadedModel:
+    def _upload(
+        self, name: str, local_dir: str, cfg: SageMakerConfig, data: bytes | None = None
+    ) -> archives.UploadedModel:
+        """The model's archive at its content address (``data``: the archive, when built already)."""
         s3 = self.clients("s3")
         bucket = cfg.bucket or archives.default_bucket(self.clients)
         archives.ensure_bucket(s3, bucket, self.clients.region)
-        return archives.upload_model(s3, bucket, name, local_dir, cfg.kms_key_id)
+        if data is None:
+            return archives.upload_model(s3, bucket, name, local_dir, cfg.kms_key_id)
+        return archives.upload_archive(s3, bucket, name, data, local_dir, cfg.kms_key_id)
 
     def wait(self, name: str, waiter: str, cfg: SageMakerConfig) -> dict[str, Any] | None:
         """Wait with botocore's ``waiter``; the endpoint as the waiter's last DescribeEndpoint saw it

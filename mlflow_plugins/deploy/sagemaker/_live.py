@@ -24,6 +24,7 @@ from mlflow_plugins.deploy.sagemaker._requests import models_in
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig
 
 TAG = "mlflow-sagemaker-ops:"
+ARCHIVE, MODEL, CONFIG = "S3 archive", "SageMaker model", "endpoint config"  # as plans name them
 IN_FLIGHT = {
     "Creating": "endpoint_in_service",
     "Updating": "endpoint_in_service",
@@ -78,33 +79,50 @@ def serving_archive(deployer: Any, config_name: str) -> str | None:
 
 
 def collect_orphans(deployer: Any, name: str, live: Live, bucket: str | None = None) -> list[str]:
-    """Delete this endpoint's suite-made configs and models that ``live`` does not use; their names."""
+    """Delete this endpoint's suite-made configs, models and archives that ``live`` does not use;
+    their names."""
+    sagemaker, s3 = deployer.sagemaker, deployer.clients("s3")
+    gone: list[str] = []
+    for kind, resource in find_orphans(deployer, name, live, bucket):
+        if kind == CONFIG:
+            sagemaker.delete_endpoint_config(EndpointConfigName=resource)
+        elif kind == MODEL:
+            sagemaker.delete_model(ModelName=resource)
+        else:
+            s3.delete_object(**dict(zip(("Bucket", "Key"), s3uri.split(resource))))
+        gone.append(resource)
+    if gone:
+        deployer.say(f"Deleted what an interrupted deploy of {name} left behind: {', '.join(gone)}")
+    return gone
+
+
+def find_orphans(
+    deployer: Any, name: str, live: Live, bucket: str | None = None, keep: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
+    """This endpoint's suite-made configs and models (named ``<name>-<stamp>-<id>``) that ``live``
+    does not use, and the archives under its prefix that no live model serves (but ``keep``): what
+    an interrupted or failed deploy left, as (kind, name) pairs. Reads only."""
     sagemaker = deployer.sagemaker
     mine = re.compile(rf"^{re.escape(name[:40])}-\d{{14}}-[0-9a-f]{{6}}$")
-    gone: list[str] = []
+    found: list[tuple[str, str]] = []
     for page in sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=name[:40]):
         for item in page["EndpointConfigs"]:
             config = item["EndpointConfigName"]
             if mine.match(config) and config != live.config:
-                sagemaker.delete_endpoint_config(EndpointConfigName=config)
-                gone.append(config)
+                found.append((CONFIG, config))
     for page in sagemaker.get_paginator("list_models").paginate(NameContains=name[:40]):
         for item in page["Models"]:
             model = item["ModelName"]
             if mine.match(model) and model not in live.models:
-                sagemaker.delete_model(ModelName=model)
-                gone.append(model)
-    gone += collect_archives(deployer, name, live, bucket)
-    if gone:
-        deployer.say(f"Deleted what an interrupted deploy of {name} left behind: {', '.join(gone)}")
-    return gone
+                found.append((MODEL, model))
+    return found + [(ARCHIVE, uri) for uri in orphan_archives(deployer, name, live, bucket) if uri not in keep]
 
 
 def archive_prefix(bucket: str, name: str) -> str:
     return f"s3://{bucket}/{archives.PREFIX}/{name}/"
 
 
-def collect_archives(deployer: Any, name: str, live: Live, bucket: str | None) -> list[str]:
+def orphan_archives(deployer: Any, name: str, live: Live, bucket: str | None) -> list[str]:
     """Archives under this endpoint's prefix that no live model serves (an upload whose deploy
     died before CreateModel, or whose model an earlier failure orphaned)."""
     if not bucket:
@@ -117,18 +135,12 @@ def collect_archives(deployer: Any, name: str, live: Live, bucket: str | None) -
         except deployer.sagemaker.exceptions.ClientError:
             continue
     prefix_bucket, prefix = s3uri.split(archive_prefix(bucket, name))
-    gone = []
     try:
         pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=prefix_bucket, Prefix=prefix))
     except s3.exceptions.NoSuchBucket:
         return []
-    for page in pages:
-        for item in page.get("Contents", []):
-            uri = f"s3://{prefix_bucket}/{item['Key']}"
-            if uri not in served:
-                s3.delete_object(Bucket=prefix_bucket, Key=item["Key"])
-                gone.append(uri)
-    return gone
+    uris = (f"s3://{prefix_bucket}/{item['Key']}" for page in pages for item in page.get("Contents", []))
+    return [uri for uri in uris if uri not in served]
 
 
 def _tags(sagemaker: Any, arn: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_plugins import secrets
@@ -25,18 +26,47 @@ from mlflow_plugins.deploy.common import images, keys, s3uri
 from mlflow_plugins.deploy.common.journal import Journal, outcome
 from mlflow_plugins.deploy.common.labels import DEPLOYMENT_ID, MANAGED
 from mlflow_plugins.deploy.common.origin import model_origin
+from mlflow_plugins.deploy.common.plan import CREATE, DELETE, UPDATE, Change, Plan, changed_keys, plan_of
 from mlflow_plugins.deploy.sagemaker import _compat
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, require_role, stderr
 from mlflow_plugins.deploy.sagemaker._requests import deployment_config, resource_name
 from mlflow_plugins.deploy.sagemaker._requests import variant as variant_spec
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
 from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound, as_domain_error
+from mlflow_plugins.packaging import digest, model_archive
 
 MULTI_MODEL = "mlflow-sagemaker-ops:multi-model"
 LINEAGE_TARGET = "sagemaker-mme"  # the ``target`` property of a deployment's lineage Action
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NOT_FOR_MME = ("serverless_config", "async_inference_config")
 _PREFIXES: dict[tuple[str, str], tuple[str, str]] = {}  # (region, endpoint) -> (bucket, prefix), for invoke
+
+
+@dataclass(frozen=True)
+class ModelRead:
+    """What adding or replacing a model reads before it writes."""
+
+    current: dict[str, Any]  # DescribeEndpoint
+    bucket: str
+    prefix: str  # the endpoint's model prefix
+    before: dict[str, Any] | None  # the model's pointer, if it is there
+    local: str  # the model's local directory
+    data: bytes  # its archive
+    target: str  # the archive's key under the prefix
+    pointer: dict[str, Any]  # the pointer a deploy writes
+
+
+def model_answer(pointer: dict[str, Any], endpoint: str, current: dict[str, Any], s3_uri: str) -> dict[str, Any]:
+    """What create and update answer for a model: its pointer, and the endpoint's ARN and status
+    and the archive, which lineage records of the deploy."""
+    return {
+        **pointer,
+        "endpoint": endpoint,
+        "flavor": "python_function",
+        "endpoint_arn": current["EndpointArn"],
+        "status": current["EndpointStatus"],
+        "model_s3_uri": s3_uri,
+    }
 
 
 class MultiModelDeployer:
@@ -169,7 +199,12 @@ class MultiModelDeployer:
         return found
 
     # ---- the models on it -------------------------------------------------------------------
-    def add_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> dict[str, Any]:
+    def plan_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> Plan:
+        """What :meth:`add_model` would change, with reads only: the model is checked against the
+        image, its archive's digest is compared with the one its pointer names."""
+        return self._read_model(endpoint, name, model_uri, replace)[0]
+
+    def _read_model(self, endpoint: str, name: str, model_uri: str, replace: bool) -> tuple[Plan, ModelRead]:
         _check_model_name(name)
         current, _, container = self.live(endpoint)
         bucket, prefix = split(container["PrimaryContainer"]["ModelDataUrl"])
@@ -189,18 +224,64 @@ class MultiModelDeployer:
         local = _artifacts.local_model_dir(model_uri)
         manifest = json.loads(self.s3.get_object(Bucket=bucket, Key=f"{prefix}_image-manifest.json")["Body"].read())
         _compat.check(local, manifest, model_uri)
-        uploaded = _artifacts.upload_model(self.s3, bucket, f"mme/{endpoint}/{name}", local, None)
-        target = uploaded.s3_uri.split(f"s3://{bucket}/{prefix}", 1)[1]
+        data = model_archive(local)
+        address = digest(data)
+        target = f"{name}/{address[:24]}/model.tar.gz"  # where upload_archive puts it under the prefix
         origin = model_origin(model_uri, local)
         pointer = {
             "name": name,
             "target_model": target,
             "model_uri": secrets.strip_uri(model_uri),
-            "digest": uploaded.digest,
+            "digest": address,
             "registered_model": origin.registered_model,
             "model_version": origin.version,
             "run_id": origin.run_id,
         }
+        where = f"{endpoint}/{name}"
+        if before is None:
+            changes = [
+                Change(CREATE, "S3 archive", f"s3://{bucket}/{prefix}{target}", (f"model digest {address[:12]}",)),
+                Change(CREATE, "model pointer", where, ("new model on the endpoint",)),
+            ]
+        elif before.get("target_model") != target:
+            old = str(before.get("digest", "unknown"))[:12]
+            changes = [
+                Change(
+                    CREATE, "S3 archive", f"s3://{bucket}/{prefix}{target}", (f"model digest {old} -> {address[:12]}",)
+                ),
+                Change(
+                    UPDATE,
+                    "model pointer",
+                    where,
+                    (f"model digest {old} -> {address[:12]}",),
+                    how="the next request loads it",
+                ),
+                Change(DELETE, "S3 archive", f"s3://{bucket}/{prefix}{before['target_model']}", ("replaced",)),
+            ]
+        else:
+            reasons = changed_keys("provenance", {k: before.get(k) for k in pointer}, pointer)
+            changes = [Change(UPDATE, "model pointer", where, reasons)] if reasons else []
+        kept = {f"s3://{bucket}/{prefix}{target}", *(c.name for c in changes if c.resource == "S3 archive")}
+        changes += [
+            Change(DELETE, "S3 archive", uri, ("left by an earlier deploy",))
+            for uri in self._archives(bucket, prefix, name)
+            if uri not in kept
+        ]
+        read = ModelRead(current, bucket, prefix, before, local, data, target, pointer)
+        return plan_of(LINEAGE_TARGET, where, changes), read
+
+    def add_model(self, endpoint: str, name: str, model_uri: str, replace: bool = False) -> dict[str, Any]:
+        """Run the model's plan: no change, no write; new provenance alone, the pointer; a new
+        model, its archive, then the pointer, then the older archives go."""
+        plan, read = self._read_model(endpoint, name, model_uri, replace)
+        current, bucket, prefix, before, pointer = read.current, read.bucket, read.prefix, read.before, read.pointer
+        self.say(plan.text())
+        if not plan.touches("model pointer"):  # the same model: only what earlier deploys left goes
+            if not plan.empty:
+                self._delete_archives(bucket, prefix, name, keep=prefix + read.target)
+            return model_answer(pointer, endpoint, current, f"s3://{bucket}/{prefix}{read.target}")
+        uploaded = _artifacts.upload_archive(self.s3, bucket, f"mme/{endpoint}/{name}", read.data, read.local, None)
+        target = uploaded.s3_uri.split(f"s3://{bucket}/{prefix}", 1)[1]  # read.target: the same address
         new_archive = uploaded.bytes_uploaded > 0 and (before is None or before["target_model"] != target)
         try:
             self.s3.put_object(Bucket=bucket, Key=_pointer_key(prefix, name), Body=json.dumps(pointer).encode())
@@ -223,15 +304,7 @@ class MultiModelDeployer:
         self.say(
             f"{'Replaced' if before else 'Added'} model {name} on {endpoint} ({target}; uploaded {uploaded.bytes_uploaded} bytes)"
         )
-        # The endpoint's ARN and status, and the archive, are what lineage records of this deploy.
-        return {
-            **pointer,
-            "endpoint": endpoint,
-            "flavor": "python_function",
-            "endpoint_arn": current["EndpointArn"],
-            "status": current["EndpointStatus"],
-            "model_s3_uri": uploaded.s3_uri,
-        }
+        return model_answer(pointer, endpoint, current, uploaded.s3_uri)
 
     def delete_model(self, endpoint: str, name: str) -> None:
         bucket, prefix = self.prefix(endpoint)
@@ -257,6 +330,11 @@ class MultiModelDeployer:
                 f"The archive {archive} of model {name} on {endpoint} is deleted, but its pointer "
                 f"s3://{bucket}/{_pointer_key(prefix, name)} is left; run delete again.",
             ) from None
+
+    def _archives(self, bucket: str, prefix: str, name: str) -> list[str]:
+        """Every archive of model ``name`` under the endpoint's prefix."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{name}/")
+        return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]
 
     def _delete_archives(self, bucket: str, prefix: str, name: str, keep: str | None = None) -> None:
         """Every archive of model ``name`` under the endpoint's prefix but ``keep``."""
@@ -375,6 +453,9 @@ class MultiModelDeployer:
 
     def prefix(self, endpoint: str) -> tuple[str, str]:
         return split(self.live(endpoint)[2]["PrimaryContainer"]["ModelDataUrl"])
+
+    def has_model(self, endpoint: str, name: str) -> bool:
+        return self.pointer(*self.prefix(endpoint), name) is not None
 
     def pointer(self, bucket: str, prefix: str, name: str) -> dict[str, Any] | None:
         try:

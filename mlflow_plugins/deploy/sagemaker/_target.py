@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_plugins.deploy.common import archives
+from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
+from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.contract import SERVING, Live
 from mlflow_plugins.deploy.sagemaker import _live, _mme
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, stderr
@@ -29,11 +32,19 @@ class SageMakerTarget:
     def observe(self, name: str, config: Any) -> Live:
         return _live.observe(self.deployer, name, self.parse(config))
 
+    def plan(self, name: str, model_uri: str | None, config: Any) -> Plan:
+        return self.deployer.plan(name, model_uri, self.parse(config))
+
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
-        return self.deployer.create(name, model_uri, self.parse(config).replace(mode="create"))
+        cfg = self.parse(config)
+        if cfg.dry_run:
+            return self.plan(name, model_uri, cfg).answer()
+        return self.deployer.create(name, model_uri, cfg.replace(mode="create"))
 
     def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
         cfg = self.parse(config)
+        if cfg.dry_run:
+            return self.plan(name, model_uri, cfg).answer()
         return self.deployer.update(name, model_uri, cfg if cfg.mode else cfg.replace(mode="replace"))
 
     def delete(self, name: str, config: Any = None) -> None:
@@ -74,8 +85,15 @@ class MultiModelTarget:
         self.clients = clients
         self.mme = _mme.MultiModelDeployer(clients, say)
 
-    def parse(self, config: Mapping[str, Any] | None) -> None:
+    def parse(self, config: Mapping[str, Any] | ModelConfig | None) -> ModelConfig:
         return parse_model_config(config)
+
+    def plan(self, name: str, model_uri: str | None, config: Any = None) -> Plan:
+        self.parse(config)
+        endpoint, model = split_name(name)
+        if model_uri is None:
+            raise _no_model_uri()
+        return self.mme.plan_model(endpoint, model, model_uri, replace=self.mme.has_model(endpoint, model))
 
     def observe(self, name: str, config: Any = None) -> Live:
         endpoint, model = split_name(name)
@@ -94,19 +112,16 @@ class MultiModelTarget:
         )
 
     def create(self, name: str, model_uri: str, config: Any = None) -> dict[str, Any]:
-        self.parse(config)
+        if self.parse(config).dry_run:
+            return self.mme.plan_model(*split_name(name), model_uri).answer()
         return self.mme.add_model(*split_name(name), model_uri)
 
     def update(self, name: str, model_uri: str | None, config: Any = None) -> dict[str, Any]:
-        self.parse(config)
+        cfg = self.parse(config)
         if model_uri is None:
-            raise InvalidValue(
-                name="model URI (-m)",
-                value=None,
-                reason="an update on a multi-model endpoint replaces the model",
-                allowed="any MLflow model URI",
-                fix="Pass -m models:/name/version.",
-            )
+            raise _no_model_uri()
+        if cfg.dry_run:
+            return self.mme.plan_model(*split_name(name), model_uri, replace=True).answer()
         return self.mme.add_model(*split_name(name), model_uri, replace=True)
 
     def delete(self, name: str, config: Any = None) -> None:
@@ -149,16 +164,38 @@ class MultiModelTarget:
         return prefix_uri + pointer["target_model"] if pointer else None
 
 
-def parse_model_config(config: Mapping[str, Any] | None) -> None:
-    """A model on a multi-model endpoint has no config: any key is refused, before any AWS call."""
-    if config:
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model on a multi-model endpoint has no settings of its own; ``dry_run`` plans only."""
+
+    dry_run: bool = False
+
+
+def parse_model_config(config: Mapping[str, Any] | ModelConfig | None) -> ModelConfig:
+    """Any key but ``dry_run`` is refused, before any AWS call."""
+    if isinstance(config, ModelConfig):
+        return config
+    other = sorted(set(config or {}) - {DRY_RUN_KEY.name})
+    if other:
         raise InvalidValue(
             name="config",
-            value=sorted(config),
+            value=other,
             reason="a model on a multi-model endpoint has no settings of its own",
-            allowed="no -C",
+            allowed="no -C but dry_run",
             fix="Set instance, scaling and image keys with `mlflow deployments update-endpoint`.",
         )
+    values = typed_values(config, (DRY_RUN_KEY,), "multi-model model config", "sagemaker")
+    return ModelConfig(dry_run=values[DRY_RUN_KEY.name])
+
+
+def _no_model_uri() -> InvalidValue:
+    return InvalidValue(
+        name="model URI (-m)",
+        value=None,
+        reason="an update on a multi-model endpoint replaces the model",
+        allowed="any MLflow model URI",
+        fix="Pass -m models:/name/version.",
+    )
 
 
 def split_name(name: str) -> tuple[str, str]:

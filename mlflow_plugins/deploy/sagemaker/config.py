@@ -14,6 +14,7 @@ from typing import Any
 from mlflow_plugins.deploy.common.keys import (
     ASSUME_ROLE_KEY,
     BUCKET_KEY,
+    DRY_RUN_KEY,
     EXECUTION_ROLE_KEY,
     IMAGE_KEY,
     REGION_KEY,
@@ -204,6 +205,7 @@ KEYS: tuple[Key, ...] = (
         "create-endpoint (multi-model): what the image bakes in, the image-manifest.json of build-image; default this environment",
         '{"python": "3.11", "packages": {"scikit-learn": "1.7.2"}}',
     ),
+    DRY_RUN_KEY,
 )
 BY_NAME = {key.name: key for key in KEYS}
 
@@ -241,6 +243,7 @@ class SageMakerConfig(Config):
     kms_key_id: str | None
     network_isolation: bool
     image_manifest: dict[str, Any] | None
+    dry_run: bool
 
 
 def parse(
