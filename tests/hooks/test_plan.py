@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
+import pytest
 from click.testing import CliRunner
 
 from mlflow_plugins.cli import cli
@@ -16,6 +18,24 @@ from tests.contract.conftest import sandbox_calls
 from tests.hooks.conftest import policy_text
 
 READS = ("Describe", "List", "Get", "Head")
+
+
+@pytest.fixture
+def mlflow_uris():
+    """``hooks plan --tracking-uri`` sets MLflow's process-wide URIs (and their environment
+    variables), as the CLI process would: put them back for the tests after it in this worker."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = tracking_utils._tracking_uri, registry_utils._registry_uri, [os.environ.get(v) for v in variables]
+    yield
+    tracking_utils._tracking_uri, registry_utils._registry_uri = before[:2]
+    for variable, value in zip(variables, before[2]):
+        if value is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = value
 
 
 def hooks_plan(policy, registry, *extra: str) -> str:
@@ -33,7 +53,9 @@ def writes_during(sandbox, action) -> list[str]:
     return [c.split(":", 1)[1] for c in calls if not c.split(":", 1)[1].startswith(READS)]
 
 
-def test_hooks_plan_says_what_the_controller_then_does_and_writes_nothing(registry, aws, sandbox, tmp_path):
+def test_hooks_plan_says_what_the_controller_then_does_and_writes_nothing(
+    registry, aws, sandbox, tmp_path, mlflow_uris
+):
     model = registry.new_model(versions=2)
     path = tmp_path / "policy.yaml"
     path.write_text(policy_text("churn-plan", model, on_leave="delete"))
