@@ -101,6 +101,10 @@ setup(
             "Flask-WTF<2",
             "sagemaker-core>=2.27,<3",
             "selenium>=4.20",
+            # Exported templates are linted offline, and the exported CDK apps synthesized with
+            # aws-cdk-lib's own synth (it runs Node.js, which the machine has), in the tests.
+            "cfn-lint>=1",
+            "aws-cdk-lib>=2.150,<3",
         ],
         # --app-name registry-hooks-auth: MLflow's basic-auth app needs Flask-WTF.
         "auth": ["Flask-WTF<2"],

@@ -17,6 +17,7 @@ COMMANDS = {  # name -> (module, attribute)
     "batch-transform": ("mlflow_plugins.cli.batch", "batch_transform"),
     "build-image": ("mlflow_plugins.cli.build_image", "build_image"),
     "demo": ("mlflow_plugins.cli.demo", "demo"),
+    "export": ("mlflow_plugins.cli.export", "export"),
     "hooks": ("mlflow_plugins.cli.hooks", "hooks"),
     "lineage": ("mlflow_plugins.cli.lineage", "lineage"),
     "sandbox": ("mlflow_plugins.cli.sandbox", "sandbox"),

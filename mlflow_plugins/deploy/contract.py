@@ -19,6 +19,8 @@ What each method promises:
   (:class:`~mlflow_plugins.deploy.common.plan.Plan`). ``update`` runs the plan it computes: a plan
   without changes means no write. With ``dry_run=true`` in the config, ``create``, ``update``
   and :func:`converge` answer the plan (:meth:`Plan.answer`) and write nothing.
+* ``export(name, model_uri, config, shared_stack)`` is a CloudFormation template (a dict) of what
+  ``create`` would make; the model archive is uploaded (content-addressed) and referenced.
 * ``observe(name, config)`` lets a rollout in flight settle, then reads what serves now
   (:class:`Live`); it may repair the target's own tags, and makes no other write.
 * ``create`` / ``update`` deploy and wait (unless ``synchronous=false``); on a failure the old
@@ -75,6 +77,8 @@ class Target(Protocol):
     def parse(self, config: Mapping[str, Any] | None) -> Any: ...
 
     def plan(self, name: str, model_uri: str | None, config: Any) -> Plan: ...
+
+    def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]: ...
 
     def observe(self, name: str, config: Any) -> Live: ...
 

@@ -8,7 +8,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from mlflow_plugins.sandbox import _autoscaling, _ecs
+from mlflow_plugins.sandbox import _autoscaling, _cloudformation, _ecs
 from mlflow_plugins.sandbox.sagemaker import _alarms, _hosting_api, _lineage_api, _runtime_api, _transform_api
 from mlflow_plugins.sandbox.sagemaker._lineage import store_for
 
@@ -28,6 +28,7 @@ def install() -> None:
     _autoscaling.install()
     _ecs.install()
     _runtime_api.install()
+    _cloudformation.install()
     _installed = True
 
 

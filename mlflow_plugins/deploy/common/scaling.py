@@ -53,7 +53,15 @@ def read_spec(scaling: Any, target: dict[str, Any]) -> dict[str, Any]:
     actions = scaling.describe_scheduled_actions(
         ServiceNamespace=where["ServiceNamespace"], ResourceId=where["ResourceId"]
     )["ScheduledActions"]
-    spec["schedule"] = sorted((a["ScheduledActionName"], a["Schedule"]) for a in actions)
+    spec["schedule"] = sorted(
+        (
+            a["ScheduledActionName"],
+            a["Schedule"],
+            (a.get("ScalableTargetAction") or {}).get("MinCapacity"),
+            (a.get("ScalableTargetAction") or {}).get("MaxCapacity"),
+        )
+        for a in actions
+    )
     return spec
 
 
@@ -64,7 +72,14 @@ def wanted_spec(spec: dict[str, Any], default_metric: str) -> dict[str, Any]:
         "max_capacity": int(spec["max_capacity"]),
         "target": float(spec["target"]),
         "metric": spec.get("metric", default_metric),
-        "schedule": sorted((a["name"], a["cron"]) for a in spec.get("schedule", [])),
+        "schedule": sorted(
+            (a["name"], a["cron"], _int_or_none(a.get("min_capacity")), _int_or_none(a.get("max_capacity")))
+            for a in spec.get("schedule", [])
+        ),
     }
     wanted.update({key: int(spec[key]) for key in ("scale_in_cooldown", "scale_out_cooldown") if key in spec})
     return wanted
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

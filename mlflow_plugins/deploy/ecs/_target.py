@@ -12,8 +12,10 @@ from mlflow_plugins.deploy.common import keys, s3uri
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
+from mlflow_plugins.deploy.ecs import _export
 from mlflow_plugins.deploy.ecs import _spec as spec
 from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
+from mlflow_plugins.deploy.ecs._scaling import resource_label
 from mlflow_plugins.deploy.ecs._wait import wait_for_deployment
 from mlflow_plugins.deploy.ecs.config import DEFAULT_TIMEOUT, EcsConfig, parse
 from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceNotFound
@@ -97,6 +99,25 @@ class EcsTarget:
         if keys.dry_run(config):
             return self.deployer.plan(name, model_uri, config).answer()
         return self.deployer.update(name, model_uri, config)
+
+    def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]:
+        """A CloudFormation template of what create would make (the archive is uploaded)."""
+        cluster, service = _split(name, config)
+        cfg = self.parse(self._with_cluster(config, cluster))
+        made = _export.from_config(self.deployer, service, model_uri, cfg)
+        return _export.template(service, *made, shared_stack, self._resource_label(made[0]))
+
+    def export_live(self, name: str, config: Any = None, shared_stack: str | None = None) -> dict[str, Any]:
+        """A CloudFormation template of the live service ``[CLUSTER/]NAME``."""
+        made = _export.from_live(self.deployer, name)
+        service = name.split("/")[-1]
+        return _export.template(service, *made, shared_stack, self._resource_label(made[0]))
+
+    def _resource_label(self, cfg: EcsConfig) -> str | None:
+        metric = (cfg.autoscaling or {}).get("metric")
+        if metric != "ALBRequestCountPerTarget" or not cfg.target_group_arn:
+            return None
+        return resource_label(self.clients("elbv2"), cfg.target_group_arn)
 
     def delete(self, name: str, config: Any = None) -> None:
         self.deployer.delete(name, config)

@@ -18,7 +18,9 @@ def names(endpoint: str, variant: str) -> list[str]:
     return [f"{endpoint}-{variant}-5xx", f"{endpoint}-{variant}-model-latency"]
 
 
-def create(cloudwatch: Any, endpoint: str, variant: str) -> list[str]:
+def definitions(endpoint: str, variant: str) -> list[dict[str, Any]]:
+    """The usual alarms as PutMetricAlarm requests (also the properties of their
+    ``AWS::CloudWatch::Alarm`` in an exported template: the same names)."""
     dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
     errors, latency = names(endpoint, variant)
     common = {
@@ -29,23 +31,32 @@ def create(cloudwatch: Any, endpoint: str, variant: str) -> list[str]:
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
     }
-    cloudwatch.put_metric_alarm(
-        AlarmName=errors,
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Threshold=ERRORS_PER_MINUTE,
-        AlarmDescription="mlflow-sagemaker-ops: variant 5XX errors",
-        **common,
-    )
-    cloudwatch.put_metric_alarm(
-        AlarmName=latency,
-        MetricName="ModelLatency",
-        Statistic="Average",
-        Threshold=LATENCY_MICROSECONDS,
-        AlarmDescription="mlflow-sagemaker-ops: model latency",
-        **common,
-    )
-    return [errors, latency]
+    return [
+        {
+            "AlarmName": errors,
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "Threshold": ERRORS_PER_MINUTE,
+            "AlarmDescription": "mlflow-sagemaker-ops: variant 5XX errors",
+            **common,
+        },
+        {
+            "AlarmName": latency,
+            "MetricName": "ModelLatency",
+            "Statistic": "Average",
+            "Threshold": LATENCY_MICROSECONDS,
+            "AlarmDescription": "mlflow-sagemaker-ops: model latency",
+            **common,
+        },
+    ]
+
+
+def create(cloudwatch: Any, endpoint: str, variant: str) -> list[str]:
+    made = []
+    for alarm in definitions(endpoint, variant):
+        cloudwatch.put_metric_alarm(**alarm)
+        made.append(alarm["AlarmName"])
+    return made
 
 
 def delete(cloudwatch: Any, endpoint: str, variant: str) -> None:

@@ -13,8 +13,8 @@ from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.contract import SERVING, Live
-from mlflow_plugins.deploy.sagemaker import _live, _mme
-from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, stderr
+from mlflow_plugins.deploy.sagemaker import _export, _live, _mme
+from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, stderr
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
 from mlflow_plugins.errors import InvalidValue
 
@@ -46,6 +46,15 @@ class SageMakerTarget:
         if cfg.dry_run:
             return self.plan(name, model_uri, cfg).answer()
         return self.deployer.update(name, model_uri, cfg if cfg.mode else cfg.replace(mode="replace"))
+
+    def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]:
+        """A CloudFormation template of what create would make (the archive is uploaded)."""
+        check_name(name)
+        return _export.template(_export.from_config(self.deployer, name, model_uri, self.parse(config)), shared_stack)
+
+    def export_live(self, name: str, config: Any = None, shared_stack: str | None = None) -> dict[str, Any]:
+        """A CloudFormation template of the live endpoint ``name`` (single- or multi-model)."""
+        return _export.template(_export.from_live(self.deployer, name, self.parse(config)), shared_stack)
 
     def delete(self, name: str, config: Any = None) -> None:
         self.deployer.delete(name, self.parse(config))
@@ -123,6 +132,15 @@ class MultiModelTarget:
         if cfg.dry_run:
             return self.mme.plan_model(*split_name(name), model_uri, replace=True).answer()
         return self.mme.add_model(*split_name(name), model_uri, replace=True)
+
+    def export(self, name: str, model_uri: str, config: Any = None, shared_stack: str | None = None) -> dict[str, Any]:
+        raise InvalidValue(
+            name="deployment",
+            value=name,
+            reason="a model on a multi-model endpoint is an S3 object, not a CloudFormation resource",
+            allowed="a single-model endpoint, an ECS service, or the multi-model endpoint itself",
+            fix=f"Export the endpoint: mlflow-sagemaker-ops export --from-endpoint {name.split('/')[0]}.",
+        )
 
     def delete(self, name: str, config: Any = None) -> None:
         self.mme.delete_model(*split_name(name))

@@ -1,0 +1,329 @@
+"""CloudFormation stacks whose SageMaker, alarm and autoscaling resources go through the sandbox's
+own API, as CloudFormation's resource handlers call AWS's.
+
+moto's CloudFormation creates a SageMaker endpoint in moto's backend directly, past the
+sandbox's endpoint lifecycle and serving processes; it re-creates the endpoint on any update and
+ignores ``DeploymentConfig``; and it has no handler for ``AWS::CloudWatch::Alarm`` or Application
+Auto Scaling. These handlers replace and add them: each resource is made by the SageMaker,
+CloudWatch or Application Auto Scaling call CloudFormation would make, over HTTP to the sandbox
+itself (so the call journal, fault injection and the endpoint lifecycle apply), and a stack
+create waits for an endpoint to be InService, as CloudFormation does.
+
+Where this differs from CloudFormation (documented, not emulated): stack operations are
+synchronous (moto's); a failed resource fails the call instead of rolling the stack back; an
+endpoint update runs UpdateEndpoint with the template's ``DeploymentConfig`` and waits, but its
+rollback does not roll the stack back.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+
+from mlflow_plugins.sandbox._state import current
+
+_NAME_CHARS = string.ascii_letters + string.digits
+
+
+def _client(service: str, region: str) -> Any:
+    """A client of the sandbox itself, with its credentials."""
+    env = current().task_env(region)
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=region,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+def _name(resource_name: str) -> str:
+    """A SageMaker name from CloudFormation's generated ``<stack>-<logical id>-<random>``: at most
+    63 characters, as CloudFormation names them."""
+    if len(resource_name) <= 63:
+        return resource_name
+    suffix = "".join(random.choices(_NAME_CHARS, k=12))
+    return f"{resource_name[:50].rstrip('-')}-{suffix}"
+
+
+def _wait_delay() -> float:
+    return float(os.environ.get("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "1"))
+
+
+class _Resource:
+    """A resource a handler made: its physical id (what ``Ref`` returns) and its attributes. (A
+    mixin: moto finds handlers among CloudFormationModel's direct subclasses.)"""
+
+    attributes: tuple[str, ...] = ()
+
+    def __init__(self, physical_id: str, region: str, values: dict[str, str] | None = None) -> None:
+        self.physical_id, self.region, self.values = physical_id, region, values or {}
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.physical_id
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.attributes
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name in self.values:
+            return self.values[attribute_name]
+        raise UnformattedGetAttTemplateException()
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> Any:
+        """Replacement, CloudFormation's way for an immutable resource: the new one, then the old goes."""
+        made = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        cls.delete_from_cloudformation_json(original_resource.physical_id, cloudformation_json, account_id, region_name)
+        return made
+
+
+class SageMakerModel(_Resource, CloudFormationModel):
+    attributes = ("ModelName",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::Model"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> SageMakerModel:
+        props = cloudformation_json["Properties"]
+        name = _name(props.get("ModelName") or resource_name)
+        request = {
+            k: props[k] for k in ("PrimaryContainer", "VpcConfig", "EnableNetworkIsolation", "Tags") if k in props
+        }
+        made = _client("sagemaker", region_name).create_model(
+            ModelName=name, ExecutionRoleArn=props["ExecutionRoleArn"], **request
+        )
+        return cls(made["ModelArn"], region_name, {"ModelName": name})
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        _client("sagemaker", region_name).delete_model(ModelName=resource_name.rsplit("/", 1)[-1])
+
+
+class SageMakerEndpointConfig(_Resource, CloudFormationModel):
+    attributes = ("EndpointConfigName",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::EndpointConfig"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> SageMakerEndpointConfig:
+        props = cloudformation_json["Properties"]
+        name = _name(props.get("EndpointConfigName") or resource_name)
+        keys = (
+            "ProductionVariants",
+            "ShadowProductionVariants",
+            "DataCaptureConfig",
+            "AsyncInferenceConfig",
+            "KmsKeyId",
+            "Tags",
+        )
+        made = _client("sagemaker", region_name).create_endpoint_config(
+            EndpointConfigName=name, **{k: props[k] for k in keys if k in props}
+        )
+        return cls(made["EndpointConfigArn"], region_name, {"EndpointConfigName": name})
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        _client("sagemaker", region_name).delete_endpoint_config(EndpointConfigName=resource_name.rsplit("/", 1)[-1])
+
+
+class SageMakerEndpoint(_Resource, CloudFormationModel):
+    attributes = ("EndpointName",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::Endpoint"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> SageMakerEndpoint:
+        props = cloudformation_json["Properties"]
+        name = _name(props.get("EndpointName") or resource_name)
+        sagemaker = _client("sagemaker", region_name)
+        made = sagemaker.create_endpoint(
+            EndpointName=name, EndpointConfigName=props["EndpointConfigName"], Tags=props.get("Tags", [])
+        )
+        _in_service(sagemaker, name)
+        return cls(made["EndpointArn"], region_name, {"EndpointName": name})
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> SageMakerEndpoint:
+        """An update in place: UpdateEndpoint with the template's DeploymentConfig (moto deletes
+        and re-creates the endpoint, which drops its traffic)."""
+        props = cloudformation_json["Properties"]
+        name = original_resource.values["EndpointName"]
+        sagemaker = _client("sagemaker", region_name)
+        extra = {k: props[k] for k in ("DeploymentConfig", "RetainAllVariantProperties") if k in props}
+        sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=props["EndpointConfigName"], **extra)
+        _in_service(sagemaker, name)
+        return cls(original_resource.physical_id, region_name, {"EndpointName": name})
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        sagemaker = _client("sagemaker", region_name)
+        name = resource_name.rsplit("/", 1)[-1]
+        sagemaker.delete_endpoint(EndpointName=name)
+        sagemaker.get_waiter("endpoint_deleted").wait(
+            EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 600}
+        )
+
+
+class CloudWatchAlarm(_Resource, CloudFormationModel):
+    attributes = ("Arn",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> CloudWatchAlarm:
+        props = dict(cloudformation_json["Properties"])
+        name = props.pop("AlarmName", None) or resource_name
+        cloudwatch = _client("cloudwatch", region_name)
+        cloudwatch.put_metric_alarm(AlarmName=name, **props)
+        arn = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+        return cls(name, region_name, {"Arn": arn})
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        _client("cloudwatch", region_name).delete_alarms(AlarmNames=[resource_name])
+
+
+class ScalableTarget(_Resource, CloudFormationModel):
+    """Its physical id is AWS's ``ResourceId|ScalableDimension|ServiceNamespace``."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApplicationAutoScaling::ScalableTarget"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> ScalableTarget:
+        props = cloudformation_json["Properties"]
+        where = {
+            "ServiceNamespace": props["ServiceNamespace"],
+            "ResourceId": props["ResourceId"],
+            "ScalableDimension": props["ScalableDimension"],
+        }
+        scaling = _client("application-autoscaling", region_name)
+        role = {"RoleARN": props["RoleARN"]} if props.get("RoleARN") else {}
+        scaling.register_scalable_target(
+            **where, MinCapacity=int(props["MinCapacity"]), MaxCapacity=int(props["MaxCapacity"]), **role
+        )
+        for action in props.get("ScheduledActions") or []:
+            scaling.put_scheduled_action(
+                **where,
+                ScheduledActionName=action["ScheduledActionName"],
+                Schedule=action["Schedule"],
+                ScalableTargetAction={k: int(v) for k, v in (action.get("ScalableTargetAction") or {}).items()},
+            )
+        return cls(f"{where['ResourceId']}|{where['ScalableDimension']}|{where['ServiceNamespace']}", region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> ScalableTarget:
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        resource, dimension, namespace = resource_name.split("|")
+        _client("application-autoscaling", region_name).deregister_scalable_target(
+            ServiceNamespace=namespace, ResourceId=resource, ScalableDimension=dimension
+        )
+
+
+class ScalingPolicy(_Resource, CloudFormationModel):
+    attributes = ("Arn",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApplicationAutoScaling::ScalingPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> ScalingPolicy:
+        props = cloudformation_json["Properties"]
+        resource, dimension, namespace = props["ScalingTargetId"].split("|")
+        made = _client("application-autoscaling", region_name).put_scaling_policy(
+            PolicyName=props["PolicyName"],
+            ServiceNamespace=namespace,
+            ResourceId=resource,
+            ScalableDimension=dimension,
+            PolicyType=props["PolicyType"],
+            TargetTrackingScalingPolicyConfiguration=props["TargetTrackingScalingPolicyConfiguration"],
+        )
+        return cls(made["PolicyARN"], region_name, {"Arn": made["PolicyARN"]})
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> ScalingPolicy:
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        return None  # deregistering the scalable target deletes its policies, as on AWS
+
+
+def _in_service(sagemaker: Any, name: str) -> None:
+    sagemaker.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
+    )
+
+
+HANDLERS = (SageMakerModel, SageMakerEndpointConfig, SageMakerEndpoint, CloudWatchAlarm, ScalableTarget, ScalingPolicy)
+
+
+def install() -> None:
+    """moto finds handlers by subclass; the sandbox's, defined after moto's, win for their type."""
+    for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cache.cache_clear()
+    shadowed = [h.__name__ for h in HANDLERS if parsing.get_model_map()[h.cloudformation_type()] is not h]
+    if shadowed:
+        raise RuntimeError(f"moto's CloudFormation handlers win over the sandbox's {shadowed}: moto changed")
