@@ -9,10 +9,10 @@ CloudWatch or Application Auto Scaling call CloudFormation would make, over HTTP
 itself (so the call journal, fault injection and the endpoint lifecycle apply), and a stack
 create waits for an endpoint to be InService, as CloudFormation does.
 
-Where this differs from CloudFormation (documented, not emulated): stack operations are
-synchronous (moto's); a failed resource fails the call instead of rolling the stack back; an
-endpoint update runs UpdateEndpoint with the template's ``DeploymentConfig`` and waits, but its
-rollback does not roll the stack back.
+An endpoint update runs UpdateEndpoint with the template's ``DeploymentConfig`` and waits; when
+SageMaker rolls it back (an alarm), the stack rolls back (:mod:`._stacks`: all or nothing).
+Where this differs from CloudFormation: stack operations finish before the call answers; a
+failure in CreateStack (not a change set) fails the call instead of rolling back.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from botocore.config import Config
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 
+from mlflow_plugins.sandbox import _stacks
+from mlflow_plugins.sandbox._stacks import transaction
 from mlflow_plugins.sandbox._state import current
 
 _NAME_CHARS = string.ascii_letters + string.digits
@@ -54,6 +56,35 @@ def _name(resource_name: str) -> str:
     return f"{resource_name[:50].rstrip('-')}-{suffix}"
 
 
+def _made(name: str, undo: Any) -> None:
+    """A resource this stack operation made: a rollback deletes it."""
+    running = transaction()
+    if running is not None:
+        running.undo.append((name, undo))
+
+
+def _replaced(name: str, delete: Any) -> None:
+    """A resource this stack operation replaced: deleted once the operation succeeded (at once
+    outside a stack operation)."""
+    running = transaction()
+    if running is None:
+        delete()
+    else:
+        running.cleanup.append((name, delete))
+
+
+def _stack_tags(kwargs: dict[str, Any]) -> list[dict[str, str]]:
+    """The tags CloudFormation puts on every resource it makes (with the template's own)."""
+    stack_id = kwargs.get("StackId")
+    if not stack_id:
+        return []
+    return [
+        {"Key": "aws:cloudformation:stack-name", "Value": stack_id.split("/")[1]},
+        {"Key": "aws:cloudformation:stack-id", "Value": stack_id},
+        {"Key": "aws:cloudformation:logical-id", "Value": kwargs.get("LogicalId", "")},
+    ]
+
+
 def _wait_delay() -> float:
     return float(os.environ.get("MLFLOW_SAGEMAKER_OPS_WAIT_DELAY", "1"))
 
@@ -64,8 +95,11 @@ class _Resource:
 
     attributes: tuple[str, ...] = ()
 
-    def __init__(self, physical_id: str, region: str, values: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, physical_id: str, region: str, values: dict[str, str] | None = None, stack: dict[str, Any] | None = None
+    ) -> None:
         self.physical_id, self.region, self.values = physical_id, region, values or {}
+        self.stack = stack or {}  # StackId and LogicalId, for a replacement's tags
 
     @property
     def physical_resource_id(self) -> str:
@@ -90,9 +124,13 @@ class _Resource:
     def update_from_cloudformation_json(  # type: ignore[misc]
         cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> Any:
-        """Replacement, CloudFormation's way for an immutable resource: the new one, then the old goes."""
-        made = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-        cls.delete_from_cloudformation_json(original_resource.physical_id, cloudformation_json, account_id, region_name)
+        """Replacement, CloudFormation's way for an immutable resource: the new one now, the old
+        one once the whole stack operation succeeded."""
+        made = cls.create_from_cloudformation_json(  # type: ignore[attr-defined]
+            new_resource_name, cloudformation_json, account_id, region_name, **original_resource.stack
+        )
+        old = original_resource.physical_id
+        _replaced(old, lambda: cls.delete_from_cloudformation_json(old, cloudformation_json, account_id, region_name))  # type: ignore[attr-defined]
         return made
 
 
@@ -112,9 +150,9 @@ class SageMakerModel(_Resource, CloudFormationModel):
         request = {
             k: props[k] for k in ("PrimaryContainer", "VpcConfig", "EnableNetworkIsolation", "Tags") if k in props
         }
-        made = _client("sagemaker", region_name).create_model(
-            ModelName=name, ExecutionRoleArn=props["ExecutionRoleArn"], **request
-        )
+        sagemaker = _client("sagemaker", region_name)
+        made = sagemaker.create_model(ModelName=name, ExecutionRoleArn=props["ExecutionRoleArn"], **request)
+        _made(name, lambda: sagemaker.delete_model(ModelName=name))
         return cls(made["ModelArn"], region_name, {"ModelName": name})
 
     @classmethod
@@ -145,9 +183,9 @@ class SageMakerEndpointConfig(_Resource, CloudFormationModel):
             "KmsKeyId",
             "Tags",
         )
-        made = _client("sagemaker", region_name).create_endpoint_config(
-            EndpointConfigName=name, **{k: props[k] for k in keys if k in props}
-        )
+        sagemaker = _client("sagemaker", region_name)
+        made = sagemaker.create_endpoint_config(EndpointConfigName=name, **{k: props[k] for k in keys if k in props})
+        _made(name, lambda: sagemaker.delete_endpoint_config(EndpointConfigName=name))
         return cls(made["EndpointConfigArn"], region_name, {"EndpointConfigName": name})
 
     @classmethod
@@ -172,8 +210,11 @@ class SageMakerEndpoint(_Resource, CloudFormationModel):
         name = _name(props.get("EndpointName") or resource_name)
         sagemaker = _client("sagemaker", region_name)
         made = sagemaker.create_endpoint(
-            EndpointName=name, EndpointConfigName=props["EndpointConfigName"], Tags=props.get("Tags", [])
+            EndpointName=name,
+            EndpointConfigName=props["EndpointConfigName"],
+            Tags=props.get("Tags", []) + _stack_tags(kwargs),
         )
+        _made(name, lambda: cls.delete_from_cloudformation_json(made["EndpointArn"], {}, account_id, region_name))
         _in_service(sagemaker, name)
         return cls(made["EndpointArn"], region_name, {"EndpointName": name})
 
@@ -186,10 +227,18 @@ class SageMakerEndpoint(_Resource, CloudFormationModel):
         props = cloudformation_json["Properties"]
         name = original_resource.values["EndpointName"]
         sagemaker = _client("sagemaker", region_name)
-        extra = {k: props[k] for k in ("DeploymentConfig", "RetainAllVariantProperties") if k in props}
-        sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=props["EndpointConfigName"], **extra)
-        _in_service(sagemaker, name)
-        return cls(original_resource.physical_id, region_name, {"EndpointName": name})
+        previous = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+        wanted = props["EndpointConfigName"]
+        if previous != wanted:  # a DeploymentConfig alone changes nothing that serves
+            extra = {k: props[k] for k in ("DeploymentConfig", "RetainAllVariantProperties") if k in props}
+            sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=wanted, **extra)
+            _in_service(sagemaker, name)
+            after = sagemaker.describe_endpoint(EndpointName=name)
+            if after["EndpointConfigName"] != wanted:  # SageMaker rolled it back: so does the stack
+                raise RuntimeError(after.get("FailureReason") or f"endpoint {name} serves {previous} again")
+            _made(f"{name} ({wanted})", lambda: _update_back(sagemaker, name, previous))
+        _retag(sagemaker, original_resource.physical_id, props.get("Tags", []))
+        return cls(original_resource.physical_id, region_name, {"EndpointName": name}, original_resource.stack)
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
@@ -217,9 +266,18 @@ class CloudWatchAlarm(_Resource, CloudFormationModel):
         props = dict(cloudformation_json["Properties"])
         name = props.pop("AlarmName", None) or resource_name
         cloudwatch = _client("cloudwatch", region_name)
+        existed = bool(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"])
         cloudwatch.put_metric_alarm(AlarmName=name, **props)
         arn = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+        if not existed:
+            _made(name, lambda: cloudwatch.delete_alarms(AlarmNames=[name]))
         return cls(name, region_name, {"Arn": arn})
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> CloudWatchAlarm:
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
@@ -257,13 +315,18 @@ class ScalableTarget(_Resource, CloudFormationModel):
                 Schedule=action["Schedule"],
                 ScalableTargetAction={k: int(v) for k, v in (action.get("ScalableTargetAction") or {}).items()},
             )
-        return cls(f"{where['ResourceId']}|{where['ScalableDimension']}|{where['ServiceNamespace']}", region_name)
+        physical = f"{where['ResourceId']}|{where['ScalableDimension']}|{where['ServiceNamespace']}"
+        if not kwargs.get("updating"):
+            _made(physical, lambda: scaling.deregister_scalable_target(**where))
+        return cls(physical, region_name)
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
         cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> ScalableTarget:
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name, updating=True
+        )
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[misc]
@@ -311,6 +374,30 @@ class ScalingPolicy(_Resource, CloudFormationModel):
         return None  # deregistering the scalable target deletes its policies, as on AWS
 
 
+def _retag(sagemaker: Any, arn: str, tags: list[dict[str, str]]) -> None:
+    """A Tags change, in place (CloudFormation's AddTags and DeleteTags; its own aws: tags stay)."""
+    wanted = {t["Key"] for t in tags}
+    stale = [
+        t["Key"]
+        for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]
+        if t["Key"] not in wanted and not t["Key"].startswith("aws:")
+    ]
+    if stale:
+        sagemaker.delete_tags(ResourceArn=arn, TagKeys=stale)
+    if tags:
+        sagemaker.add_tags(ResourceArn=arn, Tags=tags)
+
+
+def _stack_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in ("StackId", "LogicalId") if k in kwargs}
+
+
+def _update_back(sagemaker: Any, name: str, config: str) -> None:
+    """A stack rollback after the endpoint moved: back to the config it served."""
+    sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config)
+    _in_service(sagemaker, name)
+
+
 def _in_service(sagemaker: Any, name: str) -> None:
     sagemaker.get_waiter("endpoint_in_service").wait(
         EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
@@ -321,7 +408,9 @@ HANDLERS = (SageMakerModel, SageMakerEndpointConfig, SageMakerEndpoint, CloudWat
 
 
 def install() -> None:
-    """moto finds handlers by subclass; the sandbox's, defined after moto's, win for their type."""
+    """moto finds handlers by subclass; the sandbox's, defined after moto's, win for their type.
+    Stack updates and change sets become all or nothing (:mod:`._stacks`)."""
+    _stacks.install()
     for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cache.cache_clear()
     shadowed = [h.__name__ for h in HANDLERS if parsing.get_model_map()[h.cloudformation_type()] is not h]

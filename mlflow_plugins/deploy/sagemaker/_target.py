@@ -13,10 +13,10 @@ from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.contract import SERVING, Live
-from mlflow_plugins.deploy.sagemaker import _export, _live, _mme
+from mlflow_plugins.deploy.sagemaker import _export, _live, _mme, _stack
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, stderr
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
-from mlflow_plugins.errors import InvalidValue
+from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceConflict
 
 
 class SageMakerTarget:
@@ -33,18 +33,31 @@ class SageMakerTarget:
         return _live.observe(self.deployer, name, self.parse(config))
 
     def plan(self, name: str, model_uri: str | None, config: Any) -> Plan:
-        return self.deployer.plan(name, model_uri, self.parse(config))
+        cfg = self.parse(config)
+        if cfg.via == "cloudformation":
+            return _stack.StackDeployer(self.deployer).plan(name, _required(model_uri), cfg)
+        return self.deployer.plan(name, model_uri, cfg)
 
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
         cfg = self.parse(config)
         if cfg.dry_run:
             return self.plan(name, model_uri, cfg).answer()
+        if cfg.via == "cloudformation":
+            if _stack.StackDeployer(self.deployer).stack(name) is not None:
+                raise ResourceConflict(
+                    kind="stack",
+                    name=_stack.stack_name(name),
+                    fix="Use `mlflow deployments update`, or delete it first.",
+                )
+            return _stack.StackDeployer(self.deployer).deploy(name, model_uri, cfg)
         return self.deployer.create(name, model_uri, cfg.replace(mode="create"))
 
     def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
         cfg = self.parse(config)
         if cfg.dry_run:
             return self.plan(name, model_uri, cfg).answer()
+        if cfg.via == "cloudformation":
+            return _stack.StackDeployer(self.deployer).deploy(name, _required(model_uri), cfg)
         return self.deployer.update(name, model_uri, cfg if cfg.mode else cfg.replace(mode="replace"))
 
     def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]:
@@ -57,7 +70,16 @@ class SageMakerTarget:
         return _export.template(_export.from_live(self.deployer, name, self.parse(config)), shared_stack)
 
     def delete(self, name: str, config: Any = None) -> None:
-        self.deployer.delete(name, self.parse(config))
+        """A stack-owned endpoint (``via=cloudformation``, or tagged by CloudFormation) goes with
+        its stack; any other through the API."""
+        cfg = self.parse(config)
+        described = self.deployer.describe(name)
+        tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
+        owned = any(t["Key"] == _stack.OWNER_TAG for t in tags)
+        if cfg.via == "cloudformation" or owned:
+            _stack.StackDeployer(self.deployer).delete(name, cfg)
+            return
+        self.deployer.delete(name, cfg)
 
     def get(self, name: str) -> dict[str, Any]:
         return self.deployer.get(name)
@@ -214,6 +236,16 @@ def _no_model_uri() -> InvalidValue:
         allowed="any MLflow model URI",
         fix="Pass -m models:/name/version.",
     )
+
+
+def _required(model_uri: str | None) -> str:
+    if model_uri is None:
+        raise MissingSetting(
+            name="model URI (-m)",
+            allowed="any MLflow model URI (a stack's template names its model)",
+            fix="Pass -m models:/name/version.",
+        )
+    return model_uri
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -206,6 +206,14 @@ KEYS: tuple[Key, ...] = (
         '{"python": "3.11", "packages": {"scikit-learn": "1.7.2"}}',
     ),
     DRY_RUN_KEY,
+    Key(
+        "via",
+        "choice",
+        "api",
+        "api: the suite calls SageMaker; cloudformation: a stack (mlflow-sagemaker-ops-<endpoint>) owns the endpoint, changed through change sets",
+        "cloudformation",
+        choices=("api", "cloudformation"),
+    ),
 )
 BY_NAME = {key.name: key for key in KEYS}
 
@@ -244,6 +252,7 @@ class SageMakerConfig(Config):
     network_isolation: bool
     image_manifest: dict[str, Any] | None
     dry_run: bool
+    via: str
 
 
 def parse(
@@ -291,6 +300,14 @@ def check_combinations(values: dict[str, Any]) -> None:
             "a serverless endpoint has a single variant",
             "create, replace",
             "Deploy the model to its own serverless endpoint.",
+        )
+    if values["via"] == "cloudformation" and (values["strategy"] == "shadow" or values["mode"] == "add"):
+        forbid(
+            "via",
+            "cloudformation",
+            "a stack's template describes the endpoint whole; a shadow or an added variant is a change to the live one",
+            "via=api with strategy=shadow or mode=add",
+            "Drop via=cloudformation, or deploy the model on its own.",
         )
     if values["strategy"] == "rolling" and serverless:
         forbid(

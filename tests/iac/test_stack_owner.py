@@ -1,0 +1,96 @@
+"""``-C via=cloudformation``: a stack owns the endpoint. Create, update and delete go through
+change sets on the sandbox's CloudFormation, with SageMaker's rollout semantics: an alarm during
+the endpoint update rolls the stack back, and the deploy fails with CloudFormation's reason."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from mlflow_plugins.errors import AwsCallFailed, ResourceConflict
+from tests.deploy.conftest import BAKING
+from tests.iac.test_export import ROLE, target
+
+STACK = "mlflow-sagemaker-ops-churn"
+VIA = {**ROLE, "via": "cloudformation"}
+
+
+def serving(aws) -> tuple[str, str]:
+    sm = aws("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName="churn")
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]}
+    return endpoint["EndpointStatus"], tags["mlflow-sagemaker-ops:model-uri"]
+
+
+def stack_status(aws) -> str:
+    return aws("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
+
+
+def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws, models, caplog):
+    caplog.set_level(logging.INFO, logger="mlflow_plugins")
+    sagemaker = target("sagemaker")
+    planned = sagemaker.create("churn", models["v1"], {**VIA, "dry_run": True})
+    assert {(c["action"], c["resource"]) for c in planned["changes"]} >= {
+        ("create", "AWS::SageMaker::Endpoint"),
+        ("create", "AWS::SageMaker::Model"),
+    }
+    stacks = aws("cloudformation").list_stacks()["StackSummaries"]
+    assert [s["StackStatus"] for s in stacks] in ([], ["DELETE_COMPLETE"])  # the plan's change set and stack went
+
+    sagemaker.create("churn", models["v1"], VIA)
+    assert stack_status(aws) == "CREATE_COMPLETE" and serving(aws) == ("InService", models["v1"])
+    with pytest.raises(ResourceConflict):
+        sagemaker.create("churn", models["v1"], VIA)
+
+    caplog.clear()
+    sagemaker.update("churn", models["v1"], VIA)
+    assert "no change (the change set was empty)" in caplog.text
+
+    sagemaker.update("churn", models["v2"], VIA)
+    assert stack_status(aws) == "UPDATE_COMPLETE" and serving(aws) == ("InService", models["v2"])
+    assert len(aws("sagemaker").list_models()["Models"]) == 1  # the replaced model went after the update
+    assert len(aws("sagemaker").list_endpoint_configs()["EndpointConfigs"]) == 1
+
+    # An alarm during the canary's bake: SageMaker rolls the endpoint back, and the stack with it.
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName="churn-5xx",
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+    def trip() -> None:
+        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
+        aws("cloudwatch").set_alarm_state(AlarmName="churn-5xx", StateValue="ALARM", StateReason="errors")
+
+    tripper = threading.Thread(target=trip)
+    tripper.start()
+    guarded = {**VIA, "strategy": "canary", "bake_seconds": 900, "alarms": "churn-5xx", "instance_count": 2}
+    with pytest.raises(AwsCallFailed) as failed:
+        sagemaker.update("churn", models["v1"], guarded)
+    tripper.join()
+    assert failed.value.fields["code"] == "RolledBack"
+    assert "UPDATE_ROLLBACK_COMPLETE" in str(failed.value) and "churn-5xx" in str(failed.value)
+    assert stack_status(aws) == "UPDATE_ROLLBACK_COMPLETE" and serving(aws) == ("InService", models["v2"])
+    assert len(aws("sagemaker").list_models()["Models"]) == 1  # what the failed update made is gone
+    assert len(aws("sagemaker").list_endpoint_configs()["EndpointConfigs"]) == 1
+
+    sagemaker.delete("churn", None)  # the endpoint's CloudFormation tags say a stack owns it
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
+    assert not [
+        s for s in aws("cloudformation").list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+
+
+def test_an_endpoint_no_stack_owns_is_not_adopted(aws, models):
+    sagemaker = target("sagemaker")
+    sagemaker.create("churn", models["v1"], ROLE)
+    with pytest.raises(ResourceConflict, match="resource import"):
+        sagemaker.update("churn", models["v2"], VIA)
+    assert serving(aws) == ("InService", models["v1"])
