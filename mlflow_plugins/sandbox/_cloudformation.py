@@ -398,13 +398,155 @@ def _update_back(sagemaker: Any, name: str, config: str) -> None:
     _in_service(sagemaker, name)
 
 
+class EcsTaskDefinition(_Resource, CloudFormationModel):
+    """A revision of the family; a change registers a new one (replacement), and the old one is
+    deregistered and deleted once the stack operation succeeded."""
+
+    attributes = ("TaskDefinitionArn",)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ECS::TaskDefinition"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> EcsTaskDefinition:
+        props = _camel(cloudformation_json["Properties"])
+        props.setdefault("family", resource_name)
+        props["tags"] = props.get("tags", []) + [{"key": t["Key"], "value": t["Value"]} for t in _stack_tags(kwargs)]
+        ecs = _client("ecs", region_name)
+        arn = ecs.register_task_definition(**props)["taskDefinition"]["taskDefinitionArn"]
+        _made(arn, lambda: _drop_revision(ecs, arn))
+        return cls(arn, region_name, {"TaskDefinitionArn": arn}, _stack_of(kwargs))
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        _drop_revision(_client("ecs", region_name), resource_name)
+
+
+class EcsService(_Resource, CloudFormationModel):
+    """Made and updated through the sandbox's ECS (its rollouts, circuit breaker and rollback): a
+    create or update waits for its deployment, and one that the circuit breaker failed fails the
+    resource (the stack rolls back)."""
+
+    attributes = ("Name", "ServiceArn")
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ECS::Service"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> EcsService:
+        props = _camel(cloudformation_json["Properties"])
+        props.setdefault("serviceName", resource_name)
+        props["tags"] = props.get("tags", []) + [{"key": t["Key"], "value": t["Value"]} for t in _stack_tags(kwargs)]
+        ecs = _client("ecs", region_name)
+        service = ecs.create_service(**props)["service"]
+        cluster, name = props.get("cluster", "default"), service["serviceName"]
+        _made(service["serviceArn"], lambda: _delete_service(ecs, cluster, name))
+        _deployed(ecs, cluster, name, service["deployments"][0]["id"])
+        return cls(
+            service["serviceArn"], region_name, {"Name": name, "ServiceArn": service["serviceArn"]}, _stack_of(kwargs)
+        )
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> EcsService:
+        props = _camel(cloudformation_json["Properties"])
+        ecs = _client("ecs", region_name)
+        cluster, name = props.get("cluster", "default"), original_resource.values["Name"]
+        before = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+        settings = (
+            "taskDefinition",
+            "desiredCount",
+            "networkConfiguration",
+            "deploymentConfiguration",
+            "loadBalancers",
+        )
+        changes = {k: props[k] for k in settings if k in props}
+        if "healthCheckGracePeriodSeconds" in props:
+            changes["healthCheckGracePeriodSeconds"] = props["healthCheckGracePeriodSeconds"]
+        updated = ecs.update_service(cluster=cluster, service=name, **changes)["service"]
+        primary = next(d for d in updated["deployments"] if d["status"] == "PRIMARY")
+        _deployed(ecs, cluster, name, primary["id"])
+        _made(
+            f"{name} ({props['taskDefinition']})",
+            lambda: ecs.update_service(
+                cluster=cluster,
+                service=name,
+                taskDefinition=before["taskDefinition"],
+                desiredCount=before["desiredCount"],
+            ),
+        )
+        if props.get("tags"):
+            ecs.tag_resource(resourceArn=original_resource.physical_id, tags=props["tags"])
+        return cls(original_resource.physical_id, region_name, dict(original_resource.values), original_resource.stack)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        cluster, name = resource_name.split("/")[-2:]
+        _delete_service(_client("ecs", region_name), cluster, name)
+
+
+def _deployed(ecs: Any, cluster: str, name: str, deployment_id: str) -> None:
+    """Wait for a service's deployment to end; a FAILED one (the circuit breaker) is an error."""
+    ecs.get_waiter("services_stable").wait(
+        cluster=cluster, services=[name], WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
+    )
+    service = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+    deployment = next((d for d in service["deployments"] if d["id"] == deployment_id), None)
+    if deployment is None or deployment.get("rolloutState") == "FAILED":
+        reason = (deployment or {}).get("rolloutStateReason") or "ECS rolled the deployment back"
+        raise RuntimeError(f"ECS service {cluster}/{name}: {reason}")
+
+
+def _delete_service(ecs: Any, cluster: str, name: str) -> None:
+    ecs.delete_service(cluster=cluster, service=name, force=True)
+    ecs.get_waiter("services_inactive").wait(
+        cluster=cluster, services=[name], WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
+    )
+
+
+def _drop_revision(ecs: Any, arn: str) -> None:
+    if ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == "ACTIVE":
+        ecs.deregister_task_definition(taskDefinition=arn)
+    ecs.delete_task_definitions(taskDefinitions=[arn])
+
+
+def _camel(value: Any, parent: str = "") -> Any:
+    """CloudFormation's property names (PascalCase) as the ECS API's (camelCase); the log
+    driver's options keep their keys."""
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    if not isinstance(value, dict) or parent == "Options":
+        return value
+    return {k[:1].lower() + k[1:]: _camel(v, k) for k, v in value.items()}
+
+
 def _in_service(sagemaker: Any, name: str) -> None:
     sagemaker.get_waiter("endpoint_in_service").wait(
         EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
     )
 
 
-HANDLERS = (SageMakerModel, SageMakerEndpointConfig, SageMakerEndpoint, CloudWatchAlarm, ScalableTarget, ScalingPolicy)
+HANDLERS = (
+    SageMakerModel,
+    SageMakerEndpointConfig,
+    SageMakerEndpoint,
+    CloudWatchAlarm,
+    ScalableTarget,
+    ScalingPolicy,
+    EcsTaskDefinition,
+    EcsService,
+)
 
 
 def install() -> None:

@@ -241,9 +241,25 @@ def _rolled_back(stack: models.Stack, failure: StackRolledBack, creating: bool) 
     log.info("sandbox CloudFormation: %s %s: %s", stack.name, stack.status, failure.reason)
 
 
+def _list_defaults(original: Callable[..., None]) -> Callable[..., None]:
+    """A List parameter's default is a list, as a value passed for it is (moto splits only the
+    values passed: ``Ref`` of a defaulted ``List<AWS::EC2::Subnet::Id>`` was a string)."""
+
+    def load_parameters(self: parsing.ResourceMap) -> None:
+        original(self)
+        for name, slot in (self._template.get("Parameters") or {}).items():
+            kind, value = slot.get("Type", "String"), self.resolved_parameters.get(name)
+            if isinstance(value, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
+                self.resolved_parameters[name] = value.split(",")
+                self._parsed_resources[name] = self.resolved_parameters[name]
+
+    return load_parameters
+
+
 def install() -> None:
     if getattr(parsing.ResourceMap.update, "_sandbox", False):
         return
+    parsing.ResourceMap.load_parameters = _list_defaults(parsing.ResourceMap.load_parameters)  # type: ignore[method-assign]
     update._sandbox = True  # type: ignore[attr-defined]
     parsing.ResourceMap.update = update  # type: ignore[method-assign]
     models.CloudFormationBackend.execute_change_set = _execute_change_set(  # type: ignore[method-assign]

@@ -62,7 +62,8 @@ def deployed(aws, name: str) -> dict:
             (a["AlarmName"][len(name) :], a["MetricName"], a["Threshold"], a["ComparisonOperator"])
             for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]
         ),
-        "provenance": {k: v for k, v in tags.items() if k != "mlflow-sagemaker-ops:deployment-id"},
+        # CloudFormation adds its own aws:cloudformation:* tags to what it makes
+        "provenance": {k: v for k, v in tags.items() if k != "mlflow-sagemaker-ops:deployment-id" and k[:4] != "aws:"},
     }
 
 

@@ -94,3 +94,34 @@ def test_an_endpoint_no_stack_owns_is_not_adopted(aws, models):
     with pytest.raises(ResourceConflict, match="resource import"):
         sagemaker.update("churn", models["v2"], VIA)
     assert serving(aws) == ("InService", models["v1"])
+
+
+def test_a_stack_owns_an_ecs_service_through_create_update_and_delete(aws, models):
+    from tests.iac.test_export import network
+
+    ecs_target = target("ecs")
+    config = {**network(aws), "via": "cloudformation"}
+    ecs_target.create("churn", models["v1"], config)
+    stack = "mlflow-sagemaker-ops-ecs-models-churn"
+    assert aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    ecs = aws("ecs")
+
+    def running() -> tuple[str, dict]:
+        service = ecs.describe_services(cluster="models", services=["churn"], include=["TAGS"])["services"][0]
+        return service["taskDefinition"], {t["key"]: t["value"] for t in service.get("tags") or []}
+
+    first, tags = running()
+    assert tags["mlflow-sagemaker-ops:model-uri"] == models["v1"] and tags["aws:cloudformation:stack-name"] == stack
+
+    # An update gives the model only: every setting is carried over from the live service.
+    ecs_target.update("churn", models["v2"], {"via": "cloudformation"})
+    second, tags = running()
+    assert second != first and tags["mlflow-sagemaker-ops:model-uri"] == models["v2"]
+    assert ecs.list_task_definitions(familyPrefix="churn", status="ACTIVE")["taskDefinitionArns"] == [second]
+    assert aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+
+    ecs_target.delete("churn", None)  # CloudFormation's tags say a stack owns it
+    assert [
+        s for s in ecs.describe_services(cluster="models", services=["churn"])["services"] if s["status"] == "ACTIVE"
+    ] == []
+    assert ecs.list_task_definitions(familyPrefix="churn", status="ACTIVE")["taskDefinitionArns"] == []

@@ -270,6 +270,14 @@ DRY_RUN_KEY = Key(
     "print the plan (each resource to create, replace, update or delete, and why) and make no write",
     "true",
 )
+VIA_KEY = Key(
+    "via",
+    "choice",
+    "api",
+    "api: the suite calls AWS; cloudformation: a stack (mlflow-sagemaker-ops-...) owns the deployment, changed through change sets",
+    "cloudformation",
+    choices=("api", "cloudformation"),
+)
 
 
 def dry_run(config: Mapping[str, Any] | Config | None) -> bool:
@@ -280,6 +288,15 @@ def dry_run(config: Mapping[str, Any] | Config | None) -> bool:
     if DRY_RUN_KEY.name not in config:
         return False
     return bool(typed(DRY_RUN_KEY, config[DRY_RUN_KEY.name]))
+
+
+def via(config: Mapping[str, Any] | Config | None) -> str:
+    """``via`` of ``config`` (parsed, or the raw ``-C`` values an update may give in part)."""
+    if not isinstance(config, Mapping):
+        return str(getattr(config, VIA_KEY.name, VIA_KEY.default))
+    if VIA_KEY.name not in config:
+        return str(VIA_KEY.default)
+    return str(typed(VIA_KEY, config[VIA_KEY.name]))
 
 
 def check_name(name: str | None, rule: re.Pattern[str], what: str, reason: str, allowed: str, example: str) -> None:

@@ -44,5 +44,10 @@ def is_suite(key: str) -> bool:
     return key.startswith(SUITE_PREFIX)
 
 
+def is_users(key: str) -> bool:
+    """A tag the user set: neither the suite's nor AWS's own (``aws:``, CloudFormation's say)."""
+    return not key.startswith(SUITE_PREFIX) and not key.startswith("aws:")
+
+
 def as_dict(tags: list[dict[str, str]], key: str = "Key", value: str = "Value") -> dict[str, str]:
     return {t[key]: t[value] for t in tags}

@@ -157,7 +157,7 @@ class EcsDeployer:
             )
         live = self.task_definition(service["taskDefinition"])
         # The user's tags as the service has them: a tags-only update retags the service in place.
-        user_tags = {t["key"]: t["value"] for t in service.get("tags") or [] if not t["key"].startswith(SUITE_TAGS)}
+        user_tags = {t["key"]: t["value"] for t in service.get("tags") or [] if suite_labels.is_users(t["key"])}
         read_back = spec.live_config(service, live["taskDefinition"], user_tags)
         cfg = ecs_config.parse({**read_back, **given})
         labels_of_live = {t["key"]: t["value"] for t in live.get("tags", [])}

@@ -42,7 +42,7 @@ def from_live(deployer: Any, name: str) -> tuple[EcsConfig, dict[str, Any], dict
     described = deployer.task_definition(service["taskDefinition"])
     definition = described["taskDefinition"]
     labels = {t["key"]: t["value"] for t in service.get("tags") or []}
-    user = {k: v for k, v in labels.items() if not suite_labels.is_suite(k)}
+    user = {k: v for k, v in labels.items() if suite_labels.is_users(k)}
     values = spec.live_config(service, definition, user)
     found = _ecs_scaling.registered(deployer.clients, cluster, service["serviceName"])
     if found is not None:

@@ -8,11 +8,11 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from mlflow_plugins.deploy.common import keys, s3uri
+from mlflow_plugins.deploy.common import keys, s3uri, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
-from mlflow_plugins.deploy.ecs import _export
+from mlflow_plugins.deploy.ecs import _export, _stack
 from mlflow_plugins.deploy.ecs import _spec as spec
 from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
 from mlflow_plugins.deploy.ecs._scaling import resource_label
@@ -74,6 +74,9 @@ class EcsTarget:
         or update would change, with reads only."""
         found = self._service(name, config)
         failed = found is not None and (_primary(found[1]) or {}).get("rolloutState") == "FAILED"
+        if keys.via(config) == "cloudformation":
+            where, named = self._where(name, config, found)
+            return _stack.EcsStack(self.deployer).plan(where, named, _required(model_uri), config)
         if found is not None and not failed:
             return self.deployer.plan(name, model_uri, config)
         if model_uri is None:
@@ -92,13 +95,28 @@ class EcsTarget:
         cluster, service = _split(name, config)
         config = self._with_cluster(config, cluster)
         if keys.dry_run(config):
-            return self.deployer.plan_create(service, model_uri, config).answer()
+            return self.plan(name, model_uri, config).answer()
+        if keys.via(config) == "cloudformation":
+            where, service = self._where(name, config, None)
+            return _stack.EcsStack(self.deployer).deploy(where, service, model_uri, config, create=True)
         return self.deployer.create(service, model_uri, config)
 
     def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
-        if keys.dry_run(config):
-            return self.deployer.plan(name, model_uri, config).answer()
+        if keys.dry_run(config):  # an update updates, even a Failed service (converge replaces it)
+            plan = self.plan if keys.via(config) == "cloudformation" else self.deployer.plan
+            return plan(name, model_uri, config).answer()
+        if keys.via(config) == "cloudformation":
+            cluster, service = self._where(name, config, self._service(name, config))
+            return _stack.EcsStack(self.deployer).deploy(cluster, service, _required(model_uri), config, create=False)
         return self.deployer.update(name, model_uri, config)
+
+    def _where(self, name: str, config: Any, found: tuple[str, dict[str, Any]] | None) -> tuple[str, str]:
+        """The cluster and service name of ``[CLUSTER/]NAME``: the live service's, else the
+        name's or the config's cluster (``default`` by default)."""
+        if found is not None:
+            return found[0], found[1]["serviceName"]
+        cluster, service = _split(name, config)
+        return cluster or "default", service
 
     def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]:
         """A CloudFormation template of what create would make (the archive is uploaded)."""
@@ -120,6 +138,14 @@ class EcsTarget:
         return resource_label(self.clients("elbv2"), cfg.target_group_arn)
 
     def delete(self, name: str, config: Any = None) -> None:
+        """A stack-owned service (``via=cloudformation``, or tagged by CloudFormation) goes with
+        its stack; any other through the API."""
+        found = self._service(name, config)
+        tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])} if found else {}
+        if found is not None and (keys.via(config) == "cloudformation" or stack.owned(tags)):
+            timeout = self.parse(config).timeout_seconds if isinstance(config, EcsConfig) else DEFAULT_TIMEOUT
+            _stack.EcsStack(self.deployer).delete(found[0], found[1]["serviceName"], timeout)
+            return
         self.deployer.delete(name, config)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -179,6 +205,16 @@ class EcsTarget:
         if isinstance(config, EcsConfig):
             return config.replace(cluster=cluster)
         return {**(config or {}), "cluster": cluster}
+
+
+def _required(model_uri: str | None) -> str:
+    if model_uri is None:
+        raise MissingSetting(
+            name="model URI (-m)",
+            allowed="any MLflow model URI (a stack's template names its model)",
+            fix="Pass -m models:/name/version.",
+        )
+    return model_uri
 
 
 def _split(name: str, config: Any) -> tuple[str | None, str]:

@@ -18,6 +18,7 @@ from mlflow_plugins.deploy.common.keys import (
     BUCKET_KEY,
     DRY_RUN_KEY,
     ROLE_ARN,
+    VIA_KEY,
     Config,
     Key,
     build,
@@ -169,6 +170,7 @@ KEYS: tuple[Key, ...] = (
     Key("synchronous", "bool", True, "wait for a steady service (or a rollback) before returning", "false"),
     Key("timeout_seconds", "int", DEFAULT_TIMEOUT, "how long a synchronous call waits", "3600", minimum=1),
     DRY_RUN_KEY,
+    VIA_KEY,
 )
 CONFIG_KEYS = tuple(key.name for key in KEYS)
 
@@ -202,6 +204,7 @@ class EcsConfig(Config):
     synchronous: bool
     timeout_seconds: int
     dry_run: bool
+    via: str
 
 
 def parse(config: Mapping[str, Any] | EcsConfig | None) -> EcsConfig:

@@ -593,7 +593,7 @@ class SageMakerDeployer:
             "network_isolation": model.get("EnableNetworkIsolation", False),
             "vpc_config": model.get("VpcConfig"),
             "execution_role_arn": model.get("ExecutionRoleArn"),
-            "tags": {k: v for k, v in suite_labels.as_dict(live_tags).items() if not suite_labels.is_suite(k)} or None,
+            "tags": {k: v for k, v in suite_labels.as_dict(live_tags).items() if suite_labels.is_users(k)} or None,
         }
         if "ServerlessConfig" in variant:
             kept["serverless_config"] = variant["ServerlessConfig"]

@@ -111,7 +111,7 @@ def from_live(deployer: Any, name: str, cfg: SageMakerConfig) -> Parts:
     for entry in config["ProductionVariants"]:
         found = _autoscaling.registered(scaling_client, name, entry["VariantName"])
         if found is not None:
-            scaling[entry["VariantName"]] = _as_config(read_spec(scaling_client, found))
+            scaling[entry["VariantName"]] = as_config(read_spec(scaling_client, found))
     alarms = [
         alarm
         for entry in config["ProductionVariants"]
@@ -332,7 +332,7 @@ def _variant_fields(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: entry[k] for k in keys if k in entry}
 
 
-def _as_config(spec: dict[str, Any]) -> dict[str, Any]:
+def as_config(spec: dict[str, Any]) -> dict[str, Any]:
     """A read-back autoscaling spec (:func:`read_spec`) as an ``autoscaling`` config value."""
     value = {
         k: spec[k]

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_plugins.deploy.common import archives
+from mlflow_plugins.deploy.common import archives, stack
+from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.contract import SERVING, Live
@@ -43,7 +44,7 @@ class SageMakerTarget:
         if cfg.dry_run:
             return self.plan(name, model_uri, cfg).answer()
         if cfg.via == "cloudformation":
-            if _stack.StackDeployer(self.deployer).stack(name) is not None:
+            if _stack.StackDeployer(self.deployer).stack(name, cfg) is not None:
                 raise ResourceConflict(
                     kind="stack",
                     name=_stack.stack_name(name),
@@ -75,8 +76,7 @@ class SageMakerTarget:
         cfg = self.parse(config)
         described = self.deployer.describe(name)
         tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
-        owned = any(t["Key"] == _stack.OWNER_TAG for t in tags)
-        if cfg.via == "cloudformation" or owned:
+        if cfg.via == "cloudformation" or stack.owned(suite_labels.as_dict(tags)):
             _stack.StackDeployer(self.deployer).delete(name, cfg)
             return
         self.deployer.delete(name, cfg)

@@ -18,6 +18,7 @@ from mlflow_plugins.deploy.common.keys import (
     EXECUTION_ROLE_KEY,
     IMAGE_KEY,
     REGION_KEY,
+    VIA_KEY,
     Config,
     Key,
     build,
@@ -206,14 +207,7 @@ KEYS: tuple[Key, ...] = (
         '{"python": "3.11", "packages": {"scikit-learn": "1.7.2"}}',
     ),
     DRY_RUN_KEY,
-    Key(
-        "via",
-        "choice",
-        "api",
-        "api: the suite calls SageMaker; cloudformation: a stack (mlflow-sagemaker-ops-<endpoint>) owns the endpoint, changed through change sets",
-        "cloudformation",
-        choices=("api", "cloudformation"),
-    ),
+    VIA_KEY,
 )
 BY_NAME = {key.name: key for key in KEYS}
 

@@ -1,0 +1,196 @@
+"""``via=cloudformation``: a deployment owned by a CloudFormation stack, for any target that
+exports a template (:meth:`mlflow_plugins.deploy.Target.export`).
+
+A deploy hands the template to CloudFormation through a change set on the deployment's stack:
+the change set's changes are printed, it is executed, and the stack is waited for (botocore's
+waiters) with its events printed. A change set with no change ends there. A stack that
+CloudFormation rolled back fails the deploy with code ``RolledBack`` and CloudFormation's reason
+(the registry hooks show it as ROLLED_BACK on the model version). A plan is a change set's
+changes; the change set (and the empty stack a CREATE change set makes) is deleted again.
+
+A team that wants every change in a template gets it; the data scientist still only clicks in the
+MLflow UI. A deployment that no stack owns is not adopted (CloudFormation's resource import is a
+separate, manual step): the target refuses it before calling :meth:`StackOwner.deploy`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from mlflow_plugins.deploy.common import labels as suite_labels
+from mlflow_plugins.deploy.common.cfn import to_yaml
+from mlflow_plugins.deploy.common.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, plan_of
+from mlflow_plugins.deploy.common.progress import wait_delay
+from mlflow_plugins.errors import AwsCallFailed
+
+PREFIX = "mlflow-sagemaker-ops-"
+OWNER_TAG = "aws:cloudformation:stack-name"  # CloudFormation tags every resource it makes
+NO_CHANGES = "didn't contain changes"  # CloudFormation's StatusReason of an empty change set
+ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+EMPTY = ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS")  # a failed or never-executed create: holds nothing
+
+
+class StackOwner:
+    """One deployment's stack: ``name`` is the stack's, ``parameters`` the template's values
+    (its ``EndpointName``, say), ``timeout_seconds`` how long a deploy or delete waits."""
+
+    def __init__(
+        self,
+        clients: Any,
+        say: Callable[[str], None],
+        target: str,
+        deployment: str,
+        name: str,
+        parameters: dict[str, str],
+        timeout_seconds: int,
+    ) -> None:
+        self.cloudformation = clients("cloudformation")
+        self.say, self.target, self.deployment, self.name = say, target, deployment, name
+        self.parameters, self.timeout_seconds = parameters, timeout_seconds
+
+    def stack(self) -> dict[str, Any] | None:
+        """The stack, or None (never made, or deleted)."""
+        try:
+            found = self.cloudformation.describe_stacks(StackName=self.name)["Stacks"]
+        except self.cloudformation.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationError":  # "Stack ... does not exist"
+                return None
+            raise
+        return found[0] if found and found[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+    def plan(self, template: dict[str, Any]) -> Plan:
+        """The change set's changes; the change set (and a CREATE's empty stack) goes again."""
+        change_set, kind = self._change_set(template)
+        try:
+            changes = [_change(c["ResourceChange"]) for c in (change_set or {}).get("Changes", [])]
+            return plan_of(self.target, self.deployment, changes)
+        finally:
+            if change_set is not None:
+                self.cloudformation.delete_change_set(ChangeSetName=change_set["ChangeSetId"])
+                if kind == "CREATE":  # a CREATE change set made the stack (REVIEW_IN_PROGRESS, empty)
+                    self.cloudformation.delete_stack(StackName=self.name)
+
+    def deploy(self, template: dict[str, Any]) -> bool:
+        """Create or update the stack with ``template``; whether it changed anything."""
+        started = datetime.now(timezone.utc)
+        change_set, kind = self._change_set(template)
+        if change_set is None:
+            self.say(f"Stack {self.name}: no change (the change set was empty)")
+            return False
+        for entry in change_set.get("Changes", []):
+            self.say(f"  {_change(entry['ResourceChange']).line()}")
+        self.cloudformation.execute_change_set(ChangeSetName=change_set["ChangeSetId"])
+        self.say(f"Executing change set {change_set['ChangeSetName']} on stack {self.name} ({kind.lower()})")
+        try:
+            self._wait("stack_create_complete" if kind == "CREATE" else "stack_update_complete")
+        except AwsCallFailed:
+            found = self.stack()
+            status = found["StackStatus"] if found else "DELETE_COMPLETE"
+            self._events(started)
+            if status in ROLLED_BACK:
+                raise AwsCallFailed(
+                    operation="ExecuteChangeSet",
+                    code="RolledBack",
+                    detail=f"CloudFormation rolled stack {self.name} back ({status}): {self._reason(started)}",
+                    fix=f"The {self.target} deployment serves what it served before; fix the cause, then deploy "
+                    f"again. See `aws cloudformation describe-stack-events --stack-name {self.name}`.",
+                ) from None
+            raise
+        self._events(started)
+        return True
+
+    def delete(self) -> None:
+        self.cloudformation.delete_stack(StackName=self.name)
+        self.say(f"Deleting stack {self.name}")
+        self._wait("stack_delete_complete")
+
+    def _change_set(self, template: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """A change set of ``template`` on the stack (None when it changes nothing)."""
+        found = self.stack()
+        if found is not None and found["StackStatus"] in EMPTY:
+            self.say(f"Stack {self.name} is {found['StackStatus']} and holds nothing; deleting it first")
+            self.delete()
+            found = None
+        kind = "UPDATE" if found is not None else "CREATE"
+        made = self.cloudformation.create_change_set(
+            StackName=self.name,
+            ChangeSetName=f"deploy-{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}",
+            ChangeSetType=kind,
+            TemplateBody=to_yaml(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+            Tags=[{"Key": suite_labels.MANAGED, "Value": "true"}],
+            Description=f"mlflow-sagemaker-ops: {self.target} deployment {self.deployment}",
+        )
+        try:
+            self.cloudformation.get_waiter("change_set_create_complete").wait(
+                ChangeSetName=made["Id"], WaiterConfig={"Delay": wait_delay(), "MaxAttempts": 600}
+            )
+        except Exception:  # noqa: BLE001 - a FAILED change set: empty, or refused (its reason below)
+            pass
+        described = self.cloudformation.describe_change_set(ChangeSetName=made["Id"])
+        if described["Status"] == "FAILED":
+            self.cloudformation.delete_change_set(ChangeSetName=made["Id"])
+            if kind == "CREATE":
+                self.cloudformation.delete_stack(StackName=self.name)
+            if NO_CHANGES in (described.get("StatusReason") or ""):
+                return None, kind
+            raise AwsCallFailed(
+                operation="CreateChangeSet",
+                code="Failed",
+                detail=described.get("StatusReason") or "the change set failed",
+                fix="Fix the template's cause (see the reason), then deploy again.",
+            )
+        return described, kind
+
+    def _wait(self, waiter: str) -> None:
+        delay = wait_delay()
+        try:
+            self.cloudformation.get_waiter(waiter).wait(
+                StackName=self.name,
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(math.ceil(self.timeout_seconds / delay), 1)},
+            )
+        except Exception as error:  # WaiterError: a failed or rolled-back stack, or a timeout
+            raise AwsCallFailed(
+                operation=f"waiting for {waiter}",
+                code=type(error).__name__,
+                detail=str(error),
+                fix=f"See `aws cloudformation describe-stack-events --stack-name {self.name}`.",
+            ) from None
+
+    def _stack_events(self, since: datetime) -> list[dict[str, Any]]:
+        pages = self.cloudformation.get_paginator("describe_stack_events").paginate(StackName=self.name)
+        events = [e for page in pages for e in page["StackEvents"] if e["Timestamp"] >= since]
+        return sorted(events, key=lambda e: e["Timestamp"])
+
+    def _events(self, since: datetime) -> None:
+        """The stack's events of this deploy, oldest first, as progress lines."""
+        for event in self._stack_events(since):
+            why = f": {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
+            self.say(f"  {event['LogicalResourceId']} {event['ResourceStatus']}{why}")
+
+    def _reason(self, since: datetime) -> str:
+        """The first failed resource's reason, as CloudFormation reports it."""
+        failed = [e for e in self._stack_events(since) if e["ResourceStatus"].endswith("_FAILED")]
+        if not failed:
+            return "no resource reported a failure"
+        first = failed[0]
+        return f"{first['LogicalResourceId']} ({first['ResourceType']}): {first.get('ResourceStatusReason', '')}"
+
+
+def owned(tags: dict[str, str]) -> bool:
+    """Whether a resource's tags say a CloudFormation stack made it."""
+    return OWNER_TAG in tags
+
+
+def _change(change: dict[str, Any]) -> Change:
+    """A change set's ResourceChange as a plan's change."""
+    action = {"Add": CREATE, "Remove": DELETE}.get(change["Action"])
+    if action is None:
+        action = REPLACE if change.get("Replacement") == "True" else UPDATE
+    why = tuple(
+        f"{d['Target'].get('Name') or d['Target'].get('Attribute')} changes" for d in change.get("Details") or []
+    ) or (f"CloudFormation: {change['Action']}",)
+    return Change(action, change["ResourceType"], change["LogicalResourceId"], why)

@@ -1,0 +1,82 @@
+"""``via=cloudformation`` for ECS services: the stack ``mlflow-sagemaker-ops-ecs-<cluster>-<name>``
+owns the service, changed through change sets (:mod:`mlflow_plugins.deploy.common.stack`) of
+the deployment's exported template (:mod:`._export`; the archive uploaded, content-addressed).
+A deployment that the circuit breaker fails rolls the stack back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_plugins.deploy.common.plan import Plan
+from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner
+from mlflow_plugins.deploy.ecs import _export
+from mlflow_plugins.deploy.ecs.config import EcsConfig, parse
+from mlflow_plugins.errors import ResourceConflict
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+
+
+def stack_name(cluster: str, name: str) -> str:
+    """A stack name: letters, digits and hyphens, at most 128 characters."""
+    return _UNSAFE.sub("-", f"{PREFIX}ecs-{cluster}-{name}")[:128]
+
+
+class EcsStack:
+    def __init__(self, deployer: Any) -> None:
+        self.deployer = deployer
+
+    def owner(self, cluster: str, name: str, timeout_seconds: int) -> StackOwner:
+        return StackOwner(
+            self.deployer.clients,
+            self.deployer.say,
+            "ecs",
+            f"{cluster}/{name}",
+            stack_name(cluster, name),
+            {},
+            timeout_seconds,
+        )
+
+    def plan(self, cluster: str, name: str, model_uri: str, config: Mapping[str, Any] | EcsConfig | None) -> Plan:
+        cfg, template = self._template(cluster, name, model_uri, config)
+        return self.owner(cluster, name, cfg.timeout_seconds).plan(template)
+
+    def deploy(
+        self, cluster: str, name: str, model_uri: str, config: Mapping[str, Any] | EcsConfig | None, create: bool
+    ) -> dict[str, Any]:
+        cfg, template = self._template(cluster, name, model_uri, config, create)
+        self.owner(cluster, name, cfg.timeout_seconds).deploy(template)
+        return self.deployer.get(f"{cluster}/{name}")
+
+    def delete(self, cluster: str, name: str, timeout_seconds: int) -> None:
+        self.owner(cluster, name, timeout_seconds).delete()
+
+    def _template(
+        self,
+        cluster: str,
+        name: str,
+        model_uri: str,
+        config: Mapping[str, Any] | EcsConfig | None,
+        create: bool = False,
+    ) -> tuple[EcsConfig, dict[str, Any]]:
+        """The config (an update keeps every setting it does not give, autoscaling too) and the
+        template, once it is sure that a stack may own the service."""
+        given = config.given_values() if isinstance(config, EcsConfig) else dict(config or {})
+        found = self.owner(cluster, name, 60).stack()
+        live = self.deployer._describe(cluster, name)
+        if live is not None and (found is None or found["StackStatus"] in EMPTY):
+            raise ResourceConflict(
+                kind="ECS service not owned by a stack",
+                name=f"{cluster}/{name}",
+                fix=f"Delete it (mlflow deployments delete -t ecs) and deploy with -C via=cloudformation, or import "
+                f"it into stack {stack_name(cluster, name)} with CloudFormation's resource import.",
+            )
+        if create and found is not None and found["StackStatus"] not in EMPTY:
+            raise ResourceConflict(
+                kind="stack", name=stack_name(cluster, name), fix="Use `mlflow deployments update`, or delete it first."
+            )
+        values = {**_export.from_live(self.deployer, f"{cluster}/{name}")[0].given_values()} if live else {}
+        cfg = parse({**values, **given, "cluster": cluster})
+        made = _export.from_config(self.deployer, name, model_uri, cfg)
+        return cfg, _export.template(name, *made)
