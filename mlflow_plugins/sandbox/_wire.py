@@ -49,6 +49,7 @@ def _catalog() -> dict[str, Any]:
         "logs",
         "s3",
         "sns",
+        "cloudformation",
     ):
         model = session.get_service_model(name)
         models[name] = model

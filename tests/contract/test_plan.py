@@ -16,9 +16,14 @@ WRITES = {
     ("replace", "SageMaker model"): ("CreateModel", "DeleteModel", "AddTags", "DeleteObject", "DeleteObjects"),
     ("replace", "endpoint config"): ("CreateEndpointConfig", "DeleteEndpointConfig", "AddTags", "DeleteTags"),
     ("update", "SageMaker endpoint"): ("UpdateEndpoint", "AddTags", "DeleteTags"),
-    ("update", "tags"): ("AddTags", "DeleteTags", "TagResource"),
-    ("create", "autoscaling"): ("RegisterScalableTarget", "PutScalingPolicy"),
-    ("update", "autoscaling"): ("RegisterScalableTarget", "PutScalingPolicy"),
+    ("update", "tags"): ("AddTags", "DeleteTags", "TagResource", "UntagResource"),
+    ("create", "autoscaling"): ("RegisterScalableTarget", "PutScalingPolicy", "PutScheduledAction"),
+    ("update", "autoscaling"): (
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+        "PutScheduledAction",
+        "DeleteScheduledAction",
+    ),
     ("replace", "ECS task definition"): (
         "RegisterTaskDefinition",
         "DeregisterTaskDefinition",
@@ -37,16 +42,20 @@ WRITES = {
 
 # The kinds of change each target plans, as the config (and model) of a second deploy.
 SCALING = {"min_capacity": 1, "max_capacity": 3, "target": 50}
+NIGHTLY = {**SCALING, "schedule": [{"name": "night", "cron": "cron(0 20 * * ? *)", "max_capacity": 1}]}
 CHANGES = {  # applied in this order, each on top of the one before
     "sagemaker": {
         "instance count": ("v1", {"instance_count": 2}),
         "tags": ("v1", {"tags": {"team": "ml"}}),
-        "autoscaling": ("v1", {"autoscaling": SCALING}),
+        "tags removed": ("v1", {"tags": {"owner": "risk"}}),
+        "autoscaling": ("v1", {"autoscaling": NIGHTLY}),
+        "schedule removed": ("v1", {"autoscaling": SCALING}),
         "new model": ("v2", {}),
     },
     "ecs": {
         "desired count": ("v1", {"desired_count": 2}),
         "tags": ("v1", {"tags": {"team": "ml"}}),
+        "tags removed": ("v1", {"tags": {"owner": "risk"}}),
         "autoscaling": ("v1", {"autoscaling": {**SCALING, "metric": "ECSServiceAverageCPUUtilization"}}),
         "new model": ("v2", {}),
     },
@@ -61,6 +70,8 @@ EXPECTED = {  # (action, resource) pairs each change must plan
     "instance count": {"sagemaker": {("replace", "endpoint config"), ("update", "SageMaker endpoint")}},
     "desired count": {"ecs": {("update", "ECS service")}},
     "tags": {"sagemaker": {("update", "tags")}, "ecs": {("update", "tags")}},
+    "tags removed": {"sagemaker": {("update", "tags")}, "ecs": {("update", "tags")}},
+    "schedule removed": {"sagemaker": {("update", "autoscaling")}},
     "autoscaling": {"sagemaker": {("create", "autoscaling")}, "ecs": {("create", "autoscaling")}},
 }
 

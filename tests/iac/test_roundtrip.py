@@ -1,7 +1,8 @@
 """A round trip on the sandbox: deploy directly, export the live endpoint (the ``export`` CLI),
-delete the direct deployment, create a CloudFormation stack from the export, and the stack's
-endpoint is the direct deployment again: the same config, variants, model, scaling, alarms and
-provenance, and it predicts as the model does."""
+create a CloudFormation stack from the export under another endpoint name (a parameter), and the
+stack's endpoint is the direct deployment again: the same config, variants, model, scaling,
+alarms and provenance, and it predicts as the model does. (The template refers to the live
+endpoint's archive, which deleting that endpoint through the API would remove.)"""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from mlflow_plugins.errors import AwsCallFailed, ResourceConflict
+from tests.contract.conftest import sandbox_calls
 from tests.deploy.conftest import BAKING
 from tests.iac.test_export import ROLE, target
 
@@ -28,10 +29,18 @@ def stack_status(aws) -> str:
     return aws("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
 
 
-def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws, models, caplog):
+def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws, models, caplog, sandbox):
     caplog.set_level(logging.INFO, logger="mlflow_plugins")
     sagemaker = target("sagemaker")
+    before = sandbox_calls(sandbox)
     planned = sagemaker.create("churn", models["v1"], {**VIA, "dry_run": True})
+    written = {c.split(":", 1)[1] for c in sandbox_calls(sandbox)[len(before) :]}
+    # A plan's only writes are the change set it reads and deletes (and the empty stack a CREATE makes)
+    assert {w for w in written if not w.startswith(("Describe", "List", "Get", "Head"))} <= {
+        "CreateChangeSet",
+        "DeleteChangeSet",
+        "DeleteStack",
+    }, written
     assert {(c["action"], c["resource"]) for c in planned["changes"]} >= {
         ("create", "AWS::SageMaker::Endpoint"),
         ("create", "AWS::SageMaker::Model"),
@@ -39,10 +48,18 @@ def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws
     stacks = aws("cloudformation").list_stacks()["StackSummaries"]
     assert [s["StackStatus"] for s in stacks] in ([], ["DELETE_COMPLETE"])  # the plan's change set and stack went
 
+    # A first create that fails (an image that is not in the account's ECR) rolls the stack back;
+    # the next create deletes that empty stack and succeeds.
+    missing = {**VIA, "image_url": "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing:1"}
+    with pytest.raises(AwsCallFailed, match="ROLLBACK_COMPLETE"):
+        sagemaker.create("churn", models["v1"], missing)
+    assert stack_status(aws) == "ROLLBACK_COMPLETE" and aws("sagemaker").list_endpoints()["Endpoints"] == []
     sagemaker.create("churn", models["v1"], VIA)
     assert stack_status(aws) == "CREATE_COMPLETE" and serving(aws) == ("InService", models["v1"])
     with pytest.raises(ResourceConflict):
         sagemaker.create("churn", models["v1"], VIA)
+    with pytest.raises(ResourceConflict, match="owned by a CloudFormation stack.*via=cloudformation"):
+        sagemaker.update("churn", models["v2"], ROLE)  # the API would change the stack's resources behind it
 
     caplog.clear()
     sagemaker.update("churn", models["v1"], VIA)
@@ -83,6 +100,8 @@ def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws
 
     sagemaker.delete("churn", None)  # the endpoint's CloudFormation tags say a stack owns it
     assert aws("sagemaker").list_endpoints()["Endpoints"] == []
+    objects = aws("s3").list_objects_v2(Bucket="mlflow-sagemaker-ops-123456789012-us-east-1").get("Contents", [])
+    assert [o["Key"] for o in objects if "/_stacks/" in o["Key"]] == []  # the stack's archives went with it
     assert not [
         s for s in aws("cloudformation").list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
     ]
@@ -94,6 +113,8 @@ def test_an_endpoint_no_stack_owns_is_not_adopted(aws, models):
     with pytest.raises(ResourceConflict, match="resource import"):
         sagemaker.update("churn", models["v2"], VIA)
     assert serving(aws) == ("InService", models["v1"])
+    sagemaker.delete("churn", VIA)  # no stack: the endpoint goes through the API, not a no-op
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
 
 
 def test_a_stack_owns_an_ecs_service_through_create_update_and_delete(aws, models):
@@ -112,6 +133,8 @@ def test_a_stack_owns_an_ecs_service_through_create_update_and_delete(aws, model
 
     first, tags = running()
     assert tags["mlflow-sagemaker-ops:model-uri"] == models["v1"] and tags["aws:cloudformation:stack-name"] == stack
+    with pytest.raises(ResourceConflict, match="owned by a CloudFormation stack"):
+        ecs_target.update("churn", models["v2"], {})
 
     # An update gives the model only: every setting is carried over from the live service.
     ecs_target.update("churn", models["v2"], {"via": "cloudformation"})

@@ -17,6 +17,8 @@ from mlflow_plugins.errors import InvalidValue, ResourceNotFound
 from mlflow_plugins.packaging import digest, model_archive
 
 PREFIX = "mlflow-sagemaker-ops"
+# Folders of archives that no API deployment owns (an underscore: no endpoint name has one)
+EXPORTS, STACKS = "_exports", "_stacks"
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,18 @@ def stored(s3: Any, s3_uri: str) -> bool:
         if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
             return False
         raise
+
+
+def delete_folder(s3: Any, bucket: str, folder: str) -> list[str]:
+    """Every archive under ``<PREFIX>/<folder>/`` (a stack's, once the stack is deleted)."""
+    gone: list[str] = []
+    try:
+        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{PREFIX}/{folder}/"))
+    except s3.exceptions.NoSuchBucket:
+        return gone
+    for page in pages:
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            gone += [f"s3://{bucket}/{k['Key']}" for k in keys]
+    return gone

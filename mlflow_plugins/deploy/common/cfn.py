@@ -105,7 +105,11 @@ class Template:
 def tags(labels: dict[str, str]) -> list[dict[str, str]]:
     """Tags as CloudFormation's ``[{Key, Value}]`` (the suite's deployment id is left out: a
     stack's resources have CloudFormation's own names), sorted by key as the CDK writes them."""
-    return [{"Key": k, "Value": v} for k, v in sorted(labels.items()) if k != suite_labels.DEPLOYMENT_ID]
+    return [
+        {"Key": k, "Value": v}
+        for k, v in sorted(labels.items())
+        if k != suite_labels.DEPLOYMENT_ID and not k.startswith("aws:")  # aws: keys are reserved to AWS
+    ]
 
 
 def to_yaml(template: dict[str, Any]) -> str:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from botocore.exceptions import WaiterError
+
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.cfn import to_yaml
 from mlflow_plugins.deploy.common.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, plan_of
@@ -30,6 +32,7 @@ PREFIX = "mlflow-sagemaker-ops-"
 OWNER_TAG = "aws:cloudformation:stack-name"  # CloudFormation tags every resource it makes
 NO_CHANGES = "didn't contain changes"  # CloudFormation's StatusReason of an empty change set
 ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+STACK = "AWS::CloudFormation::Stack"
 EMPTY = ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS")  # a failed or never-executed create: holds nothing
 
 
@@ -62,7 +65,19 @@ class StackOwner:
         return found[0] if found and found[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
     def plan(self, template: dict[str, Any]) -> Plan:
-        """The change set's changes; the change set (and a CREATE's empty stack) goes again."""
+        """The change set's changes; the change set (and a CREATE's empty stack) goes again. A
+        stack that holds nothing (a failed create) is not deleted here: the plan says the run will."""
+        found = self.stack()
+        if found is not None and found["StackStatus"] in EMPTY:
+            status = found["StackStatus"]
+            return plan_of(
+                self.target,
+                self.deployment,
+                [
+                    Change(DELETE, STACK, self.name, (f"it is {status} and holds nothing",)),
+                    Change(CREATE, STACK, self.name, ("a change set of the template, once the empty stack is gone",)),
+                ],
+            )
         change_set, kind = self._change_set(template)
         try:
             changes = [_change(c["ResourceChange"]) for c in (change_set or {}).get("Changes", [])]
@@ -128,9 +143,18 @@ class StackOwner:
             self.cloudformation.get_waiter("change_set_create_complete").wait(
                 ChangeSetName=made["Id"], WaiterConfig={"Delay": wait_delay(), "MaxAttempts": 600}
             )
-        except Exception:  # noqa: BLE001 - a FAILED change set: empty, or refused (its reason below)
+        except WaiterError:  # a FAILED change set (empty, or refused: its reason below), or a timeout
             pass
         described = self.cloudformation.describe_change_set(ChangeSetName=made["Id"])
+        if described["Status"] not in ("CREATE_COMPLETE", "FAILED"):
+            raise AwsCallFailed(
+                operation="CreateChangeSet",
+                code=described["Status"],
+                detail=f"change set {described['ChangeSetName']} of stack {self.name} is still "
+                f"{described['Status']} after 600 waits",
+                fix=f"See `aws cloudformation describe-change-set --stack-name {self.name} "
+                f"--change-set-name {described['ChangeSetName']}`, then deploy again.",
+            )
         if described["Status"] == "FAILED":
             self.cloudformation.delete_change_set(ChangeSetName=made["Id"])
             if kind == "CREATE":
@@ -140,8 +164,10 @@ class StackOwner:
             raise AwsCallFailed(
                 operation="CreateChangeSet",
                 code="Failed",
-                detail=described.get("StatusReason") or "the change set failed",
-                fix="Fix the template's cause (see the reason), then deploy again.",
+                detail=f"CloudFormation refused change set {described['ChangeSetName']} of stack {self.name}: "
+                + (described.get("StatusReason") or "no reason given"),
+                fix="Fix the cause the reason names (the config keys behind that template value), then deploy again; "
+                "the change set was deleted.",
             )
         return described, kind
 
@@ -188,8 +214,8 @@ def owned(tags: dict[str, str]) -> bool:
 def _change(change: dict[str, Any]) -> Change:
     """A change set's ResourceChange as a plan's change."""
     action = {"Add": CREATE, "Remove": DELETE}.get(change["Action"])
-    if action is None:
-        action = REPLACE if change.get("Replacement") == "True" else UPDATE
+    if action is None:  # "Conditional": CloudFormation decides during the update; say the worst
+        action = REPLACE if change.get("Replacement") in ("True", "Conditional") else UPDATE
     why = tuple(
         f"{d['Target'].get('Name') or d['Target'].get('Attribute')} changes" for d in change.get("Details") or []
     ) or (f"CloudFormation: {change['Action']}",)

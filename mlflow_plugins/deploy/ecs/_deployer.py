@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -196,15 +197,13 @@ class EcsDeployer:
         self.say(plan.text())
         if plan.empty:
             return self.get(f"{cluster}/{name}")
-        if not plan.touches(_plan.SERVICE, _plan.LOG_GROUP):
-            steps = []
+        if not plan.touches(_plan.SERVICE):
+            steps: builtins.list[tuple[str, Callable[[], Any]]] = []
+            if plan.touches(_plan.LOG_GROUP) and cfg.log_group:
+                group = cfg.log_group
+                steps.append(("create the log group", lambda: self._ensure_log_group(group)))
             if plan.touches(_plan.TAGS):
-                steps.append(
-                    (
-                        "tag the service",
-                        lambda: self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=prepared.labels),
-                    )
-                )
+                steps.append(("tag the service", lambda: self._retag(service, prepared.labels)))
             if plan.touches(_plan.SCALING):
                 steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
             if any(change.action == DELETE for change in plan.changes):
@@ -260,10 +259,7 @@ class EcsDeployer:
             )
         steps = [
             # The service's tags say what it serves: after a rollback they still name the old model.
-            (
-                "tag the service with its new model",
-                lambda: self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels),
-            ),
+            ("tag the service with its new model", lambda: self._retag(service, labels)),
         ]
         if prepared.scaling_given:
             steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
@@ -650,6 +646,17 @@ class EcsDeployer:
             values = suite_labels.suite_tags(model_uri, model.digest, origin)
         values = suite_labels.with_user_tags(values, cfg.tags)
         return [{"key": k, "value": v} for k, v in values.items()]
+
+    def _retag(self, service: dict[str, Any], labels: builtins.list[dict[str, str]]) -> None:
+        """The service's tags say what it runs (TagResource overwrites), and the user's tags that
+        the deploy no longer has go."""
+        self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=labels)
+        wanted = {t["key"] for t in labels}
+        stale = [
+            t["key"] for t in service.get("tags") or [] if suite_labels.is_users(t["key"]) and t["key"] not in wanted
+        ]
+        if stale:
+            self.ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=stale)
 
     def _register(self, name: str, cfg: ecs_config.EcsConfig, model: Any, labels: builtins.list[dict[str, str]]) -> str:
         request = spec.task_definition(

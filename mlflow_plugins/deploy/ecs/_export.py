@@ -14,22 +14,27 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_plugins import secrets
-from mlflow_plugins.deploy.common import cfn
+from mlflow_plugins.deploy.common import archives, cfn
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.scaling import read_spec
 from mlflow_plugins.deploy.ecs import _plan
 from mlflow_plugins.deploy.ecs import _scaling as _ecs_scaling
 from mlflow_plugins.deploy.ecs import _spec as spec
-from mlflow_plugins.deploy.ecs.config import METRICS, EcsConfig, parse
+from mlflow_plugins.deploy.ecs.config import METRICS, SCALING_KEYS, EcsConfig, parse
 
 
 def from_config(
-    deployer: Any, name: str, model_uri: str, cfg: EcsConfig
+    deployer: Any, name: str, model_uri: str, cfg: EcsConfig, folder: str, upload: bool = True
 ) -> tuple[EcsConfig, dict[str, Any], dict[str, str], str]:
-    """The config, the task definition and the tags a create would use; the archive is uploaded."""
+    """The config, the task definition and the tags a create would use. The archive goes under
+    ``folder`` (an export's or a stack's, which no API update or delete collects);
+    ``upload=False`` (a plan) only names its content address."""
     cfg = cfg.replace(log_group=cfg.log_group or spec.default_log_group(cfg.cluster, name))
-    wanted = _plan.wanted_model(deployer.clients, cfg.cluster, name, model_uri, cfg)
-    deployer._upload(cfg.cluster, name, wanted.local_dir, cfg, wanted.data)  # content-addressed: at most once
+    wanted = _plan.wanted_model(deployer.clients, cfg.cluster, name, model_uri, cfg, folder)
+    if upload:  # content-addressed: at most once
+        s3, bucket = deployer.clients("s3"), cfg.bucket or archives.default_bucket(deployer.clients)
+        archives.ensure_bucket(s3, bucket, deployer.clients.region)
+        archives.upload_archive(s3, bucket, folder, wanted.data, wanted.local_dir, cfg.kms_key_id)
     labels = _plan.labels_of(cfg, model_uri, wanted)
     definition = _plan.wanted_definition(deployer.clients, name, cfg, wanted.s3_uri, labels)
     source = f"mlflow deployments create -t ecs --name {name} -m {secrets.strip_uri(model_uri)}"
@@ -47,9 +52,7 @@ def from_live(deployer: Any, name: str) -> tuple[EcsConfig, dict[str, Any], dict
     found = _ecs_scaling.registered(deployer.clients, cluster, service["serviceName"])
     if found is not None:
         read = read_spec(deployer.clients("application-autoscaling"), found)
-        values["autoscaling"] = {
-            k: read[k] for k in ("min_capacity", "max_capacity", "target", "metric") if read.get(k) is not None
-        }
+        values["autoscaling"] = {k: read[k] for k in SCALING_KEYS if read.get(k) is not None}  # cooldowns too
     request = {**definition, "tags": [{"key": k, "value": v} for k, v in labels.items()]}
     return (
         parse(values),

@@ -64,14 +64,17 @@ class Wanted:
     local_dir: str
 
 
-def wanted_model(clients: Any, cluster: str, name: str, model_uri: str, cfg: EcsConfig) -> Wanted:
+def wanted_model(
+    clients: Any, cluster: str, name: str, model_uri: str, cfg: EcsConfig, folder: str | None = None
+) -> Wanted:
+    """The archive a deploy of ``model_uri`` would run, at its content address under ``folder``
+    (the service's own by default)."""
     local = archives.local_pyfunc_model(model_uri)
     data = model_archive(local)
     address = digest(data)
     bucket = cfg.bucket or archives.default_bucket(clients)
-    return Wanted(
-        data, f"s3://{bucket}/{archives.PREFIX}/ecs/{cluster}/{name}/{address[:24]}/model.tar.gz", address, local
-    )
+    place = folder or f"ecs/{cluster}/{name}"
+    return Wanted(data, f"s3://{bucket}/{archives.PREFIX}/{place}/{address[:24]}/model.tar.gz", address, local)
 
 
 def creation(clients: Any, cluster: str, name: str, wanted: Wanted, cfg: EcsConfig) -> Plan:

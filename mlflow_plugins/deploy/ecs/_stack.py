@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner
 from mlflow_plugins.deploy.ecs import _export
@@ -21,6 +22,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 def stack_name(cluster: str, name: str) -> str:
     """A stack name: letters, digits and hyphens, at most 128 characters."""
     return _UNSAFE.sub("-", f"{PREFIX}ecs-{cluster}-{name}")[:128]
+
+
+def folder(cluster: str, name: str) -> str:
+    """Where the stack's archives go: no API update or delete of the service collects them."""
+    return f"{archives.STACKS}/ecs/{cluster}/{name}"
 
 
 class EcsStack:
@@ -39,7 +45,8 @@ class EcsStack:
         )
 
     def plan(self, cluster: str, name: str, model_uri: str, config: Mapping[str, Any] | EcsConfig | None) -> Plan:
-        cfg, template = self._template(cluster, name, model_uri, config)
+        """The change set's changes; nothing is uploaded (the template names the archive's address)."""
+        cfg, template = self._template(cluster, name, model_uri, config, upload=False)
         return self.owner(cluster, name, cfg.timeout_seconds).plan(template)
 
     def deploy(
@@ -49,8 +56,11 @@ class EcsStack:
         self.owner(cluster, name, cfg.timeout_seconds).deploy(template)
         return self.deployer.get(f"{cluster}/{name}")
 
-    def delete(self, cluster: str, name: str, timeout_seconds: int) -> None:
+    def delete(self, cluster: str, name: str, timeout_seconds: int, bucket: str | None = None) -> None:
+        """The stack, then the archives its deploys uploaded."""
         self.owner(cluster, name, timeout_seconds).delete()
+        clients = self.deployer.clients
+        archives.delete_folder(clients("s3"), bucket or archives.default_bucket(clients), folder(cluster, name))
 
     def _template(
         self,
@@ -59,6 +69,7 @@ class EcsStack:
         model_uri: str,
         config: Mapping[str, Any] | EcsConfig | None,
         create: bool = False,
+        upload: bool = True,
     ) -> tuple[EcsConfig, dict[str, Any]]:
         """The config (an update keeps every setting it does not give, autoscaling too) and the
         template, once it is sure that a stack may own the service."""
@@ -78,5 +89,5 @@ class EcsStack:
             )
         values = {**_export.from_live(self.deployer, f"{cluster}/{name}")[0].given_values()} if live else {}
         cfg = parse({**values, **given, "cluster": cluster})
-        made = _export.from_config(self.deployer, name, model_uri, cfg)
+        made = _export.from_config(self.deployer, name, model_uri, cfg, folder(cluster, name), upload)
         return cfg, _export.template(name, *made)

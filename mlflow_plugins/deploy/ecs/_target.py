@@ -8,7 +8,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from mlflow_plugins.deploy.common import keys, s3uri, stack
+from mlflow_plugins.deploy.common import archives, keys, s3uri, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
@@ -18,7 +18,7 @@ from mlflow_plugins.deploy.ecs._deployer import EcsDeployer, stderr
 from mlflow_plugins.deploy.ecs._scaling import resource_label
 from mlflow_plugins.deploy.ecs._wait import wait_for_deployment
 from mlflow_plugins.deploy.ecs.config import DEFAULT_TIMEOUT, EcsConfig, parse
-from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceNotFound
+from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound
 
 ROLLOUT_STATUS = {"COMPLETED": SERVING, "FAILED": FAILED}
 
@@ -77,6 +77,7 @@ class EcsTarget:
         if keys.via(config) == "cloudformation":
             where, named = self._where(name, config, found)
             return _stack.EcsStack(self.deployer).plan(where, named, _required(model_uri), config)
+        _refuse_if_stacked(found)
         if found is not None and not failed:
             return self.deployer.plan(name, model_uri, config)
         if model_uri is None:
@@ -94,7 +95,13 @@ class EcsTarget:
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
         cluster, service = _split(name, config)
         config = self._with_cluster(config, cluster)
-        if keys.dry_run(config):
+        if keys.dry_run(config):  # it fails as create would on a service that exists
+            if keys.via(config) != "cloudformation" and self._service(name, config) is not None:
+                raise ResourceConflict(
+                    kind="ECS service",
+                    name=name,
+                    fix="Use `mlflow deployments update -t ecs`, or delete it first.",
+                )
             return self.plan(name, model_uri, config).answer()
         if keys.via(config) == "cloudformation":
             where, service = self._where(name, config, None)
@@ -105,9 +112,11 @@ class EcsTarget:
         if keys.dry_run(config):  # an update updates, even a Failed service (converge replaces it)
             plan = self.plan if keys.via(config) == "cloudformation" else self.deployer.plan
             return plan(name, model_uri, config).answer()
+        found = self._service(name, config)
         if keys.via(config) == "cloudformation":
-            cluster, service = self._where(name, config, self._service(name, config))
+            cluster, service = self._where(name, config, found)
             return _stack.EcsStack(self.deployer).deploy(cluster, service, _required(model_uri), config, create=False)
+        _refuse_if_stacked(found)
         return self.deployer.update(name, model_uri, config)
 
     def _where(self, name: str, config: Any, found: tuple[str, dict[str, Any]] | None) -> tuple[str, str]:
@@ -122,7 +131,8 @@ class EcsTarget:
         """A CloudFormation template of what create would make (the archive is uploaded)."""
         cluster, service = _split(name, config)
         cfg = self.parse(self._with_cluster(config, cluster))
-        made = _export.from_config(self.deployer, service, model_uri, cfg)
+        folder = f"{archives.EXPORTS}/ecs/{cfg.cluster}/{service}"
+        made = _export.from_config(self.deployer, service, model_uri, cfg, folder)
         return _export.template(service, *made, shared_stack, self._resource_label(made[0]))
 
     def export_live(self, name: str, config: Any = None, shared_stack: str | None = None) -> dict[str, Any]:
@@ -144,8 +154,10 @@ class EcsTarget:
         tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])} if found else {}
         if found is not None and (keys.via(config) == "cloudformation" or stack.owned(tags)):
             timeout = self.parse(config).timeout_seconds if isinstance(config, EcsConfig) else DEFAULT_TIMEOUT
-            _stack.EcsStack(self.deployer).delete(found[0], found[1]["serviceName"], timeout)
-            return
+            stacks = _stack.EcsStack(self.deployer)
+            if stacks.owner(found[0], found[1]["serviceName"], timeout).stack() is not None:
+                stacks.delete(found[0], found[1]["serviceName"], timeout)
+                return
         self.deployer.delete(name, config)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -205,6 +217,20 @@ class EcsTarget:
         if isinstance(config, EcsConfig):
             return config.replace(cluster=cluster)
         return {**(config or {}), "cluster": cluster}
+
+
+def _refuse_if_stacked(found: tuple[str, dict[str, Any]] | None) -> None:
+    """A stack-owned service changes through its stack only (an API deploy would change the
+    stack's task definition and service behind its back)."""
+    if found is None:
+        return
+    tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}
+    if stack.owned(tags):
+        raise ResourceConflict(
+            kind="ECS service owned by a CloudFormation stack",
+            name=f"{found[0]}/{found[1]['serviceName']} (stack {tags[stack.OWNER_TAG]})",
+            fix="Deploy with -C via=cloudformation (or via: cloudformation in the hooks rule), or delete the stack.",
+        )
 
 
 def _required(model_uri: str | None) -> str:

@@ -69,6 +69,16 @@ def apply(scaling: Any, endpoint: str, variant: str, spec: dict[str, Any]) -> No
     track(
         scaling, ScalableTarget(NAMESPACE, resource, DIMENSION), spec, metric, f"{endpoint}-{variant}-target-tracking"
     )
+    wanted = {action["name"] for action in spec.get("schedule", [])}
+    live = scaling.describe_scheduled_actions(ServiceNamespace=NAMESPACE, ResourceId=resource)["ScheduledActions"]
+    for action in live:  # a schedule the spec no longer has goes
+        if action["ScheduledActionName"] not in wanted and action["ScalableDimension"] == DIMENSION:
+            scaling.delete_scheduled_action(
+                ServiceNamespace=NAMESPACE,
+                ScheduledActionName=action["ScheduledActionName"],
+                ResourceId=resource,
+                ScalableDimension=DIMENSION,
+            )
     for action in spec.get("schedule", []):
         capacity = {
             k: int(action[s])

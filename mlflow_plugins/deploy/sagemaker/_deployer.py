@@ -318,7 +318,7 @@ class SageMakerDeployer:
             )
         if model_uri is None:
             shadow = shadows[0]["ModelName"]
-            return Prepared(cfg, live, was, None, _plan.promotion(name, live, shadow, cfg))
+            return Prepared(cfg, live, was, None, _plan.promotion(self, name, live, shadow, cfg))
         require_role(cfg)
         wanted = _plan.wanted_model(self, name, model_uri, cfg)
         if cfg.strategy == "shadow" or cfg.mode == "add":
@@ -380,12 +380,15 @@ class SageMakerDeployer:
         else:
             labels = resource_tags(cfg, model, model_uri, config_name, origin)
         drop_shadow = bool(shadows) and not shadowing
-        self._finish(name, after, labels, drop_shadow, live, serves, cfg)
+        users = None if shadowing or cfg.mode == "add" else {str(k): str(v) for k, v in (cfg.tags or {}).items()}
+        self._finish(name, after, labels, drop_shadow, live, serves, cfg, users)
         # The answer is what this update wrote over what it read before: no read-back.
         production = was.archive if shadowing or cfg.mode == "add" else model.s3_uri
         tags = {**was.tags, **suite_labels.as_dict(labels)}
         if drop_shadow:
             tags.pop(SHADOW_URI, None)
+        if users is not None:  # the user's tags this update dropped are gone
+            tags = {k: v for k, v in tags.items() if not suite_labels.is_users(k) or k in users}
         return self.answer(after, tags, production, self._scaling_answer(name, after, cfg, was))
 
     def _in_place(
@@ -408,7 +411,7 @@ class SageMakerDeployer:
                 stale = [
                     t["Key"]
                     for t in self.sagemaker.list_tags(ResourceArn=arn)["Tags"]
-                    if t["Key"] not in labels and not t["Key"].startswith(keys.SUITE_PREFIX)
+                    if t["Key"] not in labels and suite_labels.is_users(t["Key"])
                 ]
                 if stale:
                     self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=stale)
@@ -501,12 +504,16 @@ class SageMakerDeployer:
         live: dict[str, Any],
         serves: builtins.list[str],
         cfg: SageMakerConfig,
+        users: dict[str, str] | None = None,
     ) -> None:
         """Once the new config serves: tag the endpoint, apply autoscaling, retire what it replaced.
         Each step is tried even when one fails, and a failure says truthfully that the endpoint
         serves the new config and what is unfinished."""
         steps = (
-            ("tag the endpoint with its new model", lambda: self._retag(after["EndpointArn"], labels, drop_shadow)),
+            (
+                "tag the endpoint with its new model",
+                lambda: self._retag(after["EndpointArn"], labels, drop_shadow, users),
+            ),
             ("apply autoscaling", lambda: self.scale(name, cfg)),
             ("delete the replaced config and models", lambda: self._retire_all(name, live, serves, cfg, after)),
         )
@@ -532,11 +539,18 @@ class SageMakerDeployer:
         if left := self.retire(live, serves, cfg, name, after["EndpointConfigName"]):
             raise RuntimeError(f"left: {'; '.join(left)}; the next update or delete collects them")
 
-    def _retag(self, arn: str, labels: builtins.list[dict[str, str]], drop_shadow: bool) -> None:
-        """The endpoint's tags say what it serves now (AddTags overwrites existing keys)."""
+    def _retag(
+        self, arn: str, labels: builtins.list[dict[str, str]], drop_shadow: bool, users: dict[str, str] | None = None
+    ) -> None:
+        """The endpoint's tags say what it serves now (AddTags overwrites existing keys); with
+        ``users`` (the user's tags of this deploy), the user's tags it no longer has go."""
         self.sagemaker.add_tags(ResourceArn=arn, Tags=labels)
-        if drop_shadow:
-            self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[SHADOW_URI])
+        gone = [SHADOW_URI] if drop_shadow else []
+        if users is not None:
+            live = self.sagemaker.list_tags(ResourceArn=arn)["Tags"]
+            gone += [t["Key"] for t in live if suite_labels.is_users(t["Key"]) and t["Key"] not in users]
+        if gone:
+            self.sagemaker.delete_tags(ResourceArn=arn, TagKeys=gone)
 
     def retire(
         self,

@@ -51,10 +51,15 @@ class Parts:
     source: str = ""
 
 
-def from_config(deployer: Any, name: str, model_uri: str, cfg: SageMakerConfig) -> Parts:
-    """What ``mlflow deployments create`` with ``cfg`` would make; the archive is uploaded."""
-    wanted = _plan.wanted_model(deployer, name, model_uri, cfg)
-    deployer._upload(name, wanted.local_dir, cfg, wanted.data)  # content-addressed: at most once
+def from_config(
+    deployer: Any, name: str, model_uri: str, cfg: SageMakerConfig, folder: str, upload: bool = True
+) -> Parts:
+    """What ``mlflow deployments create`` with ``cfg`` would make. The archive goes under
+    ``folder`` (an export's or a stack's, which no API deploy or delete of ``name`` collects);
+    ``upload=False`` (a plan) only names its content address."""
+    wanted = _plan.wanted_model(deployer, folder, model_uri, cfg)
+    if upload:
+        deployer._upload(folder, wanted.local_dir, cfg, wanted.data)  # content-addressed: at most once
     model = {
         "PrimaryContainer": {
             "Image": images.image_uri(deployer.clients, cfg.image_url),

@@ -50,8 +50,9 @@ class Wanted:
 
 
 def wanted_model(deployer: Any, name: str, model_uri: str, cfg: SageMakerConfig) -> Wanted:
-    """The archive a deploy of ``model_uri`` would serve (content-addressed) and its suite tags:
-    reads only (the model's download, a tracking-server read for its provenance)."""
+    """The archive a deploy of ``model_uri`` would serve (content-addressed, under the folder
+    ``name``) and its suite tags: reads only (the model's download, a tracking-server read for
+    its provenance)."""
     local = archives.local_pyfunc_model(model_uri)
     data = model_archive(local)
     address = digest(data)
@@ -133,7 +134,7 @@ def update_plan(
             Change(UPDATE, ENDPOINT, name, model_reasons + config_reasons, how=rollout(cfg)),
         ]
     else:
-        live_labels = {k: v for k, v in tags.items() if k not in IGNORED_LABELS}
+        live_labels = {k: v for k, v in tags.items() if k not in IGNORED_LABELS and not k.startswith("aws:")}
         wanted_labels = {k: v for k, v in wanted.labels.items() if k not in IGNORED_LABELS}
         changes.append(
             Change(UPDATE, TAGS, name, reasons)
@@ -142,12 +143,10 @@ def update_plan(
         )
     changes.append(_alarm_change(deployer, name, cfg))
     changes.append(_scaling_change(deployer, name, cfg))
-    return plan_of(KIND, name, changes + leftovers(deployer, name, live_config, cfg, wanted))
+    return plan_of(KIND, name, changes + leftovers(deployer, name, live_config, cfg))
 
 
-def leftovers(
-    deployer: Any, name: str, live_config: dict[str, Any], cfg: SageMakerConfig, wanted: Wanted
-) -> list[Change | None]:
+def leftovers(deployer: Any, name: str, live_config: dict[str, Any], cfg: SageMakerConfig) -> list[Change | None]:
     """What an interrupted or failed deploy left (configs and models the endpoint does not use):
     a run collects them, so running a failed update again finishes its work."""
     if cfg.archive or len(name) > 40:
@@ -159,15 +158,20 @@ def leftovers(
     return [Change(DELETE, kind, resource, ("left by an interrupted or failed deploy",)) for kind, resource in found]
 
 
-def promotion(name: str, live: dict[str, Any], shadow_model: str, cfg: SageMakerConfig) -> Plan:
-    """An update without a model: the shadow variant's model becomes the production model."""
+def promotion(deployer: Any, name: str, live: dict[str, Any], shadow_model: str, cfg: SageMakerConfig) -> Plan:
+    """An update without a model: the shadow variant's model becomes the production model, and
+    the production model it replaces goes once it serves."""
     why = (f"promote the shadow model {shadow_model} to production",)
+    production = live["ProductionVariants"][0]["ModelName"]
     return plan_of(
         KIND,
         name,
         [
             Change(REPLACE, CONFIG, live["EndpointConfigName"], why),
             Change(UPDATE, ENDPOINT, name, why, how=rollout(cfg)),
+            None if cfg.archive else Change(DELETE, MODEL, production, ("replaced by the promoted model",)),
+            _alarm_change(deployer, name, cfg),
+            _scaling_change(deployer, name, cfg),
         ],
     )
 
@@ -190,6 +194,8 @@ def beside(deployer: Any, name: str, wanted: Wanted, live: dict[str, Any], cfg: 
             Change(REPLACE, CONFIG, live["EndpointConfigName"], (why,)),
             Change(UPDATE, ENDPOINT, name, (why,), how="all at once" if cfg.mode == "add" else rollout(cfg)),
             _alarm_change(deployer, name, cfg),
+            _scaling_change(deployer, name, cfg),
+            *leftovers(deployer, name, live, cfg),
         ],
     )
 

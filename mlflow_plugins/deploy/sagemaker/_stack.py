@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.common.scaling import read_spec
 from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner
@@ -17,6 +18,11 @@ from mlflow_plugins.errors import ResourceConflict
 
 def stack_name(endpoint: str) -> str:
     return f"{PREFIX}{endpoint}"
+
+
+def folder(endpoint: str) -> str:
+    """Where the stack's archives go: no API deploy or delete of the endpoint collects them."""
+    return f"{archives.STACKS}/{endpoint}"
 
 
 class StackDeployer:
@@ -38,16 +44,20 @@ class StackDeployer:
         return self.owner(name, cfg).stack()
 
     def plan(self, name: str, model_uri: str, cfg: SageMakerConfig) -> Plan:
-        return self.owner(name, cfg).plan(self._template(name, model_uri, cfg))
+        """The change set's changes; nothing is uploaded (the template names the archive's address)."""
+        return self.owner(name, cfg).plan(self._template(name, model_uri, cfg, upload=False))
 
     def deploy(self, name: str, model_uri: str, cfg: SageMakerConfig) -> dict[str, Any]:
         self.owner(name, cfg).deploy(self._template(name, model_uri, cfg))
         return self.deployer.get(name)
 
     def delete(self, name: str, cfg: SageMakerConfig) -> None:
+        """The stack, then the archives its deploys uploaded."""
         self.owner(name, cfg).delete()
+        bucket = cfg.bucket or archives.default_bucket(self.deployer.clients)
+        archives.delete_folder(self.deployer.clients("s3"), bucket, folder(name))
 
-    def _template(self, name: str, model_uri: str, cfg: SageMakerConfig) -> dict[str, Any]:
+    def _template(self, name: str, model_uri: str, cfg: SageMakerConfig, upload: bool = True) -> dict[str, Any]:
         """The deployment's template, once it is sure that a stack may own the endpoint."""
         found = self.stack(name, cfg)
         if (found is None or found["StackStatus"] in EMPTY) and self.deployer.describe(name) is not None:
@@ -59,7 +69,7 @@ class StackDeployer:
             )
         if found is not None:
             cfg = self._carried(name, cfg)
-        return _export.template(_export.from_config(self.deployer, name, model_uri, cfg))
+        return _export.template(_export.from_config(self.deployer, name, model_uri, cfg, folder(name), upload))
 
     def _carried(self, name: str, cfg: SageMakerConfig) -> SageMakerConfig:
         """An update keeps every setting it does not give, as through the API; autoscaling and

@@ -17,7 +17,7 @@ from mlflow_plugins.deploy.contract import SERVING, Live
 from mlflow_plugins.deploy.sagemaker import _export, _live, _mme, _stack
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, stderr
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
-from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceConflict
+from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound
 
 
 class SageMakerTarget:
@@ -37,34 +37,64 @@ class SageMakerTarget:
         cfg = self.parse(config)
         if cfg.via == "cloudformation":
             return _stack.StackDeployer(self.deployer).plan(name, _required(model_uri), cfg)
+        self._refuse_if_stacked(name)
         return self.deployer.plan(name, model_uri, cfg)
 
+    def _refuse_if_stacked(self, name: str) -> None:
+        """A stack-owned endpoint changes through its stack only (an API deploy would change the
+        stack's resources behind its back, and delete its config and model after)."""
+        described = self.deployer.describe(name)
+        tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
+        owner = suite_labels.as_dict(tags).get(stack.OWNER_TAG)
+        if owner:
+            raise ResourceConflict(
+                kind="SageMaker endpoint owned by a CloudFormation stack",
+                name=f"{name} (stack {owner})",
+                fix="Deploy with -C via=cloudformation (or via: cloudformation in the hooks rule), or delete the stack.",
+            )
+
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
+        """A new endpoint (a dry run plans it, and fails as create would on one that exists)."""
         cfg = self.parse(config)
+        if cfg.via == "cloudformation":
+            found = _stack.StackDeployer(self.deployer).stack(name, cfg)
+            if found is not None and found["StackStatus"] not in stack.EMPTY:  # a failed create's stack goes first
+                raise ResourceConflict(
+                    kind="stack",
+                    name=f"{_stack.stack_name(name)} ({found['StackStatus']})",
+                    fix="Use `mlflow deployments update`, or delete it first.",
+                )
+        elif cfg.dry_run and self.deployer.describe(name) is not None:
+            raise ResourceConflict(
+                kind="SageMaker endpoint", name=name, fix="Use `mlflow deployments update`, or delete it first."
+            )
         if cfg.dry_run:
             return self.plan(name, model_uri, cfg).answer()
         if cfg.via == "cloudformation":
-            if _stack.StackDeployer(self.deployer).stack(name, cfg) is not None:
-                raise ResourceConflict(
-                    kind="stack",
-                    name=_stack.stack_name(name),
-                    fix="Use `mlflow deployments update`, or delete it first.",
-                )
             return _stack.StackDeployer(self.deployer).deploy(name, model_uri, cfg)
         return self.deployer.create(name, model_uri, cfg.replace(mode="create"))
 
     def update(self, name: str, model_uri: str | None, config: Any) -> dict[str, Any]:
+        """An update of a live endpoint (a dry run plans it, and fails as update would on none)."""
         cfg = self.parse(config)
         if cfg.dry_run:
+            if cfg.via != "cloudformation" and self.deployer.describe(name) is None:
+                raise ResourceNotFound(
+                    kind="SageMaker endpoint", name=name, fix="Create it with `mlflow deployments create`."
+                )
             return self.plan(name, model_uri, cfg).answer()
         if cfg.via == "cloudformation":
             return _stack.StackDeployer(self.deployer).deploy(name, _required(model_uri), cfg)
+        self._refuse_if_stacked(name)
         return self.deployer.update(name, model_uri, cfg if cfg.mode else cfg.replace(mode="replace"))
 
     def export(self, name: str, model_uri: str, config: Any, shared_stack: str | None = None) -> dict[str, Any]:
         """A CloudFormation template of what create would make (the archive is uploaded)."""
         check_name(name)
-        return _export.template(_export.from_config(self.deployer, name, model_uri, self.parse(config)), shared_stack)
+        folder = f"{archives.EXPORTS}/{name}"
+        return _export.template(
+            _export.from_config(self.deployer, name, model_uri, self.parse(config), folder), shared_stack
+        )
 
     def export_live(self, name: str, config: Any = None, shared_stack: str | None = None) -> dict[str, Any]:
         """A CloudFormation template of the live endpoint ``name`` (single- or multi-model)."""
@@ -76,10 +106,11 @@ class SageMakerTarget:
         cfg = self.parse(config)
         described = self.deployer.describe(name)
         tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
-        if cfg.via == "cloudformation" or stack.owned(suite_labels.as_dict(tags)):
+        stacked = cfg.via == "cloudformation" or stack.owned(suite_labels.as_dict(tags))
+        if stacked and _stack.StackDeployer(self.deployer).stack(name, cfg) is not None:
             _stack.StackDeployer(self.deployer).delete(name, cfg)
             return
-        self.deployer.delete(name, cfg)
+        self.deployer.delete(name, cfg)  # no stack: an endpoint made through the API, or none (says so)
 
     def get(self, name: str) -> dict[str, Any]:
         return self.deployer.get(name)
