@@ -151,3 +151,17 @@ def test_a_model_on_a_multi_model_endpoint_is_not_a_stack_resource(aws, models):
 
     with pytest.raises(InvalidValue, match="export --from-endpoint fleet"):
         target("sagemaker-mme").export("fleet/churn", models["v1"], None)
+
+
+def test_a_live_endpoint_with_a_shadow_variant_exports_both_models(aws, models):
+    sagemaker = target("sagemaker")
+    sagemaker.create("churn", models["v1"], ROLE)
+    sagemaker.update("churn", models["v2"], {**ROLE, "strategy": "shadow", "shadow_sampling_percent": 25})
+    template = sagemaker.export_live("churn")
+    assert lint(template) == []
+    resources = template["Resources"]
+    config = resources["EndpointConfig"]["Properties"]
+    assert config["ShadowProductionVariants"][0]["ModelName"] == {"Fn::GetAtt": ["ShadowModel", "ModelName"]}
+    assert config["ShadowProductionVariants"][0]["InitialVariantWeight"] == 0.25
+    archives = {resources[m]["Properties"]["PrimaryContainer"]["ModelDataUrl"] for m in ("Model", "ShadowModel")}
+    assert len(archives) == 2  # the production and the shadow model, each its own archive

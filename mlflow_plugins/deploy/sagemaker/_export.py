@@ -161,30 +161,24 @@ def template(parts: Parts, shared_stack: str | None = None) -> dict[str, Any]:
         "Default": parts.name,
         "AllowedPattern": "[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
     }
-    role = out.shared(
-        "ExecutionRoleArn",
-        "String",
-        next(iter(parts.models.values()))["ExecutionRoleArn"],
-        "IAM role SageMaker assumes to run the model",
-    )
-    image_params: dict[str, Any] = {}
+    # One parameter per distinct value (a shadow model may run with another role, image or VPC)
+    params = _Params(out)
     for logical, model in parts.models.items():
         container = dict(model["PrimaryContainer"])
-        image = container["Image"]
-        if image not in image_params:
-            key = "ImageUri" if not image_params else f"ImageUri{len(image_params) + 1}"
-            image_params[image] = out.shared(key, "String", image, "The serving image (see build-image)")
-        container["Image"] = image_params[image]
+        container["Image"] = params.get("ImageUri", "String", container["Image"], "The serving image (see build-image)")
+        role = params.get(
+            "ExecutionRoleArn", "String", model["ExecutionRoleArn"], "IAM role SageMaker assumes to run the model"
+        )
         vpc = model.get("VpcConfig")
         if vpc:
             vpc = {
-                "SecurityGroupIds": out.shared(
+                "SecurityGroupIds": params.get(
                     "SecurityGroupIds",
                     "List<AWS::EC2::SecurityGroup::Id>",
                     vpc["SecurityGroupIds"],
                     "Model VPC security groups",
                 ),
-                "Subnets": out.shared("Subnets", "List<AWS::EC2::Subnet::Id>", vpc["Subnets"], "Model VPC subnets"),
+                "Subnets": params.get("Subnets", "List<AWS::EC2::Subnet::Id>", vpc["Subnets"], "Model VPC subnets"),
             }
         out.add(
             logical,
@@ -237,6 +231,22 @@ def template(parts: Parts, shared_stack: str | None = None) -> dict[str, Any]:
     out.output("EndpointArn", cfn.ref("Endpoint"), "The endpoint's ARN", export=True)
     out.provenance(parts.labels)
     return out.as_dict()
+
+
+class _Params:
+    """Parameters by value: the same value is one parameter (``ImageUri``), another value the
+    next (``ImageUri2``)."""
+
+    def __init__(self, out: cfn.Template) -> None:
+        self.out = out
+        self.made: dict[tuple[str, str], Any] = {}
+
+    def get(self, name: str, kind: str, value: Any, description: str) -> Any:
+        key = (name, repr(value))
+        if key not in self.made:
+            count = sum(1 for made_name, _ in self.made if made_name == name)
+            self.made[key] = self.out.shared(name if not count else f"{name}{count + 1}", kind, value, description)
+        return self.made[key]
 
 
 def _scaling(out: cfn.Template, endpoint: str, variant_name: str, spec: dict[str, Any]) -> None:
