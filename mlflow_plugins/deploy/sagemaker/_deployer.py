@@ -342,7 +342,7 @@ class SageMakerDeployer:
         cfg, live, was, wanted = prepared.cfg, prepared.live, prepared.was, prepared.wanted
         self.say(prepared.plan.text())
         if wanted is None:
-            return self._promote(name, current, live, cfg, was)
+            return self._promote(name, current, live, cfg, was, prepared.plan)
         if prepared.plan.empty:
             return self.get(name)
         if not prepared.plan.touches(_plan.ENDPOINT):
@@ -358,7 +358,12 @@ class SageMakerDeployer:
         shadows = live.get("ShadowProductionVariants") or []
         try:
             origin = model_origin(model_uri, model.local_dir)  # a tracking-server read: once per update
-            cfg = self.auto_alarms(name, cfg, self.journal(name))  # the endpoint's alarms: a failed update keeps them
+            # The endpoint's alarms (a failed update keeps them): made when the plan says they are missing
+            cfg = (
+                self.auto_alarms(name, cfg, self.journal(name))
+                if prepared.plan.touches(_plan.ALARMS)
+                else with_auto_alarm_names(name, cfg)
+            )
             keep = None if prepared.plan.touches(_plan.MODEL) else live["ProductionVariants"][0]["ModelName"]
             config_name, serves = self._model_and_config(
                 name, model, cfg, role, model_uri, origin, created, live, reuse=keep
@@ -381,7 +386,7 @@ class SageMakerDeployer:
             labels = resource_tags(cfg, model, model_uri, config_name, origin)
         drop_shadow = bool(shadows) and not shadowing
         users = None if shadowing or cfg.mode == "add" else {str(k): str(v) for k, v in (cfg.tags or {}).items()}
-        self._finish(name, after, labels, drop_shadow, live, serves, cfg, users)
+        self._finish(name, after, labels, drop_shadow, live, serves, cfg, users, prepared.plan.touches(_plan.SCALING))
         # The answer is what this update wrote over what it read before: no read-back.
         production = was.archive if shadowing or cfg.mode == "add" else model.s3_uri
         tags = {**was.tags, **suite_labels.as_dict(labels)}
@@ -426,7 +431,13 @@ class SageMakerDeployer:
         return self.get(name)
 
     def _promote(
-        self, name: str, current: dict[str, Any], live: dict[str, Any], cfg: SageMakerConfig, was: LiveRead
+        self,
+        name: str,
+        current: dict[str, Any],
+        live: dict[str, Any],
+        cfg: SageMakerConfig,
+        was: LiveRead,
+        plan: Plan,
     ) -> dict[str, Any]:
         """The shadow variant's model becomes the production model, with the configured strategy,
         once the comparison on the mirrored traffic is reported (agreement, latencies, errors)."""
@@ -442,7 +453,8 @@ class SageMakerDeployer:
         resource = resource_name(name)
         created = self.journal(name)
         try:
-            cfg = self.auto_alarms(name, cfg, self.journal(name))
+            alarms = plan.touches(_plan.ALARMS)
+            cfg = self.auto_alarms(name, cfg, self.journal(name)) if alarms else with_auto_alarm_names(name, cfg)
             self._create_config(
                 resource,
                 [variant_spec(shadow_model, cfg)],
@@ -463,7 +475,7 @@ class SageMakerDeployer:
         after = self.settle(name, resource, created, cfg, previous=live["EndpointConfigName"])
         promoted = {k: v for k, v in labels.items() if k.startswith("mlflow-sagemaker-ops:")}
         retagged = [{"Key": k, "Value": v} for k, v in {**promoted, DEPLOYMENT_ID: resource}.items()]
-        self._finish(name, after, retagged, True, live, [shadow_model], cfg)
+        self._finish(name, after, retagged, True, live, [shadow_model], cfg, None, plan.touches(_plan.SCALING))
         tags = {**was.tags, **suite_labels.as_dict(retagged)}
         tags.pop(SHADOW_URI, None)
         archive = described_model.get("PrimaryContainer", {}).get("ModelDataUrl")
@@ -505,18 +517,21 @@ class SageMakerDeployer:
         serves: builtins.list[str],
         cfg: SageMakerConfig,
         users: dict[str, str] | None = None,
+        rescale: bool = True,
     ) -> None:
-        """Once the new config serves: tag the endpoint, apply autoscaling, retire what it replaced.
+        """Once the new config serves: tag the endpoint, apply autoscaling (when the plan changes
+        it: the registration is on the stable variant and survives), retire what it replaced.
         Each step is tried even when one fails, and a failure says truthfully that the endpoint
         serves the new config and what is unfinished."""
-        steps = (
+        steps = [
             (
                 "tag the endpoint with its new model",
                 lambda: self._retag(after["EndpointArn"], labels, drop_shadow, users),
             ),
-            ("apply autoscaling", lambda: self.scale(name, cfg)),
             ("delete the replaced config and models", lambda: self._retire_all(name, live, serves, cfg, after)),
-        )
+        ]
+        if rescale:
+            steps.insert(1, ("apply autoscaling", lambda: self.scale(name, cfg)))
         unfinished = []
         for step, run in steps:
             try:
@@ -913,6 +928,13 @@ class SageMakerDeployer:
         finally:
             events.unregister("after-call.sagemaker.DescribeEndpoint", progress)
         return progress.seen if progress.seen and "EndpointStatus" in progress.seen else None
+
+
+def with_auto_alarm_names(name: str, cfg: SageMakerConfig) -> SageMakerConfig:
+    """The rollback alarms with the usual alarms' names (``auto_alarms``), which exist already."""
+    if not cfg.auto_alarms:
+        return cfg
+    return cfg.replace(alarms=sorted(set(cfg.alarms or []) | set(_alarms.names(name, cfg.variant_name))))
 
 
 def check_name(name: str) -> None:

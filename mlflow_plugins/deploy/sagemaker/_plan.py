@@ -64,7 +64,7 @@ def wanted_model(deployer: Any, name: str, model_uri: str, cfg: SageMakerConfig)
     return Wanted(data, uri, address, labels, local)
 
 
-def rollout(cfg: SageMakerConfig) -> str:
+def rollout(cfg: SageMakerConfig, name: str) -> str:
     """How UpdateEndpoint moves traffic, in words."""
     steps = {
         "canary": f"blue/green canary ({cfg.canary_size}% first)",
@@ -72,9 +72,7 @@ def rollout(cfg: SageMakerConfig) -> str:
         "rolling": f"rolling ({cfg.linear_step_size}% of capacity a batch)",
         "shadow": "a shadow variant",
     }.get(cfg.strategy, "blue/green all at once")
-    alarms = sorted(
-        set(cfg.alarms or []) | (set(_alarms.names("<endpoint>", cfg.variant_name)) if cfg.auto_alarms else set())
-    )
+    alarms = sorted(set(cfg.alarms or []) | (set(_alarms.names(name, cfg.variant_name)) if cfg.auto_alarms else set()))
     guard = f", rollback on alarms {', '.join(alarms)}" if alarms else ", no rollback alarms"
     return f"{steps}, {cfg.bake_seconds} s bake{guard}"
 
@@ -131,7 +129,7 @@ def update_plan(
             else Change(CREATE, ARCHIVE, wanted.s3_uri, (f"model digest {wanted.digest[:12]}",)),
             Change(REPLACE, MODEL, variant["ModelName"], model_reasons) if model_reasons else None,
             Change(REPLACE, CONFIG, live_config["EndpointConfigName"], config_reasons or ("serves the new model",)),
-            Change(UPDATE, ENDPOINT, name, model_reasons + config_reasons, how=rollout(cfg)),
+            Change(UPDATE, ENDPOINT, name, model_reasons + config_reasons, how=rollout(cfg, name)),
         ]
     else:
         live_labels = {k: v for k, v in tags.items() if k not in IGNORED_LABELS and not k.startswith("aws:")}
@@ -168,7 +166,7 @@ def promotion(deployer: Any, name: str, live: dict[str, Any], shadow_model: str,
         name,
         [
             Change(REPLACE, CONFIG, live["EndpointConfigName"], why),
-            Change(UPDATE, ENDPOINT, name, why, how=rollout(cfg)),
+            Change(UPDATE, ENDPOINT, name, why, how=rollout(cfg, name)),
             None if cfg.archive else Change(DELETE, MODEL, production, ("replaced by the promoted model",)),
             _alarm_change(deployer, name, cfg),
             _scaling_change(deployer, name, cfg),
@@ -192,7 +190,7 @@ def beside(deployer: Any, name: str, wanted: Wanted, live: dict[str, Any], cfg: 
             else Change(CREATE, ARCHIVE, wanted.s3_uri, (f"model digest {wanted.digest[:12]}",)),
             Change(CREATE, MODEL, f"{name}-<timestamp>", (why,)),
             Change(REPLACE, CONFIG, live["EndpointConfigName"], (why,)),
-            Change(UPDATE, ENDPOINT, name, (why,), how="all at once" if cfg.mode == "add" else rollout(cfg)),
+            Change(UPDATE, ENDPOINT, name, (why,), how="all at once" if cfg.mode == "add" else rollout(cfg, name)),
             _alarm_change(deployer, name, cfg),
             _scaling_change(deployer, name, cfg),
             *leftovers(deployer, name, live, cfg),
