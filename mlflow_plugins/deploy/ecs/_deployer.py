@@ -67,7 +67,6 @@ class Prepared:
     definition: dict[str, Any]  # RegisterTaskDefinition's request
     labels: builtins.list[dict[str, str]]
     plan: Plan
-    scaling_given: bool
 
 
 class EcsDeployer:
@@ -184,7 +183,7 @@ class EcsDeployer:
             "autoscaling" in given,
             _plan.left_behind(*self._left_behind(name, live["taskDefinition"], model_s3_uri)),
         )
-        return Prepared(cluster, service, cfg, wanted, definition, labels, plan, "autoscaling" in given)
+        return Prepared(cluster, service, cfg, wanted, definition, labels, plan)
 
     def update(
         self, name: str, model_uri: str | None, config: dict[str, Any] | ecs_config.EcsConfig | None
@@ -261,7 +260,7 @@ class EcsDeployer:
             # The service's tags say what it serves: after a rollback they still name the old model.
             ("tag the service with its new model", lambda: self._retag(service, labels)),
         ]
-        if prepared.scaling_given:
+        if plan.touches(_plan.SCALING):  # as planned: a rule that repeats its autoscaling changes nothing
             steps.append(("apply autoscaling", lambda: self._scale(cluster, name, cfg)))
         if cfg.synchronous:
             steps.append(("delete the replaced task definitions and archives", lambda: self._cleanup(name, definition)))
