@@ -93,14 +93,23 @@ def test_a_dry_run_plans_the_create_and_writes_nothing(place, door, target, mode
     assert {c["action"] for c in planned["changes"]} == {"create"}, planned["plan"]
 
 
+# Settings a hooks rule repeats at every deploy, whose writes must not repeat
+REPEATED = {
+    "sagemaker": {"autoscaling": NIGHTLY, "auto_alarms": True, "tags": {"team": "ml"}},
+    "ecs": {"autoscaling": {**SCALING, "metric": "ECSServiceAverageCPUUtilization"}, "tags": {"team": "ml"}},
+    "sagemaker-mme": {},
+}
+
+
 def test_an_unchanged_redeploy_plans_no_change_and_then_writes_nothing(place, door, target, models, sandbox):
-    door.deploy(models["v1"])
+    config = {**place.config, **REPEATED[place.kind]}
+    door.deploy(models["v1"], config=config)
     door.created = True  # the MLflow door updates from now on
-    plan = target.plan(place.name, models["v1"], target.parse(place.config or None))
+    plan = target.plan(place.name, models["v1"], target.parse(config or None))
     assert plan.empty, plan.text()
     assert "no change" in plan.text()
     before = sandbox_calls(sandbox)
-    door.deploy(models["v1"])
+    door.deploy(models["v1"], config=config)
     assert writes_since(sandbox, before) == []
 
 
