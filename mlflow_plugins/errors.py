@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "OpsError",
+    "OwnedElsewhere",
     "InvalidValue",
     "UnknownKey",
     "MissingSetting",
@@ -89,6 +90,14 @@ class ResourceNotFound(OpsError):
 class ResourceConflict(OpsError):
     fmt = "{kind} {name!r} already exists. {fix}"
     mlflow_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class OwnedElsewhere(OpsError):
+    """A deployment that something else owns (a CloudFormation stack, or none where a stack was
+    asked for): the suite would change it behind its owner's back."""
+
+    fmt = "{kind} {name!r} belongs to {owner}. {fix}"
+    mlflow_code = "INVALID_STATE"
 
 
 class AwsCallFailed(OpsError):

@@ -45,16 +45,20 @@ def export(
     shared_stack: str | None,
 ) -> None:
     """Export a deployment as CloudFormation (YAML) or a CDK app."""
+    from mlflow.exceptions import MlflowException
+
     from mlflow_plugins.errors import OpsError
 
     _log_to_stderr()
     config = _config(extra)
+    _check_arguments(target_uri, model_uri, config, from_endpoint, from_service)
+    _check_output(fmt, output)  # before any upload
     try:
         kind, deployment, template = _template(
             target_uri, name, model_uri, config, from_endpoint, from_service, shared_stack
         )
-    except OpsError as error:
-        raise click.ClickException(str(error)) from None
+    except (OpsError, MlflowException) as error:
+        raise click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
     if fmt == "cdk":
         _write_cdk(template, deployment, output)
         return
@@ -66,6 +70,64 @@ def export(
         click.echo(f"Wrote the CloudFormation template of {kind} deployment {deployment} to {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+LIVE_KEYS = (  # what -C may set when the deployment is read from a live one
+    "strategy",
+    "canary_size",
+    "linear_step_size",
+    "bake_seconds",
+    "termination_wait_seconds",
+    "max_execution_seconds",
+    "alarms",
+    "region_name",
+    "assume_role_arn",
+)
+
+
+def _check_arguments(
+    target_uri: str | None,
+    model_uri: str | None,
+    config: dict[str, Any],
+    from_endpoint: str | None,
+    from_service: str | None,
+) -> None:
+    """Arguments that a live deployment's export would ignore are refused, not dropped."""
+    if "dry_run" in config:
+        raise click.UsageError("-C dry_run: export writes a template (and uploads the archive); it has no dry run.")
+    if not (from_endpoint or from_service):
+        return
+    where = "--from-endpoint" if from_endpoint else "--from-service"
+    if model_uri:
+        raise click.UsageError(f"-m with {where}: a live deployment's template has the model it serves. Drop -m.")
+    scheme = (target_uri or "").split(":", 1)[0]
+    if scheme and (scheme == "ecs") != bool(from_service):
+        raise click.UsageError(
+            f"-t {target_uri} with {where}: --from-endpoint reads SageMaker, --from-service reads ECS. Drop -t or match it."
+        )
+    allowed = LIVE_KEYS if from_endpoint else ("region_name",)
+    extra = sorted(set(config) - set(allowed))
+    if extra:
+        raise click.UsageError(
+            f"-C {', '.join(extra)} with {where}: the template has the live settings. Allowed: {', '.join(allowed)} "
+            "(the rollout). To change a setting, deploy it first, or export from create's arguments (--name, -m)."
+        )
+
+
+def _check_output(fmt: str, output: str | None) -> None:
+    if not output:
+        if fmt == "cdk":
+            raise click.UsageError("--format cdk writes an app directory: pass -o DIR.")
+        return
+    path = Path(output)
+    if fmt == "cdk" and path.exists() and not path.is_dir():
+        raise click.UsageError(f"-o {output} is a file; --format cdk writes a directory (app.py, cdk.json, ...).")
+    if fmt == "cloudformation" and path.is_dir():
+        raise click.UsageError(
+            f"-o {output} is a directory; pass the template's file name, e.g. -o {output}/stack.yaml."
+        )
+    if fmt == "cloudformation" and not path.parent.exists():
+        raise click.UsageError(f"-o {output}: the directory {path.parent} does not exist. Create it first.")
 
 
 def _template(
@@ -109,14 +171,19 @@ def _template(
 def _write_cdk(template: dict[str, Any], deployment: str, output: str | None) -> None:
     from mlflow_plugins.iac import app_files
 
-    if not output:
-        raise click.UsageError("--format cdk writes an app directory: pass -o DIR.")
+    assert output is not None  # _check_output
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
     stack = "".join(c if c.isalnum() or c == "-" else "-" for c in deployment).strip("-") or "deployment"
     for file_name, text in app_files(template, stack).items():
+        if (folder / file_name).exists():
+            click.echo(f"Replacing {folder / file_name}", err=True)
         (folder / file_name).write_text(text)
-    click.echo(f"Wrote a CDK app (stack {stack}) to {folder}: cd {folder} && cdk synth", err=True)
+    click.echo(
+        f"Wrote a CDK app (stack {stack}) to {folder}: cd {folder} && cdk synth "
+        "(or, without the cdk CLI: CDK_OUTDIR=cdk.out python app.py)",
+        err=True,
+    )
 
 
 def _config(extra: tuple[str, ...]) -> dict[str, Any]:

@@ -89,7 +89,8 @@ def with_lineage(target: Target, deployed: dict[str, Any]) -> dict[str, Any]:
     in "FLAVOR deployment NAME is created" and "Deployment NAME is updated (with flavor FLAVOR)")."""
     if deployed.get("dry_run"):
         logging.getLogger("mlflow_plugins.deploy").info("%s", deployed["plan"])
-        return {**deployed, "flavor": f"{deployed['flavor']} (dry run: nothing was written; the plan is above)"}
+        wrote = deployed.get("wrote", "nothing was written")
+        return {**deployed, "flavor": f"{deployed['flavor']} (dry run: {wrote}; the plan is on stderr)"}
     if not deployed.get("registered_model"):
         return deployed
     from mlflow_plugins.lineage import after_target_deploy

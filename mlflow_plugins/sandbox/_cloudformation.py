@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import WaiterError
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 
@@ -532,9 +533,16 @@ def _camel(value: Any, parent: str = "") -> Any:
 
 
 def _in_service(sagemaker: Any, name: str) -> None:
-    sagemaker.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
-    )
+    """Wait for InService; a Failed endpoint fails the resource with SageMaker's reason."""
+    try:
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": _wait_delay(), "MaxAttempts": 1200}
+        )
+    except WaiterError:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        raise RuntimeError(
+            f"endpoint {name} is {described['EndpointStatus']}: {described.get('FailureReason') or 'no reason given'}"
+        ) from None
 
 
 HANDLERS = (

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.cloudformation import models, parsing
+from moto.cloudformation.exceptions import ValidationError
 
 log = logging.getLogger("mlflow_plugins.sandbox")
 _SUB_NAMES = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
@@ -241,6 +242,37 @@ def _rolled_back(stack: models.Stack, failure: StackRolledBack, creating: bool) 
     log.info("sandbox CloudFormation: %s %s: %s", stack.name, stack.status, failure.reason)
 
 
+def _create_stack(original: Callable[..., Any]) -> Callable[..., Any]:
+    """CreateStack all or nothing: a resource that fails rolls the stack back (what the
+    sandbox's handlers made is deleted) to ROLLBACK_COMPLETE, and the call answers as AWS's does
+    (moto answered a 500 and left the stack CREATE_PENDING). moto creates resources lazily,
+    some while it checks the exports' uniqueness, so the whole call is the operation."""
+
+    def create_stack(self: models.CloudFormationBackend, name: str, *args: Any, **kwargs: Any) -> Any:
+        running = _running.transaction = Transaction()
+        try:
+            return original(self, name, *args, **kwargs)
+        except ValidationError:
+            raise  # a template or parameter refused: an error answer, as on AWS
+        except Exception as error:  # noqa: BLE001 - a resource failed: the create rolls back
+            _run(reversed(running.undo), "roll back")
+            stack = next(s for s in self.stacks.values() if s.name == name)
+            resources = stack.template_dict.get("Resources") or {}
+            failed = next((n for n in resources if n not in stack.resource_map._parsed_resources), name)
+            for logical_id in resources:
+                stack.resource_map._parsed_resources.pop(logical_id, None)
+            stack.output_map._output_json_map = {}  # a rolled-back stack has no outputs
+            for export in [n for n, e in self.exports.items() if e.exporting_stack_id == stack.stack_id]:
+                self.exports.pop(export)
+            kind = resources.get(failed, {}).get("Type", "AWS::CloudFormation::Stack")
+            _rolled_back(stack, StackRolledBack(failed, kind, _reason(error)), creating=True)
+            return stack
+        finally:
+            _running.transaction = None
+
+    return create_stack
+
+
 def _list_defaults(original: Callable[..., None]) -> Callable[..., None]:
     """A List parameter's default is a list, as a value passed for it is (moto splits only the
     values passed: ``Ref`` of a defaulted ``List<AWS::EC2::Subnet::Id>`` was a string)."""
@@ -260,6 +292,7 @@ def install() -> None:
     if getattr(parsing.ResourceMap.update, "_sandbox", False):
         return
     parsing.ResourceMap.load_parameters = _list_defaults(parsing.ResourceMap.load_parameters)  # type: ignore[method-assign]
+    models.CloudFormationBackend.create_stack = _create_stack(models.CloudFormationBackend.create_stack)  # type: ignore[method-assign]
     update._sandbox = True  # type: ignore[attr-defined]
     parsing.ResourceMap.update = update  # type: ignore[method-assign]
     models.CloudFormationBackend.execute_change_set = _execute_change_set(  # type: ignore[method-assign]

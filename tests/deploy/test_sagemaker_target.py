@@ -327,7 +327,7 @@ def test_settings_survive_an_update_that_does_not_repeat_them(cli, aws, models):
     serving = sm.describe_endpoint(EndpointName="churn")["EndpointConfigName"]
     # A dry run prints the plan: the settings carried over, only the model changes.
     planned = cli("update", "-t", "sagemaker", "--name", "churn", "-m", models["v2"], "-C", ROLE, "-C", "dry_run=true")
-    assert "(dry run: nothing was written; the plan is above)" in planned.stdout
+    assert "(dry run: nothing was written; the plan is on stderr)" in planned.stdout
     assert "update   SageMaker endpoint churn (blue/green all at once" in planned.stderr, planned.stderr
     assert "replace  SageMaker model" in planned.stderr and "endpoint config" in planned.stderr
     assert "instance" not in planned.stderr and "capture" not in planned.stderr  # carried over, unchanged

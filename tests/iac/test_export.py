@@ -165,3 +165,25 @@ def test_a_live_endpoint_with_a_shadow_variant_exports_both_models(aws, models):
     assert config["ShadowProductionVariants"][0]["InitialVariantWeight"] == 0.25
     archives = {resources[m]["Properties"]["PrimaryContainer"]["ModelDataUrl"] for m in ("Model", "ShadowModel")}
     assert len(archives) == 2  # the production and the shadow model, each its own archive
+
+
+def test_export_refuses_what_it_would_ignore_before_any_upload(tmp_path, sandbox):
+    from click.testing import CliRunner
+
+    from mlflow_plugins.cli import cli
+    from tests.contract.conftest import sandbox_calls
+
+    before = sandbox_calls(sandbox)
+    cases = {
+        ("--from-endpoint", "churn", "-m", "models:/churn/1"): "Drop -m",
+        ("--from-endpoint", "churn", "-C", "instance_count=3"): "Allowed: strategy",
+        ("--from-endpoint", "churn", "-t", "ecs"): "--from-service reads ECS",
+        ("--name", "churn", "-m", "x", "-C", "dry_run=true"): "has no dry run",
+        ("--name", "churn", "-m", "x", "-o", str(tmp_path)): "is a directory",
+        ("--name", "churn", "-m", "x", "-o", str(tmp_path / "no" / "t.yaml")): "does not exist",
+        ("--name", "churn", "-m", "x", "--format", "cdk"): "pass -o DIR",
+    }
+    for args, words in cases.items():
+        result = CliRunner().invoke(cli, ["export", *args])
+        assert result.exit_code == 2 and words in result.output, (args, result.output)
+    assert sandbox_calls(sandbox) == before  # refused before any AWS call

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mlflow_plugins.errors import AwsCallFailed, ResourceConflict
+from mlflow_plugins.errors import AwsCallFailed, InvalidValue, OwnedElsewhere, ResourceConflict
 from tests.contract.conftest import sandbox_calls
 from tests.deploy.conftest import BAKING
 from tests.iac.test_export import ROLE, target
@@ -58,13 +58,20 @@ def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws
     assert stack_status(aws) == "CREATE_COMPLETE" and serving(aws) == ("InService", models["v1"])
     with pytest.raises(ResourceConflict):
         sagemaker.create("churn", models["v1"], VIA)
-    with pytest.raises(ResourceConflict, match="owned by a CloudFormation stack.*via=cloudformation"):
+    with pytest.raises(
+        OwnedElsewhere, match="belongs to CloudFormation stack mlflow-sagemaker-ops-churn.*via=cloudformation"
+    ):
         sagemaker.update("churn", models["v2"], ROLE)  # the API would change the stack's resources behind it
 
     caplog.clear()
     sagemaker.update("churn", models["v1"], VIA)
     assert "no change (the change set was empty)" in caplog.text
 
+    planned = sagemaker.update("churn", models["v2"], {**VIA, "dry_run": True})
+    kinds = {(c["action"], c["resource"]) for c in planned["changes"]}
+    assert {("replace", "AWS::SageMaker::Model"), ("create", "S3 archive")} <= kinds, planned["plan"]
+    assert any("PrimaryContainer changes" in why for c in planned["changes"] for why in c["reasons"])
+    assert "a change set was made and deleted again" in planned["wrote"]
     sagemaker.update("churn", models["v2"], VIA)
     assert stack_status(aws) == "UPDATE_COMPLETE" and serving(aws) == ("InService", models["v2"])
     assert len(aws("sagemaker").list_models()["Models"]) == 1  # the replaced model went after the update
@@ -110,7 +117,7 @@ def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws
 def test_an_endpoint_no_stack_owns_is_not_adopted(aws, models):
     sagemaker = target("sagemaker")
     sagemaker.create("churn", models["v1"], ROLE)
-    with pytest.raises(ResourceConflict, match="resource import"):
+    with pytest.raises(OwnedElsewhere, match="belongs to no stack.*resource import"):
         sagemaker.update("churn", models["v2"], VIA)
     assert serving(aws) == ("InService", models["v1"])
     sagemaker.delete("churn", VIA)  # no stack: the endpoint goes through the API, not a no-op
@@ -133,7 +140,7 @@ def test_a_stack_owns_an_ecs_service_through_create_update_and_delete(aws, model
 
     first, tags = running()
     assert tags["mlflow-sagemaker-ops:model-uri"] == models["v1"] and tags["aws:cloudformation:stack-name"] == stack
-    with pytest.raises(ResourceConflict, match="owned by a CloudFormation stack"):
+    with pytest.raises(OwnedElsewhere, match="belongs to CloudFormation stack mlflow-sagemaker-ops-ecs-models-churn"):
         ecs_target.update("churn", models["v2"], {})
 
     # An update gives the model only: every setting is carried over from the live service.
@@ -148,3 +155,51 @@ def test_a_stack_owns_an_ecs_service_through_create_update_and_delete(aws, model
         s for s in ecs.describe_services(cluster="models", services=["churn"])["services"] if s["status"] == "ACTIVE"
     ] == []
     assert ecs.list_task_definitions(familyPrefix="churn", status="ACTIVE")["taskDefinitionArns"] == []
+
+
+def test_a_create_stack_that_fails_rolls_back_and_leaves_nothing(aws, models):
+    """CreateStack (not a change set) of a template whose endpoint fails: ROLLBACK_COMPLETE with
+    the failed resource's reason, as on AWS, and nothing of it left."""
+    template = target("sagemaker").export(
+        "doomed", models["v1"], {**ROLE, "image_url": "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing:1"}
+    )
+    import yaml
+
+    cloudformation = aws("cloudformation")
+    cloudformation.create_stack(StackName="doomed", TemplateBody=yaml.safe_dump(template))
+    stack = cloudformation.describe_stacks(StackName="doomed")["Stacks"][0]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    events = cloudformation.describe_stack_events(StackName="doomed")["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed and "Please make sure all images" in failed[0]["ResourceStatusReason"], failed
+    sm = aws("sagemaker")
+    assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_a_stack_the_suite_did_not_make_is_left_to_its_own_tools(aws, models):
+    """An endpoint that another stack owns (a CDK app's, say) is neither deployed to nor deleted
+    behind that stack's back, whatever via says; and delete refuses dry_run."""
+    import yaml
+
+    template = target("sagemaker").export("ext", models["v1"], ROLE)
+    aws("cloudformation").create_stack(StackName="team-churn", TemplateBody=yaml.safe_dump(template))
+    sagemaker = target("sagemaker")
+    for config in (ROLE, VIA):
+        with pytest.raises(OwnedElsewhere, match="stack team-churn, which this suite did not make"):
+            sagemaker.update("ext", models["v2"], config)
+    with pytest.raises(OwnedElsewhere, match="team-churn"):
+        sagemaker.delete("ext", None)
+    with pytest.raises(InvalidValue, match="delete has no plan"):
+        sagemaker.delete("ext", {"dry_run": True})
+    assert serving_of(aws, "ext") == ("InService", models["v1"])
+    assert (
+        aws("cloudformation").describe_stacks(StackName="team-churn")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    )
+
+
+def serving_of(aws, name: str) -> tuple[str, str]:
+    sm = aws("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName=name)
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]}
+    return endpoint["EndpointStatus"], tags["mlflow-sagemaker-ops:model-uri"]

@@ -48,6 +48,7 @@ class Plan:
     target: str  # the target kind: sagemaker, sagemaker-mme, ecs
     deployment: str
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    wrote: str = "nothing was written"  # what computing the plan wrote (a stack's: a change set)
 
     @property
     def empty(self) -> bool:
@@ -71,6 +72,7 @@ class Plan:
             "name": self.deployment,
             "flavor": "python_function",
             "dry_run": True,
+            "wrote": self.wrote,
             "no_change": self.empty,
             "plan": self.text(),
             "changes": [change.as_dict() for change in self.changes],
@@ -95,12 +97,17 @@ def differences(pairs: Mapping[str, tuple[Any, Any]]) -> tuple[str, ...]:
 def changed_keys(name: str, live: Mapping[str, Any] | None, wanted: Mapping[str, Any] | None) -> tuple[str, ...]:
     """One reason naming the keys of a mapping (tags, environment) that were added, removed or changed."""
     live, wanted = dict(live or {}), dict(wanted or {})
-    keys = sorted(k for k in set(live) | set(wanted) if live.get(k) != wanted.get(k))
-    return (f"{name} {', '.join(keys)} changed",) if keys else ()
+    kinds = {
+        "added": sorted(set(wanted) - set(live)),
+        "removed": sorted(set(live) - set(wanted)),
+        "changed": sorted(k for k in set(live) & set(wanted) if live[k] != wanted[k]),
+    }
+    return tuple(f"{name} {', '.join(keys)} {word}" for word, keys in kinds.items() if keys)
 
 
-def plan_of(target: str, deployment: str, changes: Iterable[Change | None]) -> Plan:
-    return Plan(target, deployment, tuple(change for change in changes if change is not None))
+def plan_of(target: str, deployment: str, changes: Iterable[Change | None], wrote: str | None = None) -> Plan:
+    kept = tuple(change for change in changes if change is not None)
+    return Plan(target, deployment, kept) if wrote is None else Plan(target, deployment, kept, wrote)
 
 
 def _short(value: Any, limit: int = 80) -> str:

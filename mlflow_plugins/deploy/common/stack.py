@@ -22,11 +22,12 @@ from typing import Any
 
 from botocore.exceptions import WaiterError
 
+from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.cfn import to_yaml
 from mlflow_plugins.deploy.common.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, plan_of
 from mlflow_plugins.deploy.common.progress import wait_delay
-from mlflow_plugins.errors import AwsCallFailed
+from mlflow_plugins.errors import AwsCallFailed, OwnedElsewhere
 
 PREFIX = "mlflow-sagemaker-ops-"
 OWNER_TAG = "aws:cloudformation:stack-name"  # CloudFormation tags every resource it makes
@@ -50,7 +51,7 @@ class StackOwner:
         parameters: dict[str, str],
         timeout_seconds: int,
     ) -> None:
-        self.cloudformation = clients("cloudformation")
+        self.clients, self.cloudformation = clients, clients("cloudformation")
         self.say, self.target, self.deployment, self.name = say, target, deployment, name
         self.parameters, self.timeout_seconds = parameters, timeout_seconds
 
@@ -79,14 +80,34 @@ class StackOwner:
                 ],
             )
         change_set, kind = self._change_set(template)
+        wrote = "nothing was deployed; a change set was made and deleted again" + (
+            " (with the empty stack a first change set makes)" if kind == "CREATE" else ""
+        )
         try:
-            changes = [_change(c["ResourceChange"]) for c in (change_set or {}).get("Changes", [])]
-            return plan_of(self.target, self.deployment, changes)
+            before = self._resources() if kind == "UPDATE" else {}
+            after = template.get("Resources") or {}
+            changes = [_change(c["ResourceChange"], before, after) for c in (change_set or {}).get("Changes", [])]
+            if changes:
+                changes = self._uploads(after) + changes
+            return plan_of(self.target, self.deployment, changes, wrote)
         finally:
             if change_set is not None:
                 self.cloudformation.delete_change_set(ChangeSetName=change_set["ChangeSetId"])
                 if kind == "CREATE":  # a CREATE change set made the stack (REVIEW_IN_PROGRESS, empty)
                     self.cloudformation.delete_stack(StackName=self.name)
+
+    def _resources(self) -> dict[str, Any]:
+        """The stack's current template's resources (what a change set's changes are against)."""
+        import yaml
+
+        body = self.cloudformation.get_template(StackName=self.name)["TemplateBody"]
+        parsed = body if isinstance(body, dict) else yaml.safe_load(body)
+        return dict((parsed or {}).get("Resources") or {})
+
+    def _uploads(self, resources: dict[str, Any]) -> list[Change]:
+        """The archives the template names that S3 does not have yet: the run uploads them."""
+        uris = sorted({uri for uri in _archive_uris(resources) if not archives.stored(self.clients("s3"), uri)})
+        return [Change(CREATE, "S3 archive", uri, ("the template's model archive",)) for uri in uris]
 
     def deploy(self, template: dict[str, Any]) -> bool:
         """Create or update the stack with ``template``; whether it changed anything."""
@@ -106,12 +127,17 @@ class StackOwner:
             status = found["StackStatus"] if found else "DELETE_COMPLETE"
             self._events(started)
             if status in ROLLED_BACK:
+                before = (
+                    "Nothing of it is left (the stack is empty; the next deploy deletes it first)"
+                    if kind == "CREATE"
+                    else f"The {self.target} deployment serves what it served before"
+                )
                 raise AwsCallFailed(
-                    operation="ExecuteChangeSet",
+                    operation=f"CloudFormation stack {self.name}",
                     code="RolledBack",
-                    detail=f"CloudFormation rolled stack {self.name} back ({status}): {self._reason(started)}",
-                    fix=f"The {self.target} deployment serves what it served before; fix the cause, then deploy "
-                    f"again. See `aws cloudformation describe-stack-events --stack-name {self.name}`.",
+                    detail=f"CloudFormation rolled it back ({status}): {self._reason(started).rstrip('. ')}",
+                    fix=f"{before}; fix the cause, then deploy again. "
+                    f"See `aws cloudformation describe-stack-events --stack-name {self.name}`.",
                 ) from None
             raise
         self._events(started)
@@ -211,12 +237,70 @@ def owned(tags: dict[str, str]) -> bool:
     return OWNER_TAG in tags
 
 
-def _change(change: dict[str, Any]) -> Change:
-    """A change set's ResourceChange as a plan's change."""
+def check_owner(kind: str, name: str, tags: dict[str, str] | None, ours: str, via: str) -> None:
+    """A live deployment (``tags``; None when there is none) may change this way: through the
+    API when no stack owns it, through its stack (``ours``, the suite's) with ``via=cloudformation``.
+    A stack the suite did not make is changed by its own tools only."""
+    if tags is None:
+        return
+    owner = tags.get(OWNER_TAG)
+    if owner is not None and owner != ours:
+        raise OwnedElsewhere(
+            kind=kind,
+            name=name,
+            owner=f"CloudFormation stack {owner}, which this suite did not make",
+            fix=f"Change it with that stack's own tools (cdk deploy, aws cloudformation deploy --stack-name {owner}), "
+            f"or delete that stack; the suite changes only its own stacks ({ours} for this deployment).",
+        )
+    if owner is not None and via != "cloudformation":
+        raise OwnedElsewhere(
+            kind=kind,
+            name=name,
+            owner=f"CloudFormation stack {owner}",
+            fix="Deploy with -C via=cloudformation (or via: cloudformation in the hooks rule); "
+            "mlflow deployments delete deletes the stack.",
+        )
+    if owner is None and via == "cloudformation":
+        raise OwnedElsewhere(
+            kind=kind,
+            name=name,
+            owner="no stack (it was deployed through the API)",
+            fix=f"Deploy it without via=cloudformation, or delete it (mlflow deployments delete) and deploy again "
+            f"with -C via=cloudformation, or import it into stack {ours} with CloudFormation's resource import.",
+        )
+
+
+# Types whose every property change is a replacement (the API has no update for them)
+IMMUTABLE = ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::ECS::TaskDefinition")
+
+
+def _change(
+    change: dict[str, Any], before: dict[str, Any] | None = None, after: dict[str, Any] | None = None
+) -> Change:
+    """A change set's ResourceChange as a plan's change. Where CloudFormation gives no
+    ``Details`` (the sandbox's moto), the reasons are the properties that differ between the
+    stack's template and the new one."""
+    logical, kind = change["LogicalResourceId"], change["ResourceType"]
     action = {"Add": CREATE, "Remove": DELETE}.get(change["Action"])
     if action is None:  # "Conditional": CloudFormation decides during the update; say the worst
-        action = REPLACE if change.get("Replacement") in ("True", "Conditional") else UPDATE
+        replaced = change.get("Replacement") in ("True", "Conditional") or kind in IMMUTABLE
+        action = REPLACE if replaced else UPDATE
     why = tuple(
         f"{d['Target'].get('Name') or d['Target'].get('Attribute')} changes" for d in change.get("Details") or []
-    ) or (f"CloudFormation: {change['Action']}",)
-    return Change(action, change["ResourceType"], change["LogicalResourceId"], why)
+    )
+    if not why and action in (UPDATE, REPLACE):
+        old = ((before or {}).get(logical) or {}).get("Properties") or {}
+        new = ((after or {}).get(logical) or {}).get("Properties") or {}
+        why = tuple(f"{key} changes" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
+    return Change(action, kind, logical, why or (f"CloudFormation: {change['Action']}",))
+
+
+def _archive_uris(value: Any) -> list[str]:
+    """The model archives (``s3://.../model.tar.gz``) a template names."""
+    if isinstance(value, dict):
+        return [uri for inner in value.values() for uri in _archive_uris(inner)]
+    if isinstance(value, list):
+        return [uri for inner in value for uri in _archive_uris(inner)]
+    if isinstance(value, str) and value.startswith("s3://") and value.endswith("/model.tar.gz"):
+        return [value]
+    return []

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlflow_plugins.deploy.common import archives
 from mlflow_plugins.deploy.common.plan import Plan
-from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner
+from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner, check_owner
 from mlflow_plugins.deploy.ecs import _export
 from mlflow_plugins.deploy.ecs.config import EcsConfig, parse
 from mlflow_plugins.errors import ResourceConflict
@@ -76,13 +76,8 @@ class EcsStack:
         given = config.given_values() if isinstance(config, EcsConfig) else dict(config or {})
         found = self.owner(cluster, name, 60).stack()
         live = self.deployer._describe(cluster, name)
-        if live is not None and (found is None or found["StackStatus"] in EMPTY):
-            raise ResourceConflict(
-                kind="ECS service not owned by a stack",
-                name=f"{cluster}/{name}",
-                fix=f"Delete it (mlflow deployments delete -t ecs) and deploy with -C via=cloudformation, or import "
-                f"it into stack {stack_name(cluster, name)} with CloudFormation's resource import.",
-            )
+        tags = {t["key"]: t["value"] for t in live.get("tags") or []} if live is not None else None
+        check_owner("ECS service", f"{cluster}/{name}", tags, stack_name(cluster, name), "cloudformation")
         if create and found is not None and found["StackStatus"] not in EMPTY:
             raise ResourceConflict(
                 kind="stack", name=stack_name(cluster, name), fix="Use `mlflow deployments update`, or delete it first."

@@ -148,16 +148,34 @@ class EcsTarget:
         return resource_label(self.clients("elbv2"), cfg.target_group_arn)
 
     def delete(self, name: str, config: Any = None) -> None:
-        """A stack-owned service (``via=cloudformation``, or tagged by CloudFormation) goes with
-        its stack; any other through the API."""
+        """A stack-owned service goes with its stack (the suite's own stack only); any other
+        through the API. A dry run is refused: delete has no plan."""
+        if keys.dry_run(config):
+            raise InvalidValue(
+                name="dry_run",
+                value=True,
+                reason="dry_run plans create and update; delete has no plan",
+                allowed="dry_run with create or update",
+                fix=f"See what delete removes with `mlflow deployments get -t ecs --name {name}`; drop -C dry_run.",
+            )
         found = self._service(name, config)
-        tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])} if found else {}
-        if found is not None and (keys.via(config) == "cloudformation" or stack.owned(tags)):
+        if found is not None:
+            tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}
+            cluster, service = found[0], found[1]["serviceName"]
+            if stack.owned(tags):
+                stack.check_owner(
+                    "ECS service", f"{cluster}/{service}", tags, _stack.stack_name(cluster, service), "cloudformation"
+                )
             timeout = self.parse(config).timeout_seconds if isinstance(config, EcsConfig) else DEFAULT_TIMEOUT
             stacks = _stack.EcsStack(self.deployer)
-            if stacks.owner(found[0], found[1]["serviceName"], timeout).stack() is not None:
-                stacks.delete(found[0], found[1]["serviceName"], timeout)
+            stacked = stack.owned(tags) or keys.via(config) == "cloudformation"
+            if stacked and stacks.owner(cluster, service, timeout).stack() is not None:
+                stacks.delete(cluster, service, timeout)
                 return
+            if keys.via(config) == "cloudformation":
+                self.say(
+                    f"No stack owns ECS service {cluster}/{service} (it was deployed through the API): deleting it through the API"
+                )
         self.deployer.delete(name, config)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -222,15 +240,10 @@ class EcsTarget:
 def _refuse_if_stacked(found: tuple[str, dict[str, Any]] | None) -> None:
     """A stack-owned service changes through its stack only (an API deploy would change the
     stack's task definition and service behind its back)."""
-    if found is None:
-        return
-    tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}
-    if stack.owned(tags):
-        raise ResourceConflict(
-            kind="ECS service owned by a CloudFormation stack",
-            name=f"{found[0]}/{found[1]['serviceName']} (stack {tags[stack.OWNER_TAG]})",
-            fix="Deploy with -C via=cloudformation (or via: cloudformation in the hooks rule), or delete the stack.",
-        )
+    if found is not None:
+        tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}
+        where = f"{found[0]}/{found[1]['serviceName']}"
+        stack.check_owner("ECS service", where, tags, _stack.stack_name(*where.split("/")), "api")
 
 
 def _required(model_uri: str | None) -> str:

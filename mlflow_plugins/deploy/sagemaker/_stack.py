@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_plugins.deploy.common import archives
+from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.plan import Plan
 from mlflow_plugins.deploy.common.scaling import read_spec
-from mlflow_plugins.deploy.common.stack import EMPTY, PREFIX, StackOwner
+from mlflow_plugins.deploy.common.stack import PREFIX, StackOwner, check_owner
 from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _export
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
-from mlflow_plugins.errors import ResourceConflict
 
 
 def stack_name(endpoint: str) -> str:
@@ -48,7 +48,14 @@ class StackDeployer:
         return self.owner(name, cfg).plan(self._template(name, model_uri, cfg, upload=False))
 
     def deploy(self, name: str, model_uri: str, cfg: SageMakerConfig) -> dict[str, Any]:
-        self.owner(name, cfg).deploy(self._template(name, model_uri, cfg))
+        template = self._template(name, model_uri, cfg)
+        retained = template["Resources"]["Endpoint"]["Properties"].get("RetainAllVariantProperties")
+        if retained and "instance_count" in cfg.given:
+            self.deployer.say(
+                f"instance_count={cfg.instance_count} is the endpoint config's; autoscaling owns the live count "
+                "(RetainAllVariantProperties keeps it): change min_capacity and max_capacity to move it"
+            )
+        self.owner(name, cfg).deploy(template)
         return self.deployer.get(name)
 
     def delete(self, name: str, cfg: SageMakerConfig) -> None:
@@ -60,13 +67,13 @@ class StackDeployer:
     def _template(self, name: str, model_uri: str, cfg: SageMakerConfig, upload: bool = True) -> dict[str, Any]:
         """The deployment's template, once it is sure that a stack may own the endpoint."""
         found = self.stack(name, cfg)
-        if (found is None or found["StackStatus"] in EMPTY) and self.deployer.describe(name) is not None:
-            raise ResourceConflict(
-                kind="SageMaker endpoint not owned by a stack",
-                name=name,
-                fix=f"Delete it (mlflow deployments delete) and deploy with -C via=cloudformation, or import it into "
-                f"stack {stack_name(name)} with CloudFormation's resource import.",
-            )
+        described = self.deployer.describe(name)
+        tags = (
+            suite_labels.as_dict(self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"])
+            if described
+            else None
+        )
+        check_owner("SageMaker endpoint", name, tags, stack_name(name), "cloudformation")
         if found is not None:
             cfg = self._carried(name, cfg)
         return _export.template(_export.from_config(self.deployer, name, model_uri, cfg, folder(name), upload))

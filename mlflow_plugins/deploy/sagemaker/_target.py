@@ -43,15 +43,14 @@ class SageMakerTarget:
     def _refuse_if_stacked(self, name: str) -> None:
         """A stack-owned endpoint changes through its stack only (an API deploy would change the
         stack's resources behind its back, and delete its config and model after)."""
+        stack.check_owner("SageMaker endpoint", name, self._tags(name), _stack.stack_name(name), "api")
+
+    def _tags(self, name: str) -> dict[str, str] | None:
+        """The live endpoint's tags (None: there is no endpoint)."""
         described = self.deployer.describe(name)
-        tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
-        owner = suite_labels.as_dict(tags).get(stack.OWNER_TAG)
-        if owner:
-            raise ResourceConflict(
-                kind="SageMaker endpoint owned by a CloudFormation stack",
-                name=f"{name} (stack {owner})",
-                fix="Deploy with -C via=cloudformation (or via: cloudformation in the hooks rule), or delete the stack.",
-            )
+        if described is None:
+            return None
+        return suite_labels.as_dict(self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"])
 
     def create(self, name: str, model_uri: str, config: Any) -> dict[str, Any]:
         """A new endpoint (a dry run plans it, and fails as create would on one that exists)."""
@@ -101,15 +100,29 @@ class SageMakerTarget:
         return _export.template(_export.from_live(self.deployer, name, self.parse(config)), shared_stack)
 
     def delete(self, name: str, config: Any = None) -> None:
-        """A stack-owned endpoint (``via=cloudformation``, or tagged by CloudFormation) goes with
-        its stack; any other through the API."""
+        """A stack-owned endpoint goes with its stack (the suite's own stack only); any other
+        through the API. A dry run is refused: delete has no plan."""
         cfg = self.parse(config)
-        described = self.deployer.describe(name)
-        tags = self.deployer.sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"] if described else []
-        stacked = cfg.via == "cloudformation" or stack.owned(suite_labels.as_dict(tags))
-        if stacked and _stack.StackDeployer(self.deployer).stack(name, cfg) is not None:
-            _stack.StackDeployer(self.deployer).delete(name, cfg)
+        if cfg.dry_run:
+            raise InvalidValue(
+                name="dry_run",
+                value=True,
+                reason="dry_run plans create and update; delete has no plan",
+                allowed="dry_run with create or update",
+                fix=f"See what delete removes with `mlflow deployments get --name {name}`; drop -C dry_run to delete.",
+            )
+        tags = self._tags(name)
+        owner = (tags or {}).get(stack.OWNER_TAG)
+        if owner is not None:
+            stack.check_owner("SageMaker endpoint", name, tags, _stack.stack_name(name), "cloudformation")
+        stacks = _stack.StackDeployer(self.deployer)
+        if (owner is not None or cfg.via == "cloudformation") and stacks.stack(name, cfg) is not None:
+            stacks.delete(name, cfg)
             return
+        if cfg.via == "cloudformation" and tags is not None:
+            self.deployer.say(
+                f"No stack owns endpoint {name} (it was deployed through the API): deleting it through the API"
+            )
         self.deployer.delete(name, cfg)  # no stack: an endpoint made through the API, or none (says so)
 
     def get(self, name: str) -> dict[str, Any]:

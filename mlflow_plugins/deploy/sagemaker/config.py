@@ -300,8 +300,8 @@ def check_combinations(values: dict[str, Any]) -> None:
             "via",
             "cloudformation",
             "a stack's template describes the endpoint whole; a shadow or an added variant is a change to the live one",
-            "via=api with strategy=shadow or mode=add",
-            "Drop via=cloudformation, or deploy the model on its own.",
+            "via=api with strategy=shadow or mode=add (on an endpoint no stack owns)",
+            "Test the challenger on an endpoint of its own (a stack-owned endpoint takes no shadow), or use strategy=canary.",
         )
     if values["strategy"] == "rolling" and serverless:
         forbid(
