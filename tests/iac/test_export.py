@@ -120,7 +120,10 @@ def test_live_exports_of_an_ecs_service_and_a_multi_model_endpoint_pass_cfn_lint
     live = aws("ecs").describe_services(cluster="models", services=["churn"])["services"][0]
     definition = aws("ecs").describe_task_definition(taskDefinition=live["taskDefinition"])["taskDefinition"]
     container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
-    assert container["Command"] == definition["containerDefinitions"][0]["command"]  # the same archive
+    live_command = definition["containerDefinitions"][0]["command"]
+    assert container["Command"][:-1] == live_command[:-1]
+    assert container["Command"][-1].rsplit("/", 2)[1] == live_command[-1].rsplit("/", 2)[1]  # the same archive
+    assert "/_exports/ecs/models/churn/" in container["Command"][-1]  # a copy the template owns
     assert template["Resources"]["Service"]["Properties"]["DesiredCount"] == 2
     assert (
         template["Resources"]["ScalingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]

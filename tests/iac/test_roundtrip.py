@@ -1,8 +1,8 @@
 """A round trip on the sandbox: deploy directly, export the live endpoint (the ``export`` CLI),
 create a CloudFormation stack from the export under another endpoint name (a parameter), and the
 stack's endpoint is the direct deployment again: the same config, variants, model, scaling,
-alarms and provenance, and it predicts as the model does. (The template refers to the live
-endpoint's archive, which deleting that endpoint through the API would remove.)"""
+alarms and provenance, and it predicts as the model does. The template refers to a copy of the
+live archive under ``_exports/``, so deleting the direct deployment leaves the stack's model."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def deployed(aws, name: str) -> dict:
             {k: v for k, v in variant.items() if k != "ModelName"} for variant in config["ProductionVariants"]
         ],
         "capture": config.get("DataCaptureConfig"),
-        "container": {k: model["PrimaryContainer"].get(k) for k in ("Image", "ModelDataUrl", "Environment")},
+        "container": {k: model["PrimaryContainer"].get(k) for k in ("Image", "Environment")},
+        # the archive by its content address (the export refers to a copy of it under _exports/)
+        "archive": model["PrimaryContainer"]["ModelDataUrl"].rsplit("/", 2)[1],
         "role": model["ExecutionRoleArn"],
         "scaling": [
             (t["MinCapacity"], t["MaxCapacity"]) for t in scaling.describe_scalable_targets(**where)["ScalableTargets"]
@@ -118,7 +120,11 @@ def test_a_live_endpoint_exported_and_stacked_is_the_same_deployment(aws, models
     answer = sagemaker.invoke("churn-stack", payload, "application/json", {})
     assert json.loads(answer)["predictions"] == mlflow_predictions(models["v1"], rows)
 
+    sagemaker.delete("churn", CONFIG)  # the direct deployment's archive goes; the stack's copy stays
+    copy = template["Resources"]["Model"]["Properties"]["PrimaryContainer"]["ModelDataUrl"]
+    assert "/_exports/churn/" in copy
+    bucket, key = copy[len("s3://") :].split("/", 1)
+    assert aws("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     cloudformation.delete_stack(StackName="churn-stack")
-    assert [e["EndpointName"] for e in aws("sagemaker").list_endpoints()["Endpoints"]] == ["churn"]
+    assert aws("sagemaker").list_endpoints()["Endpoints"] == []
     assert aws("cloudwatch").describe_alarms(AlarmNamePrefix="churn-stack-")["MetricAlarms"] == []
-    assert deployed(aws, "churn") == direct  # the direct deployment is untouched

@@ -135,3 +135,17 @@ def delete_folder(s3: Any, bucket: str, folder: str) -> list[str]:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
             gone += [f"s3://{bucket}/{k['Key']}" for k in keys]
     return gone
+
+
+def copy_to(s3: Any, uri: str, folder: str) -> str:
+    """A content-addressed archive (``.../<digest>/model.tar.gz``) copied under ``folder`` of the
+    same bucket, unless it is there (a CopyObject: the bytes stay in S3); its new URI. An export
+    of a live deployment refers to the copy, which deleting that deployment leaves."""
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    parts = key.rsplit("/", 2)
+    if len(parts) != 3 or parts[2] != "model.tar.gz":
+        return uri  # not one of the suite's archives (a multi-model endpoint's prefix, say)
+    copy = f"s3://{bucket}/{PREFIX}/{folder}/{parts[1]}/model.tar.gz"
+    if not stored(s3, copy):
+        s3.copy_object(Bucket=bucket, Key=copy.split("/", 3)[3], CopySource={"Bucket": bucket, "Key": key})
+    return copy

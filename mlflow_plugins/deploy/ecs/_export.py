@@ -41,8 +41,9 @@ def from_config(
     return cfg, definition, suite_labels.as_dict(labels, "key", "value"), source
 
 
-def from_live(deployer: Any, name: str) -> tuple[EcsConfig, dict[str, Any], dict[str, str], str]:
-    """The live service ``[CLUSTER/]NAME`` as it runs: its config read back, its task definition."""
+def from_live(deployer: Any, name: str, copy: bool = True) -> tuple[EcsConfig, dict[str, Any], dict[str, str], str]:
+    """The live service ``[CLUSTER/]NAME`` as it runs: its config read back, its task definition
+    (with ``copy``, of an archive copied under ``_exports/``, which deleting the service leaves)."""
     cluster, service = deployer.locate(name)
     described = deployer.task_definition(service["taskDefinition"])
     definition = described["taskDefinition"]
@@ -54,6 +55,14 @@ def from_live(deployer: Any, name: str) -> tuple[EcsConfig, dict[str, Any], dict
         read = read_spec(deployer.clients("application-autoscaling"), found)
         values["autoscaling"] = {k: read[k] for k in SCALING_KEYS if read.get(k) is not None}  # cooldowns too
     request = {**definition, "tags": [{"key": k, "value": v} for k, v in labels.items()]}
+    live_uri = spec.model_uri_of(definition)
+    if copy and live_uri.startswith("s3://"):  # a copy the template owns: deleting the service leaves it
+        copy = archives.copy_to(
+            deployer.clients("s3"), live_uri, f"{archives.EXPORTS}/ecs/{cluster}/{service['serviceName']}"
+        )
+        container = dict(definition["containerDefinitions"][0])
+        container["command"] = [copy if part == live_uri else part for part in container.get("command") or []]
+        request["containerDefinitions"] = [container]
     return (
         parse(values),
         request,

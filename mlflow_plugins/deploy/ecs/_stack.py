@@ -82,7 +82,7 @@ class EcsStack:
             raise ResourceConflict(
                 kind="stack", name=stack_name(cluster, name), fix="Use `mlflow deployments update`, or delete it first."
             )
-        values = {**_export.from_live(self.deployer, f"{cluster}/{name}")[0].given_values()} if live else {}
+        values = _export.from_live(self.deployer, f"{cluster}/{name}", copy=False)[0].given_values() if live else {}
         cfg = parse({**values, **given, "cluster": cluster})
         made = _export.from_config(self.deployer, name, model_uri, cfg, folder(cluster, name), upload)
         return cfg, _export.template(name, *made)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_plugins import secrets
-from mlflow_plugins.deploy.common import cfn, images
+from mlflow_plugins.deploy.common import archives, cfn, images
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.scaling import read_spec
 from mlflow_plugins.deploy.sagemaker import _alarms, _autoscaling, _plan
@@ -111,6 +111,13 @@ def from_live(deployer: Any, name: str, cfg: SageMakerConfig) -> Parts:
                     key: described.get(key)
                     for key in ("PrimaryContainer", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation")
                 }
+                container = dict(models[logical]["PrimaryContainer"] or {})
+                if container.get("ModelDataUrl"):  # a copy the template owns: deleting the endpoint leaves it
+                    s3 = deployer.clients("s3")
+                    container["ModelDataUrl"] = archives.copy_to(
+                        s3, container["ModelDataUrl"], f"{archives.EXPORTS}/{name}"
+                    )
+                models[logical]["PrimaryContainer"] = container
     scaling_client = deployer.clients("application-autoscaling")
     scaling = {}
     for entry in config["ProductionVariants"]:
