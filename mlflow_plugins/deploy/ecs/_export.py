@@ -57,11 +57,11 @@ def from_live(deployer: Any, name: str, copy: bool = True) -> tuple[EcsConfig, d
     request = {**definition, "tags": [{"key": k, "value": v} for k, v in labels.items()]}
     live_uri = spec.model_uri_of(definition)
     if copy and live_uri.startswith("s3://"):  # a copy the template owns: deleting the service leaves it
-        copy = archives.copy_to(
+        copied = archives.copy_to(
             deployer.clients("s3"), live_uri, f"{archives.EXPORTS}/ecs/{cluster}/{service['serviceName']}"
         )
         container = dict(definition["containerDefinitions"][0])
-        container["command"] = [copy if part == live_uri else part for part in container.get("command") or []]
+        container["command"] = [copied if part == live_uri else part for part in container.get("command") or []]
         request["containerDefinitions"] = [container]
     return (
         parse(values),
