@@ -85,9 +85,11 @@ def update(self: parsing.ResourceMap, template: dict[str, Any], parameters: dict
             if logical_id in diff["Add"] or logical_id not in self._parsed_resources:
                 _ = self[logical_id]  # moto creates it (and what it refers to) on first read
             else:
-                self._parsed_resources[logical_id] = parsing.parse_and_update_resource(
+                changed = parsing.parse_and_update_resource(
                     logical_id, resources[logical_id], self, account_id=self._account_id, region_name=self._region_name
                 )
+                if changed is not None:  # None: a moto type without an update handler keeps its resource
+                    self._parsed_resources[logical_id] = changed
     except Exception as error:  # noqa: BLE001 - any failure rolls the whole update back
         kind = resources.get(current, {}).get("Type", "AWS::CloudFormation::Stack")
         _run(reversed(running.undo), "roll back")
