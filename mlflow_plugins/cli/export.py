@@ -72,17 +72,11 @@ def export(
         click.echo(text, nl=False)
 
 
-LIVE_KEYS = (  # what -C may set when the deployment is read from a live one
-    "strategy",
-    "canary_size",
-    "linear_step_size",
-    "bake_seconds",
-    "termination_wait_seconds",
-    "max_execution_seconds",
-    "alarms",
-    "region_name",
-    "assume_role_arn",
-)
+def _live_keys() -> tuple[str, ...]:
+    """What -C may set when the deployment is read from a live endpoint: the rollout, and where."""
+    from mlflow_plugins.deploy.sagemaker import STRATEGY_KEYS
+
+    return (*STRATEGY_KEYS, "region_name", "assume_role_arn")
 
 
 def _check_arguments(
@@ -105,7 +99,7 @@ def _check_arguments(
         raise click.UsageError(
             f"-t {target_uri} with {where}: --from-endpoint reads SageMaker, --from-service reads ECS. Drop -t or match it."
         )
-    allowed = LIVE_KEYS if from_endpoint else ("region_name",)
+    allowed = _live_keys() if from_endpoint else ("region_name",)
     extra = sorted(set(config) - set(allowed))
     if extra:
         raise click.UsageError(

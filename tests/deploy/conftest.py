@@ -8,6 +8,7 @@ import io
 import logging
 import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,30 @@ from tests.serving.conftest import save_sklearn_model, sklearn_model  # noqa: F4
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 ROLE = f"execution_role_arn={EXECUTION_ROLE_ARN}"
+
+
+def alarm_while_baking(aws, endpoint: str, alarm: str, create: bool = True) -> threading.Thread:
+    """A thread (not started) that sets ``alarm`` to ALARM once ``endpoint``'s update bakes; with
+    ``create``, the alarm is made first (5XX errors of the endpoint, as a user's own alarm)."""
+    if create:
+        aws("cloudwatch").put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
+    def trip() -> None:
+        aws.custom_waiter("Baking", BAKING).wait(EndpointName=endpoint)
+        aws("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+
+    return threading.Thread(target=trip)
+
+
 BAKING = {
     "operation": "DescribeEndpoint",
     "delay": 0.05,

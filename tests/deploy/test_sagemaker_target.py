@@ -4,13 +4,12 @@ else in process) and get_deploy_client, against the sandbox."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from mlflow.deployments import get_deploy_client
 
 from mlflow_plugins.sandbox import EXECUTION_ROLE_ARN
-from tests.deploy.conftest import BAKING, ROLE, leftovers, mlflow_predictions
+from tests.deploy.conftest import ROLE, alarm_while_baking, leftovers, mlflow_predictions
 from tests.serving.conftest import delivery_frame
 
 
@@ -63,22 +62,7 @@ def client_deployment_config(strategy: str) -> dict:
 def test_an_alarm_during_baking_rolls_back_and_fails_the_update(cli, aws, models):
     cli("create", "-t", "sagemaker-ops", "--name", "churn", "-m", models["v1"], "-C", ROLE, "-C", "instance_count=4")
     before = aws("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]
-    aws("cloudwatch").put_metric_alarm(
-        AlarmName="churn-5xx",
-        Namespace="AWS/SageMaker",
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
-
-    def trip() -> None:
-        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
-        aws("cloudwatch").set_alarm_state(AlarmName="churn-5xx", StateValue="ALARM", StateReason="errors")
-
-    tripper = threading.Thread(target=trip)
+    tripper = alarm_while_baking(aws, "churn", "churn-5xx")
     tripper.start()
     failed = cli(
         "update",
@@ -374,11 +358,7 @@ def test_auto_alarms_guard_the_rollout_and_go_with_the_deployment(cli, aws, mode
         "VariantName": "primary",
     }
 
-    def trip() -> None:
-        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
-        cloudwatch.set_alarm_state(AlarmName="churn-primary-model-latency", StateValue="ALARM", StateReason="slow")
-
-    tripper = threading.Thread(target=trip)
+    tripper = alarm_while_baking(aws, "churn", "churn-primary-model-latency", create=False)
     tripper.start()
     failed = cli(
         "update",

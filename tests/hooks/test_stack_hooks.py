@@ -4,9 +4,7 @@ rolls the stack back, shown as ROLLED_BACK on the model version with CloudFormat
 
 from __future__ import annotations
 
-import threading
-
-from tests.deploy.conftest import BAKING
+from tests.deploy.conftest import alarm_while_baking
 from tests.hooks.conftest import eventually, policy_text
 
 STACK = "mlflow-sagemaker-ops-churn-stack"
@@ -17,17 +15,7 @@ GUARDED = (
 
 
 def test_a_stage_change_deploys_through_a_stack_and_an_alarm_rolls_it_back(registry, controllers, aws):
-    cloudwatch = aws("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="churn-stack-5xx",
-        Namespace="AWS/SageMaker",
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    tripper = alarm_while_baking(aws, "churn-stack", "churn-stack-5xx")  # the alarm exists from here
     model = registry.new_model(versions=2)
     controller = controllers(policy_text("churn-stack", model, extra=GUARDED), registry)
 
@@ -42,11 +30,6 @@ def test_a_stage_change_deploys_through_a_stack_and_an_alarm_rolls_it_back(regis
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["RegisteredModel"] == model and outputs["ModelVersion"] == "1"
 
-    def trip() -> None:
-        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn-stack")
-        cloudwatch.set_alarm_state(AlarmName="churn-stack-5xx", StateValue="ALARM", StateReason="errors")
-
-    tripper = threading.Thread(target=trip)
     tripper.start()
     registry.transition(model, "2", "Production")
     eventually(

@@ -5,13 +5,12 @@ the endpoint update rolls the stack back, and the deploy fails with CloudFormati
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
 from mlflow_plugins.errors import AwsCallFailed, InvalidValue, OwnedElsewhere, ResourceConflict
 from tests.contract.conftest import sandbox_calls
-from tests.deploy.conftest import BAKING
+from tests.deploy.conftest import alarm_while_baking
 from tests.iac.test_export import ROLE, target
 
 STACK = "mlflow-sagemaker-ops-churn"
@@ -78,22 +77,7 @@ def test_a_stack_owns_the_endpoint_through_create_update_rollback_and_delete(aws
     assert len(aws("sagemaker").list_endpoint_configs()["EndpointConfigs"]) == 1
 
     # An alarm during the canary's bake: SageMaker rolls the endpoint back, and the stack with it.
-    aws("cloudwatch").put_metric_alarm(
-        AlarmName="churn-5xx",
-        Namespace="AWS/SageMaker",
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
-
-    def trip() -> None:
-        aws.custom_waiter("Baking", BAKING).wait(EndpointName="churn")
-        aws("cloudwatch").set_alarm_state(AlarmName="churn-5xx", StateValue="ALARM", StateReason="errors")
-
-    tripper = threading.Thread(target=trip)
+    tripper = alarm_while_baking(aws, "churn", "churn-5xx")
     tripper.start()
     guarded = {**VIA, "strategy": "canary", "bake_seconds": 900, "alarms": "churn-5xx", "instance_count": 2}
     with pytest.raises(AwsCallFailed) as failed:

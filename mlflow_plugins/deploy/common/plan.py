@@ -105,6 +105,19 @@ def changed_keys(name: str, live: Mapping[str, Any] | None, wanted: Mapping[str,
     return tuple(f"{name} {', '.join(keys)} {word}" for word, keys in kinds.items() if keys)
 
 
+def require_model_uri(model_uri: str | None) -> str:
+    """A stack's template, or a plan of one, names its model: ``-m`` is required."""
+    from mlflow_plugins.errors import MissingSetting
+
+    if model_uri is None:
+        raise MissingSetting(
+            name="model URI (-m)",
+            allowed="any MLflow model URI (a stack's template names its model)",
+            fix="Pass -m models:/name/version.",
+        )
+    return model_uri
+
+
 def plan_of(target: str, deployment: str, changes: Iterable[Change | None], wrote: str | None = None) -> Plan:
     kept = tuple(change for change in changes if change is not None)
     return Plan(target, deployment, kept) if wrote is None else Plan(target, deployment, kept, wrote)

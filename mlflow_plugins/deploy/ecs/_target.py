@@ -10,7 +10,7 @@ from typing import Any
 
 from mlflow_plugins.deploy.common import archives, keys, s3uri, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
-from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of
+from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of, require_model_uri
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
 from mlflow_plugins.deploy.ecs import _export, _stack
 from mlflow_plugins.deploy.ecs import _spec as spec
@@ -76,7 +76,7 @@ class EcsTarget:
         failed = found is not None and (_primary(found[1]) or {}).get("rolloutState") == "FAILED"
         if keys.via(config) == "cloudformation":
             where, named = self._where(name, config, found)
-            return _stack.EcsStack(self.deployer).plan(where, named, _required(model_uri), config)
+            return _stack.EcsStack(self.deployer).plan(where, named, require_model_uri(model_uri), config)
         _refuse_if_stacked(found)
         if found is not None and not failed:
             return self.deployer.plan(name, model_uri, config)
@@ -115,7 +115,9 @@ class EcsTarget:
         found = self._service(name, config)
         if keys.via(config) == "cloudformation":
             cluster, service = self._where(name, config, found)
-            return _stack.EcsStack(self.deployer).deploy(cluster, service, _required(model_uri), config, create=False)
+            return _stack.EcsStack(self.deployer).deploy(
+                cluster, service, require_model_uri(model_uri), config, create=False
+            )
         _refuse_if_stacked(found)
         return self.deployer.update(name, model_uri, config)
 
@@ -244,16 +246,6 @@ def _refuse_if_stacked(found: tuple[str, dict[str, Any]] | None) -> None:
         tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}
         where = f"{found[0]}/{found[1]['serviceName']}"
         stack.check_owner("ECS service", where, tags, _stack.stack_name(*where.split("/")), "api")
-
-
-def _required(model_uri: str | None) -> str:
-    if model_uri is None:
-        raise MissingSetting(
-            name="model URI (-m)",
-            allowed="any MLflow model URI (a stack's template names its model)",
-            fix="Pass -m models:/name/version.",
-        )
-    return model_uri
 
 
 def _split(name: str, config: Any) -> tuple[str | None, str]:

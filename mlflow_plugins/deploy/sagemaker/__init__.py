@@ -2,6 +2,7 @@
 and models on multi-model endpoints (:class:`MultiModelTarget`, plus the endpoint API of
 :class:`MultiModelDeployer`). Everything else in this package is private to it."""
 
+from mlflow_plugins.deploy.sagemaker._export import STRATEGY_KEYS
 from mlflow_plugins.deploy.sagemaker._mme import LINEAGE_TARGET as MME_KIND
 from mlflow_plugins.deploy.sagemaker._mme import MultiModelDeployer
 from mlflow_plugins.deploy.sagemaker._requests import deployment_config
@@ -14,6 +15,7 @@ __all__ = [
     "MultiModelDeployer",
     "MultiModelTarget",
     "SageMakerConfig",
+    "STRATEGY_KEYS",
     "SageMakerTarget",
     "deployment_config",
     "parse",

@@ -12,12 +12,12 @@ from typing import Any
 from mlflow_plugins.deploy.common import archives, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
-from mlflow_plugins.deploy.common.plan import Plan
+from mlflow_plugins.deploy.common.plan import Plan, require_model_uri
 from mlflow_plugins.deploy.contract import SERVING, Live
 from mlflow_plugins.deploy.sagemaker import _export, _live, _mme, _stack
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, stderr
 from mlflow_plugins.deploy.sagemaker.config import SageMakerConfig, parse
-from mlflow_plugins.errors import InvalidValue, MissingSetting, ResourceConflict, ResourceNotFound
+from mlflow_plugins.errors import InvalidValue, ResourceConflict, ResourceNotFound
 
 
 class SageMakerTarget:
@@ -36,7 +36,7 @@ class SageMakerTarget:
     def plan(self, name: str, model_uri: str | None, config: Any) -> Plan:
         cfg = self.parse(config)
         if cfg.via == "cloudformation":
-            return _stack.StackDeployer(self.deployer).plan(name, _required(model_uri), cfg)
+            return _stack.StackDeployer(self.deployer).plan(name, require_model_uri(model_uri), cfg)
         self._refuse_if_stacked(name)
         return self.deployer.plan(name, model_uri, cfg)
 
@@ -83,7 +83,7 @@ class SageMakerTarget:
                 )
             return self.plan(name, model_uri, cfg).answer()
         if cfg.via == "cloudformation":
-            return _stack.StackDeployer(self.deployer).deploy(name, _required(model_uri), cfg)
+            return _stack.StackDeployer(self.deployer).deploy(name, require_model_uri(model_uri), cfg)
         self._refuse_if_stacked(name)
         return self.deployer.update(name, model_uri, cfg if cfg.mode else cfg.replace(mode="replace"))
 
@@ -280,16 +280,6 @@ def _no_model_uri() -> InvalidValue:
         allowed="any MLflow model URI",
         fix="Pass -m models:/name/version.",
     )
-
-
-def _required(model_uri: str | None) -> str:
-    if model_uri is None:
-        raise MissingSetting(
-            name="model URI (-m)",
-            allowed="any MLflow model URI (a stack's template names its model)",
-            fix="Pass -m models:/name/version.",
-        )
-    return model_uri
 
 
 def split_name(name: str) -> tuple[str, str]:
