@@ -10,13 +10,12 @@ stderr. A registered model version's job is mirrored into lineage.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 from typing import Any
 
 import click
 
+from mlflow_plugins.cli._output import log_to_stderr
 from mlflow_plugins.deploy.batch import KEYS, BatchTransform, parse
 
 # MLflow's option names where they differ from the key, and its short flags
@@ -86,7 +85,7 @@ def batch_transform(model_uri: str, extra: tuple[str, ...], asynchronous: bool |
     if vpc and not str(vpc).lstrip().startswith("{") and os.path.isfile(vpc):  # MLflow's -v: a JSON file
         with open(vpc) as handle:
             config["vpc_config"] = handle.read()
-    _log_to_stderr()
+    log_to_stderr()
     try:
         cfg = parse(config)
         clients = make_clients(AwsSettings(region=cfg.region_name, assume_role_arn=cfg.assume_role_arn))
@@ -107,12 +106,3 @@ def batch_transform(model_uri: str, extra: tuple[str, ...], asynchronous: bool |
         )
         answer["lineage"] = problem or ("written" if result.registered_model else "not a registered model version")
     click.echo(json.dumps(answer, indent=2, default=str))
-
-
-def _log_to_stderr() -> None:
-    logger = logging.getLogger("mlflow_plugins")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)

@@ -10,12 +10,12 @@ referenced), or read from a live endpoint or ECS service (``--from-endpoint``,
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from mlflow_plugins.cli._output import log_to_stderr
 
 FORMATS = ("cloudformation", "cdk")
 KINDS = {"sagemaker": "sagemaker", "sagemaker-ops": "sagemaker", "ecs": "ecs"}
@@ -49,7 +49,7 @@ def export(
 
     from mlflow_plugins.errors import OpsError
 
-    _log_to_stderr()
+    log_to_stderr()
     config = _config(extra)
     _check_arguments(target_uri, model_uri, config, from_endpoint, from_service)
     _check_output(fmt, output)  # before any upload
@@ -188,12 +188,3 @@ def _config(extra: tuple[str, ...]) -> dict[str, Any]:
             raise click.UsageError(f"-C {item!r} is not KEY=VALUE. Example: -C instance_count=2")
         config[key.strip()] = value
     return config
-
-
-def _log_to_stderr() -> None:
-    logger = logging.getLogger("mlflow_plugins")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
