@@ -120,7 +120,8 @@ class Controller:
         seen, digest = _stat(path), _digest(path)
         while not self.stopping.is_set():
             asked = self._reload_asked.wait(WATCH_SECONDS)
-            self._reload_asked.clear()
+            if asked:  # cleared only when seen: a SIGHUP just after a timed-out wait waits for the next turn
+                self._reload_asked.clear()
             if self.stopping.is_set():
                 return
             now = _stat(path)
