@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from mlflow_plugins import secrets
 from mlflow_plugins.cli._output import log_to_stderr
 
 FORMATS = ("cloudformation", "cdk")
@@ -58,7 +59,8 @@ def export(
             target_uri, name, model_uri, config, from_endpoint, from_service, shared_stack
         )
     except (OpsError, MlflowException) as error:
-        raise click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise click.ClickException(secrets.redact(first)) from None  # a tracking URI's password never shows
     if fmt == "cdk":
         _write_cdk(template, deployment, output)
         return

@@ -118,6 +118,21 @@ def require_model_uri(model_uri: str | None) -> str:
     return model_uri
 
 
+def refuse_dry_run_delete(config: Any, get_command: str) -> None:
+    """Delete has no plan: ``dry_run`` is refused, not ignored (it would delete)."""
+    from mlflow_plugins.deploy.common.keys import dry_run
+    from mlflow_plugins.errors import InvalidValue
+
+    if dry_run(config):
+        raise InvalidValue(
+            name="dry_run",
+            value=True,
+            reason="dry_run plans create and update; delete has no plan",
+            allowed="dry_run with create or update",
+            fix=f"See what delete removes with `{get_command}`; drop -C dry_run to delete.",
+        )
+
+
 def plan_of(target: str, deployment: str, changes: Iterable[Change | None], wrote: str | None = None) -> Plan:
     kept = tuple(change for change in changes if change is not None)
     return Plan(target, deployment, kept) if wrote is None else Plan(target, deployment, kept, wrote)

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlflow_plugins.deploy.common import archives, keys, s3uri, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
-from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of, require_model_uri
+from mlflow_plugins.deploy.common.plan import DELETE, Change, Plan, plan_of, refuse_dry_run_delete, require_model_uri
 from mlflow_plugins.deploy.contract import FAILED, SERVING, Live
 from mlflow_plugins.deploy.ecs import _export, _stack
 from mlflow_plugins.deploy.ecs import _spec as spec
@@ -152,14 +152,7 @@ class EcsTarget:
     def delete(self, name: str, config: Any = None) -> None:
         """A stack-owned service goes with its stack (the suite's own stack only); any other
         through the API. A dry run is refused: delete has no plan."""
-        if keys.dry_run(config):
-            raise InvalidValue(
-                name="dry_run",
-                value=True,
-                reason="dry_run plans create and update; delete has no plan",
-                allowed="dry_run with create or update",
-                fix=f"See what delete removes with `mlflow deployments get -t ecs --name {name}`; drop -C dry_run.",
-            )
+        refuse_dry_run_delete(config, f"mlflow deployments get -t ecs --name {name}")
         found = self._service(name, config)
         if found is not None:
             tags = {t["key"]: t["value"] for t in (found[1].get("tags") or [])}

@@ -12,7 +12,7 @@ from typing import Any
 from mlflow_plugins.deploy.common import archives, stack
 from mlflow_plugins.deploy.common import labels as suite_labels
 from mlflow_plugins.deploy.common.keys import DRY_RUN_KEY, typed_values
-from mlflow_plugins.deploy.common.plan import Plan, require_model_uri
+from mlflow_plugins.deploy.common.plan import Plan, refuse_dry_run_delete, require_model_uri
 from mlflow_plugins.deploy.contract import SERVING, Live
 from mlflow_plugins.deploy.sagemaker import _export, _live, _mme, _stack
 from mlflow_plugins.deploy.sagemaker._deployer import SageMakerDeployer, Say, check_name, stderr
@@ -103,14 +103,7 @@ class SageMakerTarget:
         """A stack-owned endpoint goes with its stack (the suite's own stack only); any other
         through the API. A dry run is refused: delete has no plan."""
         cfg = self.parse(config)
-        if cfg.dry_run:
-            raise InvalidValue(
-                name="dry_run",
-                value=True,
-                reason="dry_run plans create and update; delete has no plan",
-                allowed="dry_run with create or update",
-                fix=f"See what delete removes with `mlflow deployments get --name {name}`; drop -C dry_run to delete.",
-            )
+        refuse_dry_run_delete(cfg, f"mlflow deployments get --name {name}")
         tags = self._tags(name)
         owner = (tags or {}).get(stack.OWNER_TAG)
         if owner is not None:
